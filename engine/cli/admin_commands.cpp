@@ -1,0 +1,110 @@
+#include "admin_commands.hpp"
+
+#include <iostream>
+#include <pqxx/pqxx>
+
+#include "mdsync/rules/rules_reader.hpp"
+#include "mdsync/store/control_schema.hpp"
+#include "mdsync/store/db_connection.hpp"
+#include "mdsync/store/ruleset_store.hpp"
+#include "mdsync/store/side_store.hpp"
+
+namespace mdsync::cli {
+
+namespace {
+
+core::Ruleset checked_folder(const config::Config& config, rules::RuleTexts* texts_out) {
+  rules::RuleTexts texts = rules::read_rules_dir(config.rules_dir);
+  core::Ruleset rs = rules::check_rules(texts, config.rules_context(), config.rules_dir);
+  if (texts_out) *texts_out = std::move(texts);
+  return rs;
+}
+
+store::PgConnection control(const config::Config& config) {
+  return store::connect(config.control_dsn, store::Role::kControl, "control store");
+}
+
+}  // namespace
+
+int cmd_init(const config::Config& config) {
+  auto conn = control(config);
+  const auto applied = store::migrate_control(*conn);
+  if (applied.empty())
+    std::cout << "control store: schema up to date (version "
+              << store::control_schema_version(*conn) << ")\n";
+  for (const auto& name : applied) std::cout << "control store: applied migration " << name << "\n";
+
+  for (const config::SideConfig& side : config.sides) {
+    store::SideStore store(config, side);
+    store.check_mappings();
+    const auto changes = store.install_capture();
+    if (changes.empty()) std::cout << "side " << side.name << ": capture already installed\n";
+    for (const auto& c : changes) std::cout << "side " << side.name << ": " << c << "\n";
+  }
+
+  if (auto version = store::latest_ruleset_version(*conn)) {
+    std::cout << "ruleset v" << *version << " in force (change it with `mdsync rules apply`)\n";
+  } else {
+    rules::RuleTexts texts;
+    checked_folder(config, &texts);
+    bool created = false;
+    const auto v = store::apply_ruleset(*conn, texts, &created);
+    std::cout << "ruleset v" << v << " applied from " << config.rules_dir << "\n";
+  }
+  return 0;
+}
+
+int cmd_rules_check(const config::Config& config) {
+  const core::Ruleset rs = checked_folder(config, nullptr);
+  for (const auto& [name, entity] : rs.entities)
+    std::cout << "ok: " << name << " (" << entity.units.size() << " units, " << entity.fields.size()
+              << " fields)\n";
+  return 0;
+}
+
+int cmd_rules_apply(const config::Config& config) {
+  rules::RuleTexts texts;
+  checked_folder(config, &texts);
+  auto conn = control(config);
+  bool created = false;
+  const auto v = store::apply_ruleset(*conn, texts, &created);
+  if (created)
+    std::cout << "ruleset v" << v << " applied from " << config.rules_dir << "\n";
+  else
+    std::cout << "unchanged: ruleset v" << v << " already holds these rules\n";
+  return 0;
+}
+
+int cmd_rules_show(const config::Config& config, const std::optional<std::string>& entity) {
+  auto conn = control(config);
+  const core::Ruleset rs = store::load_ruleset(*conn, config);
+  std::cout << "ruleset v" << rs.version << "\n";
+  bool found = false;
+  for (const auto& [name, rules] : rs.entities) {
+    if (entity && *entity != name) continue;
+    found = true;
+    std::cout << "\n" << rules::describe(rules);
+  }
+  if (entity && !found) {
+    std::cerr << "mdsync: '" << *entity << "' is not an entity of the ruleset\n";
+    return 1;
+  }
+  return 0;
+}
+
+int cmd_rules_diff(const config::Config& config) {
+  const core::Ruleset folder = checked_folder(config, nullptr);
+  auto conn = control(config);
+  const core::Ruleset in_force = store::load_ruleset(*conn, config);
+  const auto lines = rules::diff_rules(in_force, folder);
+  if (lines.empty()) {
+    std::cout << "no differences between ruleset v" << in_force.version << " and "
+              << config.rules_dir << "\n";
+    return 0;
+  }
+  std::cout << "ruleset v" << in_force.version << " -> " << config.rules_dir << ":\n";
+  for (const auto& l : lines) std::cout << "  " << l << "\n";
+  return 0;
+}
+
+}  // namespace mdsync::cli

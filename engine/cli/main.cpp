@@ -1,0 +1,185 @@
+// The mdsync binary: the steward CLI and the service in one. Parses the command line with
+// CLI11, loads the config, dispatches, and maps failures to the documented exit codes:
+// 0 ok, 1 the request failed (message on stderr), 2 usage error.
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+
+#include "admin_commands.hpp"
+#include "mdsync/log/event_log.hpp"
+#include "mdsync/rules/located_json.hpp"
+#include "mdsync/service/service.hpp"
+#include "steward_commands.hpp"
+
+namespace {
+
+constexpr int kUsage = 2;
+
+std::string default_config_path() {
+  if (const char* env = std::getenv("MDSYNC_CONFIG"); env && *env) return env;
+  return "mdsync.json";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace mdsync;
+  CLI::App app{
+      "mdsync keeps master data (customers, products, ...) consistent between systems\n"
+      "of record, enforcing a per-field ownership policy that data stewards edit.",
+      "mdsync"};
+  app.require_subcommand(1);
+  std::string config_path;
+  std::string log_level;
+  app.add_option("--config", config_path,
+                 "Config file (default: $MDSYNC_CONFIG, else ./mdsync.json)");
+  app.add_option("--log-level", log_level,
+                 "debug, info, warn or error (default: info for run, warn otherwise)")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+
+  auto* init = app.add_subcommand("init",
+                                  "Create or upgrade the control schema, check every side's "
+                                  "mapping, install capture; idempotent");
+
+  auto* rules = app.add_subcommand("rules", "Check, apply, show or diff the ownership rules");
+  rules->require_subcommand(1);
+  auto* rules_check = rules->add_subcommand(
+      "check", "Check the rules folder against the config; no database needed");
+  auto* rules_apply =
+      rules->add_subcommand("apply", "Check the rules folder and save it as a new ruleset version");
+  auto* rules_show = rules->add_subcommand("show", "Print the ruleset in force");
+  std::optional<std::string> show_entity;
+  rules_show->add_option("--entity", show_entity, "Only this entity");
+  auto* rules_diff = rules->add_subcommand("diff", "Show what `rules apply` would change");
+
+  auto* run = app.add_subcommand("run", "Run the sync service until SIGTERM/SIGINT");
+  service::RunOptions run_options;
+  run->add_flag("--once", run_options.once,
+                "Drain everything pending, then exit (1 if something could not be drained)");
+  run->add_option("--seed", run_options.seed, "Seed for retry jitter (default: random, logged)");
+
+  auto* status =
+      app.add_subcommand("status", "Lag, backlog, open conflicts and last error, per side");
+  bool status_json = false;
+  status->add_flag("--json", status_json, "Machine-readable output");
+
+  auto* conflicts = app.add_subcommand("conflicts", "Review and resolve the conflict queue");
+  conflicts->require_subcommand(1);
+  auto* c_list = conflicts->add_subcommand("list", "List conflicts (open ones by default)");
+  store::ConflictFilter filter;
+  bool list_json = false;
+  c_list->add_option("--entity", filter.entity, "Only this entity");
+  c_list->add_option("--field", filter.field, "Only conflicts on this field (or its group)");
+  c_list->add_option("--kind", filter.kind, "Only this kind")
+      ->check(CLI::IsMember({"concurrent_edit", "foreign_write", "invalid_value",
+                             "unauthorized_create", "foreign_delete", "possible_duplicate"}));
+  c_list->add_option("--status", filter.status, "open (default), resolved, dismissed or all")
+      ->check(CLI::IsMember({"open", "resolved", "dismissed", "all"}));
+  c_list->add_flag("--json", list_json, "Machine-readable output");
+
+  auto* c_show = conflicts->add_subcommand("show", "Show one conflict with its competing values");
+  std::int64_t show_id = 0;
+  bool show_json = false;
+  c_show->add_option("ID", show_id, "Conflict id")->required();
+  c_show->add_flag("--json", show_json, "Machine-readable output");
+
+  auto* c_resolve = conflicts->add_subcommand(
+      "resolve", "Resolve conflicts by taking a side's value or giving one");
+  cli::ResolveRequest resolve;
+  c_resolve->add_option("ID", resolve.ids, "Conflict ids");
+  auto* take = c_resolve->add_option("--take", resolve.take_side, "Take the value this side holds");
+  auto* value = c_resolve->add_option("--value", resolve.value_json,
+                                      "Set this JSON value (or {field: value} for a group)");
+  take->excludes(value);
+  c_resolve->add_option("--note", resolve.note, "A note kept with the resolution");
+  auto* all =
+      c_resolve->add_flag("--all", resolve.all, "Every open conflict of --entity (and --field)");
+  auto* r_entity = c_resolve->add_option("--entity", resolve.entity, "With --all: the entity");
+  c_resolve->add_option("--field", resolve.field, "With --all: only this field");
+  std::optional<std::string> link;
+  c_resolve->add_option("--link", link,
+                        "possible_duplicate: link to SIDE:ROWKEY instead of creating");
+  all->needs(r_entity);
+
+  auto* c_dismiss =
+      conflicts->add_subcommand("dismiss", "Close conflicts keeping the golden value");
+  cli::ResolveRequest dismiss;
+  dismiss.dismiss = true;
+  c_dismiss->add_option("ID", dismiss.ids, "Conflict ids")->required();
+  c_dismiss->add_option("--note", dismiss.note, "A note kept with the resolution");
+
+  auto* records = app.add_subcommand("records", "Look at golden records");
+  records->require_subcommand(1);
+  auto* r_show = records->add_subcommand(
+      "show", "Show a golden record, its links to every side and its conflicts");
+  std::string rec_entity, rec_id;
+  bool rec_history = false, rec_json = false;
+  r_show->add_option("ENTITY", rec_entity, "Entity name")->required();
+  r_show->add_option("ID", rec_id, "Golden id, or SIDE:ROWKEY")->required();
+  r_show->add_flag("--history", rec_history, "Include the record's audit trail");
+  r_show->add_flag("--json", rec_json, "Machine-readable output");
+
+  auto* audit = app.add_subcommand("audit", "The audit trail of golden changes and decisions");
+  store::AuditFilter audit_filter;
+  bool audit_json = false;
+  audit->add_option("--entity", audit_filter.entity, "Only this entity");
+  audit->add_option("--id", audit_filter.golden_id, "Only this golden id");
+  audit->add_option("--since", audit_filter.since, "Only rows at or after this time (ISO 8601)");
+  audit->add_flag("--json", audit_json, "Machine-readable output");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "mdsync: " << e.what() << " (see 'mdsync --help')\n";
+    return kUsage;
+  }
+
+  if (*c_resolve) {
+    if (link) {
+      std::cerr << "mdsync: --link resolves possible_duplicate conflicts, which need match keys; "
+                   "not available in this version\n";
+      return 1;
+    }
+    if (!resolve.take_side && !resolve.value_json) {
+      std::cerr << "mdsync: conflicts resolve needs --take SIDE or --value JSON (see 'mdsync "
+                   "conflicts resolve --help')\n";
+      return kUsage;
+    }
+    if (resolve.all == !resolve.ids.empty()) {
+      std::cerr << "mdsync: give conflict ids or --all --entity E, not both or neither (see "
+                   "'mdsync conflicts resolve --help')\n";
+      return kUsage;
+    }
+  }
+
+  log::init(log::level_from_string(log_level.empty() ? (*run ? "info" : "warn") : log_level));
+  if (config_path.empty()) config_path = default_config_path();
+  try {
+    const config::Config config = config::load_config(config_path);
+    if (*init) return cli::cmd_init(config);
+    if (*rules_check) return cli::cmd_rules_check(config);
+    if (*rules_apply) return cli::cmd_rules_apply(config);
+    if (*rules_show) return cli::cmd_rules_show(config, show_entity);
+    if (*rules_diff) return cli::cmd_rules_diff(config);
+    if (*run) return service::run(config, run_options);
+    if (*status) return cli::cmd_status(config, status_json);
+    if (*c_list) return cli::cmd_conflicts_list(config, filter, list_json);
+    if (*c_show) return cli::cmd_conflicts_show(config, show_id, show_json);
+    if (*c_resolve) return cli::cmd_conflicts_resolve(config, resolve);
+    if (*c_dismiss) return cli::cmd_conflicts_resolve(config, dismiss);
+    if (*r_show) return cli::cmd_records_show(config, rec_entity, rec_id, rec_history, rec_json);
+    if (*audit) return cli::cmd_audit(config, audit_filter, audit_json);
+  } catch (const rules::CheckError& e) {
+    for (const auto& d : e.diagnostics()) std::cerr << d.to_string() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "mdsync: " << e.what() << "\n";
+    return 1;
+  }
+  std::cerr << "mdsync: nothing to do (see 'mdsync --help')\n";
+  return kUsage;
+}

@@ -1,0 +1,37 @@
+// Steward commands of the mdsync CLI: the conflict queue (list, show, resolve, dismiss),
+// records, the audit trail and status. JSON output is the store's documents as they are;
+// text output renders them for a terminal, with values JSON-quoted so no byte hides.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mdsync/config/config.hpp"
+#include "mdsync/store/conflict_queue.hpp"
+#include "mdsync/store/record_view.hpp"
+
+namespace mdsync::cli {
+
+int cmd_conflicts_list(const config::Config& config, const store::ConflictFilter& filter,
+                       bool json);
+int cmd_conflicts_show(const config::Config& config, std::int64_t id, bool json);
+
+struct ResolveRequest {
+  std::vector<std::int64_t> ids;
+  bool all = false;  // with entity (and field): every matching open conflict
+  std::optional<std::string> entity, field;
+  std::optional<std::string> take_side;
+  std::optional<std::string> value_json;
+  std::optional<std::string> note;
+  bool dismiss = false;
+};
+int cmd_conflicts_resolve(const config::Config& config, const ResolveRequest& request);
+
+int cmd_records_show(const config::Config& config, const std::string& entity, const std::string& id,
+                     bool history, bool json);
+int cmd_audit(const config::Config& config, const store::AuditFilter& filter, bool json);
+int cmd_status(const config::Config& config, bool json);
+
+}  // namespace mdsync::cli

@@ -1,0 +1,71 @@
+// The core's output: a plan of decisions for one change or one steward resolution. Each
+// decision names the rule and ruleset version that made it and says why in one line; the
+// whole plan prints as text, so a failing test or an audit query shows the full reasoning.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "mdsync/core/record_state.hpp"
+#include "mdsync/core/value.hpp"
+
+namespace mdsync::core {
+
+enum class Outcome {
+  kNoChange,      // the side's value equals its base: it did not change the unit
+  kAgree,         // the side's value equals golden: only its base moves
+  kAccept,        // the side's value becomes golden
+  kRevert,        // a foreign write: golden kept, the owner's value goes back to the side
+  kKeepGolden,    // a concurrent edit the rule decided for the golden value
+  kQuarantine,    // a conflict was opened for a steward
+  kAttach,        // the unit is held by an open conflict; the value joins it
+  kInvalid,       // the value failed validation; an invalid_value conflict holds it
+  kCreate,        // a new golden record from this side
+  kRejectCreate,  // the side may not create records: unauthorized_create
+  kDelete,        // the delete owner deleted the record
+  kRestore,       // a foreign delete: the row is re-created on the side
+  kResolve,       // a steward resolved a conflict
+  kDismiss,       // a steward dismissed a conflict, keeping golden
+};
+const char* to_string(Outcome o);
+
+struct UnitDecision {
+  std::string unit;
+  Outcome outcome = Outcome::kNoChange;
+  FieldValues before;    // golden values of the unit's members before
+  FieldValues after;     // golden values after (equal to before unless golden changed)
+  FieldValues proposed;  // what the side (or steward) proposed
+  std::string rule;      // "customer.credit_limit owner=erp on_foreign_write=revert"
+  std::string reason;    // one line for the audit trail and the CLI
+  bool golden_changed() const { return before != after; }
+};
+
+struct ConflictOpened {
+  std::string unit;
+  ConflictKind kind = ConflictKind::kConcurrentEdit;
+  std::map<std::string, FieldValues> values;  // by side (and "golden"): the competing values
+  std::string reason;
+};
+
+struct ConflictAttached {
+  std::int64_t conflict_id = 0;
+  std::string side;
+  FieldValues values;
+};
+
+struct Plan {
+  std::string entity;
+  std::string source;  // "crm#42" for a change, "steward:alice" for a resolution
+  std::int64_t ruleset_version = 0;
+  std::vector<UnitDecision> decisions;
+  std::vector<ConflictOpened> opened;
+  std::vector<ConflictAttached> attached;
+  std::vector<std::int64_t> closed;  // conflicts a resolution closed
+  bool unlink_source = false;        // the source side's row is gone: drop its crosswalk link
+
+  std::string to_text() const;
+};
+
+}  // namespace mdsync::core

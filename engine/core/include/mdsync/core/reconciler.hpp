@@ -1,0 +1,47 @@
+// The reconciliation core: (rules, record state, change) -> plan and new state. Pure: no
+// I/O, no clock, no logging, so every guarantee can be tested here by value. DESIGN.md's
+// decision rule is implemented unit by unit (a field, or a group decided as one).
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "mdsync/core/change.hpp"
+#include "mdsync/core/decision.hpp"
+#include "mdsync/core/record_state.hpp"
+#include "mdsync/core/ruleset.hpp"
+
+namespace mdsync::core {
+
+struct Reconciliation {
+  Plan plan;
+  RecordState after;  // new conflicts carry id 0 until the store saves them
+};
+
+// Decides one change against the record's state. `state.exists` false with an upsert is
+// a create from `change.side`.
+Reconciliation reconcile(const EntityRules& rules, std::int64_t ruleset_version,
+                         const RecordState& state, const Change& change);
+
+// A steward's decision on an open conflict.
+struct Resolution {
+  enum class Kind { kTakeSide, kValue, kDismiss };
+  Kind kind = Kind::kTakeSide;
+  std::string side;    // kTakeSide: the value the engine last saw on that side
+  FieldValues values;  // kValue: explicit values for the unit's members
+  std::string steward;
+  std::string note;
+};
+
+// Thrown when a resolution cannot be applied (unknown side, invalid explicit value, a
+// conflict kind that needs another command); the message is for the steward.
+class ResolutionError : public std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+Reconciliation resolve(const EntityRules& rules, std::int64_t ruleset_version,
+                       const RecordState& state, const OpenConflict& conflict,
+                       const Resolution& resolution);
+
+}  // namespace mdsync::core

@@ -1,0 +1,91 @@
+// The ownership ruleset as data: for each entity, who owns which field (or field group),
+// what happens on a foreign write or a concurrent edit, how values compare and validate.
+// This is what stewards write in rule files and what the reconciliation core consumes;
+// it holds no behaviour beyond lookups, so both sides can share it without I/O.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mdsync::core {
+
+// The owner word that marks a field as owned by no single side.
+inline constexpr const char* kShared = "shared";
+
+enum class FieldType { kText, kInteger, kNumeric, kBoolean, kDate, kTimestamptz, kJson };
+enum class ForeignWrite { kRevert, kQuarantine };
+enum class OnConflict { kQuarantine, kLastWriterWins, kPriority };
+enum class Compare { kExact, kTrim, kCaseInsensitive };
+enum class DeletePropagation { kDelete, kDeactivate };
+
+const char* to_string(FieldType v);
+const char* to_string(ForeignWrite v);
+const char* to_string(OnConflict v);
+const char* to_string(Compare v);
+
+struct Validation {
+  bool required = false;
+  std::optional<std::size_t> max_length;  // in Unicode code points
+  std::optional<std::string> pattern;     // ECMAScript regex, must match the whole value
+  std::optional<std::string> min;         // exact decimal text
+  std::optional<std::string> max;         // exact decimal text
+  std::optional<std::vector<std::string>> one_of;
+
+  bool empty() const { return !required && !max_length && !pattern && !min && !max && !one_of; }
+};
+
+// The policy of one unit: a single field, or a named group of fields decided as one.
+struct FieldPolicy {
+  std::string owner;  // a side name, or kShared
+  ForeignWrite on_foreign_write = ForeignWrite::kRevert;
+  OnConflict on_conflict = OnConflict::kQuarantine;
+  Compare compare = Compare::kExact;
+  Validation validate;
+  std::optional<std::string> default_value;  // golden value for a field another side creates
+  bool is_shared() const { return owner == kShared; }
+};
+
+struct DeletePolicy {
+  std::string owner;  // the side whose delete is authoritative; empty: no side may delete
+  DeletePropagation propagate = DeletePropagation::kDelete;
+  std::string deactivate_field;  // with kDeactivate: the boolean field set to false
+};
+
+// A decision unit: one field, or a group whose members are owned and resolved together.
+struct Unit {
+  std::string name;                  // field name, or group name
+  std::vector<std::string> members;  // {name} for a plain field
+  FieldPolicy policy;
+  bool is_group() const { return members.size() != 1 || members.front() != name; }
+};
+
+struct EntityRules {
+  std::string entity;
+  std::vector<std::pair<std::string, FieldType>> fields;  // canonical fields, config order
+  std::vector<std::string> priority;                      // sides, most trusted first
+  std::vector<std::string> create;                        // sides allowed to create records
+  DeletePolicy delete_policy;
+  FieldPolicy default_policy;
+  // Every field of the entity belongs to exactly one unit; order follows the entity's
+  // field order in the config, so plans print deterministically.
+  std::vector<Unit> units;
+
+  FieldType type_of(const std::string& field) const;  // kText if unknown
+  const Unit* unit_of_field(const std::string& field) const;
+  const Unit* unit_named(const std::string& name) const;
+  bool may_create(const std::string& side) const;
+  // Position of a side in the priority list; sides not listed rank after all listed ones.
+  std::size_t priority_rank(const std::string& side) const;
+};
+
+struct Ruleset {
+  std::int64_t version = 0;  // 0 until applied to a control store
+  std::map<std::string, EntityRules> entities;
+  const EntityRules* find(const std::string& entity) const;
+};
+
+}  // namespace mdsync::core

@@ -1,0 +1,374 @@
+#include "mdsync/core/reconciler.hpp"
+
+#include <algorithm>
+
+#include "mdsync/core/validation.hpp"
+
+namespace mdsync::core {
+namespace {
+
+std::string rule_text(const EntityRules& rules, const Unit& unit) {
+  const FieldPolicy& p = unit.policy;
+  std::string s = rules.entity + "." + unit.name + " owner=" + p.owner;
+  if (p.is_shared())
+    s += std::string(" on_conflict=") + to_string(p.on_conflict);
+  else
+    s += std::string(" on_foreign_write=") + to_string(p.on_foreign_write);
+  if (p.compare != Compare::kExact) s += std::string(" compare=") + to_string(p.compare);
+  return s;
+}
+
+FieldValues unit_values(const Unit& unit, const FieldValues& source) {
+  FieldValues out;
+  for (const std::string& m : unit.members) {
+    auto it = source.find(m);
+    out[m] = it == source.end() ? Value{} : it->second;
+  }
+  return out;
+}
+
+bool unit_equal(const EntityRules& rules, const Unit& unit, const FieldValues& a,
+                const FieldValues& b) {
+  for (const std::string& m : unit.members) {
+    auto ia = a.find(m), ib = b.find(m);
+    const Value& va = ia == a.end() ? Value{} : ia->second;
+    const Value& vb = ib == b.end() ? Value{} : ib->second;
+    if (!values_equal(rules.type_of(m), unit.policy.compare, va, vb)) return false;
+  }
+  return true;
+}
+
+bool touches(const Unit& unit, const FieldValues& changed) {
+  return std::any_of(unit.members.begin(), unit.members.end(),
+                     [&](const std::string& m) { return changed.count(m) != 0; });
+}
+
+// The first validation failure among the members the change touched.
+std::optional<std::string> invalid_reason(const EntityRules& rules, const Unit& unit,
+                                          const FieldValues& changed) {
+  for (const std::string& m : unit.members) {
+    auto it = changed.find(m);
+    if (it == changed.end()) continue;
+    if (auto why = validate(unit.policy.validate, rules.type_of(m), it->second))
+      return m + " " + *why;
+  }
+  return std::nullopt;
+}
+
+void overlay(FieldValues& target, const FieldValues& values) {
+  for (const auto& [f, v] : values) target[f] = v;
+}
+
+class Decider {
+ public:
+  Decider(const EntityRules& rules, std::int64_t version, const RecordState& state,
+          std::string source)
+      : rules_(rules) {
+    out_.after = state;
+    out_.plan.entity = rules.entity;
+    out_.plan.source = std::move(source);
+    out_.plan.ruleset_version = version;
+  }
+
+  Reconciliation take() { return std::move(out_); }
+
+  UnitDecision& decide(const Unit& unit, Outcome outcome, const FieldValues& golden_before,
+                       const FieldValues& proposed, std::string reason) {
+    UnitDecision d;
+    d.unit = unit.name;
+    d.outcome = outcome;
+    d.before = golden_before;
+    d.after = unit_values(unit, out_.after.golden);
+    d.proposed = proposed;
+    d.rule = rule_text(rules_, unit);
+    d.reason = std::move(reason);
+    out_.plan.decisions.push_back(std::move(d));
+    return out_.plan.decisions.back();
+  }
+
+  void set_golden(const Unit& unit, const FieldValues& values, Provenance who) {
+    overlay(out_.after.golden, unit_values(unit, values));
+    out_.after.provenance[unit.name] = std::move(who);
+  }
+
+  void open_conflict(const std::string& unit, ConflictKind kind,
+                     std::map<std::string, FieldValues> values, const std::string& reason) {
+    out_.plan.opened.push_back(ConflictOpened{unit, kind, std::move(values), reason});
+    out_.after.open_conflicts.push_back(OpenConflict{0, unit, kind});
+  }
+
+  // A side wrote a unit another side owns.
+  void foreign_write(const Unit& unit, const std::string& side, const FieldValues& v,
+                     const FieldValues& g) {
+    const std::string& owner = unit.policy.owner;
+    if (unit.policy.on_foreign_write == ForeignWrite::kRevert) {
+      decide(unit, Outcome::kRevert, g, v,
+             owner + " owns " + unit.name + "; " + side + "'s write is reverted");
+    } else {
+      open_conflict(unit.name, ConflictKind::kForeignWrite, {{side, v}, {owner, g}},
+                    side + " wrote " + unit.name + ", which " + owner + " owns");
+      decide(unit, Outcome::kQuarantine, g, v,
+             owner + " owns " + unit.name + "; " + side + "'s write is quarantined");
+    }
+  }
+
+  const EntityRules& rules_;
+  Reconciliation out_;
+};
+
+Reconciliation reconcile_create(const EntityRules& rules, std::int64_t version,
+                                const RecordState& state, const Change& change,
+                                std::string source) {
+  Decider d(rules, version, state, std::move(source));
+  RecordState& after = d.out_.after;
+  const Provenance from_side{change.side, "", change.commit_time_us};
+  if (!rules.may_create(change.side)) {
+    d.open_conflict(kRecordUnit, ConflictKind::kUnauthorizedCreate, {{change.side, change.values}},
+                    change.side + " may not create " + rules.entity + " records");
+    Unit record{kRecordUnit, {}, rules.default_policy};
+    d.decide(record, Outcome::kRejectCreate, {}, change.values,
+             change.side + " is not in " + rules.entity + ".create");
+    return d.take();
+  }
+  after = RecordState{};
+  after.exists = true;
+  for (const auto& [field, type] : rules.fields) {
+    (void)type;
+    auto it = change.values.find(field);
+    after.bases[change.side][field] = it == change.values.end() ? Value{} : it->second;
+  }
+  for (const Unit& unit : rules.units) {
+    const FieldValues v = unit_values(unit, change.values);
+    const bool own = unit.policy.is_shared() || unit.policy.owner == change.side;
+    const auto invalid = invalid_reason(rules, unit, change.values);
+    if (own && !invalid) {
+      d.set_golden(unit, v, from_side);
+      d.decide(unit, Outcome::kCreate, unit_values(unit, {}), v,
+               "created by " + change.side + (unit.policy.is_shared() ? " (shared)" : " (owner)"));
+      continue;
+    }
+    FieldValues defaults;
+    for (const std::string& m : unit.members) defaults[m] = unit.policy.default_value;
+    d.set_golden(unit, defaults, Provenance{unit.policy.owner, "", 0});
+    if (invalid) {
+      d.open_conflict(unit.name, ConflictKind::kInvalidValue, {{change.side, v}},
+                      "invalid value from " + change.side + ": " + *invalid);
+      d.decide(unit, Outcome::kInvalid, unit_values(unit, {}), v, *invalid);
+    } else if (!unit_equal(rules, unit, v, defaults)) {
+      d.foreign_write(unit, change.side, v, defaults);
+    } else {
+      d.decide(unit, Outcome::kCreate, unit_values(unit, {}), v,
+               unit.policy.owner + " owns " + unit.name + "; the default applies");
+    }
+  }
+  return d.take();
+}
+
+Reconciliation reconcile_delete(const EntityRules& rules, std::int64_t version,
+                                const RecordState& state, const Change& change,
+                                std::string source) {
+  Decider d(rules, version, state, std::move(source));
+  RecordState& after = d.out_.after;
+  Unit record{kRecordUnit, {}, rules.default_policy};
+  d.out_.plan.unlink_source = true;
+  after.bases.erase(change.side);
+  if (!state.exists || state.deleted) {
+    d.decide(record, Outcome::kNoChange, {}, {}, "record already deleted");
+    return d.take();
+  }
+  const DeletePolicy& policy = rules.delete_policy;
+  if (policy.owner == change.side) {
+    if (policy.propagate == DeletePropagation::kDelete) {
+      after.deleted = true;
+      d.decide(record, Outcome::kDelete, {}, {},
+               change.side + " owns deletes; the delete propagates to every side");
+    } else {
+      const Unit* flag = rules.unit_of_field(policy.deactivate_field);
+      after.detached.push_back(change.side);
+      if (flag != nullptr) {
+        const FieldValues before = unit_values(*flag, after.golden);
+        after.golden[policy.deactivate_field] = "false";
+        after.provenance[flag->name] = Provenance{change.side, "", change.commit_time_us};
+        d.decide(*flag, Outcome::kDelete, before, {{policy.deactivate_field, "false"}},
+                 change.side + " owns deletes; other sides are deactivated (" +
+                     policy.deactivate_field + " = false)");
+      }
+    }
+    return d.take();
+  }
+  d.decide(record, Outcome::kRestore, {}, {},
+           (policy.owner.empty() ? std::string("no side") : policy.owner) +
+               " owns deletes; the row is re-created on " + change.side);
+  return d.take();
+}
+
+}  // namespace
+
+Reconciliation reconcile(const EntityRules& rules, std::int64_t version, const RecordState& state,
+                         const Change& change) {
+  std::string source = change.side + "#" + std::to_string(change.seq);
+  if (change.op == Op::kDelete)
+    return reconcile_delete(rules, version, state, change, std::move(source));
+  if (!state.exists) return reconcile_create(rules, version, state, change, std::move(source));
+
+  Decider d(rules, version, state, std::move(source));
+  RecordState& after = d.out_.after;
+  const std::string& side = change.side;
+  const Provenance from_side{side, "", change.commit_time_us};
+  auto base_it = state.bases.find(side);
+  const FieldValues base = base_it == state.bases.end() ? FieldValues{} : base_it->second;
+  FieldValues now = base;
+  overlay(now, change.values);
+  overlay(after.bases[side], change.values);
+
+  if (state.deleted) {
+    Unit record{kRecordUnit, {}, rules.default_policy};
+    d.decide(record, Outcome::kNoChange, {}, change.values,
+             "record was deleted by " + rules.delete_policy.owner + "; the delete propagates");
+    return d.take();
+  }
+
+  for (const Unit& unit : rules.units) {
+    if (!touches(unit, change.values)) continue;
+    const FieldValues v = unit_values(unit, now);
+    const FieldValues b = unit_values(unit, base);
+    const FieldValues g = unit_values(unit, state.golden);
+    if (unit_equal(rules, unit, v, b)) continue;  // v = b: the side did not change it
+
+    if (const OpenConflict* held = state.conflict_on(unit.name)) {
+      d.out_.plan.attached.push_back(ConflictAttached{held->id, side, v});
+      d.decide(unit, Outcome::kAttach, g, v,
+               "held by open " + std::string(to_string(held->kind)) + " conflict " +
+                   std::to_string(held->id));
+      continue;
+    }
+    if (auto invalid = invalid_reason(rules, unit, change.values)) {
+      d.open_conflict(unit.name, ConflictKind::kInvalidValue, {{side, v}, {"golden", g}},
+                      "invalid value from " + side + ": " + *invalid);
+      d.decide(unit, Outcome::kInvalid, g, v, *invalid);
+      continue;
+    }
+    if (unit_equal(rules, unit, v, g)) {
+      d.decide(unit, Outcome::kAgree, g, v, side + " already holds the golden value");
+      continue;
+    }
+    const FieldPolicy& p = unit.policy;
+    const bool owner = p.owner == side;
+    if (unit_equal(rules, unit, g, b)) {  // only this side changed it
+      if (owner || p.is_shared()) {
+        d.set_golden(unit, v, from_side);
+        d.decide(unit, Outcome::kAccept, g, v,
+                 owner ? side + " owns " + unit.name : side + " changed shared " + unit.name);
+      } else {
+        d.foreign_write(unit, side, v, g);
+      }
+      continue;
+    }
+    // Someone else's change has not reached this side yet, and it changed the unit too.
+    if (owner) {
+      d.set_golden(unit, v, from_side);
+      d.decide(unit, Outcome::kAccept, g, v, side + " owns " + unit.name + " and wins");
+      continue;
+    }
+    if (!p.is_shared()) {
+      d.foreign_write(unit, side, v, g);
+      continue;
+    }
+    auto prov_it = state.provenance.find(unit.name);
+    const Provenance prov = prov_it == state.provenance.end() ? Provenance{} : prov_it->second;
+    const std::string other = prov.side.empty() ? "steward" : prov.side;
+    switch (p.on_conflict) {
+      case OnConflict::kQuarantine:
+        d.open_conflict(unit.name, ConflictKind::kConcurrentEdit, {{side, v}, {other, g}},
+                        side + " and " + other + " both changed " + unit.name);
+        d.decide(unit, Outcome::kQuarantine, g, v,
+                 side + " and " + other + " both changed shared " + unit.name);
+        break;
+      case OnConflict::kLastWriterWins: {
+        const bool later = change.commit_time_us > prov.time_us ||
+                           (change.commit_time_us == prov.time_us && prov.steward.empty() &&
+                            rules.priority_rank(side) < rules.priority_rank(prov.side));
+        if (later) {
+          d.set_golden(unit, v, from_side);
+          d.decide(unit, Outcome::kAccept, g, v, side + " wrote last");
+        } else {
+          d.decide(unit, Outcome::kKeepGolden, g, v, other + " wrote last");
+        }
+        break;
+      }
+      case OnConflict::kPriority: {
+        const bool wins =
+            prov.steward.empty() && rules.priority_rank(side) < rules.priority_rank(prov.side);
+        if (wins) {
+          d.set_golden(unit, v, from_side);
+          d.decide(unit, Outcome::kAccept, g, v, side + " ranks before " + other);
+        } else {
+          d.decide(unit, Outcome::kKeepGolden, g, v, other + " ranks before " + side);
+        }
+        break;
+      }
+    }
+  }
+  return d.take();
+}
+
+Reconciliation resolve(const EntityRules& rules, std::int64_t version, const RecordState& state,
+                       const OpenConflict& conflict, const Resolution& r) {
+  const Unit* unit = rules.unit_named(conflict.unit);
+  if (unit == nullptr)
+    throw ResolutionError(std::string("conflicts of kind ") + to_string(conflict.kind) +
+                          " are not resolved by taking a value");
+  const std::string who = r.steward.empty() ? std::string("steward") : r.steward;
+  Decider d(rules, version, state, "steward:" + who);
+  const FieldValues g = unit_values(*unit, state.golden);
+  FieldValues chosen;
+  std::string reason;
+  switch (r.kind) {
+    case Resolution::Kind::kTakeSide: {
+      auto it = state.bases.find(r.side);
+      if (it == state.bases.end())
+        throw ResolutionError("side '" + r.side + "' holds no row of this record");
+      chosen = unit_values(*unit, it->second);
+      reason = who + " took " + r.side + "'s value";
+      break;
+    }
+    case Resolution::Kind::kValue:
+      for (const std::string& m : unit->members) {
+        auto it = r.values.find(m);
+        if (it == r.values.end())
+          throw ResolutionError("the value must give field '" + m + "' of " + unit->name);
+        auto canonical = canonicalize(rules.type_of(m), it->second);
+        if (!canonical)
+          throw ResolutionError("'" + show(it->second) + "' is not a valid " +
+                                to_string(rules.type_of(m)) + " for " + m);
+        chosen[m] = *canonical;
+      }
+      for (const auto& [f, v] : r.values) {
+        (void)v;
+        if (!chosen.count(f))
+          throw ResolutionError("field '" + f + "' is not part of " + unit->name);
+      }
+      reason = who + " set the value";
+      break;
+    case Resolution::Kind::kDismiss:
+      chosen = g;
+      reason = who + " kept the golden value";
+      break;
+  }
+  if (r.kind != Resolution::Kind::kDismiss) {
+    if (auto invalid = invalid_reason(rules, *unit, chosen))
+      throw ResolutionError("the chosen value is invalid: " + *invalid);
+  }
+  if (!r.note.empty()) reason += " (" + r.note + ")";
+  d.set_golden(*unit, chosen, Provenance{"", who, 0});
+  auto& open = d.out_.after.open_conflicts;
+  open.erase(std::remove_if(open.begin(), open.end(),
+                            [&](const OpenConflict& c) { return c.id == conflict.id; }),
+             open.end());
+  d.out_.plan.closed.push_back(conflict.id);
+  d.decide(*unit, r.kind == Resolution::Kind::kDismiss ? Outcome::kDismiss : Outcome::kResolve, g,
+           chosen, reason);
+  return d.take();
+}
+
+}  // namespace mdsync::core

@@ -1,0 +1,67 @@
+#include "mdsync/core/ruleset.hpp"
+
+#include <algorithm>
+
+namespace mdsync::core {
+
+const char* to_string(ForeignWrite v) {
+  return v == ForeignWrite::kRevert ? "revert" : "quarantine";
+}
+
+const char* to_string(OnConflict v) {
+  switch (v) {
+    case OnConflict::kQuarantine:
+      return "quarantine";
+    case OnConflict::kLastWriterWins:
+      return "last_writer_wins";
+    case OnConflict::kPriority:
+      return "priority";
+  }
+  return "?";
+}
+
+const char* to_string(Compare v) {
+  switch (v) {
+    case Compare::kExact:
+      return "exact";
+    case Compare::kTrim:
+      return "trim";
+    case Compare::kCaseInsensitive:
+      return "case_insensitive";
+  }
+  return "?";
+}
+
+FieldType EntityRules::type_of(const std::string& field) const {
+  for (const auto& [name, type] : fields)
+    if (name == field) return type;
+  return FieldType::kText;
+}
+
+const Unit* EntityRules::unit_of_field(const std::string& field) const {
+  for (const Unit& u : units)
+    if (std::find(u.members.begin(), u.members.end(), field) != u.members.end()) return &u;
+  return nullptr;
+}
+
+const Unit* EntityRules::unit_named(const std::string& name) const {
+  for (const Unit& u : units)
+    if (u.name == name) return &u;
+  return nullptr;
+}
+
+bool EntityRules::may_create(const std::string& side) const {
+  return std::find(create.begin(), create.end(), side) != create.end();
+}
+
+std::size_t EntityRules::priority_rank(const std::string& side) const {
+  auto it = std::find(priority.begin(), priority.end(), side);
+  return static_cast<std::size_t>(it - priority.begin());
+}
+
+const EntityRules* Ruleset::find(const std::string& entity) const {
+  auto it = entities.find(entity);
+  return it == entities.end() ? nullptr : &it->second;
+}
+
+}  // namespace mdsync::core

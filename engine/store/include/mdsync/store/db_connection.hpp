@@ -1,0 +1,34 @@
+// Opening PostgreSQL connections for the control store and the sides, with errors a
+// steward can act on and never a password in them. The only place a DSN becomes a
+// connection, so session settings (UTC, ISO dates, the engine's origin mark) are uniform.
+#pragma once
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+namespace pqxx {
+class connection_base;
+}
+
+namespace mdsync::store {
+
+// Owns a libpqxx connection without exposing libpqxx's headers to every includer.
+struct ConnectionDeleter {
+  void operator()(pqxx::connection_base* conn) const;
+};
+using PgConnection = std::unique_ptr<pqxx::connection_base, ConnectionDeleter>;
+
+// A database could not be reached or refused us; transient from the service's view.
+class ConnectionError : public std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+enum class Role { kControl, kSide };
+
+// Connects and prepares the session: TimeZone UTC, DateStyle ISO, and for sides the
+// `mdsync.origin = engine` mark that the capture triggers skip (no echo). `what` names the
+// database in messages ("control store", "side crm").
+PgConnection connect(const std::string& dsn, Role role, const std::string& what);
+
+}  // namespace mdsync::store

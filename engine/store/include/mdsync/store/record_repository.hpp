@@ -1,0 +1,69 @@
+// The control store's record tables, read and written inside a caller's transaction:
+// golden records, crosswalk links with per-side bases, conflicts, audit rows and the
+// write-back outbox. The batch and the steward commands share it, so both persist a core
+// plan the same way.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mdsync/core/decision.hpp"
+#include "mdsync/core/record_state.hpp"
+#include "mdsync/core/ruleset.hpp"
+#include "mdsync/core/writeback_plan.hpp"
+
+namespace pqxx {
+class transaction_base;
+}
+
+namespace mdsync::store {
+
+// FieldValues as a jsonb object text {field: text-or-null}, and back.
+std::string values_to_json(const core::FieldValues& values);
+core::FieldValues values_from_json(const std::string& json);
+
+class RecordRepository {
+ public:
+  explicit RecordRepository(pqxx::transaction_base& tx) : tx_(tx) {}
+
+  std::optional<std::int64_t> find_by_key(const std::string& entity, const std::string& side,
+                                          const std::string& row_key);
+  // Locks the golden row for the rest of the transaction. nullopt if there is none.
+  std::optional<core::RecordState> load(std::int64_t golden_id);
+  std::map<std::string, std::string> row_keys(std::int64_t golden_id);  // side -> row key
+
+  std::int64_t create_golden(const std::string& entity, const core::RecordState& state);
+  void save_golden(std::int64_t golden_id, const core::RecordState& state);
+  void link(const std::string& entity, const std::string& side, const std::string& row_key,
+            std::int64_t golden_id, const core::FieldValues& base);
+  void unlink(std::int64_t golden_id, const std::string& side);
+  void save_base(std::int64_t golden_id, const std::string& side, const core::FieldValues& base);
+
+  // Saves what a plan opened, attached and closed (a steward's resolution), and its audit
+  // rows. Conflicts opened get
+  // their ids written back into `after.open_conflicts`.
+  void persist_plan(const std::string& entity, std::optional<std::int64_t> golden_id,
+                    const std::string& side, const std::string& row_key, const core::Plan& plan,
+                    core::RecordState& after);
+
+  // The open unauthorized_create conflict of a row that has no golden record, if any.
+  std::optional<std::int64_t> open_create_conflict(const std::string& entity,
+                                                   const std::string& side,
+                                                   const std::string& row_key);
+
+  // Pending write-back values per side for a record (what the sides will hold).
+  std::map<std::string, core::FieldValues> in_flight(std::int64_t golden_id);
+  void enqueue(const std::string& entity, std::int64_t golden_id, const core::RowWrite& write);
+  // Plans what each side must receive to hold the record's golden values (given the
+  // write-backs already queued) and queues it.
+  void plan_and_enqueue(const core::EntityRules& rules, const std::vector<std::string>& sides,
+                        std::int64_t golden_id, const core::RecordState& state);
+
+ private:
+  pqxx::transaction_base& tx_;
+};
+
+}  // namespace mdsync::store

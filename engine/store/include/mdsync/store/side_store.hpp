@@ -1,0 +1,90 @@
+// One side database as the engine uses it: checking the config's mapping against the live
+// tables, installing trigger capture, reading and forgetting captured changes, and
+// applying write-backs conditionally and idempotently. All SQL against a side lives here.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "mdsync/config/config.hpp"
+#include "mdsync/core/change.hpp"
+#include "mdsync/core/writeback_plan.hpp"
+#include "mdsync/store/db_connection.hpp"
+
+namespace pqxx {
+class connection_base;
+}
+
+namespace mdsync::store {
+
+// The config's mapping does not match the live side; the message lists every mismatch.
+class MappingError : public std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct CapturedRow {
+  std::int64_t seq = 0;
+  std::string entity;
+  core::Op op = core::Op::kUpsert;
+  std::string row_key;
+  core::FieldValues values;  // raw text as the side holds it, by field
+  std::int64_t captured_at_us = 0;
+};
+
+struct WriteRequest {
+  std::int64_t outbox_id = 0;
+  std::string entity;
+  core::RowWrite::Kind kind = core::RowWrite::Kind::kUpdate;
+  std::string row_key;  // update, delete
+  core::FieldValues values;
+  core::FieldValues expected;
+};
+
+struct WriteResult {
+  enum class Status {
+    kApplied,     // written now, or found written by an earlier attempt (idempotency key)
+    kSuperseded,  // the side no longer holds the expected base: not written (guarantee 4)
+    kFailed,      // the side refused the row (a constraint, a type); others still go through
+  };
+  Status status = Status::kApplied;
+  std::string row_key;  // the side's key (for an insert: the key the side generated)
+  std::string error;
+};
+
+class SideStore {
+ public:
+  SideStore(const config::Config& config, const config::SideConfig& side);
+  ~SideStore();
+  SideStore(const SideStore&) = delete;
+  SideStore& operator=(const SideStore&) = delete;
+
+  const std::string& name() const { return side_.name; }
+
+  // Throws MappingError naming each missing table or column, with the config path.
+  void check_mappings();
+  // Creates the side's mdsync schema, capture table and triggers where missing or
+  // different; returns a line per thing it changed (empty: already installed).
+  std::vector<std::string> install_capture();
+
+  std::vector<CapturedRow> read_capture(int limit);
+  void forget_capture(const std::vector<std::int64_t>& seqs);
+  std::int64_t capture_backlog();
+
+  // Applies the requests in one side transaction, each isolated in a savepoint.
+  std::vector<WriteResult> apply(const std::vector<WriteRequest>& requests);
+
+  // Drops the connection (after an error); the next call reconnects.
+  void reset();
+
+ private:
+  pqxx::connection_base& conn();
+
+  const config::Config& config_;
+  const config::SideConfig& side_;
+  PgConnection conn_;
+};
+
+}  // namespace mdsync::store

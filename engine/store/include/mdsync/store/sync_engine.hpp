@@ -1,0 +1,79 @@
+// The engine's work loop, one pass at a time: apply pending write-backs, reconcile one
+// batch of captured changes from every side in one control transaction (decisions, audit,
+// conflicts, outbox and capture bookkeeping commit together), then write back again.
+// A side that fails is backed off on its own; the others keep going.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "mdsync/config/config.hpp"
+#include "mdsync/core/ruleset.hpp"
+#include "mdsync/store/db_connection.hpp"
+#include "mdsync/store/side_store.hpp"
+
+namespace pqxx {
+class connection_base;
+}
+
+namespace mdsync::store {
+
+using Clock = std::chrono::steady_clock;
+
+struct PassResult {
+  int captured = 0;  // capture rows reconciled
+  int conflicts_opened = 0;
+  int writes_applied = 0;
+  int writes_superseded = 0;
+  int writes_failed = 0;
+  int side_errors = 0;  // sides that could not be reached or refused a batch
+  bool did_work() const {
+    return captured > 0 || writes_applied > 0 || writes_superseded > 0 || writes_failed > 0;
+  }
+  PassResult& operator+=(const PassResult& o);
+};
+
+class SyncEngine {
+ public:
+  // `seed` drives the backoff jitter; the service logs it so a run can be replayed.
+  SyncEngine(const config::Config& config, std::uint64_t seed);
+  ~SyncEngine();
+
+  PassResult run_pass(Clock::time_point now);
+
+  // Runs passes until one does no work; returns the totals. Sides in backoff are retried
+  // after their delay, up to `max_wait` in total.
+  PassResult drain(std::chrono::milliseconds max_wait);
+
+  // Pending write-backs and capture backlog, for logs and status.
+  std::int64_t pending_writebacks();
+
+ private:
+  struct SideHealth {
+    int failures = 0;
+    Clock::time_point next_attempt{};
+    std::string last_error;
+  };
+
+  pqxx::connection_base& control();
+  const core::Ruleset& ruleset();
+  void side_failed(SideStore& side, const std::string& what, Clock::time_point now);
+  void side_ok(SideStore& side);
+  PassResult reconcile_captures(Clock::time_point now);
+  PassResult apply_writebacks(Clock::time_point now);
+
+  const config::Config& config_;
+  PgConnection control_;
+  std::vector<std::unique_ptr<SideStore>> sides_;
+  std::map<std::string, SideHealth> health_;
+  std::optional<core::Ruleset> ruleset_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace mdsync::store

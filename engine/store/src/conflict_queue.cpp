@@ -1,0 +1,132 @@
+#include "mdsync/store/conflict_queue.hpp"
+
+#include <pqxx/pqxx>
+
+#include "mdsync/store/record_repository.hpp"
+#include "mdsync/store/ruleset_store.hpp"
+
+namespace mdsync::store {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kConflictColumns =
+    "c.id, c.entity, c.golden_id, c.side, c.row_key, c.unit, c.kind, c.status,"
+    " c.\"values\"::text, c.attached::text, c.reason, c.source, c.ruleset_version,"
+    " to_char(c.opened_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+    " to_char(c.resolved_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+    " c.resolved_by, c.resolution::text, c.note";
+
+json conflict_json(const pqxx::row& r) {
+  auto text = [&](int i) { return r[i].is_null() ? json(nullptr) : json(r[i].as<std::string>()); };
+  json j;
+  j["id"] = r[0].as<std::int64_t>();
+  j["entity"] = r[1].as<std::string>();
+  j["golden_id"] = r[2].is_null() ? json(nullptr) : json(r[2].as<std::int64_t>());
+  j["side"] = r[3].as<std::string>();
+  j["row_key"] = r[4].as<std::string>();
+  j["unit"] = r[5].as<std::string>();
+  j["kind"] = r[6].as<std::string>();
+  j["status"] = r[7].as<std::string>();
+  j["values"] = json::parse(r[8].as<std::string>());
+  j["attached"] = json::parse(r[9].as<std::string>());
+  j["reason"] = r[10].as<std::string>();
+  j["source"] = r[11].as<std::string>();
+  j["ruleset_version"] = r[12].as<std::int64_t>();
+  j["opened_at"] = text(13);
+  j["resolved_at"] = text(14);
+  j["resolved_by"] = text(15);
+  j["resolution"] = r[16].is_null() ? json(nullptr) : json::parse(r[16].as<std::string>());
+  j["note"] = text(17);
+  return j;
+}
+
+}  // namespace
+
+json list_conflicts(pqxx::connection_base& conn, const ConflictFilter& f) {
+  pqxx::read_transaction tx(conn);
+  // A field filter matches the field itself or the group that holds it.
+  const pqxx::result r =
+      tx.exec_params(std::string("SELECT ") + kConflictColumns +
+                         " FROM mdsync.conflict c WHERE ($1::text IS NULL OR c.entity = $1)"
+                         " AND ($2::text IS NULL OR c.unit = $2 OR EXISTS (SELECT 1 FROM"
+                         "  jsonb_each(c.\"values\") v WHERE v.value ? $2))"
+                         " AND ($3::text IS NULL OR c.kind = $3) AND ($4 = 'all' OR c.status = $4)"
+                         " ORDER BY c.id",
+                     f.entity, f.field, f.kind, f.status);
+  json out = json::array();
+  for (const auto& row : r) out.push_back(conflict_json(row));
+  return out;
+}
+
+json show_conflict(pqxx::connection_base& conn, std::int64_t id) {
+  pqxx::read_transaction tx(conn);
+  const pqxx::result r = tx.exec_params(
+      std::string("SELECT ") + kConflictColumns + " FROM mdsync.conflict c WHERE c.id = $1", id);
+  if (r.empty()) throw StewardError("no conflict with id " + std::to_string(id));
+  json j = conflict_json(r[0]);
+  if (!j["golden_id"].is_null()) {
+    const auto g = tx.exec_params("SELECT \"values\"::text FROM mdsync.golden WHERE id = $1",
+                                  j["golden_id"].get<std::int64_t>());
+    if (!g.empty()) j["golden"] = json::parse(g[0][0].as<std::string>());
+  }
+  return j;
+}
+
+std::string resolve_conflict(pqxx::connection_base& conn, const config::Config& config,
+                             std::int64_t id, const core::Resolution& resolution) {
+  const core::Ruleset rs = load_ruleset(conn, config);
+  pqxx::work tx(conn);
+  const pqxx::result r = tx.exec_params(
+      "SELECT entity, golden_id, unit, kind, status, side, row_key FROM mdsync.conflict"
+      " WHERE id = $1 FOR UPDATE",
+      id);
+  if (r.empty()) throw StewardError("no conflict with id " + std::to_string(id));
+  const std::string entity = r[0][0].as<std::string>();
+  const std::string status = r[0][4].as<std::string>();
+  if (status != "open")
+    throw StewardError("conflict " + std::to_string(id) + " is already " + status);
+  if (r[0][1].is_null())
+    throw StewardError("conflict " + std::to_string(id) + " (" + r[0][3].as<std::string>() +
+                       ") has no golden record to resolve into; this kind is not yet resolvable "
+                       "from the CLI");
+  const std::int64_t gid = r[0][1].as<std::int64_t>();
+  const core::EntityRules* rules = rs.find(entity);
+  if (rules == nullptr) throw StewardError("entity " + entity + " has no rules in force");
+  RecordRepository repo(tx);
+  auto state = repo.load(gid);
+  if (!state) throw StewardError("golden record " + std::to_string(gid) + " is missing");
+  const core::OpenConflict* open = nullptr;
+  for (const auto& c : state->open_conflicts)
+    if (c.id == id) open = &c;
+  if (open == nullptr) throw StewardError("conflict " + std::to_string(id) + " is not open");
+  if (resolution.kind == core::Resolution::Kind::kTakeSide && !config.side(resolution.side))
+    throw StewardError("'" + resolution.side + "' is not a side (sides: " + [&] {
+      std::string s;
+      for (const auto& n : config.side_names()) s += (s.empty() ? "" : ", ") + n;
+      return s;
+    }() + ")");
+  core::Resolution chosen = resolution;
+  if (chosen.kind == core::Resolution::Kind::kValue && chosen.values.count("")) {
+    const core::Unit* unit = rules->unit_named(open->unit);
+    if (unit == nullptr || unit->members.size() != 1)
+      throw StewardError("conflict " + std::to_string(id) + " is on group " + open->unit +
+                         "; give --value as an object with every member field");
+    chosen.values = {{unit->members.front(), chosen.values[""]}};
+  }
+  core::Reconciliation rec;
+  try {
+    rec = core::resolve(*rules, rs.version, *state, *open, chosen);
+  } catch (const core::ResolutionError& e) {
+    throw StewardError(e.what());
+  }
+  repo.save_golden(gid, rec.after);
+  repo.persist_plan(entity, gid, r[0][5].as<std::string>(), r[0][6].as<std::string>(), rec.plan,
+                    rec.after);
+  repo.plan_and_enqueue(*rules, config.side_names(), gid, rec.after);
+  tx.commit();
+  return rec.plan.to_text();
+}
+
+}  // namespace mdsync::store

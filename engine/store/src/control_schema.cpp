@@ -1,0 +1,48 @@
+#include "mdsync/store/control_schema.hpp"
+
+#include <pqxx/pqxx>
+#include <stdexcept>
+
+namespace mdsync::store {
+
+namespace {
+// Any fixed number works; it only keeps two `mdsync init` runs from migrating at once.
+constexpr long long kMigrationLock = 0x6d6473796e63;  // "mdsync"
+}  // namespace
+
+int control_schema_version(pqxx::connection_base& conn) {
+  pqxx::read_transaction tx(conn);
+  const auto exists = tx.exec1("SELECT to_regclass('mdsync.schema_migrations') IS NOT NULL")[0];
+  if (!exists.as<bool>()) return 0;
+  return tx.exec1("SELECT coalesce(max(version), 0) FROM mdsync.schema_migrations")[0].as<int>();
+}
+
+std::vector<std::string> migrate_control(pqxx::connection_base& conn) {
+  std::vector<std::string> applied;
+  pqxx::work tx(conn);
+  tx.exec_params("SELECT pg_advisory_xact_lock($1)", kMigrationLock);
+  tx.exec("CREATE SCHEMA IF NOT EXISTS mdsync");
+  tx.exec(
+      "CREATE TABLE IF NOT EXISTS mdsync.schema_migrations ("
+      " version integer PRIMARY KEY, name text NOT NULL,"
+      " applied_at timestamptz NOT NULL DEFAULT now())");
+  const int current =
+      tx.exec1("SELECT coalesce(max(version), 0) FROM mdsync.schema_migrations")[0].as<int>();
+  const auto& all = control_migrations();
+  const int newest = all.empty() ? 0 : all.back().version;
+  if (current > newest)
+    throw std::runtime_error("the control store has schema version " + std::to_string(current) +
+                             ", newer than this mdsync knows (" + std::to_string(newest) +
+                             "); upgrade mdsync");
+  for (const Migration& m : all) {
+    if (m.version <= current) continue;
+    tx.exec(m.sql);
+    tx.exec_params("INSERT INTO mdsync.schema_migrations (version, name) VALUES ($1, $2)",
+                   m.version, std::string(m.name));
+    applied.emplace_back(m.name);
+  }
+  tx.commit();
+  return applied;
+}
+
+}  // namespace mdsync::store

@@ -1,0 +1,33 @@
+#include "mdsync/store/db_connection.hpp"
+
+#include <pqxx/pqxx>
+
+#include "mdsync/config/config.hpp"
+
+namespace mdsync::store {
+
+void ConnectionDeleter::operator()(pqxx::connection_base* conn) const {
+  delete static_cast<pqxx::connection*>(conn);
+}
+
+PgConnection connect(const std::string& dsn, Role role, const std::string& what) {
+  PgConnection conn;
+  try {
+    conn.reset(new pqxx::connection(dsn));
+  } catch (const std::exception& e) {
+    // libpq's message may echo connection parameters; keep its first line, which names the
+    // cause, and show the DSN only redacted.
+    std::string why = e.what();
+    if (auto nl = why.find('\n'); nl != std::string::npos) why.resize(nl);
+    throw ConnectionError("cannot connect to " + what + " (" + config::redact_dsn(dsn) +
+                          "): " + why);
+  }
+  pqxx::nontransaction setup(*conn);
+  setup.exec(
+      "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; "
+      "SET extra_float_digits = 3; SET client_encoding = 'UTF8'");
+  if (role == Role::kSide) setup.exec("SET mdsync.origin = 'engine'");
+  return conn;
+}
+
+}  // namespace mdsync::store

@@ -1,0 +1,247 @@
+#include "mdsync/store/record_repository.hpp"
+
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+namespace mdsync::store {
+
+using nlohmann::json;
+
+namespace {
+
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::strict);
+}
+
+json values_json(const core::FieldValues& values) {
+  json j = json::object();
+  for (const auto& [field, value] : values) j[field] = value ? json(*value) : json(nullptr);
+  return j;
+}
+
+core::FieldValues values_of(const json& j) {
+  core::FieldValues out;
+  for (auto it = j.begin(); it != j.end(); ++it)
+    out[it.key()] =
+        it.value().is_null() ? core::Value{} : core::Value{it.value().get<std::string>()};
+  return out;
+}
+
+std::string pg_text_array(const std::vector<std::string>& items) {
+  std::string s = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    s += i ? ",\"" : "\"";
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') s += '\\';
+      s += c;
+    }
+    s += '"';
+  }
+  return s + "}";
+}
+
+json provenance_json(const std::map<std::string, core::Provenance>& prov) {
+  json j = json::object();
+  for (const auto& [unit, p] : prov)
+    j[unit] = json{{"side", p.side}, {"steward", p.steward}, {"time_us", p.time_us}};
+  return j;
+}
+
+}  // namespace
+
+std::string values_to_json(const core::FieldValues& values) {
+  return dump(values_json(values));
+}
+
+core::FieldValues values_from_json(const std::string& text) {
+  return values_of(json::parse(text));
+}
+
+std::optional<std::int64_t> RecordRepository::find_by_key(const std::string& entity,
+                                                          const std::string& side,
+                                                          const std::string& row_key) {
+  const pqxx::result r = tx_.exec_params(
+      "SELECT golden_id FROM mdsync.crosswalk WHERE entity = $1 AND side = $2 AND row_key = $3",
+      entity, side, row_key);
+  if (r.empty()) return std::nullopt;
+  return r[0][0].as<std::int64_t>();
+}
+
+std::optional<core::RecordState> RecordRepository::load(std::int64_t id) {
+  const pqxx::result g = tx_.exec_params(
+      "SELECT \"values\"::text, provenance::text, deleted, detached FROM mdsync.golden "
+      "WHERE id = $1 FOR UPDATE",
+      id);
+  if (g.empty()) return std::nullopt;
+  core::RecordState s;
+  s.exists = true;
+  s.golden = values_from_json(g[0][0].as<std::string>());
+  const json prov = json::parse(g[0][1].as<std::string>());
+  for (auto it = prov.begin(); it != prov.end(); ++it)
+    s.provenance[it.key()] =
+        core::Provenance{it.value().value("side", ""), it.value().value("steward", ""),
+                         it.value().value("time_us", std::int64_t{0})};
+  s.deleted = g[0][2].as<bool>();
+  auto arr = g[0][3].as_array();
+  for (auto item = arr.get_next(); item.first != pqxx::array_parser::done; item = arr.get_next())
+    if (item.first == pqxx::array_parser::string_value) s.detached.push_back(item.second);
+  for (const auto& row :
+       tx_.exec_params("SELECT side, base::text FROM mdsync.crosswalk WHERE golden_id = $1", id))
+    s.bases[row[0].as<std::string>()] = values_from_json(row[1].as<std::string>());
+  for (const auto& row : tx_.exec_params(
+           "SELECT id, unit, kind FROM mdsync.conflict WHERE golden_id = $1 AND status = 'open' "
+           "ORDER BY id",
+           id)) {
+    core::OpenConflict c;
+    c.id = row[0].as<std::int64_t>();
+    c.unit = row[1].as<std::string>();
+    c.kind = core::conflict_kind_from_string(row[2].as<std::string>())
+                 .value_or(core::ConflictKind::kConcurrentEdit);
+    s.open_conflicts.push_back(c);
+  }
+  return s;
+}
+
+std::map<std::string, std::string> RecordRepository::row_keys(std::int64_t id) {
+  std::map<std::string, std::string> keys;
+  for (const auto& row :
+       tx_.exec_params("SELECT side, row_key FROM mdsync.crosswalk WHERE golden_id = $1", id))
+    keys[row[0].as<std::string>()] = row[1].as<std::string>();
+  return keys;
+}
+
+std::int64_t RecordRepository::create_golden(const std::string& entity,
+                                             const core::RecordState& s) {
+  return tx_
+      .exec_params1(
+          "INSERT INTO mdsync.golden (entity, \"values\", provenance, deleted, detached) "
+          "VALUES ($1, $2::jsonb, $3::jsonb, $4, $5::text[]) RETURNING id",
+          entity, values_to_json(s.golden), dump(provenance_json(s.provenance)), s.deleted,
+          pg_text_array(s.detached))[0]
+      .as<std::int64_t>();
+}
+
+void RecordRepository::save_golden(std::int64_t id, const core::RecordState& s) {
+  tx_.exec_params(
+      "UPDATE mdsync.golden SET \"values\" = $2::jsonb, provenance = $3::jsonb, deleted = $4,"
+      " detached = $5::text[], updated_at = now() WHERE id = $1",
+      id, values_to_json(s.golden), dump(provenance_json(s.provenance)), s.deleted,
+      pg_text_array(s.detached));
+}
+
+void RecordRepository::link(const std::string& entity, const std::string& side,
+                            const std::string& row_key, std::int64_t id,
+                            const core::FieldValues& base) {
+  tx_.exec_params(
+      "INSERT INTO mdsync.crosswalk (entity, side, row_key, golden_id, base)"
+      " VALUES ($1, $2, $3, $4, $5::jsonb)",
+      entity, side, row_key, id, values_to_json(base));
+}
+
+void RecordRepository::unlink(std::int64_t id, const std::string& side) {
+  tx_.exec_params("DELETE FROM mdsync.crosswalk WHERE golden_id = $1 AND side = $2", id, side);
+}
+
+void RecordRepository::save_base(std::int64_t id, const std::string& side,
+                                 const core::FieldValues& base) {
+  tx_.exec_params("UPDATE mdsync.crosswalk SET base = $3::jsonb WHERE golden_id = $1 AND side = $2",
+                  id, side, values_to_json(base));
+}
+
+void RecordRepository::persist_plan(const std::string& entity, std::optional<std::int64_t> id,
+                                    const std::string& side, const std::string& row_key,
+                                    const core::Plan& plan, core::RecordState& after) {
+  std::size_t next_new = 0;
+  for (const core::ConflictOpened& c : plan.opened) {
+    json values = json::object();
+    for (const auto& [who, v] : c.values) values[who] = values_json(v);
+    const std::int64_t cid =
+        tx_.exec_params1(
+               "INSERT INTO mdsync.conflict (entity, golden_id, side, row_key, unit, kind,"
+               " \"values\", reason, source, ruleset_version)"
+               " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10) RETURNING id",
+               entity, id, side, row_key, c.unit, std::string(core::to_string(c.kind)),
+               dump(values), c.reason, plan.source, plan.ruleset_version)[0]
+            .as<std::int64_t>();
+    for (; next_new < after.open_conflicts.size(); ++next_new) {
+      if (after.open_conflicts[next_new].id == 0 && after.open_conflicts[next_new].unit == c.unit) {
+        after.open_conflicts[next_new++].id = cid;
+        break;
+      }
+    }
+  }
+  for (const core::ConflictAttached& a : plan.attached) {
+    const json item = {
+        {"side", a.side}, {"source", plan.source}, {"values", values_json(a.values)}};
+    tx_.exec_params(
+        "UPDATE mdsync.conflict SET attached = attached || jsonb_build_array($2::jsonb)"
+        " WHERE id = $1",
+        a.conflict_id, dump(item));
+  }
+  for (std::int64_t closed : plan.closed) {
+    const bool dismissed =
+        !plan.decisions.empty() && plan.decisions.back().outcome == core::Outcome::kDismiss;
+    const std::string note = plan.decisions.empty() ? std::string() : plan.decisions.back().reason;
+    const json resolution = {
+        {"decision", dismissed ? "dismiss" : "resolve"},
+        {"values",
+         plan.decisions.empty() ? json::object() : values_json(plan.decisions.back().after)}};
+    tx_.exec_params(
+        "UPDATE mdsync.conflict SET status = $2, resolved_at = now(), resolved_by = $3,"
+        " resolution = $4::jsonb, note = $5 WHERE id = $1",
+        closed, std::string(dismissed ? "dismissed" : "resolved"), plan.source, dump(resolution),
+        note);
+  }
+  for (const core::UnitDecision& d : plan.decisions) {
+    if (d.outcome == core::Outcome::kNoChange || d.outcome == core::Outcome::kAgree) continue;
+    tx_.exec_params(
+        "INSERT INTO mdsync.audit (entity, golden_id, unit, decision, old_value, new_value,"
+        " proposed, source, rule, ruleset_version, reason)"
+        " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, $8, $9, $10, $11)",
+        entity, id, d.unit, std::string(core::to_string(d.outcome)), values_to_json(d.before),
+        values_to_json(d.after), values_to_json(d.proposed), plan.source, d.rule,
+        plan.ruleset_version, d.reason);
+  }
+}
+
+std::optional<std::int64_t> RecordRepository::open_create_conflict(const std::string& entity,
+                                                                   const std::string& side,
+                                                                   const std::string& row_key) {
+  const pqxx::result r = tx_.exec_params(
+      "SELECT id FROM mdsync.conflict WHERE entity = $1 AND side = $2 AND row_key = $3"
+      " AND kind = 'unauthorized_create' AND status = 'open' ORDER BY id LIMIT 1",
+      entity, side, row_key);
+  if (r.empty()) return std::nullopt;
+  return r[0][0].as<std::int64_t>();
+}
+
+std::map<std::string, core::FieldValues> RecordRepository::in_flight(std::int64_t id) {
+  std::map<std::string, core::FieldValues> out;
+  for (const auto& row : tx_.exec_params(
+           "SELECT side, \"values\"::text FROM mdsync.outbox"
+           " WHERE golden_id = $1 AND status = 'pending' AND kind <> 'delete' ORDER BY id",
+           id)) {
+    core::FieldValues& v = out[row[0].as<std::string>()];
+    for (auto& [f, val] : values_from_json(row[1].as<std::string>())) v[f] = val;
+  }
+  return out;
+}
+
+void RecordRepository::enqueue(const std::string& entity, std::int64_t id,
+                               const core::RowWrite& w) {
+  tx_.exec_params(
+      "INSERT INTO mdsync.outbox (side, entity, golden_id, kind, \"values\", expected)"
+      " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb)",
+      w.side, entity, id, std::string(core::to_string(w.kind)), values_to_json(w.values),
+      values_to_json(w.expected));
+}
+
+void RecordRepository::plan_and_enqueue(const core::EntityRules& rules,
+                                        const std::vector<std::string>& sides,
+                                        std::int64_t golden_id, const core::RecordState& state) {
+  const auto flight = in_flight(golden_id);
+  for (const core::RowWrite& w : core::plan_writebacks(rules, state, sides, flight))
+    enqueue(rules.entity, golden_id, w);
+}
+
+}  // namespace mdsync::store

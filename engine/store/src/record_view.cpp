@@ -1,0 +1,173 @@
+#include "mdsync/store/record_view.hpp"
+
+#include <pqxx/pqxx>
+
+#include "mdsync/store/conflict_queue.hpp"
+#include "mdsync/store/side_store.hpp"
+
+namespace mdsync::store {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kUtc = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'";
+
+json audit_rows(pqxx::transaction_base& tx, const AuditFilter& f) {
+  const pqxx::result r = tx.exec_params(
+      std::string("SELECT id, to_char(at AT TIME ZONE 'UTC', ") + kUtc +
+          "), entity, golden_id, unit, decision, old_value::text, new_value::text,"
+          " proposed::text, source, rule, ruleset_version, reason FROM mdsync.audit"
+          " WHERE ($1::text IS NULL OR entity = $1) AND ($2::bigint IS NULL OR golden_id = $2)"
+          " AND ($3::timestamptz IS NULL OR at >= $3::timestamptz) ORDER BY id LIMIT $4",
+      f.entity, f.golden_id, f.since, f.limit);
+  json out = json::array();
+  auto parsed = [](const pqxx::field& fld) {
+    return fld.is_null() ? json(nullptr) : json::parse(fld.as<std::string>());
+  };
+  for (const auto& row : r) {
+    out.push_back(
+        {{"id", row[0].as<std::int64_t>()},
+         {"at", row[1].as<std::string>()},
+         {"entity", row[2].as<std::string>()},
+         {"golden_id", row[3].is_null() ? json(nullptr) : json(row[3].as<std::int64_t>())},
+         {"unit", row[4].as<std::string>()},
+         {"decision", row[5].as<std::string>()},
+         {"old", parsed(row[6])},
+         {"new", parsed(row[7])},
+         {"proposed", parsed(row[8])},
+         {"source", row[9].as<std::string>()},
+         {"rule", row[10].as<std::string>()},
+         {"ruleset_version", row[11].as<std::int64_t>()},
+         {"reason", row[12].as<std::string>()}});
+  }
+  return out;
+}
+
+}  // namespace
+
+json show_record(pqxx::connection_base& conn, const config::Config& config,
+                 const std::string& entity, const std::string& id, bool history) {
+  if (config.entity(entity) == nullptr) throw StewardError("'" + entity + "' is not an entity");
+  pqxx::read_transaction tx(conn);
+  std::optional<std::int64_t> gid;
+  const auto colon = id.find(':');
+  if (colon != std::string::npos) {
+    const std::string side = id.substr(0, colon), key = id.substr(colon + 1);
+    if (config.side(side) == nullptr)
+      throw StewardError("'" + side + "' is not a side; use SIDE:ROWKEY or a golden id");
+    const auto r = tx.exec_params(
+        "SELECT golden_id FROM mdsync.crosswalk WHERE entity = $1 AND side = $2 AND row_key = $3",
+        entity, side, key);
+    if (r.empty()) throw StewardError("no " + entity + " record is linked to " + id);
+    gid = r[0][0].as<std::int64_t>();
+  } else {
+    if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos || id.size() > 18)
+      throw StewardError("'" + id + "' is neither a golden id nor SIDE:ROWKEY");
+    gid = std::stoll(id);
+  }
+  const auto g = tx.exec_params(
+      std::string("SELECT \"values\"::text, provenance::text, deleted, to_char(created_at AT TIME "
+                  "ZONE 'UTC', ") +
+          kUtc + "), to_char(updated_at AT TIME ZONE 'UTC', " + kUtc +
+          ") FROM mdsync.golden WHERE id = $1 AND entity = $2",
+      *gid, entity);
+  if (g.empty()) throw StewardError("no " + entity + " record with golden id " + id);
+  json j;
+  j["entity"] = entity;
+  j["golden_id"] = *gid;
+  j["values"] = json::parse(g[0][0].as<std::string>());
+  j["provenance"] = json::parse(g[0][1].as<std::string>());
+  j["deleted"] = g[0][2].as<bool>();
+  j["created_at"] = g[0][3].as<std::string>();
+  j["updated_at"] = g[0][4].as<std::string>();
+  j["sides"] = json::object();
+  for (const auto& row : tx.exec_params("SELECT side, row_key, base::text FROM mdsync.crosswalk "
+                                        "WHERE golden_id = $1 ORDER BY side",
+                                        *gid))
+    j["sides"][row[0].as<std::string>()] = {{"row_key", row[1].as<std::string>()},
+                                            {"base", json::parse(row[2].as<std::string>())}};
+  j["open_conflicts"] = json::array();
+  for (const auto& row : tx.exec_params(
+           "SELECT id, unit, kind, reason FROM mdsync.conflict WHERE golden_id = $1 AND status = "
+           "'open' ORDER BY id",
+           *gid))
+    j["open_conflicts"].push_back({{"id", row[0].as<std::int64_t>()},
+                                   {"unit", row[1].as<std::string>()},
+                                   {"kind", row[2].as<std::string>()},
+                                   {"reason", row[3].as<std::string>()}});
+  j["pending_writebacks"] =
+      tx.exec_params1(
+            "SELECT count(*) FROM mdsync.outbox WHERE golden_id = $1 AND status = 'pending'",
+            *gid)[0]
+          .as<std::int64_t>();
+  if (history) {
+    AuditFilter f;
+    f.golden_id = gid;
+    j["history"] = audit_rows(tx, f);
+  }
+  return j;
+}
+
+json audit_log(pqxx::connection_base& conn, const AuditFilter& filter) {
+  pqxx::read_transaction tx(conn);
+  return audit_rows(tx, filter);
+}
+
+json status_report(pqxx::connection_base& conn, const config::Config& config) {
+  json j;
+  json sides = json::object();
+  {
+    pqxx::read_transaction tx(conn);
+    const auto v = tx.exec("SELECT max(version) FROM mdsync.ruleset");
+    j["ruleset_version"] = v[0][0].is_null() ? json(nullptr) : json(v[0][0].as<std::int64_t>());
+    for (const config::SideConfig& side : config.sides) {
+      json s;
+      const auto st =
+          tx.exec_params(std::string("SELECT to_char(last_capture_at AT TIME ZONE 'UTC', ") + kUtc +
+                             "), to_char(last_writeback_at AT TIME ZONE 'UTC', " + kUtc +
+                             "), last_error, to_char(last_error_at AT TIME ZONE 'UTC', " + kUtc +
+                             "), consecutive_failures FROM mdsync.side_state WHERE side = $1",
+                         side.name);
+      auto text = [](const pqxx::field& f) {
+        return f.is_null() ? json(nullptr) : json(f.as<std::string>());
+      };
+      s["last_capture_at"] = st.empty() ? json(nullptr) : text(st[0][0]);
+      s["last_writeback_at"] = st.empty() ? json(nullptr) : text(st[0][1]);
+      s["last_error"] = st.empty() ? json(nullptr) : text(st[0][2]);
+      s["last_error_at"] = st.empty() ? json(nullptr) : text(st[0][3]);
+      s["consecutive_failures"] = st.empty() ? 0 : st[0][4].as<int>();
+      const auto ob = tx.exec_params(
+          "SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = "
+          "'failed'), coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE status = "
+          "'pending')), 0)::bigint FROM mdsync.outbox WHERE side = $1",
+          side.name);
+      s["writeback_pending"] = ob[0][0].as<std::int64_t>();
+      s["writeback_failed"] = ob[0][1].as<std::int64_t>();
+      s["writeback_lag_seconds"] = ob[0][2].as<std::int64_t>();
+      sides[side.name] = s;
+    }
+    json conflicts = json::object();
+    for (const auto& row :
+         tx.exec("SELECT entity, kind, count(*) FROM mdsync.conflict WHERE status = 'open'"
+                 " GROUP BY entity, kind ORDER BY entity, kind"))
+      conflicts[row[0].as<std::string>()][row[1].as<std::string>()] = row[2].as<std::int64_t>();
+    j["open_conflicts"] = conflicts;
+  }
+  for (const config::SideConfig& side : config.sides) {
+    SideStore store(config, side);
+    try {
+      sides[side.name]["capture_backlog"] = store.capture_backlog();
+      sides[side.name]["reachable"] = true;
+    } catch (const std::exception& e) {
+      sides[side.name]["capture_backlog"] = nullptr;
+      sides[side.name]["reachable"] = false;
+      sides[side.name]["reach_error"] =
+          std::string(e.what()).substr(0, std::string(e.what()).find('\n'));
+    }
+  }
+  j["sides"] = sides;
+  return j;
+}
+
+}  // namespace mdsync::store

@@ -1,0 +1,430 @@
+#include "mdsync/store/sync_engine.hpp"
+
+#include <algorithm>
+#include <pqxx/pqxx>
+#include <set>
+#include <thread>
+
+#include "mdsync/core/reconciler.hpp"
+#include "mdsync/core/writeback_plan.hpp"
+#include "mdsync/log/event_log.hpp"
+#include "mdsync/rules/located_json.hpp"
+#include "mdsync/store/db_connection.hpp"
+#include "mdsync/store/record_repository.hpp"
+#include "mdsync/store/ruleset_store.hpp"
+
+namespace mdsync::store {
+
+PassResult& PassResult::operator+=(const PassResult& o) {
+  captured += o.captured;
+  conflicts_opened += o.conflicts_opened;
+  writes_applied += o.writes_applied;
+  writes_superseded += o.writes_superseded;
+  writes_failed += o.writes_failed;
+  side_errors += o.side_errors;
+  return *this;
+}
+
+namespace {
+
+std::string bigint_array(const std::vector<std::int64_t>& v) {
+  std::string s = "{";
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  return s + "}";
+}
+
+std::string first_line(const std::string& s) {
+  return s.substr(0, s.find('\n'));
+}
+
+}  // namespace
+
+SyncEngine::SyncEngine(const config::Config& config, std::uint64_t seed)
+    : config_(config), rng_(seed) {
+  for (const config::SideConfig& side : config_.sides)
+    sides_.push_back(std::make_unique<SideStore>(config_, side));
+}
+
+SyncEngine::~SyncEngine() = default;
+
+pqxx::connection_base& SyncEngine::control() {
+  if (!control_ || !control_->is_open())
+    control_ = connect(config_.control_dsn, Role::kControl, "control store");
+  return *control_;
+}
+
+const core::Ruleset& SyncEngine::ruleset() {
+  const auto newest = latest_ruleset_version(control());
+  if (!newest)
+    throw std::runtime_error(
+        "no ruleset has been applied to the control store; run `mdsync rules apply`");
+  if (ruleset_ && ruleset_->version == *newest) return *ruleset_;
+  try {
+    core::Ruleset loaded = load_ruleset(control(), config_);
+    log::info("ruleset_loaded", {{"version", loaded.version}});
+    ruleset_ = std::move(loaded);
+  } catch (const rules::CheckError& e) {
+    // A ruleset that does not fit the config never replaces one that works.
+    if (!ruleset_) throw;
+    log::error("ruleset_rejected", {{"version", *newest},
+                                    {"kept_version", ruleset_->version},
+                                    {"error", std::string(e.what())}});
+  }
+  return *ruleset_;
+}
+
+void SyncEngine::side_failed(SideStore& side, const std::string& what, Clock::time_point now) {
+  side.reset();
+  SideHealth& h = health_[side.name()];
+  ++h.failures;
+  const double base = std::min<double>(
+      config_.service.writeback_backoff_max_ms,
+      config_.service.writeback_backoff_initial_ms * std::pow(2.0, std::min(h.failures - 1, 20)));
+  std::uniform_real_distribution<double> jitter(0.8, 1.2);
+  const auto delay = std::chrono::milliseconds(static_cast<std::int64_t>(base * jitter(rng_)));
+  h.next_attempt = now + delay;
+  h.last_error = first_line(what);
+  log::warn("side_unavailable", {{"side", side.name()},
+                                 {"error", h.last_error},
+                                 {"attempt", static_cast<std::int64_t>(h.failures)},
+                                 {"retry_in_ms", static_cast<std::int64_t>(delay.count())}});
+  try {
+    pqxx::work tx(control());
+    tx.exec_params(
+        "INSERT INTO mdsync.side_state (side, last_error, last_error_at, consecutive_failures)"
+        " VALUES ($1, $2, now(), $3) ON CONFLICT (side) DO UPDATE SET last_error = $2,"
+        " last_error_at = now(), consecutive_failures = $3",
+        side.name(), h.last_error, h.failures);
+    tx.commit();
+  } catch (const std::exception&) {
+    control_.reset();  // the control store is down too; the pass reports that
+  }
+}
+
+void SyncEngine::side_ok(SideStore& side) {
+  SideHealth& h = health_[side.name()];
+  if (h.failures > 0) log::info("side_recovered", {{"side", side.name()}});
+  h = SideHealth{};
+}
+
+PassResult SyncEngine::run_pass(Clock::time_point now) {
+  try {
+    PassResult r = apply_writebacks(now);
+    r += reconcile_captures(now);
+    r += apply_writebacks(now);
+    return r;
+  } catch (const pqxx::broken_connection& e) {
+    control_.reset();
+    throw ConnectionError("lost the control store: " + first_line(e.what()));
+  }
+}
+
+PassResult SyncEngine::drain(std::chrono::milliseconds max_wait) {
+  const auto start = Clock::now();
+  PassResult total;
+  for (;;) {
+    const PassResult r = run_pass(Clock::now());
+    total += r;
+    total.side_errors = r.side_errors;
+    if (r.did_work()) continue;
+    if (r.side_errors == 0 && std::all_of(health_.begin(), health_.end(),
+                                          [](const auto& h) { return h.second.failures == 0; }))
+      break;
+    if (Clock::now() - start >= max_wait) break;
+    auto wake = Clock::now() + std::chrono::milliseconds(200);
+    for (const auto& [name, h] : health_)
+      if (h.failures > 0) wake = std::min(wake, std::max(h.next_attempt, Clock::now()));
+    std::this_thread::sleep_until(wake);
+  }
+  return total;
+}
+
+std::int64_t SyncEngine::pending_writebacks() {
+  pqxx::read_transaction tx(control());
+  return tx.exec1("SELECT count(*) FROM mdsync.outbox WHERE status = 'pending'")[0]
+      .as<std::int64_t>();
+}
+
+PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
+  PassResult result;
+  std::vector<std::vector<CapturedRow>> captured(sides_.size());
+  bool any = false;
+  for (std::size_t i = 0; i < sides_.size(); ++i) {
+    SideStore& side = *sides_[i];
+    if (health_[side.name()].next_attempt > now) continue;
+    try {
+      captured[i] = side.read_capture(config_.service.batch_size);
+      any = any || !captured[i].empty();
+    } catch (const std::exception& e) {
+      side_failed(side, e.what(), now);
+      ++result.side_errors;
+    }
+  }
+  if (!any) return result;
+
+  const core::Ruleset& rs = ruleset();
+  std::vector<std::vector<std::int64_t>> read_seqs(sides_.size());
+  pqxx::work tx(control());
+  RecordRepository repo(tx);
+
+  // Rows reconciled by an earlier batch whose side cleanup did not happen are skipped.
+  for (std::size_t i = 0; i < sides_.size(); ++i) {
+    if (captured[i].empty()) continue;
+    for (const CapturedRow& row : captured[i]) read_seqs[i].push_back(row.seq);
+    std::set<std::int64_t> done;
+    for (const auto& row : tx.exec_params(
+             "SELECT seq FROM mdsync.capture_done WHERE side = $1 AND seq = ANY($2::bigint[])",
+             sides_[i]->name(), bigint_array(read_seqs[i])))
+      done.insert(row[0].as<std::int64_t>());
+    captured[i].erase(std::remove_if(captured[i].begin(), captured[i].end(),
+                                     [&](const CapturedRow& r) { return done.count(r.seq) != 0; }),
+                      captured[i].end());
+  }
+
+  // Merge the sides by capture time; each side's own rows stay in sequence order, which is
+  // the commit order of changes to one row (guarantee 6).
+  std::vector<std::size_t> next(sides_.size(), 0);
+  std::map<std::int64_t, core::RecordState> states;
+  std::map<std::int64_t, const core::EntityRules*> touched;
+  for (;;) {
+    std::size_t pick = sides_.size();
+    for (std::size_t i = 0; i < sides_.size(); ++i) {
+      if (next[i] >= captured[i].size()) continue;
+      if (pick == sides_.size() ||
+          captured[i][next[i]].captured_at_us < captured[pick][next[pick]].captured_at_us)
+        pick = i;
+    }
+    if (pick == sides_.size()) break;
+    const CapturedRow& row = captured[pick][next[pick]++];
+    const std::string& side = sides_[pick]->name();
+    const config::EntityConfig* entity = config_.entity(row.entity);
+    const core::EntityRules* rules = rs.find(row.entity);
+    if (entity == nullptr || rules == nullptr) {
+      log::warn("capture_unknown_entity",
+                {{"side", side}, {"seq", row.seq}, {"entity", row.entity}});
+      continue;
+    }
+    core::Change change;
+    change.side = side;
+    change.seq = row.seq;
+    change.entity = row.entity;
+    change.row_key = row.row_key;
+    change.op = row.op;
+    change.commit_time_us = row.captured_at_us;
+    for (const auto& [field, type] : entity->fields) {
+      auto it = row.values.find(field);
+      if (it == row.values.end()) continue;
+      auto canonical = core::canonicalize(type, it->second);
+      if (!canonical)
+        log::warn("value_not_canonical", {{"side", side}, {"seq", row.seq}, {"field", field}});
+      change.values[field] = canonical ? *canonical : it->second;
+    }
+
+    std::optional<std::int64_t> gid = repo.find_by_key(row.entity, side, row.row_key);
+    core::RecordState state;
+    if (gid) {
+      auto cached = states.find(*gid);
+      if (cached != states.end()) {
+        state = cached->second;
+      } else if (auto loaded = repo.load(*gid)) {
+        state = std::move(*loaded);
+      }
+    } else if (row.op == core::Op::kDelete) {
+      continue;  // a row the engine never linked is gone again: nothing to reconcile
+    } else if (auto held = repo.open_create_conflict(row.entity, side, row.row_key)) {
+      core::Plan plan;
+      plan.source = side + "#" + std::to_string(row.seq);
+      plan.ruleset_version = rs.version;
+      plan.attached.push_back(core::ConflictAttached{*held, side, change.values});
+      repo.persist_plan(row.entity, std::nullopt, side, row.row_key, plan, state);
+      ++result.captured;
+      continue;
+    }
+
+    core::Reconciliation rec = core::reconcile(*rules, rs.version, state, change);
+    if (!gid && rec.after.exists) {
+      gid = repo.create_golden(row.entity, rec.after);
+      repo.link(row.entity, side, row.row_key, *gid, rec.after.bases[side]);
+    } else if (gid) {
+      repo.save_golden(*gid, rec.after);
+      if (rec.plan.unlink_source)
+        repo.unlink(*gid, side);
+      else
+        repo.save_base(*gid, side, rec.after.bases[side]);
+    }
+    repo.persist_plan(row.entity, gid, side, row.row_key, rec.plan, rec.after);
+    log::debug("plan", {{"golden_id", gid.value_or(0)}, {"text", rec.plan.to_text()}});
+    result.conflicts_opened += static_cast<int>(rec.plan.opened.size());
+    ++result.captured;
+    if (gid) {
+      states[*gid] = std::move(rec.after);
+      touched[*gid] = rules;
+    }
+  }
+
+  for (const auto& [gid, rules] : touched)
+    repo.plan_and_enqueue(*rules, config_.side_names(), gid, states[gid]);
+  for (std::size_t i = 0; i < sides_.size(); ++i) {
+    if (read_seqs[i].empty()) continue;
+    tx.exec_params(
+        "INSERT INTO mdsync.capture_done (side, seq) SELECT $1, unnest($2::bigint[])"
+        " ON CONFLICT DO NOTHING",
+        sides_[i]->name(), bigint_array(read_seqs[i]));
+    tx.exec_params(
+        "INSERT INTO mdsync.side_state (side, last_capture_at) VALUES ($1, now())"
+        " ON CONFLICT (side) DO UPDATE SET last_capture_at = now()",
+        sides_[i]->name());
+  }
+  tx.commit();
+  if (result.captured > 0)
+    log::info("batch_reconciled",
+              {{"changes", static_cast<std::int64_t>(result.captured)},
+               {"conflicts_opened", static_cast<std::int64_t>(result.conflicts_opened)},
+               {"ruleset_version", rs.version}});
+
+  // The control store now remembers these rows as done; drop them from the sides.
+  for (std::size_t i = 0; i < sides_.size(); ++i) {
+    if (read_seqs[i].empty()) continue;
+    try {
+      sides_[i]->forget_capture(read_seqs[i]);
+      pqxx::work cleanup(control());
+      cleanup.exec_params(
+          "DELETE FROM mdsync.capture_done WHERE side = $1 AND seq = ANY($2::bigint[])",
+          sides_[i]->name(), bigint_array(read_seqs[i]));
+      cleanup.commit();
+    } catch (const pqxx::broken_connection&) {
+      throw;
+    } catch (const std::exception& e) {
+      side_failed(*sides_[i], e.what(), now);
+      ++result.side_errors;
+    }
+  }
+  return result;
+}
+
+PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
+  PassResult result;
+  for (auto& side_ptr : sides_) {
+    SideStore& side = *side_ptr;
+    if (health_[side.name()].next_attempt > now) continue;
+    std::vector<WriteRequest> requests;
+    std::vector<std::int64_t> ids;
+    {
+      pqxx::read_transaction tx(control());
+      // One write per record per pass: a later write of the same record may need the key an
+      // earlier insert is about to get.
+      for (const auto& row : tx.exec_params(
+               "SELECT o.id, o.entity, o.golden_id, o.kind, x.row_key, o.\"values\"::text,"
+               " o.expected::text FROM (SELECT DISTINCT ON (golden_id) * FROM mdsync.outbox"
+               "  WHERE side = $1 AND status = 'pending' ORDER BY golden_id, id) o"
+               " LEFT JOIN mdsync.crosswalk x ON x.golden_id = o.golden_id AND x.side = o.side"
+               " ORDER BY o.id LIMIT $2",
+               side.name(), config_.service.batch_size)) {
+        WriteRequest w;
+        w.outbox_id = row[0].as<std::int64_t>();
+        w.entity = row[1].as<std::string>();
+        const std::string kind = row[3].as<std::string>();
+        w.kind = kind == "insert"   ? core::RowWrite::Kind::kInsert
+                 : kind == "delete" ? core::RowWrite::Kind::kDelete
+                                    : core::RowWrite::Kind::kUpdate;
+        w.row_key = row[4].is_null() ? std::string() : row[4].as<std::string>();
+        w.values = values_from_json(row[5].as<std::string>());
+        w.expected = values_from_json(row[6].as<std::string>());
+        requests.push_back(std::move(w));
+        ids.push_back(row[2].as<std::int64_t>());
+      }
+    }
+    if (requests.empty()) continue;
+
+    std::vector<WriteResult> results;
+    try {
+      results = side.apply(requests);
+    } catch (const std::exception& e) {
+      side_failed(side, e.what(), now);
+      ++result.side_errors;
+      std::vector<std::int64_t> outbox_ids;
+      for (const WriteRequest& w : requests) outbox_ids.push_back(w.outbox_id);
+      pqxx::work tx(control());
+      tx.exec_params(
+          "UPDATE mdsync.outbox SET attempts = attempts + 1, last_error = $2"
+          " WHERE id = ANY($1::bigint[])",
+          bigint_array(outbox_ids), first_line(e.what()));
+      tx.commit();
+      continue;
+    }
+    side_ok(side);
+
+    pqxx::work tx(control());
+    RecordRepository repo(tx);
+    std::set<std::int64_t> replan;
+    for (std::size_t k = 0; k < requests.size(); ++k) {
+      const WriteRequest& w = requests[k];
+      const WriteResult& res = results[k];
+      const std::int64_t gid = ids[k];
+      switch (res.status) {
+        case WriteResult::Status::kApplied:
+          if (w.kind == core::RowWrite::Kind::kInsert) {
+            repo.link(w.entity, side.name(), res.row_key, gid, w.values);
+          } else if (w.kind == core::RowWrite::Kind::kDelete) {
+            repo.unlink(gid, side.name());
+          } else {
+            tx.exec_params(
+                "UPDATE mdsync.crosswalk SET base = base || $3::jsonb"
+                " WHERE golden_id = $1 AND side = $2",
+                gid, side.name(), values_to_json(w.values));
+          }
+          tx.exec_params(
+              "UPDATE mdsync.outbox SET status = 'done', done_at = now(), row_key = $2,"
+              " attempts = attempts + 1 WHERE id = $1",
+              w.outbox_id, res.row_key);
+          ++result.writes_applied;
+          break;
+        case WriteResult::Status::kSuperseded:
+          tx.exec_params(
+              "UPDATE mdsync.outbox SET status = 'superseded', done_at = now(), row_key = $2,"
+              " attempts = attempts + 1 WHERE id = $1",
+              w.outbox_id, res.row_key);
+          replan.insert(gid);
+          ++result.writes_superseded;
+          break;
+        case WriteResult::Status::kFailed:
+          tx.exec_params(
+              "UPDATE mdsync.outbox SET status = 'failed', done_at = now(), last_error = $2,"
+              " attempts = attempts + 1 WHERE id = $1",
+              w.outbox_id, res.error);
+          log::error("writeback_failed", {{"side", side.name()},
+                                          {"outbox_id", w.outbox_id},
+                                          {"golden_id", gid},
+                                          {"error", res.error}});
+          ++result.writes_failed;
+          break;
+      }
+    }
+    // A superseded write means the side changed under us; its change is captured and
+    // reconciled, and the record is planned again from what the engine now knows.
+    if (!replan.empty()) {
+      const core::Ruleset& rs = ruleset();
+      for (std::int64_t gid : replan) {
+        const auto state = repo.load(gid);
+        const pqxx::result e =
+            tx.exec_params("SELECT entity FROM mdsync.golden WHERE id = $1", gid);
+        const core::EntityRules* rules = e.empty() ? nullptr : rs.find(e[0][0].as<std::string>());
+        if (state && rules) repo.plan_and_enqueue(*rules, config_.side_names(), gid, *state);
+      }
+    }
+    tx.exec_params(
+        "INSERT INTO mdsync.side_state (side, last_writeback_at, consecutive_failures)"
+        " VALUES ($1, now(), 0) ON CONFLICT (side) DO UPDATE SET last_writeback_at = now(),"
+        " consecutive_failures = 0",
+        side.name());
+    tx.commit();
+    log::info("writeback_applied",
+              {{"side", side.name()},
+               {"applied", static_cast<std::int64_t>(result.writes_applied)},
+               {"superseded", static_cast<std::int64_t>(result.writes_superseded)},
+               {"failed", static_cast<std::int64_t>(result.writes_failed)}});
+  }
+  return result;
+}
+
+}  // namespace mdsync::store
