@@ -354,6 +354,7 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     }
     side_ok(side);
 
+    const PassResult before = result;
     pqxx::work tx(control());
     RecordRepository repo(tx);
     std::set<std::int64_t> replan;
@@ -418,11 +419,13 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
         " consecutive_failures = 0",
         side.name());
     tx.commit();
-    log::info("writeback_applied",
-              {{"side", side.name()},
-               {"applied", static_cast<std::int64_t>(result.writes_applied)},
-               {"superseded", static_cast<std::int64_t>(result.writes_superseded)},
-               {"failed", static_cast<std::int64_t>(result.writes_failed)}});
+    log::info(
+        "writeback_applied",
+        {{"side", side.name()},
+         {"applied", static_cast<std::int64_t>(result.writes_applied - before.writes_applied)},
+         {"superseded",
+          static_cast<std::int64_t>(result.writes_superseded - before.writes_superseded)},
+         {"failed", static_cast<std::int64_t>(result.writes_failed - before.writes_failed)}});
   }
   return result;
 }
