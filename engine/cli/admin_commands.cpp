@@ -34,9 +34,19 @@ int cmd_init(const config::Config& config) {
               << store::control_schema_version(*conn) << ")\n";
   for (const auto& name : applied) std::cout << "control store: applied migration " << name << "\n";
 
+  // Every side's mapping is checked before anything is installed anywhere, and every
+  // mismatch is reported at once.
+  std::string mismatches;
+  for (const config::SideConfig& side : config.sides) {
+    try {
+      store::SideStore(config, side).check_mappings();
+    } catch (const store::MappingError& e) {
+      mismatches += (mismatches.empty() ? "" : "\n") + std::string(e.what());
+    }
+  }
+  if (!mismatches.empty()) throw store::MappingError(mismatches);
   for (const config::SideConfig& side : config.sides) {
     store::SideStore store(config, side);
-    store.check_mappings();
     const auto changes = store.install_capture();
     if (changes.empty()) std::cout << "side " << side.name << ": capture already installed\n";
     for (const auto& c : changes) std::cout << "side " << side.name << ": " << c << "\n";

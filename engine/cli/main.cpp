@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
       "mdsync keeps master data (customers, products, ...) consistent between systems\n"
       "of record, enforcing a per-field ownership policy that data stewards edit.",
       "mdsync"};
-  app.require_subcommand(1);
+  // Global options may follow the command (`mdsync run --log-level debug`).
+  app.fallthrough();
   std::string config_path;
   std::string log_level;
   app.add_option("--config", config_path,
@@ -42,7 +43,6 @@ int main(int argc, char** argv) {
                                   "mapping, install capture; idempotent");
 
   auto* rules = app.add_subcommand("rules", "Check, apply, show or diff the ownership rules");
-  rules->require_subcommand(1);
   auto* rules_check = rules->add_subcommand(
       "check", "Check the rules folder against the config; no database needed");
   auto* rules_apply =
@@ -64,7 +64,6 @@ int main(int argc, char** argv) {
   status->add_flag("--json", status_json, "Machine-readable output");
 
   auto* conflicts = app.add_subcommand("conflicts", "Review and resolve the conflict queue");
-  conflicts->require_subcommand(1);
   auto* c_list = conflicts->add_subcommand("list", "List conflicts (open ones by default)");
   store::ConflictFilter filter;
   bool list_json = false;
@@ -109,7 +108,6 @@ int main(int argc, char** argv) {
   c_dismiss->add_option("--note", dismiss.note, "A note kept with the resolution");
 
   auto* records = app.add_subcommand("records", "Look at golden records");
-  records->require_subcommand(1);
   auto* r_show = records->add_subcommand(
       "show", "Show a golden record, its links to every side and its conflicts");
   std::string rec_entity, rec_id;
@@ -136,6 +134,22 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::cerr << "mdsync: " << e.what() << " (see 'mdsync --help')\n";
     return kUsage;
+  }
+
+  // A command group without its command is a usage error with the choices named.
+  if (app.get_subcommands().empty()) {
+    std::cerr << "mdsync: a command is required: init, rules, run, status, conflicts, records "
+                 "or audit (see 'mdsync --help')\n";
+    return kUsage;
+  }
+  for (const auto& [group, choices] :
+       {std::pair{rules, "check, apply, show or diff"},
+        std::pair{conflicts, "list, show, resolve or dismiss"}, std::pair{records, "show"}}) {
+    if (*group && group->get_subcommands().empty()) {
+      std::cerr << "mdsync: " << group->get_name() << " needs a command: " << choices
+                << " (see 'mdsync " << group->get_name() << " --help')\n";
+      return kUsage;
+    }
   }
 
   if (*c_resolve) {

@@ -1,0 +1,185 @@
+#include "e2e_harness.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+#include <random>
+#include <sstream>
+
+namespace mdsync::e2e {
+
+namespace {
+
+std::string env_or_fail(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0')
+    throw std::runtime_error(std::string(name) +
+                             " is not set: run the end-to-end tests through tools/test, which "
+                             "starts the throwaway PostgreSQL cluster they need");
+  return v;
+}
+
+std::string admin_dsn(const std::string& db) {
+  return "host='" + env_or_fail("MDSYNC_TEST_PGHOST") +
+         "' port=" + env_or_fail("MDSYNC_TEST_PGPORT") +
+         " user=" + env_or_fail("MDSYNC_TEST_PGUSER") + " dbname=" + db;
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'')
+      q += "'\\''";
+    else
+      q += c;
+  }
+  return q + "'";
+}
+
+}  // namespace
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+std::string default_rules() {
+  return read_file(std::string(MDSYNC_DEMO_DATA) + "/rules/customer.json");
+}
+
+Scenario::Scenario(const std::string& name) {
+  std::random_device rd;
+  const std::uint32_t seed = rd();
+  std::mt19937 rng(seed);
+  const std::string suffix = std::to_string(rng() % 1000000000u);
+  std::string base = "t_" + name.substr(0, 30) + "_" + suffix;
+  for (char& c : base)
+    c = static_cast<char>(std::isalnum(static_cast<unsigned char>(c)) ? std::tolower(c) : '_');
+  erp_db_ = base + "_erp";
+  crm_db_ = base + "_crm";
+  control_db_ = base + "_ctl";
+  std::cout << "[scenario " << name << "] databases " << base << "_{erp,crm,ctl} (seed " << seed
+            << ")\n";
+  {
+    pqxx::connection admin(admin_dsn("postgres"));
+    pqxx::nontransaction tx(admin);
+    for (const auto& db : {erp_db_, crm_db_, control_db_})
+      tx.exec("CREATE DATABASE " + tx.quote_name(db));
+  }
+  exec(erp_db_, read_file(std::string(MDSYNC_DEMO_DATA) + "/erp.sql"));
+  exec(crm_db_, read_file(std::string(MDSYNC_DEMO_DATA) + "/crm.sql"));
+  dir_ = std::filesystem::temp_directory_path() / ("mdsync-e2e-" + base);
+  std::filesystem::create_directories(dir_ + "/rules");
+}
+
+Scenario::~Scenario() {
+  try {
+    pqxx::connection admin(admin_dsn("postgres"));
+    pqxx::nontransaction tx(admin);
+    for (const auto& db : {erp_db_, crm_db_, control_db_})
+      tx.exec("DROP DATABASE IF EXISTS " + tx.quote_name(db) + " WITH (FORCE)");
+  } catch (const std::exception& e) {
+    std::cerr << "cleanup: " << e.what() << "\n";
+  }
+  if (!::testing::Test::HasFailure()) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  } else {
+    std::cout << "[scenario] kept " << dir_ << " for inspection\n";
+  }
+}
+
+std::string Scenario::dsn(const std::string& db) const {
+  return admin_dsn(db);
+}
+
+void Scenario::write_config(const std::string& rules_json, const std::string& config_patch) {
+  nlohmann::json config =
+      nlohmann::json::parse(read_file(std::string(MDSYNC_DEMO_DATA) + "/mdsync.json"));
+  config["control"] = dsn(control_db_);
+  config["sides"]["erp"]["dsn"] = dsn(erp_db_);
+  config["sides"]["crm"]["dsn"] = dsn(crm_db_);
+  config["service"] = {
+      {"poll_interval_ms", 50}, {"batch_size", 500}, {"writeback_backoff_initial_ms", 100}};
+  config.merge_patch(nlohmann::json::parse(config_patch));
+  write_file(config_path(), config.dump(2));
+  std::filesystem::remove_all(dir_ + "/rules");
+  std::filesystem::create_directories(dir_ + "/rules");
+  write_file(dir_ + "/rules/customer.json", rules_json);
+}
+
+RunResult Scenario::mdsync(const std::vector<std::string>& args) const {
+  static int counter = 0;
+  const std::string base = dir_ + "/run" + std::to_string(++counter);
+  std::string cmd = "MDSYNC_CONFIG=" + shell_quote(config_path()) + " MDSYNC_STEWARD=e2e " +
+                    shell_quote(MDSYNC_BINARY);
+  for (const auto& a : args) cmd += " " + shell_quote(a);
+  cmd += " </dev/null >" + shell_quote(base + ".out") + " 2>" + shell_quote(base + ".err");
+  const int status = std::system(cmd.c_str());
+  RunResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = read_file(base + ".out");
+  r.err = read_file(base + ".err");
+  return r;
+}
+
+std::string Scenario::mdsync_ok(const std::vector<std::string>& args) const {
+  const RunResult r = mdsync(args);
+  std::string joined;
+  for (const auto& a : args) joined += " " + a;
+  EXPECT_EQ(r.exit_code, 0) << "mdsync" << joined << "\nstdout:\n"
+                            << r.out << "\nstderr:\n"
+                            << r.err;
+  return r.out;
+}
+
+std::string Scenario::query(const std::string& db, const std::string& sql) const {
+  pqxx::connection c(dsn(db));
+  pqxx::nontransaction tx(c);
+  const pqxx::result r = tx.exec(sql);
+  if (r.empty()) return "<none>";
+  return r[0][0].is_null() ? "<null>" : r[0][0].as<std::string>();
+}
+
+void Scenario::exec(const std::string& db, const std::string& sql) const {
+  pqxx::connection c(dsn(db));
+  pqxx::nontransaction tx(c);
+  tx.exec(sql);
+}
+
+void Scenario::exec_with(const std::string& db, const std::string& sql,
+                         const std::string& param) const {
+  pqxx::connection c(dsn(db));
+  pqxx::nontransaction tx(c);
+  tx.exec_params(sql, param);
+}
+
+std::vector<std::string> Scenario::rows(const std::string& db, const std::string& sql) const {
+  pqxx::connection c(dsn(db));
+  pqxx::nontransaction tx(c);
+  std::vector<std::string> out;
+  for (const auto& row : tx.exec(sql)) {
+    std::string line;
+    for (pqxx::row::size_type i = 0; i < row.size(); ++i)
+      line +=
+          (i ? "|" : "") + (row[i].is_null() ? std::string("<null>") : row[i].as<std::string>());
+    out.push_back(line);
+  }
+  return out;
+}
+
+}  // namespace mdsync::e2e

@@ -1,0 +1,69 @@
+// Test harness for end-to-end tests: a scenario owns an ERP, a CRM and a control database
+// in the throwaway cluster (found through MDSYNC_TEST_PG* from tools/test), writes an
+// mdsync.json and rules for them, runs the real `mdsync` binary and queries the databases.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace mdsync::e2e {
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// The demo's customer rules, the default for scenarios.
+std::string default_rules();
+
+class Scenario {
+ public:
+  // Creates the three databases with the demo's ERP and CRM tables. The random name suffix
+  // is printed, so a failing run can be found in the server log.
+  explicit Scenario(const std::string& name);
+  ~Scenario();
+  Scenario(const Scenario&) = delete;
+  Scenario& operator=(const Scenario&) = delete;
+
+  // Writes mdsync.json (with `config_patch` JSON merged over the default) and rules.
+  void write_config(const std::string& rules_json = default_rules(),
+                    const std::string& config_patch = "{}");
+  const std::string& dir() const { return dir_; }
+  std::string config_path() const { return dir_ + "/mdsync.json"; }
+
+  RunResult mdsync(const std::vector<std::string>& args) const;
+  // Runs and asserts exit code 0, returning stdout (stderr is shown on failure).
+  std::string mdsync_ok(const std::vector<std::string>& args) const;
+
+  // One value (first column of the first row; "<null>" for NULL, "<none>" for no row).
+  std::string erp(const std::string& sql) const { return query(erp_db_, sql); }
+  std::string crm(const std::string& sql) const { return query(crm_db_, sql); }
+  std::string control(const std::string& sql) const { return query(control_db_, sql); }
+  void erp_exec(const std::string& sql) const { exec(erp_db_, sql); }
+  void crm_exec(const std::string& sql) const { exec(crm_db_, sql); }
+  void control_exec(const std::string& sql) const { exec(control_db_, sql); }
+  // Runs `sql` with one text parameter $1.
+  void exec_with(const std::string& db, const std::string& sql, const std::string& param) const;
+  // Every row as "a|b|c" lines, in the order the query gives.
+  std::vector<std::string> rows(const std::string& db, const std::string& sql) const;
+
+  std::string erp_db() const { return erp_db_; }
+  std::string crm_db() const { return crm_db_; }
+  std::string control_db() const { return control_db_; }
+  std::string dsn(const std::string& db) const;
+
+ private:
+  std::string query(const std::string& db, const std::string& sql) const;
+  void exec(const std::string& db, const std::string& sql) const;
+
+  std::string erp_db_, crm_db_, control_db_;
+  std::string dir_;
+};
+
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& text);
+
+}  // namespace mdsync::e2e
