@@ -2,6 +2,8 @@
 // and the checks of broken rules and config files (exit 1, naming file, line and column).
 #include <gtest/gtest.h>
 
+#include <cctype>
+
 #include "e2e_harness.hpp"
 
 namespace mdsync::e2e {
@@ -123,7 +125,13 @@ INSTANTIATE_TEST_SUITE_P(
         BrokenRules{"field in two groups",
                     "{\n  \"entity\": \"customer\",\n  \"groups\": {\n    \"a\": [\"street\", "
                     "\"city\"],\n    \"b\": [\"city\", \"zip\"]\n  }\n}\n",
-                    "customer.json:5:11: field 'city' is in groups 'a' and 'b'"}));
+                    "customer.json:5:11: field 'city' is in groups 'a' and 'b'"}),
+    [](const ::testing::TestParamInfo<BrokenRules>& info) {
+      std::string name = info.param.what;
+      for (char& c : name)
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+      return name;
+    });
 
 TEST(CliTest, BrokenConfigNamesFileLineAndColumn) {
   Scenario s("config_broken");

@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -135,6 +137,36 @@ RunResult Scenario::mdsync(const std::vector<std::string>& args) const {
   r.out = read_file(base + ".out");
   r.err = read_file(base + ".err");
   return r;
+}
+
+int Scenario::spawn_mdsync(const std::vector<std::string>& args,
+                           const std::string& log_path) const {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setenv("MDSYNC_CONFIG", config_path().c_str(), 1);
+    if (!std::freopen(log_path.c_str(), "w", stdout) ||
+        !std::freopen(log_path.c_str(), "a", stderr))
+      ::_exit(127);
+    std::vector<char*> argv;
+    std::string bin = MDSYNC_BINARY;
+    argv.push_back(bin.data());
+    std::vector<std::string> copy = args;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(bin.c_str(), argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+int wait_exit(int pid, int seconds) {
+  for (int i = 0; i < seconds * 10; ++i) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid)
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    ::usleep(100 * 1000);
+  }
+  return -1;
 }
 
 std::string Scenario::mdsync_ok(const std::vector<std::string>& args) const {

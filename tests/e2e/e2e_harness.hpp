@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 namespace mdsync::e2e {
 
 struct RunResult {
@@ -35,6 +37,8 @@ class Scenario {
   std::string config_path() const { return dir_ + "/mdsync.json"; }
 
   RunResult mdsync(const std::vector<std::string>& args) const;
+  // Starts mdsync in the background with stdout and stderr going to `log_path`.
+  int spawn_mdsync(const std::vector<std::string>& args, const std::string& log_path) const;
   // Runs and asserts exit code 0, returning stdout (stderr is shown on failure).
   std::string mdsync_ok(const std::vector<std::string>& args) const;
 
@@ -64,6 +68,22 @@ class Scenario {
 };
 
 std::string read_file(const std::string& path);
+// Waits for `pid` up to `seconds`; returns its exit code, or -1 if it is still running.
+int wait_exit(int pid, int seconds);
+// Polls `probe` every 100 ms until it returns `expected` or `seconds` pass; returns the last value.
+template <typename Probe>
+std::string wait_until(Probe probe, const std::string& expected, int seconds);
 void write_file(const std::string& path, const std::string& text);
+
+template <typename Probe>
+std::string wait_until(Probe probe, const std::string& expected, int seconds) {
+  std::string last;
+  for (int i = 0; i < seconds * 10; ++i) {
+    last = probe();
+    if (last == expected) return last;
+    ::usleep(100 * 1000);
+  }
+  return last;
+}
 
 }  // namespace mdsync::e2e

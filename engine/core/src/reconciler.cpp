@@ -97,17 +97,18 @@ class Decider {
     out_.after.open_conflicts.push_back(OpenConflict{0, unit, kind});
   }
 
-  // A side wrote a unit another side owns.
+  // A side wrote a unit another side owns. `before` is the golden value before this change
+  // (empty when the change creates the record), `g` the owner's value that stands.
   void foreign_write(const Unit& unit, const std::string& side, const FieldValues& v,
-                     const FieldValues& g) {
+                     const FieldValues& g, const FieldValues& before) {
     const std::string& owner = unit.policy.owner;
     if (unit.policy.on_foreign_write == ForeignWrite::kRevert) {
-      decide(unit, Outcome::kRevert, g, v,
+      decide(unit, Outcome::kRevert, before, v,
              owner + " owns " + unit.name + "; " + side + "'s write is reverted");
     } else {
       open_conflict(unit.name, ConflictKind::kForeignWrite, {{side, v}, {owner, g}},
                     side + " wrote " + unit.name + ", which " + owner + " owns");
-      decide(unit, Outcome::kQuarantine, g, v,
+      decide(unit, Outcome::kQuarantine, before, v,
              owner + " owns " + unit.name + "; " + side + "'s write is quarantined");
     }
   }
@@ -155,7 +156,7 @@ Reconciliation reconcile_create(const EntityRules& rules, std::int64_t version,
                       "invalid value from " + change.side + ": " + *invalid);
       d.decide(unit, Outcome::kInvalid, unit_values(unit, {}), v, *invalid);
     } else if (!unit_equal(rules, unit, v, defaults)) {
-      d.foreign_write(unit, change.side, v, defaults);
+      d.foreign_write(unit, change.side, v, defaults, unit_values(unit, {}));
     } else {
       d.decide(unit, Outcome::kCreate, unit_values(unit, {}), v,
                unit.policy.owner + " owns " + unit.name + "; the default applies");
@@ -184,7 +185,9 @@ Reconciliation reconcile_delete(const EntityRules& rules, std::int64_t version,
                change.side + " owns deletes; the delete propagates to every side");
     } else {
       const Unit* flag = rules.unit_of_field(policy.deactivate_field);
-      after.detached.push_back(change.side);
+      if (std::find(after.detached.begin(), after.detached.end(), change.side) ==
+          after.detached.end())
+        after.detached.push_back(change.side);
       if (flag != nullptr) {
         const FieldValues before = unit_values(*flag, after.golden);
         after.golden[policy.deactivate_field] = "false";
@@ -260,7 +263,7 @@ Reconciliation reconcile(const EntityRules& rules, std::int64_t version, const R
         d.decide(unit, Outcome::kAccept, g, v,
                  owner ? side + " owns " + unit.name : side + " changed shared " + unit.name);
       } else {
-        d.foreign_write(unit, side, v, g);
+        d.foreign_write(unit, side, v, g, g);
       }
       continue;
     }
@@ -271,7 +274,7 @@ Reconciliation reconcile(const EntityRules& rules, std::int64_t version, const R
       continue;
     }
     if (!p.is_shared()) {
-      d.foreign_write(unit, side, v, g);
+      d.foreign_write(unit, side, v, g, g);
       continue;
     }
     auto prov_it = state.provenance.find(unit.name);

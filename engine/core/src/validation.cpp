@@ -6,9 +6,23 @@
 namespace mdsync::core {
 
 std::size_t utf8_length(const std::string& text) {
+  // Decodes sequence by sequence: a lead byte with the continuation bytes it announces is
+  // one code point; any byte that is not part of such a sequence counts as one on its own,
+  // so malformed input can never slip past max_length.
   std::size_t n = 0;
-  for (unsigned char c : text)
-    if ((c & 0xC0) != 0x80) ++n;
+  for (std::size_t i = 0; i < text.size(); ++n) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const std::size_t len = c < 0x80           ? 1
+                            : (c >> 5) == 0x6  ? 2
+                            : (c >> 4) == 0xE  ? 3
+                            : (c >> 3) == 0x1E ? 4
+                                               : 0;
+    std::size_t k = 1;
+    while (len > 1 && k < len && i + k < text.size() &&
+           (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80)
+      ++k;
+    i += (len > 1 && k == len) ? len : 1;
+  }
   return n;
 }
 

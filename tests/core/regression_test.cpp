@@ -1,6 +1,4 @@
-// Tests that demonstrate bugs found in the core and not yet fixed. They fail until the core is
-// fixed; once they pass, move each to the test file of its part. Each names the file and
-// line of the fault as found.
+// Regression tests of core bugs found and fixed; each names the fault it guards against.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,12 +20,12 @@ using test::StateBuilder;
 // lone continuation byte (malformed UTF-8) counts as zero, although validation.hpp promises
 // "a malformed byte counts as one". Any number of stray continuation bytes then slips past
 // max_length.
-TEST(KnownBugs, Utf8LengthCountsALoneContinuationByteAsOne) {
+TEST(Regression, Utf8LengthCountsALoneContinuationByteAsOne) {
   EXPECT_EQ(utf8_length("\x80"), 1u);
   EXPECT_EQ(utf8_length("a\xBF\xBF"), 3u);
 }
 
-TEST(KnownBugs, MaxLengthCountsMalformedBytes) {
+TEST(Regression, MaxLengthCountsMalformedBytes) {
   Validation v;
   v.max_length = 1;
   EXPECT_TRUE(validate(v, FieldType::kText, Value{"a\x80\x80\x80\x80"}).has_value())
@@ -38,7 +36,7 @@ TEST(KnownBugs, MaxLengthCountsMalformedBytes) {
 // delete owner onto `detached` without checking it is already there, so the same delete
 // reconciled twice (or a second delete of the owner's row) lists the side twice. Golden does
 // not change the second time, but the state is not idempotent.
-TEST(KnownBugs, DeactivatingDeleteTwiceDetachesTheOwnerOnce) {
+TEST(Regression, DeactivatingDeleteTwiceDetachesTheOwnerOnce) {
   const EntityRules rules = RulesBuilder()
                                 .deletes("erp", DeletePropagation::kDeactivate, "active")
                                 .field("name", owned_by("crm"))
