@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <regex>
 #include <set>
@@ -52,7 +53,7 @@ const std::vector<std::string> kDefaultPolicyKeys = {"owner", "on_foreign_write"
                                                      "compare"};
 const std::vector<std::string> kValidateKeys = {"required", "max_length", "pattern",
                                                 "min",      "max",        "one_of"};
-const std::vector<std::string> kDeleteKeys = {"owner", "propagate"};
+const std::vector<std::string> kDeleteKeys = {"owner", "propagate", "on_foreign_delete"};
 
 template <typename E>
 using Words = std::vector<std::pair<const char*, E>>;
@@ -375,6 +376,17 @@ class FileChecker {
         error(p->pos, "propagate: '" + p->text + "' is not one of delete, deactivate:<field>");
       }
     }
+    if (const JsonNode* f = v.find("on_foreign_delete")) {
+      if (!f->is_string()) {
+        type_error(*f, "on_foreign_delete", "a string (\"restore\" or \"quarantine\")");
+      } else if (f->text == "restore") {
+        out.on_foreign_delete = core::ForeignDelete::kRestore;
+      } else if (f->text == "quarantine") {
+        out.on_foreign_delete = core::ForeignDelete::kQuarantine;
+      } else {
+        error(f->pos, "on_foreign_delete: '" + f->text + "' is not one of restore, quarantine");
+      }
+    }
     return out;
   }
 
@@ -561,7 +573,8 @@ class FileChecker {
         type_error(*pat, "pattern", "a string (a regular expression)");
       } else {
         try {
-          std::regex compiled(pat->text, std::regex::ECMAScript);
+          out.compiled_pattern =
+              std::make_shared<const std::regex>(pat->text, std::regex::ECMAScript);
           out.pattern = pat->text;
           if (auto why = wrong_member(members, subject, is_group, is_text))
             error(pat->pos, "pattern applies to text fields only; " + *why);
@@ -736,6 +749,8 @@ std::string delete_text(const core::DeletePolicy& d) {
     out += "delete";
   else
     out += "deactivate:" + d.deactivate_field;
+  out += d.on_foreign_delete == core::ForeignDelete::kRestore ? " on_foreign_delete=restore"
+                                                              : " on_foreign_delete=quarantine";
   return out;
 }
 

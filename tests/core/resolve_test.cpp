@@ -71,9 +71,9 @@ Resolution dismiss() {
   return r;
 }
 
-const OpenConflict kSegment{5, "segment", ConflictKind::kConcurrentEdit};
-const OpenConflict kCredit{6, "credit_limit", ConflictKind::kForeignWrite};
-const OpenConflict kAddress{7, "address", ConflictKind::kConcurrentEdit};
+const OpenConflict kSegment{5, "segment", ConflictKind::kConcurrentEdit, "crm"};
+const OpenConflict kCredit{6, "credit_limit", ConflictKind::kForeignWrite, "crm"};
+const OpenConflict kAddress{7, "address", ConflictKind::kConcurrentEdit, "crm"};
 
 TEST(Resolve, TakeSideSetsGoldenFromThatSidesBase) {
   const Reconciliation r =
@@ -197,7 +197,7 @@ TEST(Resolve, TakingAnUnknownSideIsRefused) {
 TEST(Resolve, RecordLevelConflictsNeedAnotherCommand) {
   const RecordState state =
       StateBuilder().absent().conflict(8, kRecordUnit, ConflictKind::kUnauthorizedCreate).build();
-  const OpenConflict create{8, kRecordUnit, ConflictKind::kUnauthorizedCreate};
+  const OpenConflict create{8, kRecordUnit, ConflictKind::kUnauthorizedCreate, "crm"};
   EXPECT_THROW(resolve(rules(), kVersion, state, create, take("crm")), ResolutionError);
 }
 

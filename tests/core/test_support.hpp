@@ -120,7 +120,7 @@ class StateBuilder {
     return *this;
   }
   StateBuilder& conflict(std::int64_t id, const std::string& unit, ConflictKind kind) {
-    state_.open_conflicts.push_back(OpenConflict{id, unit, kind});
+    state_.open_conflicts.push_back(OpenConflict{id, unit, kind, ""});
     return *this;
   }
   StateBuilder& deleted() {

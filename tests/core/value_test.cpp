@@ -139,7 +139,7 @@ TEST(Canonicalize, TextKeepsEveryByte) {
       "\xF4\x8F\xBF\xBF",  // U+10FFFF, the last code point
   };
   for (const std::string& t : texts) {
-    for (FieldType type : {FieldType::kText, FieldType::kJson, FieldType::kDate}) {
+    for (FieldType type : {FieldType::kText, FieldType::kJson}) {
       const auto v = canonicalize(type, Value{t});
       ASSERT_TRUE(v.has_value()) << t;
       ASSERT_TRUE(v->has_value()) << t;
@@ -204,6 +204,51 @@ INSTANTIATE_TEST_SUITE_P(
         // other types compare their canonical text exactly, whatever the mode
         EqualCase{FieldType::kBoolean, kNoCase, "true", "TRUE", false},
         EqualCase{FieldType::kDate, kTrim, "2024-01-01", " 2024-01-01", false}));
+
+}  // namespace
+}  // namespace mdsync::core
+
+namespace mdsync::core {
+namespace {
+
+// Dates are checked; timestamps become the UTC text PostgreSQL prints, so one instant has
+// one spelling whichever side or offset it came from.
+TEST(Canonicalize, DatesAndTimestamps) {
+  struct Case {
+    FieldType type;
+    const char* in;
+    const char* out;  // nullptr: does not convert
+  };
+  const Case cases[] = {
+      {FieldType::kDate, "2024-02-29", "2024-02-29"},
+      {FieldType::kDate, "2023-02-29", nullptr},
+      {FieldType::kDate, "2024-13-01", nullptr},
+      {FieldType::kDate, "24-01-01", nullptr},
+      {FieldType::kTimestamptz, "2024-01-02T10:00:00+01:00", "2024-01-02 09:00:00+00"},
+      {FieldType::kTimestamptz, "2024-01-02 09:00:00+00", "2024-01-02 09:00:00+00"},
+      {FieldType::kTimestamptz, "2024-01-02T09:00:00Z", "2024-01-02 09:00:00+00"},
+      {FieldType::kTimestamptz, "2024-01-01T00:30:00.120+05:30", "2023-12-31 19:00:00.12+00"},
+      {FieldType::kTimestamptz, "2024-12-31T23:59:59.999999-0200", "2025-01-01 01:59:59.999999+00"},
+      {FieldType::kTimestamptz, "2024-03-01T01:00:00+02", "2024-02-29 23:00:00+00"},
+      {FieldType::kTimestamptz, "infinity", "infinity"},
+      {FieldType::kTimestamptz, "2024-01-02 09:00:00", nullptr},  // no zone
+      {FieldType::kTimestamptz, "2024-01-02T25:00:00Z", nullptr},
+      {FieldType::kTimestamptz, "yesterday", nullptr},
+      {FieldType::kTimestamptz, "2024-01-02T09:00:00.1234567Z", nullptr},
+  };
+  for (const Case& c : cases) {
+    const auto v = canonicalize(c.type, Value{c.in});
+    if (c.out == nullptr) {
+      EXPECT_FALSE(v.has_value()) << c.in << " -> " << show(v ? *v : Value{});
+    } else {
+      ASSERT_TRUE(v.has_value()) << c.in;
+      EXPECT_EQ(show(*v), show(Value{c.out})) << c.in;
+    }
+  }
+  // The same instant from two offsets compares equal once canonical.
+  EXPECT_EQ(canonicalize(FieldType::kTimestamptz, Value{"2024-06-01T12:00:00+02:00"}),
+            canonicalize(FieldType::kTimestamptz, Value{"2024-06-01 10:00:00+00"}));
+}
 
 }  // namespace
 }  // namespace mdsync::core

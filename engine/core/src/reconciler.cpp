@@ -59,18 +59,24 @@ void overlay(FieldValues& target, const FieldValues& values) {
   for (const auto& [f, v] : values) target[f] = v;
 }
 
+// Overlays onto `target` (a unit's values) only the members `values` has.
+void overlay_members(FieldValues& target, const FieldValues& values) {
+  for (auto& [f, v] : target) {
+    auto it = values.find(f);
+    if (it != values.end()) v = it->second;
+  }
+}
+
 class Decider {
  public:
-  Decider(const EntityRules& rules, std::int64_t version, const RecordState& state,
-          std::string source)
-      : rules_(rules) {
-    out_.after = state;
-    out_.plan.entity = rules.entity;
-    out_.plan.source = std::move(source);
-    out_.plan.ruleset_version = version;
+  // Decides into `state` (updated in place) and `plan`.
+  Decider(const EntityRules& rules, std::int64_t version, RecordState& state, Plan& plan,
+          std::string source, std::string side)
+      : rules_(rules), after_(state), plan_(plan), side_(std::move(side)) {
+    plan_.entity = rules.entity;
+    plan_.source = std::move(source);
+    plan_.ruleset_version = version;
   }
-
-  Reconciliation take() { return std::move(out_); }
 
   UnitDecision& decide(const Unit& unit, Outcome outcome, const FieldValues& golden_before,
                        const FieldValues& proposed, std::string reason) {
@@ -78,23 +84,23 @@ class Decider {
     d.unit = unit.name;
     d.outcome = outcome;
     d.before = golden_before;
-    d.after = unit_values(unit, out_.after.golden);
+    d.after = unit_values(unit, after_.golden);
     d.proposed = proposed;
     d.rule = rule_text(rules_, unit);
     d.reason = std::move(reason);
-    out_.plan.decisions.push_back(std::move(d));
-    return out_.plan.decisions.back();
+    plan_.decisions.push_back(std::move(d));
+    return plan_.decisions.back();
   }
 
   void set_golden(const Unit& unit, const FieldValues& values, Provenance who) {
-    overlay(out_.after.golden, unit_values(unit, values));
-    out_.after.provenance[unit.name] = std::move(who);
+    overlay(after_.golden, unit_values(unit, values));
+    after_.provenance[unit.name] = std::move(who);
   }
 
   void open_conflict(const std::string& unit, ConflictKind kind,
                      std::map<std::string, FieldValues> values, const std::string& reason) {
-    out_.plan.opened.push_back(ConflictOpened{unit, kind, std::move(values), reason});
-    out_.after.open_conflicts.push_back(OpenConflict{0, unit, kind});
+    plan_.opened.push_back(ConflictOpened{unit, kind, std::move(values), reason});
+    after_.open_conflicts.push_back(OpenConflict{0, unit, kind, side_});
   }
 
   // A side wrote a unit another side owns. `before` is the golden value before this change
@@ -114,14 +120,13 @@ class Decider {
   }
 
   const EntityRules& rules_;
-  Reconciliation out_;
+  RecordState& after_;
+  Plan& plan_;
+  std::string side_;  // the side whose change is decided; empty for a steward
 };
 
-Reconciliation reconcile_create(const EntityRules& rules, std::int64_t version,
-                                const RecordState& state, const Change& change,
-                                std::string source) {
-  Decider d(rules, version, state, std::move(source));
-  RecordState& after = d.out_.after;
+void reconcile_create(Decider& d, const EntityRules& rules, const Change& change) {
+  RecordState& after = d.after_;
   const Provenance from_side{change.side, "", change.commit_time_us};
   if (!rules.may_create(change.side)) {
     d.open_conflict(kRecordUnit, ConflictKind::kUnauthorizedCreate, {{change.side, change.values}},
@@ -129,7 +134,7 @@ Reconciliation reconcile_create(const EntityRules& rules, std::int64_t version,
     Unit record{kRecordUnit, {}, rules.default_policy};
     d.decide(record, Outcome::kRejectCreate, {}, change.values,
              change.side + " is not in " + rules.entity + ".create");
-    return d.take();
+    return;
   }
   after = RecordState{};
   after.exists = true;
@@ -150,7 +155,8 @@ Reconciliation reconcile_create(const EntityRules& rules, std::int64_t version,
     }
     FieldValues defaults;
     for (const std::string& m : unit.members) defaults[m] = unit.policy.default_value;
-    d.set_golden(unit, defaults, Provenance{unit.policy.owner, "", 0});
+    d.set_golden(unit, defaults,
+                 unit.policy.is_shared() ? Provenance{} : Provenance{unit.policy.owner, "", 0});
     if (invalid) {
       d.open_conflict(unit.name, ConflictKind::kInvalidValue, {{change.side, v}},
                       "invalid value from " + change.side + ": " + *invalid);
@@ -162,20 +168,17 @@ Reconciliation reconcile_create(const EntityRules& rules, std::int64_t version,
                unit.policy.owner + " owns " + unit.name + "; the default applies");
     }
   }
-  return d.take();
+  return;
 }
 
-Reconciliation reconcile_delete(const EntityRules& rules, std::int64_t version,
-                                const RecordState& state, const Change& change,
-                                std::string source) {
-  Decider d(rules, version, state, std::move(source));
-  RecordState& after = d.out_.after;
+void reconcile_delete(Decider& d, const EntityRules& rules, const Change& change) {
+  RecordState& after = d.after_;
   Unit record{kRecordUnit, {}, rules.default_policy};
-  d.out_.plan.unlink_source = true;
+  d.plan_.unlink_source = true;
   after.bases.erase(change.side);
-  if (!state.exists || state.deleted) {
+  if (!after.exists || after.deleted) {
     d.decide(record, Outcome::kNoChange, {}, {}, "record already deleted");
-    return d.take();
+    return;
   }
   const DeletePolicy& policy = rules.delete_policy;
   if (policy.owner == change.side) {
@@ -197,49 +200,47 @@ Reconciliation reconcile_delete(const EntityRules& rules, std::int64_t version,
                      policy.deactivate_field + " = false)");
       }
     }
-    return d.take();
+    return;
+  }
+  const std::string owner = policy.owner.empty() ? std::string("no side") : policy.owner;
+  if (policy.on_foreign_delete == ForeignDelete::kQuarantine) {
+    d.open_conflict(kRecordUnit, ConflictKind::kForeignDelete, {{"golden", after.golden}},
+                    change.side + " deleted the record, but " + owner + " owns deletes");
+    d.decide(record, Outcome::kQuarantine, {}, {},
+             owner + " owns deletes; " + change.side + "'s delete waits for a steward");
+    return;
   }
   d.decide(record, Outcome::kRestore, {}, {},
-           (policy.owner.empty() ? std::string("no side") : policy.owner) +
-               " owns deletes; the row is re-created on " + change.side);
-  return d.take();
+           owner + " owns deletes; the row is re-created on " + change.side);
 }
 
-}  // namespace
-
-Reconciliation reconcile(const EntityRules& rules, std::int64_t version, const RecordState& state,
-                         const Change& change) {
-  std::string source = change.side + "#" + std::to_string(change.seq);
-  if (change.op == Op::kDelete)
-    return reconcile_delete(rules, version, state, change, std::move(source));
-  if (!state.exists) return reconcile_create(rules, version, state, change, std::move(source));
-
-  Decider d(rules, version, state, std::move(source));
-  RecordState& after = d.out_.after;
+void reconcile_update(Decider& d, const EntityRules& rules, const Change& change) {
+  RecordState& state = d.after_;
   const std::string& side = change.side;
   const Provenance from_side{side, "", change.commit_time_us};
-  auto base_it = state.bases.find(side);
-  const FieldValues base = base_it == state.bases.end() ? FieldValues{} : base_it->second;
-  FieldValues now = base;
-  overlay(now, change.values);
-  overlay(after.bases[side], change.values);
+  static const FieldValues kNoBase;
+  const auto base_it = state.bases.find(side);
+  const FieldValues& base = base_it == state.bases.end() ? kNoBase : base_it->second;
 
   if (state.deleted) {
     Unit record{kRecordUnit, {}, rules.default_policy};
     d.decide(record, Outcome::kNoChange, {}, change.values,
              "record was deleted by " + rules.delete_policy.owner + "; the delete propagates");
-    return d.take();
+    overlay(state.bases[side], change.values);
+    return;
   }
 
   for (const Unit& unit : rules.units) {
     if (!touches(unit, change.values)) continue;
-    const FieldValues v = unit_values(unit, now);
-    const FieldValues b = unit_values(unit, base);
+    // Only the units the change touches are looked at, so unchanged fields cost nothing.
+    FieldValues b = unit_values(unit, base);
+    FieldValues v = b;
+    overlay_members(v, change.values);
     const FieldValues g = unit_values(unit, state.golden);
     if (unit_equal(rules, unit, v, b)) continue;  // v = b: the side did not change it
 
     if (const OpenConflict* held = state.conflict_on(unit.name)) {
-      d.out_.plan.attached.push_back(ConflictAttached{held->id, side, v});
+      d.plan_.attached.push_back(ConflictAttached{held->id, side, v});
       d.decide(unit, Outcome::kAttach, g, v,
                "held by open " + std::string(to_string(held->kind)) + " conflict " +
                    std::to_string(held->id));
@@ -312,17 +313,100 @@ Reconciliation reconcile(const EntityRules& rules, std::int64_t version, const R
       }
     }
   }
-  return d.take();
+  // The side now holds v: its base moves, whatever was decided.
+  overlay(state.bases[side], change.values);
 }
+
+}  // namespace
+
+Plan reconcile_in_place(const EntityRules& rules, std::int64_t version, RecordState& state,
+                        const Change& change) {
+  Plan plan;
+  Decider d(rules, version, state, plan, change.side + "#" + std::to_string(change.seq),
+            change.side);
+  if (change.op == Op::kDelete)
+    reconcile_delete(d, rules, change);
+  else if (!state.exists)
+    reconcile_create(d, rules, change);
+  else
+    reconcile_update(d, rules, change);
+  return plan;
+}
+
+Reconciliation reconcile(const EntityRules& rules, std::int64_t version, const RecordState& state,
+                         const Change& change) {
+  Reconciliation r;
+  r.after = state;
+  r.plan = reconcile_in_place(rules, version, r.after, change);
+  return r;
+}
+
+namespace {
+
+void close(Reconciliation& out, const OpenConflict& conflict) {
+  auto& open = out.after.open_conflicts;
+  open.erase(std::remove_if(open.begin(), open.end(),
+                            [&](const OpenConflict& c) { return c.id == conflict.id; }),
+             open.end());
+  out.plan.closed.push_back(conflict.id);
+}
+
+// Record-level conflicts: a foreign delete is accepted (the delete propagates as the delete
+// owner's would) or dismissed (the row is re-created on the side that deleted it).
+Reconciliation resolve_record(const EntityRules& rules, std::int64_t version,
+                              const RecordState& state, const OpenConflict& conflict,
+                              const Resolution& r, const std::string& who) {
+  if (conflict.kind != ConflictKind::kForeignDelete)
+    throw ResolutionError(std::string(to_string(conflict.kind)) +
+                          " conflicts cannot be resolved from the CLI yet");
+  Reconciliation out;
+  out.after = state;
+  Decider d(rules, version, out.after, out.plan, "steward:" + who, "");
+  Unit record{kRecordUnit, {}, rules.default_policy};
+  const std::string note = r.note.empty() ? "" : " (" + r.note + ")";
+  if (r.kind == Resolution::Kind::kDismiss) {
+    close(out, conflict);
+    d.decide(record, Outcome::kDismiss, {}, {},
+             who + " kept the record; the row is re-created on " + conflict.side + note);
+    return out;
+  }
+  if (r.kind != Resolution::Kind::kTakeSide || r.side != conflict.side)
+    throw ResolutionError("a foreign_delete conflict is resolved with --take " + conflict.side +
+                          " (accept the delete) or dismissed (re-create the row)");
+  close(out, conflict);
+  const DeletePolicy& policy = rules.delete_policy;
+  const Unit* flag = policy.propagate == DeletePropagation::kDeactivate
+                         ? rules.unit_of_field(policy.deactivate_field)
+                         : nullptr;
+  if (flag == nullptr) {
+    out.after.deleted = true;
+    d.decide(record, Outcome::kResolve, {}, {},
+             who + " accepted " + conflict.side + "'s delete; it propagates" + note);
+    return out;
+  }
+  if (std::find(out.after.detached.begin(), out.after.detached.end(), conflict.side) ==
+      out.after.detached.end())
+    out.after.detached.push_back(conflict.side);
+  const FieldValues before = unit_values(*flag, out.after.golden);
+  d.set_golden(*flag, {{policy.deactivate_field, "false"}}, Provenance{"", who, r.time_us});
+  d.decide(*flag, Outcome::kResolve, before, {{policy.deactivate_field, "false"}},
+           who + " accepted " + conflict.side + "'s delete; other sides are deactivated" + note);
+  return out;
+}
+
+}  // namespace
 
 Reconciliation resolve(const EntityRules& rules, std::int64_t version, const RecordState& state,
                        const OpenConflict& conflict, const Resolution& r) {
+  const std::string who = r.steward.empty() ? std::string("steward") : r.steward;
+  if (conflict.unit == kRecordUnit) return resolve_record(rules, version, state, conflict, r, who);
   const Unit* unit = rules.unit_named(conflict.unit);
   if (unit == nullptr)
-    throw ResolutionError(std::string("conflicts of kind ") + to_string(conflict.kind) +
-                          " are not resolved by taking a value");
-  const std::string who = r.steward.empty() ? std::string("steward") : r.steward;
-  Decider d(rules, version, state, "steward:" + who);
+    throw ResolutionError("conflict " + std::to_string(conflict.id) + " names unit '" +
+                          conflict.unit + "', which the ruleset in force does not have");
+  Reconciliation out;
+  out.after = state;
+  Decider d(rules, version, out.after, out.plan, "steward:" + who, "");
   const FieldValues g = unit_values(*unit, state.golden);
   FieldValues chosen;
   std::string reason;
@@ -363,15 +447,11 @@ Reconciliation resolve(const EntityRules& rules, std::int64_t version, const Rec
       throw ResolutionError("the chosen value is invalid: " + *invalid);
   }
   if (!r.note.empty()) reason += " (" + r.note + ")";
-  d.set_golden(*unit, chosen, Provenance{"", who, 0});
-  auto& open = d.out_.after.open_conflicts;
-  open.erase(std::remove_if(open.begin(), open.end(),
-                            [&](const OpenConflict& c) { return c.id == conflict.id; }),
-             open.end());
-  d.out_.plan.closed.push_back(conflict.id);
+  d.set_golden(*unit, chosen, Provenance{"", who, r.time_us});
+  close(out, conflict);
   d.decide(*unit, r.kind == Resolution::Kind::kDismiss ? Outcome::kDismiss : Outcome::kResolve, g,
            chosen, reason);
-  return d.take();
+  return out;
 }
 
 }  // namespace mdsync::core

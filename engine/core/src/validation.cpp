@@ -37,11 +37,14 @@ std::optional<std::string> validate(const Validation& rules, FieldType type, con
     return "longer than max_length " + std::to_string(*rules.max_length) + " (" +
            std::to_string(utf8_length(v)) + " characters)";
   if (rules.pattern) {
-    // Rules are checked when loaded, so the pattern compiles; a failure here would be a
-    // bug, and reporting the value invalid keeps it from propagating.
+    // Rules are checked when read, so the pattern compiles; a failure here would be a bug,
+    // and reporting the value invalid keeps it from propagating.
     try {
-      if (!std::regex_match(v, std::regex(*rules.pattern, std::regex::ECMAScript)))
-        return "does not match pattern " + *rules.pattern;
+      const bool match =
+          rules.compiled_pattern
+              ? std::regex_match(v, *rules.compiled_pattern)
+              : std::regex_match(v, std::regex(*rules.pattern, std::regex::ECMAScript));
+      if (!match) return "does not match pattern " + *rules.pattern;
     } catch (const std::regex_error&) {
       return "pattern " + *rules.pattern + " cannot be evaluated";
     }

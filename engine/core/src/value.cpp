@@ -1,6 +1,7 @@
 #include "mdsync/core/value.hpp"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace mdsync::core {
 
@@ -100,6 +101,125 @@ int compare_decimal(std::string_view a, std::string_view b) {
   return na ? -magnitude : magnitude;
 }
 
+namespace {
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
+  z += 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  y = static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2);
+}
+
+bool digits(std::string_view s, std::size_t pos, std::size_t n, unsigned& out) {
+  if (pos + n > s.size()) return false;
+  out = 0;
+  for (std::size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    out = out * 10 + static_cast<unsigned>(s[i] - '0');
+  }
+  return true;
+}
+
+bool valid_date(unsigned y, unsigned m, unsigned d) {
+  static const unsigned kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (m < 1 || m > 12 || d < 1 || d > kDays[m - 1]) return false;
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return m != 2 || d <= 28 || leap;
+}
+
+std::string two(unsigned v) {
+  return std::string(1, static_cast<char>('0' + v / 10)) + static_cast<char>('0' + v % 10);
+}
+
+std::string four(std::int64_t v) {
+  std::string s = std::to_string(v);
+  return std::string(s.size() < 4 ? 4 - s.size() : 0, '0') + s;
+}
+
+// "YYYY-MM-DD".
+std::optional<std::string> canonical_date(std::string_view t) {
+  unsigned y, m, d;
+  if (t.size() != 10 || t[4] != '-' || t[7] != '-' || !digits(t, 0, 4, y) || !digits(t, 5, 2, m) ||
+      !digits(t, 8, 2, d) || !valid_date(y, m, d))
+    return std::nullopt;
+  return std::string(t);
+}
+
+// "YYYY-MM-DD[T| ]HH:MM[:SS[.f{1,6}]][Z|±HH[[:]MM]]" -> UTC "YYYY-MM-DD HH:MM:SS[.f]+00", the
+// form PostgreSQL prints with TimeZone UTC, so the same instant always has the same text.
+std::optional<std::string> canonical_timestamptz(std::string_view t) {
+  if (t == "infinity" || t == "-infinity") return std::string(t);
+  unsigned y, mo, d, h, mi, sec = 0;
+  if (t.size() < 16 || !digits(t, 0, 4, y) || t[4] != '-' || !digits(t, 5, 2, mo) || t[7] != '-' ||
+      !digits(t, 8, 2, d) || (t[10] != 'T' && t[10] != ' ') || !digits(t, 11, 2, h) ||
+      t[13] != ':' || !digits(t, 14, 2, mi) || !valid_date(y, mo, d) || h > 23 || mi > 59)
+    return std::nullopt;
+  std::size_t i = 16;
+  std::string frac;
+  if (i < t.size() && t[i] == ':') {
+    if (!digits(t, i + 1, 2, sec) || sec > 59) return std::nullopt;
+    i += 3;
+    if (i < t.size() && t[i] == '.') {
+      ++i;
+      while (i < t.size() && t[i] >= '0' && t[i] <= '9') frac += t[i++];
+      if (frac.empty() || frac.size() > 6) return std::nullopt;
+      while (!frac.empty() && frac.back() == '0') frac.pop_back();
+    }
+  }
+  int offset_min = 0;
+  if (i < t.size()) {
+    if (t[i] == 'Z' && i + 1 == t.size()) {
+      i = t.size();
+    } else if (t[i] == '+' || t[i] == '-') {
+      const int sign = t[i] == '-' ? -1 : 1;
+      unsigned oh, om = 0;
+      if (!digits(t, i + 1, 2, oh)) return std::nullopt;
+      std::size_t j = i + 3;
+      if (j < t.size() && t[j] == ':') ++j;
+      if (j < t.size()) {
+        if (!digits(t, j, 2, om)) return std::nullopt;
+        j += 2;
+      }
+      if (j != t.size() || oh > 15 || om > 59) return std::nullopt;
+      offset_min = sign * static_cast<int>(oh * 60 + om);
+      i = j;
+    } else {
+      return std::nullopt;
+    }
+  } else {
+    return std::nullopt;  // no zone: not a timestamptz as the core receives them
+  }
+  std::int64_t minutes = days_from_civil(y, mo, d) * 1440 + h * 60 + mi - offset_min;
+  const std::int64_t days = minutes >= 0 ? minutes / 1440 : (minutes - 1439) / 1440;
+  minutes -= days * 1440;
+  std::int64_t yy;
+  unsigned mm, dd;
+  civil_from_days(days, yy, mm, dd);
+  if (yy < 1 || yy > 9999) return std::nullopt;
+  std::string out = four(yy) + "-" + two(mm) + "-" + two(dd) + " " +
+                    two(static_cast<unsigned>(minutes / 60)) + ":" +
+                    two(static_cast<unsigned>(minutes % 60)) + ":" + two(sec);
+  if (!frac.empty()) out += "." + frac;
+  return out + "+00";
+}
+
+}  // namespace
+
 std::optional<Value> canonicalize(FieldType type, const Value& raw) {
   if (!raw) return Value{};
   switch (type) {
@@ -120,9 +240,17 @@ std::optional<Value> canonicalize(FieldType type, const Value& raw) {
       if (s == "f" || s == "false" || s == "FALSE" || s == "False") return Value{"false"};
       return std::nullopt;
     }
+    case FieldType::kDate: {
+      auto d = canonical_date(*raw);
+      if (!d) return std::nullopt;
+      return Value{*d};
+    }
+    case FieldType::kTimestamptz: {
+      auto ts = canonical_timestamptz(*raw);
+      if (!ts) return std::nullopt;
+      return Value{*ts};
+    }
     case FieldType::kText:
-    case FieldType::kDate:
-    case FieldType::kTimestamptz:
     case FieldType::kJson:
       return Value{*raw};
   }

@@ -42,6 +42,12 @@ std::vector<RowWrite> plan_writebacks(const EntityRules& rules, const RecordStat
     if (std::find(state.detached.begin(), state.detached.end(), side) != state.detached.end())
       continue;
     if (!linked && flight == in_flight.end()) {
+      // A foreign delete waiting for a steward keeps the row gone until it is resolved.
+      const bool held = std::any_of(
+          state.open_conflicts.begin(), state.open_conflicts.end(), [&](const OpenConflict& c) {
+            return c.kind == ConflictKind::kForeignDelete && c.side == side;
+          });
+      if (held) continue;
       RowWrite insert{side, RowWrite::Kind::kInsert, {}, {}};
       for (const auto& [field, type] : rules.fields) {
         (void)type;

@@ -57,6 +57,10 @@ Level level_from_string(const std::string& w) {
   return Level::kInfo;
 }
 
+bool enabled(Level level) {
+  return spdlog::default_logger_raw()->should_log(to_spdlog(level));
+}
+
 void event(Level level, const char* name, std::initializer_list<Field> fields) {
   if (!spdlog::default_logger_raw()->should_log(to_spdlog(level))) return;
   const auto now = std::chrono::system_clock::now();

@@ -108,6 +108,10 @@ std::string resolve_conflict(pqxx::connection_base& conn, const config::Config& 
       return s;
     }() + ")");
   core::Resolution chosen = resolution;
+  // The steward's decision time comes from the control store's clock (the capture times it
+  // is compared with come from the sides' database clocks).
+  chosen.time_us = tx.exec1("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")[0]
+                       .as<std::int64_t>();
   if (chosen.kind == core::Resolution::Kind::kValue && chosen.values.count("")) {
     const core::Unit* unit = rules->unit_named(open->unit);
     if (unit == nullptr || unit->members.size() != 1)

@@ -88,15 +88,16 @@ std::optional<core::RecordState> RecordRepository::load(std::int64_t id) {
   for (const auto& row :
        tx_.exec_params("SELECT side, base::text FROM mdsync.crosswalk WHERE golden_id = $1", id))
     s.bases[row[0].as<std::string>()] = values_from_json(row[1].as<std::string>());
-  for (const auto& row : tx_.exec_params(
-           "SELECT id, unit, kind FROM mdsync.conflict WHERE golden_id = $1 AND status = 'open' "
-           "ORDER BY id",
-           id)) {
+  for (const auto& row : tx_.exec_params("SELECT id, unit, kind, side FROM mdsync.conflict WHERE "
+                                         "golden_id = $1 AND status = 'open' "
+                                         "ORDER BY id",
+                                         id)) {
     core::OpenConflict c;
     c.id = row[0].as<std::int64_t>();
     c.unit = row[1].as<std::string>();
     c.kind = core::conflict_kind_from_string(row[2].as<std::string>())
                  .value_or(core::ConflictKind::kConcurrentEdit);
+    c.side = row[3].as<std::string>();
     s.open_conflicts.push_back(c);
   }
   return s;

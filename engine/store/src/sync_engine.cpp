@@ -241,23 +241,24 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
       continue;
     }
 
-    core::Reconciliation rec = core::reconcile(*rules, rs.version, state, change);
-    if (!gid && rec.after.exists) {
-      gid = repo.create_golden(row.entity, rec.after);
-      repo.link(row.entity, side, row.row_key, *gid, rec.after.bases[side]);
+    const core::Plan plan = core::reconcile_in_place(*rules, rs.version, state, change);
+    if (!gid && state.exists) {
+      gid = repo.create_golden(row.entity, state);
+      repo.link(row.entity, side, row.row_key, *gid, state.bases[side]);
     } else if (gid) {
-      repo.save_golden(*gid, rec.after);
-      if (rec.plan.unlink_source)
+      repo.save_golden(*gid, state);
+      if (plan.unlink_source)
         repo.unlink(*gid, side);
       else
-        repo.save_base(*gid, side, rec.after.bases[side]);
+        repo.save_base(*gid, side, state.bases[side]);
     }
-    repo.persist_plan(row.entity, gid, side, row.row_key, rec.plan, rec.after);
-    log::debug("plan", {{"golden_id", gid.value_or(0)}, {"text", rec.plan.to_text()}});
-    result.conflicts_opened += static_cast<int>(rec.plan.opened.size());
+    repo.persist_plan(row.entity, gid, side, row.row_key, plan, state);
+    if (log::enabled(log::Level::kDebug))
+      log::debug("plan", {{"golden_id", gid.value_or(0)}, {"text", plan.to_text()}});
+    result.conflicts_opened += static_cast<int>(plan.opened.size());
     ++result.captured;
     if (gid) {
-      states[*gid] = std::move(rec.after);
+      states[*gid] = std::move(state);
       touched[*gid] = rules;
     }
   }

@@ -36,6 +36,7 @@ struct OpenConflict {
   std::int64_t id = 0;  // 0 until the store has saved it
   std::string unit;     // field or group name; kRecordUnit for record-level conflicts
   ConflictKind kind = ConflictKind::kConcurrentEdit;
+  std::string side;  // the side whose change opened it
 };
 
 // The unit name of conflicts about the whole record (creates and deletes).

@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
+#include <regex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,6 +23,7 @@ enum class ForeignWrite { kRevert, kQuarantine };
 enum class OnConflict { kQuarantine, kLastWriterWins, kPriority };
 enum class Compare { kExact, kTrim, kCaseInsensitive };
 enum class DeletePropagation { kDelete, kDeactivate };
+enum class ForeignDelete { kRestore, kQuarantine };
 
 const char* to_string(FieldType v);
 const char* to_string(ForeignWrite v);
@@ -34,6 +37,8 @@ struct Validation {
   std::optional<std::string> min;         // exact decimal text
   std::optional<std::string> max;         // exact decimal text
   std::optional<std::vector<std::string>> one_of;
+  // `pattern` compiled once when the rules are read; validation compiles it itself if absent.
+  std::shared_ptr<const std::regex> compiled_pattern;
 
   bool empty() const { return !required && !max_length && !pattern && !min && !max && !one_of; }
 };
@@ -53,6 +58,9 @@ struct DeletePolicy {
   std::string owner;  // the side whose delete is authoritative; empty: no side may delete
   DeletePropagation propagate = DeletePropagation::kDelete;
   std::string deactivate_field;  // with kDeactivate: the boolean field set to false
+  // Another side's delete: its row is re-created (restore) or a foreign_delete conflict waits
+  // for a steward (quarantine), the row staying gone meanwhile.
+  ForeignDelete on_foreign_delete = ForeignDelete::kRestore;
 };
 
 // A decision unit: one field, or a group whose members are owned and resolved together.

@@ -21,6 +21,8 @@ void init(Level min_level);
 Level level_from_string(const std::string& word);  // debug|info|warn|error, default info
 
 void event(Level level, const char* name, std::initializer_list<Field> fields = {});
+// Whether `level` is logged, so costly fields are only built when they will be written.
+bool enabled(Level level);
 
 inline void info(const char* name, std::initializer_list<Field> f = {}) {
   event(Level::kInfo, name, f);

@@ -1,0 +1,650 @@
+// A pure simulation of the engine around the reconciliation core, for the property tests:
+// N sides (erp, crm, shop), each holding one row of one record, capture queues, a write-back
+// outbox, and the engine's RecordState. The core is driven the way engine/store drives it
+// (sync_engine.cpp, record_repository.cpp, conflict_queue.cpp, side_store.cpp):
+//   - a user edit on a side changes its row; the capture trigger records the fields whose
+//     value is SQL-distinct, canonicalized, with the side's next seq and a logical time;
+//   - processing the oldest captured change of a side: reconcile, persist (new conflicts get
+//     ids), plan_writebacks with the pending outbox values in flight, enqueue;
+//   - delivering the oldest pending write of a side: an update applies only if the side
+//     still holds `expected` (IS NOT DISTINCT FROM), else it is superseded and the record is
+//     planned again; an applied write is remembered in the side's idempotency table and
+//     overlaid on the engine's base of that side;
+//   - a steward resolves an open conflict through core::resolve, then the record is planned.
+// No deletes. Every step is appended to a text trace, so a failing property shows the run.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mdsync/core/reconciler.hpp"
+#include "mdsync/core/writeback_plan.hpp"
+#include "test_support.hpp"
+
+namespace mdsync::core::model {
+
+inline const std::vector<std::string> kAllSides = {"erp", "crm", "shop"};
+constexpr std::int64_t kVersion = 7;
+
+// ---- the ruleset as a small value: prints, shrinks, builds EntityRules -------------------
+
+struct UnitSpec {
+  std::string name;
+  std::vector<std::pair<std::string, FieldType>> members;  // one member: a plain field
+  int owner = -1;                                          // index into the sides; -1: shared
+  ForeignWrite on_foreign_write = ForeignWrite::kRevert;
+  OnConflict on_conflict = OnConflict::kQuarantine;
+  Compare compare = Compare::kExact;
+  std::optional<std::size_t> max_length;
+  Value default_value;
+};
+
+struct Spec {
+  int sides = 2;
+  std::vector<UnitSpec> units;
+  std::vector<int> priority;  // a permutation of the side indexes
+  int creator = 0;            // the side whose row creates the record
+  FieldValues initial;        // the creator's row, raw
+
+  std::vector<std::string> side_names() const {
+    return std::vector<std::string>(kAllSides.begin(), kAllSides.begin() + sides);
+  }
+
+  EntityRules rules() const {
+    EntityRules r;
+    r.entity = "customer";
+    for (int p : priority) r.priority.push_back(kAllSides[p]);
+    r.create = side_names();
+    r.default_policy.owner = kShared;
+    for (const UnitSpec& u : units) {
+      Unit unit;
+      unit.name = u.name;
+      for (const auto& [field, type] : u.members) {
+        r.fields.emplace_back(field, type);
+        unit.members.push_back(field);
+      }
+      unit.policy.owner = u.owner < 0 ? std::string(kShared) : kAllSides[u.owner];
+      unit.policy.on_foreign_write = u.on_foreign_write;
+      unit.policy.on_conflict = u.on_conflict;
+      unit.policy.compare = u.compare;
+      unit.policy.validate.max_length = u.max_length;
+      unit.policy.default_value = u.default_value;
+      r.units.push_back(std::move(unit));
+    }
+    return r;
+  }
+};
+
+inline std::string spec_text(const Spec& s) {
+  std::ostringstream out;
+  out << "sides=" << s.sides << " creator=" << kAllSides[s.creator] << " priority=[";
+  for (std::size_t i = 0; i < s.priority.size(); ++i)
+    out << (i ? "," : "") << kAllSides[s.priority[i]];
+  out << "]\n";
+  for (const UnitSpec& u : s.units) {
+    out << "  unit " << u.name << " {";
+    for (std::size_t i = 0; i < u.members.size(); ++i)
+      out << (i ? ", " : "") << u.members[i].first << ":" << to_string(u.members[i].second);
+    out << "} owner=" << (u.owner < 0 ? std::string(kShared) : kAllSides[u.owner])
+        << " on_foreign_write=" << to_string(u.on_foreign_write)
+        << " on_conflict=" << to_string(u.on_conflict) << " compare=" << to_string(u.compare);
+    if (u.max_length) out << " max_length=" << *u.max_length;
+    out << " default=" << show(u.default_value) << "\n";
+  }
+  out << "  initial: " << test::values_text(s.initial) << "\n";
+  return out.str();
+}
+
+// ---- what happens next ---------------------------------------------------------------
+
+struct Action {
+  enum class Kind {
+    kEdit,              // a user changes fields of `side`'s row
+    kProcess,           // the engine reconciles `side`'s oldest captured change
+    kDeliver,           // the oldest pending write-back to `side` is delivered
+    kDeliverLosingAck,  // ... applied on the side, but the engine's record of it is lost
+    kRedeliverDone,     // an already delivered write-back (#pick) reaches `side` again
+    kResolve,           // a steward resolves open conflict #pick: take `side`, or dismiss
+  };
+  Kind kind = Kind::kProcess;
+  int side = 0;
+  FieldValues edits;       // kEdit: the new raw values
+  bool same_tick = false;  // kEdit: committed at the same clock tick as the previous edit
+  int pick = 0;
+  bool dismiss = false;  // kResolve
+};
+
+inline std::string action_text(const Action& a) {
+  const std::string side = kAllSides[a.side];
+  switch (a.kind) {
+    case Action::Kind::kEdit:
+      return "edit " + side + " {" + test::values_text(a.edits) + "}" +
+             (a.same_tick ? " same tick" : "");
+    case Action::Kind::kProcess:
+      return "process " + side;
+    case Action::Kind::kDeliver:
+      return "deliver " + side;
+    case Action::Kind::kDeliverLosingAck:
+      return "deliver " + side + " losing the ack";
+    case Action::Kind::kRedeliverDone:
+      return "redeliver done write #" + std::to_string(a.pick) + " to " + side;
+    case Action::Kind::kResolve:
+      return "resolve conflict #" + std::to_string(a.pick) +
+             (a.dismiss ? " dismiss" : " take " + side);
+  }
+  return "?";
+}
+
+// ---- the simulation ------------------------------------------------------------------
+
+// Which in-step checks a run makes (each costs extra core calls); violations are collected.
+struct Checks {
+  bool ownership = false;    // (b) an owned unit's golden comes from its owner or a steward
+  bool idempotence = false;  // (c) the same change reconciled twice changes nothing more
+  bool groups = false;       // (d) a group's golden comes whole from one source
+  bool determinism = false;  // (e) the same core call twice gives the same plan and state
+};
+
+// What a side checks before it applies a write-back update.
+enum class WriteGuard {
+  // side_store.cpp today: the row still holds `expected` (IS NOT DISTINCT FROM).
+  kExpectedValues,
+  // ... and the side has no captured change of the row that the engine has not reconciled
+  // yet. Without this, a side that changes a field and changes it back (A -> B -> A) lets a
+  // write-back expecting A land before the engine has seen B; the stale captures are then
+  // reconciled against the written base and the side diverges for good (see
+  // property_regressions_test.cpp). The properties run with this guard.
+  kNoPendingCapture,
+};
+
+// SQL's IS NOT DISTINCT FROM on the side's column: numeric columns compare as numbers,
+// text columns byte for byte.
+inline bool sql_equal(FieldType type, const Value& a, const Value& b) {
+  if (!a || !b) return !a && !b;
+  if (type == FieldType::kNumeric || type == FieldType::kInteger) {
+    auto x = canonical_decimal(*a), y = canonical_decimal(*b);
+    if (x && y) return *x == *y;
+  }
+  return *a == *b;
+}
+
+inline const Value& value_in(const FieldValues& values, const std::string& field) {
+  static const Value kNull;
+  auto it = values.find(field);
+  return it == values.end() ? kNull : it->second;
+}
+
+class SyncModel {
+ public:
+  struct SideRow {
+    bool has_row = false;
+    FieldValues row;                   // raw values, as the side's columns hold them
+    std::set<std::int64_t> applied;    // the side's idempotency table (outbox ids)
+    std::int64_t next_seq = 0;         // the capture sequence
+    std::deque<Change> captured;       // not yet reconciled, oldest first
+    std::int64_t last_edit_time = -1;  // for kEdit same_tick
+  };
+  struct OutboxEntry {
+    enum class Status { kPending, kDone, kSuperseded };
+    std::int64_t id = 0;
+    RowWrite write;
+    Status status = Status::kPending;
+    bool applied_on_side = false;  // kDeliverLosingAck: the side has it, the engine does not know
+  };
+
+  SyncModel(Spec spec, Checks checks, WriteGuard guard)
+      : spec_(std::move(spec)),
+        rules_(spec_.rules()),
+        sides_(spec_.side_names()),
+        checks_(checks),
+        guard_(guard) {
+    for (const std::string& s : sides_) side_rows_[s];
+  }
+
+  // The creator's row exists, its insert is captured and reconciled, and the inserts on the
+  // other sides are delivered.
+  void create_record() {
+    const std::string& creator = sides_[spec_.creator];
+    SideRow& c = side_rows_[creator];
+    c.has_row = true;
+    c.row = spec_.initial;
+    Change change = captured_change(creator);
+    for (const auto& [field, type] : rules_.fields)
+      change.values[field] = canonical(field, value_in(c.row, field));
+    c.captured.push_back(change);
+    trace_ << "create on " << creator << ": " << test::values_text(c.row) << "\n";
+    process(creator);
+    for (const std::string& s : sides_)
+      while (deliver(s, false)) {
+      }
+  }
+
+  void apply(const Action& a) {
+    const std::string& side = sides_[a.side % sides_.size()];
+    switch (a.kind) {
+      case Action::Kind::kEdit:
+        edit(side, a.edits, a.same_tick);
+        break;
+      case Action::Kind::kProcess:
+        process(side);
+        break;
+      case Action::Kind::kDeliver:
+        deliver(side, false);
+        break;
+      case Action::Kind::kDeliverLosingAck:
+        deliver(side, true);
+        break;
+      case Action::Kind::kRedeliverDone:
+        redeliver_done(side, a.pick);
+        break;
+      case Action::Kind::kResolve:
+        resolve_conflict(a.pick, side, a.dismiss);
+        break;
+    }
+  }
+
+  // Runs the engine's passes until nothing is left, as sync_engine.cpp run_pass: deliver one
+  // pending write per side (one per record per pass), reconcile every captured change, then
+  // deliver one write per side again. False if the system is not quiet after `max_passes`:
+  // the engine and the sides ping-pong.
+  bool drain(int max_passes = 100) {
+    for (int pass = 0; pass < max_passes; ++pass) {
+      bool any = false;
+      for (const std::string& s : sides_) any = deliver(s, false) || any;
+      for (const std::string& s : sides_)
+        while (process(s)) any = true;
+      for (const std::string& s : sides_) any = deliver(s, false) || any;
+      if (!any) return true;
+    }
+    trace_ << "drain: not quiet after " << max_passes << " passes\n";
+    return false;
+  }
+
+  // Guarantee 1: what differs from golden on a side, outside units held by a conflict.
+  std::vector<std::string> divergences() const {
+    std::vector<std::string> out;
+    for (const std::string& s : sides_) {
+      const SideRow& r = side_rows_.at(s);
+      if (!r.has_row) {
+        out.push_back(s + " has no row");
+        continue;
+      }
+      for (const Unit& unit : rules_.units) {
+        if (state_.conflict_on(unit.name) != nullptr) continue;
+        for (const std::string& m : unit.members)
+          if (!values_equal(rules_.type_of(m), unit.policy.compare, value_in(r.row, m),
+                            value_in(state_.golden, m)))
+            out.push_back(s + "." + m + " = " + show(value_in(r.row, m)) + " but golden " +
+                          show(value_in(state_.golden, m)));
+      }
+    }
+    return out;
+  }
+
+  // plan_writebacks with what is in flight now (nothing, once drained).
+  std::vector<RowWrite> plan_now() const {
+    return plan_writebacks(rules_, state_, sides_, in_flight());
+  }
+
+  bool quiet() const {
+    for (const auto& [s, r] : side_rows_)
+      if (!r.captured.empty()) return false;
+    for (const OutboxEntry& e : outbox_)
+      if (e.status == OutboxEntry::Status::kPending) return false;
+    return true;
+  }
+
+  const RecordState& state() const { return state_; }
+  const EntityRules& rules() const { return rules_; }
+  const std::map<std::string, SideRow>& sides() const { return side_rows_; }
+  const std::vector<std::string>& violations() const { return violations_; }
+  std::string trace() const { return trace_.str(); }
+
+  // Who last set each unit's golden value: a change source "crm#3", "steward:..", "default".
+  const std::map<std::string, std::string>& setters() const { return setters_; }
+
+ private:
+  Value canonical(const std::string& field, const Value& raw) const {
+    auto c = canonicalize(rules_.type_of(field), raw);
+    return c ? *c : raw;
+  }
+
+  Change captured_change(const std::string& side) {
+    SideRow& r = side_rows_[side];
+    Change c;
+    c.side = side;
+    c.seq = ++r.next_seq;
+    c.entity = rules_.entity;
+    c.row_key = side + "-1";
+    c.commit_time_us = ++clock_;
+    return c;
+  }
+
+  void violation(const std::string& what) {
+    violations_.push_back(what);
+    trace_ << "  VIOLATION: " << what << "\n";
+  }
+
+  void edit(const std::string& side, const FieldValues& edits, bool same_tick) {
+    SideRow& r = side_rows_[side];
+    if (!r.has_row) return;
+    Change change = captured_change(side);
+    if (same_tick && r.last_edit_time >= 0) {
+      --clock_;
+      change.commit_time_us = clock_;
+    }
+    for (const auto& [field, v] : edits) {
+      if (!sql_equal(rules_.type_of(field), value_in(r.row, field), v))
+        change.values[field] = canonical(field, v);
+      r.row[field] = v;
+    }
+    trace_ << "edit " << side << " {" << test::values_text(edits) << "}";
+    if (change.values.empty()) {  // the trigger records nothing: no column is distinct
+      --r.next_seq;
+      trace_ << ": nothing captured\n";
+      return;
+    }
+    r.last_edit_time = change.commit_time_us;
+    trace_ << ": captured " << side << "#" << change.seq << "@" << change.commit_time_us << " {"
+           << test::values_text(change.values) << "}\n";
+    r.captured.push_back(std::move(change));
+  }
+
+  // As record_repository.cpp persist_plan: each opened conflict gets the next id, matched to
+  // the next id-0 entry of the same unit.
+  void assign_ids(const Plan& plan, RecordState& after) {
+    std::size_t next_new = 0;
+    for (const ConflictOpened& c : plan.opened) {
+      const std::int64_t id = ++next_conflict_id_;
+      for (; next_new < after.open_conflicts.size(); ++next_new) {
+        if (after.open_conflicts[next_new].id == 0 &&
+            after.open_conflicts[next_new].unit == c.unit) {
+          after.open_conflicts[next_new++].id = id;
+          break;
+        }
+      }
+    }
+  }
+
+  // Golden changes of `before` -> `after` made by `source`; `side` the proposing side (or
+  // the side a steward took), empty for a dismissal.
+  void check_golden_changes(const RecordState& before, const RecordState& after,
+                            const std::string& source, const std::string& side, bool steward,
+                            bool create) {
+    for (const Unit& unit : rules_.units) {
+      FieldValues b, a;
+      for (const std::string& m : unit.members) {
+        b[m] = value_in(before.golden, m);
+        a[m] = value_in(after.golden, m);
+      }
+      // At a create, a unit the creator may not set, or whose value is invalid, takes the
+      // default.
+      const bool owner_or_shared = unit.policy.is_shared() || unit.policy.owner == side;
+      const bool takes_default =
+          !owner_or_shared || (after.conflict_on(unit.name) != nullptr &&
+                               after.conflict_on(unit.name)->kind == ConflictKind::kInvalidValue);
+      if (create && takes_default) {
+        setters_[unit.name] = "default";
+        if (checks_.ownership && !owner_or_shared)
+          for (const std::string& m : unit.members)
+            if (!values_equal(rules_.type_of(m), unit.policy.compare, a.at(m),
+                              unit.policy.default_value))
+              violation("(b) created " + unit.name + " owned by " + unit.policy.owner + " from " +
+                        side + " holds " + show(a.at(m)) + ", not the default " +
+                        show(unit.policy.default_value));
+        continue;
+      }
+      if (!create && a == b) continue;
+      setters_[unit.name] = source;
+      if (checks_.ownership && !steward && !unit.policy.is_shared() && unit.policy.owner != side)
+        violation("(b) golden " + unit.name + " owned by " + unit.policy.owner + " set to " +
+                  test::values_text(a) + " by " + source);
+      if (checks_.groups && unit.is_group() && !side.empty()) {
+        auto base = after.bases.find(side);
+        for (const std::string& m : unit.members)
+          if (base == after.bases.end() || value_in(base->second, m) != a.at(m))
+            violation("(d) group " + unit.name + " set by " + source + " to {" +
+                      test::values_text(a) + "}, but " + side + " holds " +
+                      show(base == after.bases.end() ? Value{} : value_in(base->second, m)) +
+                      " for " + m);
+        auto prov = after.provenance.find(unit.name);
+        if (prov == after.provenance.end() ||
+            (steward ? prov->second.steward.empty() : prov->second.side != side))
+          violation("(d) group " + unit.name + " set by " + source + " has the wrong provenance");
+      }
+    }
+  }
+
+  void check_writes(const std::vector<RowWrite>& writes) {
+    if (!checks_.groups) return;
+    for (const RowWrite& w : writes)
+      for (const Unit& unit : rules_.units) {
+        if (!unit.is_group()) continue;
+        std::size_t n = 0;
+        for (const std::string& m : unit.members) n += w.values.count(m);
+        if (n != 0 && n != unit.members.size())
+          violation("(d) a write to " + w.side + " holds part of group " + unit.name + ": " +
+                    test::values_text(w.values));
+      }
+  }
+
+  std::map<std::string, FieldValues> in_flight() const {
+    std::map<std::string, FieldValues> out;
+    for (const OutboxEntry& e : outbox_) {
+      if (e.status != OutboxEntry::Status::kPending) continue;
+      FieldValues& v = out[e.write.side];
+      for (const auto& [f, val] : e.write.values) v[f] = val;
+    }
+    return out;
+  }
+
+  void plan_and_enqueue() {
+    const std::map<std::string, FieldValues> flight = in_flight();
+    std::vector<RowWrite> writes = plan_writebacks(rules_, state_, sides_, flight);
+    if (checks_.determinism) {
+      std::vector<RowWrite> again = plan_writebacks(rules_, state_, sides_, flight);
+      if (writes_text(again) != writes_text(writes))
+        violation("(e) plan_writebacks gave two answers for one input");
+    }
+    check_writes(writes);
+    for (RowWrite& w : writes) {
+      OutboxEntry e;
+      e.id = ++next_outbox_id_;
+      e.write = std::move(w);
+      trace_ << "  enqueue #" << e.id << " " << write_text(e.write) << "\n";
+      outbox_.push_back(std::move(e));
+    }
+  }
+
+ public:
+  static std::string write_text(const RowWrite& w) {
+    std::string s = w.side + " " + to_string(w.kind) + " {" + test::values_text(w.values) + "}";
+    if (!w.expected.empty()) s += " expecting {" + test::values_text(w.expected) + "}";
+    return s;
+  }
+  static std::string writes_text(const std::vector<RowWrite>& writes) {
+    std::string s;
+    for (const RowWrite& w : writes) s += write_text(w) + "\n";
+    return s;
+  }
+
+ private:
+  bool process(const std::string& side) {
+    SideRow& r = side_rows_[side];
+    if (r.captured.empty()) return false;
+    // run_pass delivers write-backs before it reconciles captures: a write whose ack was lost
+    // is delivered again (and acknowledged) before this side's next change is reconciled.
+    for (OutboxEntry& e : outbox_)
+      if (e.status == OutboxEntry::Status::kPending && e.write.side == side && e.applied_on_side)
+        deliver_entry(e, false);
+    const Change change = r.captured.front();
+    r.captured.pop_front();
+    const RecordState before = state_;
+    Reconciliation rec = reconcile(rules_, kVersion, state_, change);
+    trace_ << "process " << side << "#" << change.seq << " {" << test::values_text(change.values)
+           << "}\n"
+           << indent(rec.plan.to_text());
+    if (checks_.determinism) {
+      const Reconciliation again = reconcile(rules_, kVersion, state_, change);
+      if (again.plan.to_text() != rec.plan.to_text() ||
+          test::state_text(again.after) != test::state_text(rec.after))
+        violation("(e) reconcile gave two answers for " + rec.plan.source);
+    }
+    assign_ids(rec.plan, rec.after);
+    if (checks_.idempotence) {
+      const Reconciliation twice = reconcile(rules_, kVersion, rec.after, change);
+      if (test::state_text(twice.after) != test::state_text(rec.after))
+        violation("(c) " + rec.plan.source + " reconciled twice changes the state:\nonce:\n" +
+                  test::state_text(rec.after) + "twice:\n" + test::state_text(twice.after));
+      for (const UnitDecision& d : twice.plan.decisions)
+        if (d.golden_changed())
+          violation("(c) " + rec.plan.source + " reconciled twice changes golden " + d.unit);
+      if (!twice.plan.opened.empty())
+        violation("(c) " + rec.plan.source + " reconciled twice opens another conflict");
+    }
+    check_golden_changes(before, rec.after, rec.plan.source, side, false, !before.exists);
+    state_ = std::move(rec.after);
+    plan_and_enqueue();
+    return true;
+  }
+
+  OutboxEntry* oldest_pending(const std::string& side) {
+    for (OutboxEntry& e : outbox_)
+      if (e.status == OutboxEntry::Status::kPending && e.write.side == side) return &e;
+    return nullptr;
+  }
+
+  bool deliver(const std::string& side, bool lose_ack) {
+    OutboxEntry* e = oldest_pending(side);
+    if (e == nullptr) return false;
+    deliver_entry(*e, lose_ack);
+    return true;
+  }
+
+  // side_store.cpp apply, then the engine's bookkeeping in sync_engine.cpp apply_writebacks.
+  void deliver_entry(OutboxEntry& e, bool lose_ack) {
+    SideRow& r = side_rows_[e.write.side];
+    const RowWrite& w = e.write;
+    trace_ << "deliver #" << e.id << " " << write_text(w);
+    bool applied = true;
+    if (r.applied.count(e.id) != 0) {
+      trace_ << ": already applied on the side";
+    } else if (w.kind == RowWrite::Kind::kInsert) {
+      r.has_row = true;
+      r.row = w.values;
+      r.applied.insert(e.id);
+    } else {
+      for (const auto& [f, v] : w.expected)
+        if (!r.has_row || !sql_equal(rules_.type_of(f), value_in(r.row, f), v)) applied = false;
+      if (guard_ == WriteGuard::kNoPendingCapture && !r.captured.empty()) applied = false;
+      if (applied) {
+        for (const auto& [f, v] : w.values) r.row[f] = v;
+        r.applied.insert(e.id);
+      }
+    }
+    if (applied && lose_ack && w.kind == RowWrite::Kind::kUpdate) {
+      e.applied_on_side = true;
+      trace_ << ": applied, ack lost\n";
+      return;
+    }
+    if (!applied) {
+      e.status = OutboxEntry::Status::kSuperseded;
+      trace_ << ": superseded (side holds {" << test::values_text(r.row) << "}"
+             << (r.captured.empty() ? "" : ", changes not yet reconciled") << ")\n";
+      plan_and_enqueue();
+      return;
+    }
+    e.status = OutboxEntry::Status::kDone;
+    e.applied_on_side = true;
+    trace_ << ": applied\n";
+    FieldValues& base = state_.bases[w.side];
+    if (w.kind == RowWrite::Kind::kInsert) base.clear();
+    for (const auto& [f, v] : w.values) base[f] = v;
+  }
+
+  void redeliver_done(const std::string& side, int pick) {
+    std::vector<OutboxEntry*> done;
+    for (OutboxEntry& e : outbox_)
+      if (e.status == OutboxEntry::Status::kDone && e.write.side == side) done.push_back(&e);
+    if (done.empty()) return;
+    OutboxEntry& e = *done[static_cast<std::size_t>(pick) % done.size()];
+    SideRow& r = side_rows_[side];
+    const FieldValues row = r.row;
+    trace_ << "redeliver #" << e.id << " to " << side << "\n";
+    // The side's idempotency table knows the outbox id: the write is not applied again.
+    if (r.applied.count(e.id) == 0)
+      violation("write #" + std::to_string(e.id) + " was done but the side does not know it");
+    if (r.row != row) violation("a duplicate delivery changed " + side + "'s row");
+  }
+
+  void resolve_conflict(int pick, const std::string& side, bool dismiss) {
+    if (state_.open_conflicts.empty()) return;
+    const OpenConflict conflict =
+        state_.open_conflicts[static_cast<std::size_t>(pick) % state_.open_conflicts.size()];
+    Resolution res;
+    res.kind = dismiss ? Resolution::Kind::kDismiss : Resolution::Kind::kTakeSide;
+    res.side = side;
+    res.steward = "alice";
+    trace_ << "resolve conflict " << conflict.id << " on " << conflict.unit
+           << (dismiss ? " dismiss" : " take " + side) << "\n";
+    Reconciliation rec;
+    try {
+      rec = resolve(rules_, kVersion, state_, conflict, res);
+    } catch (const ResolutionError& e) {
+      trace_ << "  refused: " << e.what() << "\n";
+      return;
+    }
+    trace_ << indent(rec.plan.to_text());
+    if (checks_.determinism) {
+      const Reconciliation again = resolve(rules_, kVersion, state_, conflict, res);
+      if (again.plan.to_text() != rec.plan.to_text() ||
+          test::state_text(again.after) != test::state_text(rec.after))
+        violation("(e) resolve gave two answers for conflict " + std::to_string(conflict.id));
+    }
+    assign_ids(rec.plan, rec.after);
+    check_golden_changes(state_, rec.after, rec.plan.source, dismiss ? std::string() : side, true,
+                         false);
+    state_ = std::move(rec.after);
+    plan_and_enqueue();
+  }
+
+  static std::string indent(const std::string& text) {
+    std::string out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) out += "  " + line + "\n";
+    return out;
+  }
+
+  Spec spec_;
+  EntityRules rules_;
+  std::vector<std::string> sides_;
+  Checks checks_;
+  WriteGuard guard_;
+  RecordState state_;
+  std::map<std::string, SideRow> side_rows_;
+  std::vector<OutboxEntry> outbox_;
+  std::int64_t clock_ = 1000;
+  std::int64_t next_outbox_id_ = 0;
+  std::int64_t next_conflict_id_ = 0;
+  std::map<std::string, std::string> setters_;
+  std::vector<std::string> violations_;
+  std::ostringstream trace_;
+};
+
+// Builds the model, creates the record, runs the actions; the caller drains and checks.
+inline SyncModel run(const Spec& spec, const std::vector<Action>& actions, Checks checks = {},
+                     WriteGuard guard = WriteGuard::kNoPendingCapture) {
+  SyncModel m(spec, checks, guard);
+  m.create_record();
+  for (const Action& a : actions) m.apply(a);
+  return m;
+}
+
+}  // namespace mdsync::core::model
