@@ -749,8 +749,8 @@ std::string delete_text(const core::DeletePolicy& d) {
     out += "delete";
   else
     out += "deactivate:" + d.deactivate_field;
-  out += d.on_foreign_delete == core::ForeignDelete::kRestore ? " on_foreign_delete=restore"
-                                                              : " on_foreign_delete=quarantine";
+  if (d.on_foreign_delete == core::ForeignDelete::kQuarantine)
+    out += " on_foreign_delete=quarantine";
   return out;
 }
 

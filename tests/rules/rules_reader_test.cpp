@@ -263,7 +263,12 @@ INSTANTIATE_TEST_SUITE_P(
         CheckCase{"UnknownDeleteKey",
                   "{\"entity\": \"customer\",\n\"delete\": {\"owner\": \"erp\", \"mode\": 1}}",
                   {"customer.json:2:28: unknown key 'mode' in delete; allowed keys: owner, "
-                   "propagate"}},
+                   "propagate, on_foreign_delete"}},
+        CheckCase{"UnknownForeignDeleteWord",
+                  "{\"entity\": \"customer\",\n\"delete\": {\"owner\": \"erp\", "
+                  "\"on_foreign_delete\": \"ignore\"}}",
+                  {"customer.json:2:49: on_foreign_delete: 'ignore' is not one of restore, "
+                   "quarantine"}},
         CheckCase{"ValidateNotAllowedInDefault",
                   "{\"entity\": \"customer\",\n\"default\": {\"validate\": {}}}",
                   {"customer.json:2:13: unknown key 'validate' in default; allowed keys: owner, "
@@ -701,6 +706,27 @@ TEST(RulesDescribe, NoDeleteNoCreateAndLongNames) {
             "delete: no side may delete\n"
             "default: owner=shared on_conflict=quarantine compare=exact\n"
             "a_rather_long_field_name_here owner=shared on_conflict=quarantine compare=exact\n");
+}
+
+}  // namespace
+}  // namespace mdsync::rules
+
+namespace mdsync::rules {
+namespace {
+
+TEST(RulesDelete, OnForeignDeleteQuarantineIsReadAndDescribed) {
+  RulesContext ctx;
+  ctx.sides = {"erp", "crm"};
+  ctx.entities["customer"] = {{"name", core::FieldType::kText}};
+  const core::Ruleset rs = check_rules(
+      {{"customer.json",
+        R"({"entity": "customer", "delete": {"owner": "erp", "on_foreign_delete": "quarantine"}})"}},
+      ctx);
+  const core::EntityRules& rules = rs.entities.at("customer");
+  EXPECT_EQ(rules.delete_policy.on_foreign_delete, core::ForeignDelete::kQuarantine);
+  EXPECT_NE(describe(rules).find("delete: owner=erp propagate=delete on_foreign_delete=quarantine"),
+            std::string::npos)
+      << describe(rules);
 }
 
 }  // namespace
