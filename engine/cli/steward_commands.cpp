@@ -225,7 +225,8 @@ int cmd_status(const config::Config& config, bool as_json) {
               << shown(v["capture_backlog"]) << ", write-backs pending "
               << v["writeback_pending"].get<std::int64_t>() << " (oldest "
               << v["writeback_lag_seconds"].get<std::int64_t>() << " s), failed "
-              << v["writeback_failed"].get<std::int64_t>() << "\n";
+              << v["writeback_failed"].get<std::int64_t>() << ", changes not reconciled "
+              << v["capture_errors"].get<std::int64_t>() << "\n";
     if (!v["last_error"].is_null())
       std::cout << "  last error " << shown(v["last_error_at"]) << ": "
                 << v["last_error"].get<std::string>() << " ("

@@ -77,11 +77,31 @@ CREATE TABLE mdsync.audit (
 );
 CREATE INDEX audit_record ON mdsync.audit (entity, golden_id, id);
 
--- Capture rows already reconciled but perhaps not yet deleted from the side.
+-- Capture rows already reconciled, by side, capture epoch (a side's capture table
+-- identity, new if it is ever re-created) and sequence. Kept for a retention period after
+-- the rows left the side, so a row delivered again is recognized and skipped.
 CREATE TABLE mdsync.capture_done (
-  side  text NOT NULL,
-  seq   bigint NOT NULL,
-  PRIMARY KEY (side, seq)
+  side     text NOT NULL,
+  epoch    text NOT NULL,
+  seq      bigint NOT NULL,
+  done_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (side, epoch, seq)
+);
+CREATE INDEX capture_done_age ON mdsync.capture_done (done_at);
+
+-- Captured changes the engine could not reconcile (a NULL row key, a row the engine
+-- failed on): kept whole, so nothing is lost, and shown by `mdsync status`.
+CREATE TABLE mdsync.capture_error (
+  id        bigserial PRIMARY KEY,
+  side      text NOT NULL,
+  epoch     text NOT NULL,
+  seq       bigint NOT NULL,
+  entity    text NOT NULL,
+  op        text NOT NULL,
+  row_key   text,
+  "values"  jsonb NOT NULL,
+  error     text NOT NULL,
+  at        timestamptz NOT NULL DEFAULT now()
 );
 
 CREATE TABLE mdsync.outbox (

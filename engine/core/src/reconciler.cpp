@@ -44,9 +44,11 @@ bool touches(const Unit& unit, const FieldValues& changed) {
 }
 
 // The first validation failure among the members the change touched.
-std::optional<std::string> invalid_reason(const EntityRules& rules, const Unit& unit,
-                                          const FieldValues& changed) {
+std::optional<std::string> invalid_reason(
+    const EntityRules& rules, const Unit& unit, const FieldValues& changed,
+    const std::map<std::string, std::string>& unconvertible = {}) {
   for (const std::string& m : unit.members) {
+    if (auto bad = unconvertible.find(m); bad != unconvertible.end()) return m + " " + bad->second;
     auto it = changed.find(m);
     if (it == changed.end()) continue;
     if (auto why = validate(unit.policy.validate, rules.type_of(m), it->second))
@@ -146,7 +148,7 @@ void reconcile_create(Decider& d, const EntityRules& rules, const Change& change
   for (const Unit& unit : rules.units) {
     const FieldValues v = unit_values(unit, change.values);
     const bool own = unit.policy.is_shared() || unit.policy.owner == change.side;
-    const auto invalid = invalid_reason(rules, unit, change.values);
+    const auto invalid = invalid_reason(rules, unit, change.values, change.unconvertible);
     if (own && !invalid) {
       d.set_golden(unit, v, from_side);
       d.decide(unit, Outcome::kCreate, unit_values(unit, {}), v,
@@ -246,7 +248,7 @@ void reconcile_update(Decider& d, const EntityRules& rules, const Change& change
                    std::to_string(held->id));
       continue;
     }
-    if (auto invalid = invalid_reason(rules, unit, change.values)) {
+    if (auto invalid = invalid_reason(rules, unit, change.values, change.unconvertible)) {
       d.open_conflict(unit.name, ConflictKind::kInvalidValue, {{side, v}, {"golden", g}},
                       "invalid value from " + side + ": " + *invalid);
       d.decide(unit, Outcome::kInvalid, g, v, *invalid);

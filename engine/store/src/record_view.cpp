@@ -145,6 +145,9 @@ json status_report(pqxx::connection_base& conn, const config::Config& config) {
       s["writeback_pending"] = ob[0][0].as<std::int64_t>();
       s["writeback_failed"] = ob[0][1].as<std::int64_t>();
       s["writeback_lag_seconds"] = ob[0][2].as<std::int64_t>();
+      s["capture_errors"] =
+          tx.exec_params1("SELECT count(*) FROM mdsync.capture_error WHERE side = $1", side.name)[0]
+              .as<std::int64_t>();
       sides[side.name] = s;
     }
     json conflicts = json::object();

@@ -4,6 +4,7 @@
 #include <pqxx/pqxx>
 #include <sstream>
 
+#include "mdsync/store/crash_points.hpp"
 #include "mdsync/store/db_connection.hpp"
 
 namespace mdsync::store {
@@ -136,6 +137,10 @@ std::vector<std::string> SideStore::install_capture() {
         " captured_at timestamptz NOT NULL DEFAULT clock_timestamp())");
     changed.push_back("created table mdsync.capture");
   }
+  if (!tx.exec1("SELECT to_regclass('mdsync.capture_epoch') IS NOT NULL")[0].as<bool>()) {
+    tx.exec("CREATE TABLE mdsync.capture_epoch AS SELECT gen_random_uuid()::text AS epoch");
+    changed.push_back("created table mdsync.capture_epoch");
+  }
   if (!tx.exec1("SELECT to_regclass('mdsync.applied') IS NOT NULL")[0].as<bool>()) {
     tx.exec(
         "CREATE TABLE mdsync.applied ("
@@ -191,9 +196,15 @@ std::vector<std::string> SideStore::install_capture() {
   return changed;
 }
 
-std::vector<CapturedRow> SideStore::read_capture(int limit) {
-  std::vector<CapturedRow> rows;
+CaptureBatch SideStore::read_capture(int limit) {
+  CaptureBatch batch;
+  std::vector<CapturedRow>& rows = batch.rows;
   pqxx::read_transaction tx(conn());
+  const pqxx::result epoch = tx.exec("SELECT epoch FROM mdsync.capture_epoch");
+  if (epoch.size() != 1)
+    throw std::runtime_error("side " + side_.name +
+                             ": mdsync.capture_epoch must hold one row; run `mdsync init`");
+  batch.epoch = epoch[0][0].as<std::string>();
   const pqxx::result r = tx.exec_params(
       "SELECT c.seq, c.entity, c.op, c.row_key,"
       " (extract(epoch FROM c.captured_at) * 1000000)::bigint, e.key, e.value "
@@ -215,7 +226,7 @@ std::vector<CapturedRow> SideStore::read_capture(int limit) {
       rows.back().values[row[5].as<std::string>()] =
           row[6].is_null() ? core::Value{} : core::Value{row[6].as<std::string>()};
   }
-  return rows;
+  return batch;
 }
 
 void SideStore::forget_capture(const std::vector<std::int64_t>& seqs) {
@@ -305,6 +316,7 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
         sub.exec_params("INSERT INTO mdsync.applied (outbox_id, row_key) VALUES ($1, $2)",
                         req.outbox_id, res.row_key);
       sub.commit();
+      crash_point("writeback.mid_side");
     } catch (const pqxx::sql_error& e) {
       res.status = WriteResult::Status::kFailed;
       res.error = first_line(e.what());

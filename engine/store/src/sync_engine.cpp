@@ -9,6 +9,7 @@
 #include "mdsync/core/writeback_plan.hpp"
 #include "mdsync/log/event_log.hpp"
 #include "mdsync/rules/located_json.hpp"
+#include "mdsync/store/crash_points.hpp"
 #include "mdsync/store/db_connection.hpp"
 #include "mdsync/store/record_repository.hpp"
 #include "mdsync/store/ruleset_store.hpp"
@@ -21,6 +22,7 @@ PassResult& PassResult::operator+=(const PassResult& o) {
   writes_applied += o.writes_applied;
   writes_superseded += o.writes_superseded;
   writes_failed += o.writes_failed;
+  change_errors += o.change_errors;
   side_errors += o.side_errors;
   return *this;
 }
@@ -145,16 +147,51 @@ std::int64_t SyncEngine::pending_writebacks() {
       .as<std::int64_t>();
 }
 
+namespace {
+
+// The largest value the engine accepts from a side; a larger one becomes an invalid_value
+// conflict for its field instead of being copied to every side.
+constexpr std::size_t kMaxValueBytes = 1 << 20;
+
+core::Change to_change(const CapturedRow& row, const std::string& side,
+                       const config::EntityConfig& entity) {
+  core::Change change;
+  change.side = side;
+  change.seq = row.seq;
+  change.entity = row.entity;
+  change.row_key = row.row_key;
+  change.op = row.op;
+  change.commit_time_us = row.captured_at_us;
+  for (const auto& [field, type] : entity.fields) {
+    auto it = row.values.find(field);
+    if (it == row.values.end()) continue;
+    if (it->second && it->second->size() > kMaxValueBytes) {
+      change.values[field] = it->second->substr(0, 64) + "...";
+      change.unconvertible[field] =
+          "is larger than the 1 MiB value limit (" + std::to_string(it->second->size()) + " bytes)";
+      continue;
+    }
+    auto canonical = core::canonicalize(type, it->second);
+    change.values[field] = canonical ? *canonical : it->second;
+    if (!canonical)
+      change.unconvertible[field] =
+          "'" + it->second.value_or("") + "' is not a valid " + std::string(core::to_string(type));
+  }
+  return change;
+}
+
+}  // namespace
+
 PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
   PassResult result;
-  std::vector<std::vector<CapturedRow>> captured(sides_.size());
+  std::vector<CaptureBatch> captured(sides_.size());
   bool any = false;
   for (std::size_t i = 0; i < sides_.size(); ++i) {
     SideStore& side = *sides_[i];
     if (health_[side.name()].next_attempt > now) continue;
     try {
       captured[i] = side.read_capture(config_.service.batch_size);
-      any = any || !captured[i].empty();
+      any = any || !captured[i].rows.empty();
     } catch (const std::exception& e) {
       side_failed(side, e.what(), now);
       ++result.side_errors;
@@ -167,18 +204,21 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
   pqxx::work tx(control());
   RecordRepository repo(tx);
 
-  // Rows reconciled by an earlier batch whose side cleanup did not happen are skipped.
+  // Rows reconciled by an earlier batch (whose side cleanup did not happen, or that were
+  // delivered again) are skipped.
   for (std::size_t i = 0; i < sides_.size(); ++i) {
-    if (captured[i].empty()) continue;
-    for (const CapturedRow& row : captured[i]) read_seqs[i].push_back(row.seq);
+    std::vector<CapturedRow>& rows = captured[i].rows;
+    if (rows.empty()) continue;
+    for (const CapturedRow& row : rows) read_seqs[i].push_back(row.seq);
     std::set<std::int64_t> done;
-    for (const auto& row : tx.exec_params(
-             "SELECT seq FROM mdsync.capture_done WHERE side = $1 AND seq = ANY($2::bigint[])",
-             sides_[i]->name(), bigint_array(read_seqs[i])))
+    for (const auto& row :
+         tx.exec_params("SELECT seq FROM mdsync.capture_done WHERE side = $1 AND epoch = $2"
+                        " AND seq = ANY($3::bigint[])",
+                        sides_[i]->name(), captured[i].epoch, bigint_array(read_seqs[i])))
       done.insert(row[0].as<std::int64_t>());
-    captured[i].erase(std::remove_if(captured[i].begin(), captured[i].end(),
-                                     [&](const CapturedRow& r) { return done.count(r.seq) != 0; }),
-                      captured[i].end());
+    rows.erase(std::remove_if(rows.begin(), rows.end(),
+                              [&](const CapturedRow& r) { return done.count(r.seq) != 0; }),
+               rows.end());
   }
 
   // Merge the sides by capture time; each side's own rows stay in sequence order, which is
@@ -189,77 +229,93 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
   for (;;) {
     std::size_t pick = sides_.size();
     for (std::size_t i = 0; i < sides_.size(); ++i) {
-      if (next[i] >= captured[i].size()) continue;
+      if (next[i] >= captured[i].rows.size()) continue;
       if (pick == sides_.size() ||
-          captured[i][next[i]].captured_at_us < captured[pick][next[pick]].captured_at_us)
+          captured[i].rows[next[i]].captured_at_us < captured[pick].rows[next[pick]].captured_at_us)
         pick = i;
     }
     if (pick == sides_.size()) break;
-    const CapturedRow& row = captured[pick][next[pick]++];
+    const CapturedRow& row = captured[pick].rows[next[pick]++];
     const std::string& side = sides_[pick]->name();
+    // Each change is isolated: one the engine cannot reconcile is kept in capture_error with
+    // the reason, and the rest of the batch proceeds.
+    auto keep_as_error = [&](const std::string& why) {
+      tx.exec_params(
+          "INSERT INTO mdsync.capture_error (side, epoch, seq, entity, op, row_key, \"values\","
+          " error) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)",
+          side, captured[pick].epoch, row.seq, row.entity,
+          std::string(row.op == core::Op::kDelete ? "delete" : "upsert"),
+          row.row_key.empty() ? std::optional<std::string>()
+                              : std::optional<std::string>(row.row_key),
+          values_to_json(row.values), why);
+      log::error("change_not_reconciled",
+                 {{"side", side}, {"seq", row.seq}, {"entity", row.entity}, {"error", why}});
+      ++result.change_errors;
+    };
     const config::EntityConfig* entity = config_.entity(row.entity);
     const core::EntityRules* rules = rs.find(row.entity);
     if (entity == nullptr || rules == nullptr) {
-      log::warn("capture_unknown_entity",
-                {{"side", side}, {"seq", row.seq}, {"entity", row.entity}});
+      keep_as_error("entity '" + row.entity + "' is not in the config or the ruleset in force");
       continue;
     }
-    core::Change change;
-    change.side = side;
-    change.seq = row.seq;
-    change.entity = row.entity;
-    change.row_key = row.row_key;
-    change.op = row.op;
-    change.commit_time_us = row.captured_at_us;
-    for (const auto& [field, type] : entity->fields) {
-      auto it = row.values.find(field);
-      if (it == row.values.end()) continue;
-      auto canonical = core::canonicalize(type, it->second);
-      if (!canonical)
-        log::warn("value_not_canonical", {{"side", side}, {"seq", row.seq}, {"field", field}});
-      change.values[field] = canonical ? *canonical : it->second;
+    if (row.row_key.empty()) {
+      keep_as_error("the row key is NULL or empty; the row cannot be linked");
+      continue;
     }
-
-    std::optional<std::int64_t> gid = repo.find_by_key(row.entity, side, row.row_key);
-    core::RecordState state;
-    if (gid) {
-      auto cached = states.find(*gid);
-      if (cached != states.end()) {
-        state = cached->second;
-      } else if (auto loaded = repo.load(*gid)) {
-        state = std::move(*loaded);
+    const core::Change change = to_change(row, side, *entity);
+    try {
+      pqxx::subtransaction sub(tx, "change");
+      RecordRepository sub_repo(sub);
+      std::optional<std::int64_t> gid = sub_repo.find_by_key(row.entity, side, row.row_key);
+      core::RecordState state;
+      if (gid) {
+        auto cached = states.find(*gid);
+        if (cached != states.end()) {
+          state = cached->second;
+        } else if (auto loaded = sub_repo.load(*gid)) {
+          state = std::move(*loaded);
+        }
+      } else if (row.op == core::Op::kDelete) {
+        sub.commit();
+        continue;  // a row the engine never linked is gone again: nothing to reconcile
+      } else if (auto held = sub_repo.open_create_conflict(row.entity, side, row.row_key)) {
+        core::Plan plan;
+        plan.source = side + "#" + std::to_string(row.seq);
+        plan.ruleset_version = rs.version;
+        plan.attached.push_back(core::ConflictAttached{*held, side, change.values});
+        sub_repo.persist_plan(row.entity, std::nullopt, side, row.row_key, plan, state);
+        sub.commit();
+        ++result.captured;
+        continue;
       }
-    } else if (row.op == core::Op::kDelete) {
-      continue;  // a row the engine never linked is gone again: nothing to reconcile
-    } else if (auto held = repo.open_create_conflict(row.entity, side, row.row_key)) {
-      core::Plan plan;
-      plan.source = side + "#" + std::to_string(row.seq);
-      plan.ruleset_version = rs.version;
-      plan.attached.push_back(core::ConflictAttached{*held, side, change.values});
-      repo.persist_plan(row.entity, std::nullopt, side, row.row_key, plan, state);
-      ++result.captured;
-      continue;
-    }
 
-    const core::Plan plan = core::reconcile_in_place(*rules, rs.version, state, change);
-    if (!gid && state.exists) {
-      gid = repo.create_golden(row.entity, state);
-      repo.link(row.entity, side, row.row_key, *gid, state.bases[side]);
-    } else if (gid) {
-      repo.save_golden(*gid, state);
-      if (plan.unlink_source)
-        repo.unlink(*gid, side);
-      else
-        repo.save_base(*gid, side, state.bases[side]);
-    }
-    repo.persist_plan(row.entity, gid, side, row.row_key, plan, state);
-    if (log::enabled(log::Level::kDebug))
-      log::debug("plan", {{"golden_id", gid.value_or(0)}, {"text", plan.to_text()}});
-    result.conflicts_opened += static_cast<int>(plan.opened.size());
-    ++result.captured;
-    if (gid) {
-      states[*gid] = std::move(state);
-      touched[*gid] = rules;
+      const core::Plan plan = core::reconcile_in_place(*rules, rs.version, state, change);
+      if (!gid && state.exists) {
+        gid = sub_repo.create_golden(row.entity, state);
+        sub_repo.link(row.entity, side, row.row_key, *gid, state.bases[side]);
+      } else if (gid) {
+        sub_repo.save_golden(*gid, state);
+        if (plan.unlink_source)
+          sub_repo.unlink(*gid, side);
+        else
+          sub_repo.save_base(*gid, side, state.bases[side]);
+      }
+      sub_repo.persist_plan(row.entity, gid, side, row.row_key, plan, state);
+      sub.commit();
+      if (log::enabled(log::Level::kDebug))
+        log::debug("plan", {{"golden_id", gid.value_or(0)}, {"text", plan.to_text()}});
+      result.conflicts_opened += static_cast<int>(plan.opened.size());
+      ++result.captured;
+      if (gid) {
+        states[*gid] = std::move(state);
+        touched[*gid] = rules;
+      }
+    } catch (const pqxx::broken_connection&) {
+      throw;
+    } catch (const std::exception& e) {
+      // The subtransaction rolled back this change's writes; the cached state of its record
+      // (if any) is still the one before it.
+      keep_as_error(e.what());
     }
   }
 
@@ -268,18 +324,21 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
   for (std::size_t i = 0; i < sides_.size(); ++i) {
     if (read_seqs[i].empty()) continue;
     tx.exec_params(
-        "INSERT INTO mdsync.capture_done (side, seq) SELECT $1, unnest($2::bigint[])"
+        "INSERT INTO mdsync.capture_done (side, epoch, seq) SELECT $1, $2, unnest($3::bigint[])"
         " ON CONFLICT DO NOTHING",
-        sides_[i]->name(), bigint_array(read_seqs[i]));
+        sides_[i]->name(), captured[i].epoch, bigint_array(read_seqs[i]));
     tx.exec_params(
         "INSERT INTO mdsync.side_state (side, last_capture_at) VALUES ($1, now())"
         " ON CONFLICT (side) DO UPDATE SET last_capture_at = now()",
         sides_[i]->name());
   }
+  crash_point("batch.before_commit");
   tx.commit();
-  if (result.captured > 0)
+  crash_point("batch.after_commit");
+  if (result.captured > 0 || result.change_errors > 0)
     log::info("batch_reconciled",
               {{"changes", static_cast<std::int64_t>(result.captured)},
+               {"errors", static_cast<std::int64_t>(result.change_errors)},
                {"conflicts_opened", static_cast<std::int64_t>(result.conflicts_opened)},
                {"ruleset_version", rs.version}});
 
@@ -288,19 +347,22 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
     if (read_seqs[i].empty()) continue;
     try {
       sides_[i]->forget_capture(read_seqs[i]);
-      pqxx::work cleanup(control());
-      cleanup.exec_params(
-          "DELETE FROM mdsync.capture_done WHERE side = $1 AND seq = ANY($2::bigint[])",
-          sides_[i]->name(), bigint_array(read_seqs[i]));
-      cleanup.commit();
-    } catch (const pqxx::broken_connection&) {
-      throw;
     } catch (const std::exception& e) {
       side_failed(*sides_[i], e.what(), now);
       ++result.side_errors;
     }
   }
+  prune_capture_done(now);
   return result;
+}
+
+void SyncEngine::prune_capture_done(Clock::time_point now) {
+  // Done markers outlive their capture rows by a week, long enough for any redelivery.
+  if (now < next_prune_) return;
+  next_prune_ = now + std::chrono::hours(1);
+  pqxx::work tx(control());
+  tx.exec("DELETE FROM mdsync.capture_done WHERE done_at < now() - interval '7 days'");
+  tx.commit();
 }
 
 PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
@@ -340,6 +402,7 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     std::vector<WriteResult> results;
     try {
       results = side.apply(requests);
+      crash_point("writeback.after_side_commit");
     } catch (const std::exception& e) {
       side_failed(side, e.what(), now);
       ++result.side_errors;

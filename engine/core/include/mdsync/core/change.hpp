@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "mdsync/core/value.hpp"
@@ -22,6 +23,9 @@ struct Change {
   // only the fields whose column changed for an update. A field absent here is unchanged.
   FieldValues values;
   std::int64_t commit_time_us = 0;  // side clock, microseconds since the Unix epoch
+  // Fields whose raw value could not be read as the field's type (or was too large), with
+  // the reason: each opens an invalid_value conflict on its unit instead of propagating.
+  std::map<std::string, std::string> unconvertible;
 };
 
 }  // namespace mdsync::core

@@ -34,6 +34,13 @@ struct CapturedRow {
   std::int64_t captured_at_us = 0;
 };
 
+// One read of a side's capture table: its epoch (which identifies this capture table; it
+// changes if the table is ever re-created, so sequences are never confused) and rows.
+struct CaptureBatch {
+  std::string epoch;
+  std::vector<CapturedRow> rows;
+};
+
 struct WriteRequest {
   std::int64_t outbox_id = 0;
   std::string entity;
@@ -69,7 +76,7 @@ class SideStore {
   // different; returns a line per thing it changed (empty: already installed).
   std::vector<std::string> install_capture();
 
-  std::vector<CapturedRow> read_capture(int limit);
+  CaptureBatch read_capture(int limit);
   void forget_capture(const std::vector<std::int64_t>& seqs);
   std::int64_t capture_backlog();
 

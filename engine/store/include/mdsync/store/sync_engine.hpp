@@ -33,8 +33,10 @@ struct PassResult {
   int writes_superseded = 0;
   int writes_failed = 0;
   int side_errors = 0;  // sides that could not be reached or refused a batch
+  int change_errors = 0;  // captured changes kept in capture_error instead of reconciled
   bool did_work() const {
-    return captured > 0 || writes_applied > 0 || writes_superseded > 0 || writes_failed > 0;
+    return captured > 0 || writes_applied > 0 || writes_superseded > 0 || writes_failed > 0 ||
+           change_errors > 0;
   }
   PassResult& operator+=(const PassResult& o);
 };
@@ -67,6 +69,7 @@ class SyncEngine {
   void side_ok(SideStore& side);
   PassResult reconcile_captures(Clock::time_point now);
   PassResult apply_writebacks(Clock::time_point now);
+  void prune_capture_done(Clock::time_point now);
 
   const config::Config& config_;
   PgConnection control_;
@@ -74,6 +77,7 @@ class SyncEngine {
   std::map<std::string, SideHealth> health_;
   std::optional<core::Ruleset> ruleset_;
   std::mt19937_64 rng_;
+  Clock::time_point next_prune_{};
 };
 
 }  // namespace mdsync::store
