@@ -693,7 +693,10 @@ core::Ruleset check_rules(const RuleTexts& texts, const RulesContext& ctx, const
     }
     if (!root) continue;
     FileChecker checker(file, name, base, entity->second, ctx, diags);
-    if (auto rules = checker.check(*root)) ruleset.entities[base] = std::move(*rules);
+    if (auto rules = checker.check(*root)) {
+      core::prepare(*rules);
+      ruleset.entities[base] = std::move(*rules);
+    }
   }
   for (const std::string& entity : entity_names) {
     if (texts.count(entity + suffix)) continue;

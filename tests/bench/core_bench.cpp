@@ -85,7 +85,8 @@ Change make_change(const EntityRules& rules, int changed) {
 void BM_ReconcileInPlace(benchmark::State& st) {
   const int fields = static_cast<int>(st.range(0));
   const int changed = static_cast<int>(st.range(1));
-  const EntityRules rules = make_rules(fields);
+  EntityRules rules = make_rules(fields);
+  prepare(rules);
   RecordState state = make_state(rules);
   Change forth = make_change(rules, changed);
   Change back = forth;
@@ -114,7 +115,8 @@ void BM_ReconcileInPlace(benchmark::State& st) {
 void BM_ReconcileCopy(benchmark::State& st) {
   const int fields = static_cast<int>(st.range(0));
   const int changed = static_cast<int>(st.range(1));
-  const EntityRules rules = make_rules(fields);
+  EntityRules rules = make_rules(fields);
+  prepare(rules);
   const RecordState state = make_state(rules);
   const Change change = make_change(rules, changed);
   for (auto _ : st) {

@@ -1,20 +1,21 @@
 #include "mdsync/core/reconciler.hpp"
 
 #include <algorithm>
+#include <initializer_list>
+#include <string_view>
 
 #include "mdsync/core/validation.hpp"
 
 namespace mdsync::core {
 namespace {
 
-std::string rule_text(const EntityRules& rules, const Unit& unit) {
-  const FieldPolicy& p = unit.policy;
-  std::string s = rules.entity + "." + unit.name + " owner=" + p.owner;
-  if (p.is_shared())
-    s += std::string(" on_conflict=") + to_string(p.on_conflict);
-  else
-    s += std::string(" on_foreign_write=") + to_string(p.on_foreign_write);
-  if (p.compare != Compare::kExact) s += std::string(" compare=") + to_string(p.compare);
+// Concatenates with one allocation at most (none for short results).
+std::string cat(std::initializer_list<std::string_view> parts) {
+  std::size_t n = 0;
+  for (std::string_view p : parts) n += p.size();
+  std::string s;
+  s.reserve(n);
+  for (std::string_view p : parts) s.append(p);
   return s;
 }
 
@@ -80,22 +81,26 @@ class Decider {
     plan_.ruleset_version = version;
   }
 
-  UnitDecision& decide(const Unit& unit, Outcome outcome, const FieldValues& golden_before,
-                       const FieldValues& proposed, std::string reason) {
-    UnitDecision d;
+  UnitDecision& decide(const Unit& unit, Outcome outcome, FieldValues golden_before,
+                       FieldValues proposed, std::string reason) {
+    UnitDecision& d = plan_.decisions.emplace_back();
     d.unit = unit.name;
     d.outcome = outcome;
-    d.before = golden_before;
     d.after = unit_values(unit, after_.golden);
-    d.proposed = proposed;
-    d.rule = rule_text(rules_, unit);
+    d.before = std::move(golden_before);
+    d.proposed = std::move(proposed);
+    d.rule = unit.rule_text
+                 ? unit.rule_text
+                 : std::make_shared<const std::string>(describe_rule(rules_.entity, unit));
     d.reason = std::move(reason);
-    plan_.decisions.push_back(std::move(d));
-    return plan_.decisions.back();
+    return d;
   }
 
   void set_golden(const Unit& unit, const FieldValues& values, Provenance who) {
-    overlay(after_.golden, unit_values(unit, values));
+    for (const std::string& m : unit.members) {
+      auto it = values.find(m);
+      after_.golden[m] = it == values.end() ? Value{} : it->second;
+    }
     after_.provenance[unit.name] = std::move(who);
   }
 
@@ -107,12 +112,12 @@ class Decider {
 
   // A side wrote a unit another side owns. `before` is the golden value before this change
   // (empty when the change creates the record), `g` the owner's value that stands.
-  void foreign_write(const Unit& unit, const std::string& side, const FieldValues& v,
-                     const FieldValues& g, const FieldValues& before) {
+  void foreign_write(const Unit& unit, const std::string& side, FieldValues v, const FieldValues& g,
+                     FieldValues before) {
     const std::string& owner = unit.policy.owner;
     if (unit.policy.on_foreign_write == ForeignWrite::kRevert) {
-      decide(unit, Outcome::kRevert, before, v,
-             owner + " owns " + unit.name + "; " + side + "'s write is reverted");
+      decide(unit, Outcome::kRevert, std::move(before), std::move(v),
+             cat({owner, " owns ", unit.name, "; ", side, "'s write is reverted"}));
     } else {
       open_conflict(unit.name, ConflictKind::kForeignWrite, {{side, v}, {owner, g}},
                     side + " wrote " + unit.name + ", which " + owner + " owns");
@@ -238,12 +243,12 @@ void reconcile_update(Decider& d, const EntityRules& rules, const Change& change
     FieldValues b = unit_values(unit, base);
     FieldValues v = b;
     overlay_members(v, change.values);
-    const FieldValues g = unit_values(unit, state.golden);
+    FieldValues g = unit_values(unit, state.golden);
     if (unit_equal(rules, unit, v, b)) continue;  // v = b: the side did not change it
 
     if (const OpenConflict* held = state.conflict_on(unit.name)) {
       d.plan_.attached.push_back(ConflictAttached{held->id, side, v});
-      d.decide(unit, Outcome::kAttach, g, v,
+      d.decide(unit, Outcome::kAttach, std::move(g), std::move(v),
                "held by open " + std::string(to_string(held->kind)) + " conflict " +
                    std::to_string(held->id));
       continue;
@@ -251,11 +256,12 @@ void reconcile_update(Decider& d, const EntityRules& rules, const Change& change
     if (auto invalid = invalid_reason(rules, unit, change.values, change.unconvertible)) {
       d.open_conflict(unit.name, ConflictKind::kInvalidValue, {{side, v}, {"golden", g}},
                       "invalid value from " + side + ": " + *invalid);
-      d.decide(unit, Outcome::kInvalid, g, v, *invalid);
+      d.decide(unit, Outcome::kInvalid, std::move(g), std::move(v), *invalid);
       continue;
     }
     if (unit_equal(rules, unit, v, g)) {
-      d.decide(unit, Outcome::kAgree, g, v, side + " already holds the golden value");
+      d.decide(unit, Outcome::kAgree, std::move(g), std::move(v),
+               cat({side, " already holds the golden value"}));
       continue;
     }
     const FieldPolicy& p = unit.policy;
@@ -263,21 +269,23 @@ void reconcile_update(Decider& d, const EntityRules& rules, const Change& change
     if (unit_equal(rules, unit, g, b)) {  // only this side changed it
       if (owner || p.is_shared()) {
         d.set_golden(unit, v, from_side);
-        d.decide(unit, Outcome::kAccept, g, v,
-                 owner ? side + " owns " + unit.name : side + " changed shared " + unit.name);
+        d.decide(
+            unit, Outcome::kAccept, std::move(g), std::move(v),
+            owner ? cat({side, " owns ", unit.name}) : cat({side, " changed shared ", unit.name}));
       } else {
-        d.foreign_write(unit, side, v, g, g);
+        d.foreign_write(unit, side, std::move(v), g, g);
       }
       continue;
     }
     // Someone else's change has not reached this side yet, and it changed the unit too.
     if (owner) {
       d.set_golden(unit, v, from_side);
-      d.decide(unit, Outcome::kAccept, g, v, side + " owns " + unit.name + " and wins");
+      d.decide(unit, Outcome::kAccept, std::move(g), std::move(v),
+               cat({side, " owns ", unit.name, " and wins"}));
       continue;
     }
     if (!p.is_shared()) {
-      d.foreign_write(unit, side, v, g, g);
+      d.foreign_write(unit, side, std::move(v), g, g);
       continue;
     }
     auto prov_it = state.provenance.find(unit.name);
@@ -296,9 +304,10 @@ void reconcile_update(Decider& d, const EntityRules& rules, const Change& change
                             rules.priority_rank(side) < rules.priority_rank(prov.side));
         if (later) {
           d.set_golden(unit, v, from_side);
-          d.decide(unit, Outcome::kAccept, g, v, side + " wrote last");
+          d.decide(unit, Outcome::kAccept, std::move(g), std::move(v), cat({side, " wrote last"}));
         } else {
-          d.decide(unit, Outcome::kKeepGolden, g, v, other + " wrote last");
+          d.decide(unit, Outcome::kKeepGolden, std::move(g), std::move(v),
+                   cat({other, " wrote last"}));
         }
         break;
       }

@@ -38,6 +38,31 @@ FieldType EntityRules::type_of(const std::string& field) const {
   return FieldType::kText;
 }
 
+std::string describe_rule(const std::string& entity, const Unit& unit) {
+  const FieldPolicy& p = unit.policy;
+  std::string s = entity + "." + unit.name + " owner=" + p.owner;
+  if (p.is_shared())
+    s += std::string(" on_conflict=") + to_string(p.on_conflict);
+  else
+    s += std::string(" on_foreign_write=") + to_string(p.on_foreign_write);
+  if (p.compare != Compare::kExact) s += std::string(" compare=") + to_string(p.compare);
+  return s;
+}
+
+void prepare(EntityRules& rules) {
+  for (Unit& unit : rules.units) {
+    unit.rule_text = std::make_shared<const std::string>(describe_rule(rules.entity, unit));
+    Validation& v = unit.policy.validate;
+    if (v.pattern && !v.compiled_pattern) {
+      try {
+        v.compiled_pattern = std::make_shared<const std::regex>(*v.pattern, std::regex::ECMAScript);
+      } catch (const std::regex_error&) {
+        // Left uncompiled: validation reports the value invalid rather than crash.
+      }
+    }
+  }
+}
+
 const Unit* EntityRules::unit_of_field(const std::string& field) const {
   for (const Unit& u : units)
     if (std::find(u.members.begin(), u.members.end(), field) != u.members.end()) return &u;

@@ -200,7 +200,7 @@ void RecordRepository::persist_plan(const std::string& entity, std::optional<std
         " proposed, source, rule, ruleset_version, reason)"
         " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, $8, $9, $10, $11)",
         entity, id, d.unit, std::string(core::to_string(d.outcome)), values_to_json(d.before),
-        values_to_json(d.after), values_to_json(d.proposed), plan.source, d.rule,
+        values_to_json(d.after), values_to_json(d.proposed), plan.source, d.rule_text(),
         plan.ruleset_version, d.reason);
   }
 }

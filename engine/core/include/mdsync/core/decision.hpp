@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -37,8 +38,12 @@ struct UnitDecision {
   FieldValues before;    // golden values of the unit's members before
   FieldValues after;     // golden values after (equal to before unless golden changed)
   FieldValues proposed;  // what the side (or steward) proposed
-  std::string rule;      // "customer.credit_limit owner=erp on_foreign_write=revert"
-  std::string reason;    // one line for the audit trail and the CLI
+  std::shared_ptr<const std::string> rule;  // "customer.credit_limit owner=erp ..." (shared)
+  std::string reason;                       // one line for the audit trail and the CLI
+  const std::string& rule_text() const {
+    static const std::string kNone;
+    return rule ? *rule : kNone;
+  }
   bool golden_changed() const { return before != after; }
 };
 

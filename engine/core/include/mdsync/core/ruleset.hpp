@@ -68,6 +68,9 @@ struct Unit {
   std::string name;                  // field name, or group name
   std::vector<std::string> members;  // {name} for a plain field
   FieldPolicy policy;
+  // "customer.email owner=crm on_foreign_write=revert", made once by prepare() and shared by
+  // every decision on this unit; null until then (decisions then make their own).
+  std::shared_ptr<const std::string> rule_text = nullptr;
   bool is_group() const { return members.size() != 1 || members.front() != name; }
 };
 
@@ -89,6 +92,13 @@ struct EntityRules {
   // Position of a side in the priority list; sides not listed rank after all listed ones.
   std::size_t priority_rank(const std::string& side) const;
 };
+
+// The rule text of a unit as decisions cite it.
+std::string describe_rule(const std::string& entity, const Unit& unit);
+
+// Precomputes what decisions reuse (rule texts, compiled patterns). Readers of rules call
+// it once; the core works without it, only slower.
+void prepare(EntityRules& rules);
 
 struct Ruleset {
   std::int64_t version = 0;  // 0 until applied to a control store
