@@ -1,5 +1,5 @@
 // Deterministic scenarios from counterexamples the property tests (property_test.cpp) found,
-// each replayed through the engine simulation (sync_model.hpp) or the core directly.
+// replayed through the engine simulation (sync_model.hpp). Each names the fault it shows.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -8,5 +8,108 @@
 #include "sync_model.hpp"
 
 namespace mdsync::core::model {
-namespace {}  // namespace
+namespace {
+
+constexpr int kErp = 0;
+constexpr int kCrm = 1;
+
+// customer with one shared text field, `name`, last writer wins; erp creates it as "a".
+Spec shared_name_spec() {
+  Spec s;
+  s.sides = 2;
+  UnitSpec name;
+  name.name = "name";
+  name.members = {{"name", FieldType::kText}};
+  name.owner = -1;
+  name.on_conflict = OnConflict::kLastWriterWins;
+  s.units = {name};
+  s.priority = {kErp, kCrm};
+  s.creator = kErp;
+  s.initial = {{"name", "a"}};
+  return s;
+}
+
+Action edit(int side, const std::string& value) {
+  Action a;
+  a.kind = Action::Kind::kEdit;
+  a.side = side;
+  a.edits = {{"name", value}};
+  return a;
+}
+
+Action step(Action::Kind kind, int side) {
+  Action a;
+  a.kind = kind;
+  a.side = side;
+  return a;
+}
+
+// crm changes name a -> b -> a (two captures, not yet reconciled); then erp changes it to c
+// (the latest edit), and the engine writes c to crm expecting a. crm holds a again, so the
+// conditional update applies; then crm's stale captures are reconciled against the base the
+// write left (c): "b" looks like crm's own new change and is accepted, then "a".
+std::vector<Action> changed_and_changed_back() {
+  return {edit(kCrm, "b"), edit(kCrm, "a"), edit(kErp, "c"), step(Action::Kind::kProcess, kErp),
+          step(Action::Kind::kDeliver, kCrm)};
+}
+
+std::string failure_text(const SyncModel& m) {
+  std::string trace = m.trace();
+  if (trace.size() > 5000) trace = trace.substr(0, 5000) + "...\n";
+  std::string s = "golden state:\n" + state_text(m.state()) + "trace:\n" + trace;
+  for (const std::string& d : m.divergences()) s += "diverged: " + d + "\n";
+  return s;
+}
+
+// Found by SyncProperties.ConvergesOnceChangesStop (shrunk counterexample: shared numeric
+// f0, crm edits "0" then "10" back, shop edits NULL, shop's change reconciled, the write-back
+// to crm delivered, then crm's changes reconciled; crm ends with NULL, golden "10").
+//
+// Not a core fault: the core decides right on what it is told. The fault is in how the store
+// applies write-backs: engine/store/src/side_store.cpp SideStore::apply, case kUpdate (line
+// ~278): the UPDATE is conditional only on the row's current values (`col IS NOT DISTINCT
+// FROM expected`), not on the side having no captured change of the row that the engine has
+// not reconciled yet. A value changed and changed back (A -> B -> A) passes the check, the
+// write's values become crm's base (sync_engine.cpp apply_writebacks, `base = base || ...`),
+// and crm's pending captures are then diffed against that base: "b" looks like crm's own new
+// edit of "c". crm keeps the engine's "c" while golden ends "a" (guarantee 1), and crm's
+// earlier edits beat erp's later "c" under last_writer_wins.
+// Fixed in SideStore::apply: an update also requires that the row has no unreconciled
+// capture (`AND NOT EXISTS (SELECT 1 FROM mdsync.capture c WHERE c.entity = .. AND
+// c.row_key = ..)`, after locking the row), so the write is superseded and planned again once
+// the captures are reconciled. The model runs with kStoreWriteGuard, the store's behaviour.
+TEST(PropertyRegression, ValueChangedBackBeforeReconcileDoesNotLetAWriteBackThrough) {
+  SyncModel m = run(shared_name_spec(), changed_and_changed_back(), {}, kStoreWriteGuard);
+  ASSERT_TRUE(m.drain()) << failure_text(m);
+  EXPECT_TRUE(m.divergences().empty()) << failure_text(m);
+  EXPECT_EQ(m.state().golden.at("name"), Value{"c"}) << "erp wrote last\n" << failure_text(m);
+}
+
+// The same, one step further (found by SyncProperties.OwnedUnitsChangeOnlyByOwnerOrSteward
+// as a drain that never becomes quiet): crm's row ("c") now differs from its base ("a")
+// with nothing captured, so the next write-back to crm expects "a", is superseded, is
+// planned again identically (sync_engine.cpp apply_writebacks re-plans every superseded
+// record, line ~477), and so on for ever: the outbox grows by one superseded row per pass.
+// Same fix.
+TEST(PropertyRegression, ValueChangedBackBeforeReconcileDoesNotMakeWriteBacksPingPong) {
+  SyncModel m = run(shared_name_spec(), changed_and_changed_back(), {}, kStoreWriteGuard);
+  ASSERT_TRUE(m.drain()) << failure_text(m);
+  m.apply(edit(kErp, "d"));
+  EXPECT_TRUE(m.drain()) << "write-backs to crm are superseded for ever\n" << failure_text(m);
+  EXPECT_TRUE(m.divergences().empty()) << failure_text(m);
+}
+
+// With the fix in the simulated store, the same scenario converges on erp's later value.
+TEST(PropertyRegression, WriteBackThatWaitsForPendingCapturesConverges) {
+  SyncModel m =
+      run(shared_name_spec(), changed_and_changed_back(), {}, WriteGuard::kNoPendingCapture);
+  ASSERT_TRUE(m.drain()) << failure_text(m);
+  EXPECT_TRUE(m.divergences().empty()) << failure_text(m);
+  EXPECT_EQ(m.state().golden.at("name"), Value{"c"}) << failure_text(m);
+  m.apply(edit(kErp, "d"));
+  ASSERT_TRUE(m.drain()) << failure_text(m);
+  EXPECT_TRUE(m.divergences().empty()) << failure_text(m);
+}
+
+}  // namespace
 }  // namespace mdsync::core::model

@@ -3,13 +3,16 @@
 // user edits, change processing, delayed and duplicated write-back deliveries and steward
 // resolutions. Each property prints rapidcheck's seed and a shrunk counterexample (the
 // ruleset, the actions, and the simulation's trace) when it fails; a real failure becomes a
-// plain test in property_regressions_test.cpp.
+// plain test in property_regressions_test.cpp. The simulated sides guard write-backs with
+// WriteGuard::kNoPendingCapture (the store fix property_regressions_test.cpp asks for), so
+// the properties keep looking for faults of the core rather than re-finding that one.
 #include <gtest/gtest.h>
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
 
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sync_model.hpp"
@@ -37,92 +40,108 @@ rc::Gen<Value> gen_value(FieldType type) {
 
 // 3-6 fields (text and numeric), optionally one group of 2-3 of them; a random owner per
 // unit (a side or shared), random policies and compare modes, a random priority order;
-// max_length 1 on some text units in one run out of five.
+// in one run out of five, max_length 1 and pattern [a-z]* on some text units.
+// rapidcheck scales inRange and element by the test's size, which would make the first
+// runs all "2 sides, shared, exact"; specs and single actions are drawn at full size, and
+// only the number of actions grows with the size.
+constexpr int kFullSize = 100;
+
 rc::Gen<Spec> gen_spec(bool force_group) {
-  return rc::gen::exec([force_group] {
-    Spec s;
-    s.sides = *rc::gen::inRange(2, 4);
-    const int nfields = *rc::gen::inRange(3, 7);
-    std::vector<std::pair<std::string, FieldType>> fields;
-    for (int i = 0; i < nfields; ++i)
-      fields.emplace_back("f" + std::to_string(i),
-                          *rc::gen::element(FieldType::kText, FieldType::kNumeric));
-    const int group_size = force_group ? *rc::gen::inRange(2, 4) : *rc::gen::element(0, 0, 2, 3);
-    const int group_start = group_size > 0 ? *rc::gen::inRange(0, nfields - group_size + 1) : -1;
-    const bool validation = *rc::gen::inRange(0, 5) == 0;
-    for (int i = 0; i < nfields;) {
-      UnitSpec u;
-      if (i == group_start) {
-        u.name = "g";
-        u.members.assign(fields.begin() + i, fields.begin() + i + group_size);
-        i += group_size;
-      } else {
-        u.name = fields[i].first;
-        u.members = {fields[i]};
-        ++i;
-      }
-      u.owner = *rc::gen::inRange(-1, s.sides);
-      u.on_foreign_write = *rc::gen::element(ForeignWrite::kRevert, ForeignWrite::kQuarantine);
-      u.on_conflict = *rc::gen::element(OnConflict::kQuarantine, OnConflict::kLastWriterWins,
-                                        OnConflict::kPriority);
-      u.compare = *rc::gen::element(Compare::kExact, Compare::kTrim, Compare::kCaseInsensitive);
-      bool all_text = true, same_type = true;
-      for (const auto& [f, t] : u.members) {
-        (void)f;
-        all_text = all_text && t == FieldType::kText;
-        same_type = same_type && t == u.members.front().second;
-      }
-      if (validation && all_text && *rc::gen::arbitrary<bool>()) u.max_length = 1;
-      if (u.owner >= 0 && same_type && *rc::gen::arbitrary<bool>())
-        u.default_value = *gen_value(u.members.front().second);
-      s.units.push_back(std::move(u));
-    }
-    for (int i = 0; i < s.sides; ++i) s.priority.push_back(i);
-    for (int i = s.sides - 1; i > 0; --i)
-      std::swap(s.priority[i], s.priority[*rc::gen::inRange(0, i + 1)]);
-    s.creator = *rc::gen::inRange(0, s.sides);
-    for (const auto& [field, type] : fields) s.initial[field] = *gen_value(type);
-    return s;
-  });
+  return rc::gen::resize(
+      kFullSize, rc::gen::exec([force_group] {
+        Spec s;
+        s.sides = *rc::gen::inRange(2, 4);
+        const int nfields = *rc::gen::inRange(3, 7);
+        std::vector<std::pair<std::string, FieldType>> fields;
+        for (int i = 0; i < nfields; ++i)
+          fields.emplace_back("f" + std::to_string(i),
+                              *rc::gen::element(FieldType::kText, FieldType::kNumeric));
+        const int group_size =
+            force_group ? *rc::gen::inRange(2, 4) : *rc::gen::element(0, 0, 2, 3);
+        const int group_start =
+            group_size > 0 ? *rc::gen::inRange(0, nfields - group_size + 1) : -1;
+        const bool validation = *rc::gen::inRange(0, 5) == 0;
+        for (int i = 0; i < nfields;) {
+          UnitSpec u;
+          if (i == group_start) {
+            u.name = "g";
+            u.members.assign(fields.begin() + i, fields.begin() + i + group_size);
+            i += group_size;
+          } else {
+            u.name = fields[i].first;
+            u.members = {fields[i]};
+            ++i;
+          }
+          u.owner = *rc::gen::inRange(-1, s.sides);
+          u.on_foreign_write = *rc::gen::element(ForeignWrite::kRevert, ForeignWrite::kQuarantine);
+          u.on_conflict = *rc::gen::element(OnConflict::kQuarantine, OnConflict::kLastWriterWins,
+                                            OnConflict::kPriority);
+          u.compare = *rc::gen::element(Compare::kExact, Compare::kTrim, Compare::kCaseInsensitive);
+          bool all_text = true, same_type = true;
+          for (const auto& [f, t] : u.members) {
+            (void)f;
+            all_text = all_text && t == FieldType::kText;
+            same_type = same_type && t == u.members.front().second;
+          }
+          if (validation && all_text) {
+            if (*rc::gen::arbitrary<bool>()) u.max_length = 1;
+            if (*rc::gen::arbitrary<bool>()) u.pattern = "[a-z]*";
+          }
+          if (u.owner >= 0 && same_type && *rc::gen::arbitrary<bool>())
+            u.default_value = *gen_value(u.members.front().second);
+          s.units.push_back(std::move(u));
+        }
+        for (int i = 0; i < s.sides; ++i) s.priority.push_back(i);
+        for (int i = s.sides - 1; i > 0; --i)
+          std::swap(s.priority[i], s.priority[*rc::gen::inRange(0, i + 1)]);
+        s.creator = *rc::gen::inRange(0, s.sides);
+        for (const auto& [field, type] : fields) s.initial[field] = *gen_value(type);
+        return s;
+      }));
 }
 
 rc::Gen<Action> gen_action(const Spec& spec) {
   std::vector<std::pair<std::string, FieldType>> fields;
   for (const UnitSpec& u : spec.units)
     for (const auto& member : u.members) fields.push_back(member);
-  return rc::gen::exec([spec, fields] {
-    Action a;
-    a.kind = *rc::gen::weightedElement<Action::Kind>({{30, Action::Kind::kEdit},
-                                                      {20, Action::Kind::kProcess},
-                                                      {6, Action::Kind::kProcessBatch},
-                                                      {25, Action::Kind::kDeliver},
-                                                      {6, Action::Kind::kDeliverLosingAck},
-                                                      {4, Action::Kind::kRedeliverDone},
-                                                      {8, Action::Kind::kResolve}});
-    a.side = *rc::gen::inRange(0, spec.sides);
-    switch (a.kind) {
-      case Action::Kind::kEdit: {
-        const int n = *rc::gen::inRange(1, 4);
-        for (int k = 0; k < n; ++k) {
-          const auto& [field, type] =
-              fields[static_cast<std::size_t>(*rc::gen::inRange<int>(0, fields.size()))];
-          a.edits[field] = *gen_value(type);
+  return rc::gen::resize(
+      kFullSize, rc::gen::exec([spec, fields] {
+        Action a;
+        a.kind = *rc::gen::weightedElement<Action::Kind>({{30, Action::Kind::kEdit},
+                                                          {20, Action::Kind::kProcess},
+                                                          {6, Action::Kind::kProcessBatch},
+                                                          {25, Action::Kind::kDeliver},
+                                                          {6, Action::Kind::kDeliverLosingAck},
+                                                          {4, Action::Kind::kRedeliverDone},
+                                                          {8, Action::Kind::kResolve}});
+        a.side = *rc::gen::inRange(0, spec.sides);
+        switch (a.kind) {
+          case Action::Kind::kEdit: {
+            const int n = *rc::gen::inRange(1, 4);
+            for (int k = 0; k < n; ++k) {
+              const auto& [field, type] =
+                  fields[static_cast<std::size_t>(*rc::gen::inRange<int>(0, fields.size()))];
+              a.edits[field] = *gen_value(type);
+            }
+            a.same_tick = *rc::gen::inRange(0, 5) == 0;
+            break;
+          }
+          case Action::Kind::kRedeliverDone:
+            a.pick = *rc::gen::inRange(0, 8);
+            break;
+          case Action::Kind::kResolve:
+            a.pick = *rc::gen::inRange(0, 4);
+            a.resolution =
+                *rc::gen::element(Resolution::Kind::kTakeSide, Resolution::Kind::kTakeSide,
+                                  Resolution::Kind::kDismiss, Resolution::Kind::kValue);
+            if (a.resolution == Resolution::Kind::kValue)
+              for (const auto& [field, type] : fields) a.edits[field] = *gen_value(type);
+            break;
+          default:
+            break;
         }
-        a.same_tick = *rc::gen::inRange(0, 5) == 0;
-        break;
-      }
-      case Action::Kind::kRedeliverDone:
-        a.pick = *rc::gen::inRange(0, 8);
-        break;
-      case Action::Kind::kResolve:
-        a.pick = *rc::gen::inRange(0, 4);
-        a.dismiss = *rc::gen::inRange(0, 3) == 0;
-        break;
-      default:
-        break;
-    }
-    return a;
-  });
+        return a;
+      }));
 }
 
 std::vector<Action> draw_actions(const Spec& spec) {
@@ -150,7 +169,7 @@ void assert_converges(SyncModel& m) {
   const std::vector<std::string> diverged = m.divergences();
   if (!diverged.empty())
     RC_FAIL("sides differ from golden after the drain:\n" + lines(diverged) + "golden state:\n" +
-            test::state_text(m.state()) + "trace:\n" + m.trace());
+            state_text(m.state()) + "trace:\n" + m.trace());
 }
 
 }  // namespace
@@ -167,12 +186,8 @@ RC_GTEST_PROP(SyncProperties, ConvergesOnceChangesStop, ()) {
   auto seen = [&](const char* word) { return trace.find(word) != std::string::npos; };
   RC_TAG(spec.sides == 2 ? "2 sides" : "3 sides");
   RC_CLASSIFY(seen(": superseded"), "superseded write");
-  RC_CLASSIFY(seen("  open "), "conflict opened");
   RC_CLASSIFY(seen("close conflict"), "conflict resolved");
-  RC_CLASSIFY(!m.state().open_conflicts.empty(), "conflict left open");
-  RC_CLASSIFY(seen(": revert"), "reverted foreign write");
-  RC_CLASSIFY(seen(": keep_golden"), "concurrent edit kept golden");
-  RC_CLASSIFY(seen("wrote last"), "last writer wins");
+  RC_CLASSIFY(seen(": keep_golden") || seen("wrote last"), "concurrent edit decided");
   RC_CLASSIFY(seen("ack lost"), "lost ack");
 }
 
@@ -184,8 +199,8 @@ RC_GTEST_PROP(SyncProperties, ConvergedSystemStaysQuiet, ()) {
   assert_converges(m);
   const std::vector<RowWrite> writes = m.plan_now();
   if (!writes.empty())
-    RC_FAIL("a converged record plans writes:\n" + SyncModel::writes_text(writes) +
-            "golden state:\n" + test::state_text(m.state()) + "trace:\n" + m.trace());
+    RC_FAIL("a converged record plans writes:\n" + writes_text(writes) + "golden state:\n" +
+            state_text(m.state()) + "trace:\n" + m.trace());
   const std::string before = m.trace();
   RC_ASSERT(m.drain());
   RC_ASSERT(m.trace() == before);
@@ -240,7 +255,7 @@ RC_GTEST_PROP(SyncProperties, SameInputsGiveSamePlansAndStates, ()) {
   RC_ASSERT(first.drain() == second.drain());
   assert_no_violations(first);
   RC_ASSERT(first.trace() == second.trace());
-  RC_ASSERT(test::state_text(first.state()) == test::state_text(second.state()));
+  RC_ASSERT(state_text(first.state()) == state_text(second.state()));
   for (const auto& [side, row] : first.sides()) RC_ASSERT(row.row == second.sides().at(side).row);
 }
 

@@ -137,6 +137,11 @@ std::vector<std::string> SideStore::install_capture() {
         " captured_at timestamptz NOT NULL DEFAULT clock_timestamp())");
     changed.push_back("created table mdsync.capture");
   }
+  if (!tx.exec1("SELECT to_regclass('mdsync.capture_row') IS NOT NULL")[0].as<bool>()) {
+    // Write-backs ask whether a row has changes still to reconcile.
+    tx.exec("CREATE INDEX capture_row ON mdsync.capture (entity, row_key)");
+    changed.push_back("created index mdsync.capture_row");
+  }
   if (!tx.exec1("SELECT to_regclass('mdsync.capture_epoch') IS NOT NULL")[0].as<bool>()) {
     tx.exec("CREATE TABLE mdsync.capture_epoch AS SELECT gen_random_uuid()::text AS epoch");
     changed.push_back("created table mdsync.capture_epoch");
@@ -285,6 +290,13 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
           where += " AND " + c.quote_name(*col) + " IS NOT DISTINCT FROM " +
                    param(exp == req.expected.end() ? core::Value{} : exp->second);
         }
+        // A row with captured changes the engine has not reconciled yet is not written: its
+        // value may equal the base again (A -> B -> A) while those changes are still to come,
+        // and they would then be judged against a base they never saw. The write is superseded
+        // and planned again once they are reconciled. The row is locked first (below), so this
+        // statement's snapshot sees the capture rows of any transaction that held it.
+        where += " AND NOT EXISTS (SELECT 1 FROM mdsync.capture c WHERE c.entity = " +
+                 param(req.entity) + " AND c.row_key = " + param(req.row_key) + ")";
         sql = "UPDATE " + table + " SET " + set + " WHERE " + where;
         break;
       }
@@ -306,6 +318,9 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
     }
     try {
       pqxx::subtransaction sub(tx, "writeback");
+      if (req.kind == core::RowWrite::Kind::kUpdate)
+        sub.exec_params("SELECT 1 FROM " + table + " WHERE " + key + " = $1 FOR UPDATE",
+                        req.row_key);
       const pqxx::result r = sub.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
       if (req.kind == core::RowWrite::Kind::kInsert) {
         res.row_key = r[0][0].as<std::string>();
