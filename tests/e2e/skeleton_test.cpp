@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -339,6 +340,31 @@ TEST_F(SkeletonTest, ServiceSyncsContinuouslyAndStopsCleanlyOnSigterm) {
   EXPECT_NE(text.find(R"("event":"service_stopping")"), std::string::npos) << text;
   EXPECT_NE(text.find(R"("event":"service_stopped")"), std::string::npos) << text;
   EXPECT_NE(text.find(R"("seed":)"), std::string::npos) << text;  // the jitter seed is logged
+}
+
+// Guarantee 4 with a value changed and changed back: a write-back queued while the CRM
+// changes a field A -> B -> A must not go through (the row equals the base again, but the
+// CRM's two changes are still to be reconciled). Found by the core's property tests.
+TEST_F(SkeletonTest, WriteBackWaitsForUnreconciledChangesOfTheRow) {
+  s_.erp_exec("INSERT INTO erp.customers (cust_name) VALUES ('Orig')");
+  s_.mdsync_ok({"run", "--once"});
+  s_.erp_exec("UPDATE erp.customers SET cust_name = 'Erp Name'");
+  // Reconcile the ERP's change but die before writing it back to the CRM.
+  ::setenv("MDSYNC_CRASH_AT", "batch.after_commit", 1);
+  const RunResult crashed = s_.mdsync({"run", "--once"});
+  ::unsetenv("MDSYNC_CRASH_AT");
+  ASSERT_EQ(crashed.exit_code, 137) << crashed.err;
+  ASSERT_EQ(s_.control("SELECT count(*) FROM mdsync.outbox WHERE status = 'pending'"), "1");
+  s_.crm_exec("UPDATE crm.accounts SET \"accountName\" = 'Tmp'");
+  s_.crm_exec("UPDATE crm.accounts SET \"accountName\" = 'Orig'");
+  s_.mdsync_ok({"run", "--once"});
+  s_.mdsync_ok({"run", "--once"});
+  // The CRM wrote last (name is shared, last_writer_wins): its final 'Orig' is golden.
+  EXPECT_EQ(s_.control("SELECT \"values\"->>'name' FROM mdsync.golden"), "Orig");
+  EXPECT_EQ(s_.crm("SELECT \"accountName\" FROM crm.accounts"), "Orig");
+  EXPECT_EQ(s_.erp("SELECT cust_name FROM erp.customers"), "Orig");
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.outbox WHERE status = 'pending'"), "0");
+  EXPECT_EQ(joined(divergences(s_)), "");
 }
 
 // `mdsync init` twice changes nothing the second time.

@@ -419,6 +419,12 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     side_ok(side);
 
     const PassResult before = result;
+    // Superseded writes are planned again under the ruleset in force; it is looked up before
+    // the control transaction opens (one transaction at a time on a connection).
+    const bool any_superseded = std::any_of(
+        results.begin(), results.end(),
+        [](const WriteResult& r) { return r.status == WriteResult::Status::kSuperseded; });
+    const core::Ruleset* rs = any_superseded ? &ruleset() : nullptr;
     pqxx::work tx(control());
     RecordRepository repo(tx);
     std::set<std::int64_t> replan;
@@ -467,13 +473,12 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     }
     // A superseded write means the side changed under us; its change is captured and
     // reconciled, and the record is planned again from what the engine now knows.
-    if (!replan.empty()) {
-      const core::Ruleset& rs = ruleset();
+    if (!replan.empty() && rs != nullptr) {
       for (std::int64_t gid : replan) {
         const auto state = repo.load(gid);
         const pqxx::result e =
             tx.exec_params("SELECT entity FROM mdsync.golden WHERE id = $1", gid);
-        const core::EntityRules* rules = e.empty() ? nullptr : rs.find(e[0][0].as<std::string>());
+        const core::EntityRules* rules = e.empty() ? nullptr : rs->find(e[0][0].as<std::string>());
         if (state && rules) repo.plan_and_enqueue(*rules, config_.side_names(), gid, *state);
       }
     }
@@ -482,6 +487,7 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
         " VALUES ($1, now(), 0) ON CONFLICT (side) DO UPDATE SET last_writeback_at = now(),"
         " consecutive_failures = 0",
         side.name());
+    crash_point("writeback.before_control_commit");
     tx.commit();
     log::info(
         "writeback_applied",
