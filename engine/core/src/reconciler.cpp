@@ -28,13 +28,23 @@ FieldValues unit_values(const Unit& unit, const FieldValues& source) {
   return out;
 }
 
+FieldType member_type(const EntityRules& rules, const Unit& unit, std::size_t i) {
+  return i < unit.member_types.size() ? unit.member_types[i] : rules.type_of(unit.members[i]);
+}
+
+const Value& value_or_null(const FieldValues& values, const std::string& field) {
+  static const Value kNull;
+  auto it = values.find(field);
+  return it == values.end() ? kNull : it->second;
+}
+
 bool unit_equal(const EntityRules& rules, const Unit& unit, const FieldValues& a,
                 const FieldValues& b) {
-  for (const std::string& m : unit.members) {
-    auto ia = a.find(m), ib = b.find(m);
-    const Value& va = ia == a.end() ? Value{} : ia->second;
-    const Value& vb = ib == b.end() ? Value{} : ib->second;
-    if (!values_equal(rules.type_of(m), unit.policy.compare, va, vb)) return false;
+  for (std::size_t i = 0; i < unit.members.size(); ++i) {
+    const std::string& m = unit.members[i];
+    if (!values_equal(member_type(rules, unit, i), unit.policy.compare, value_or_null(a, m),
+                      value_or_null(b, m)))
+      return false;
   }
   return true;
 }
@@ -68,6 +78,28 @@ void overlay_members(FieldValues& target, const FieldValues& values) {
     auto it = values.find(f);
     if (it != values.end()) v = it->second;
   }
+}
+
+// The units a change touches, in the entity's unit order (so plans are deterministic).
+std::vector<const Unit*> touched_units(const EntityRules& rules, const FieldValues& changed) {
+  std::vector<const Unit*> out;
+  if (rules.unit_index.empty()) {
+    for (const Unit& unit : rules.units)
+      if (touches(unit, changed)) out.push_back(&unit);
+    return out;
+  }
+  std::vector<std::size_t> idx;
+  idx.reserve(changed.size());
+  for (const auto& [field, value] : changed) {
+    (void)value;
+    auto it = rules.unit_index.find(field);
+    if (it != rules.unit_index.end()) idx.push_back(it->second);
+  }
+  std::sort(idx.begin(), idx.end());
+  idx.erase(std::unique(idx.begin(), idx.end()), idx.end());
+  out.reserve(idx.size());
+  for (std::size_t i : idx) out.push_back(&rules.units[i]);
+  return out;
 }
 
 class Decider {
@@ -237,8 +269,9 @@ void reconcile_update(Decider& d, const EntityRules& rules, const Change& change
     return;
   }
 
-  for (const Unit& unit : rules.units) {
-    if (!touches(unit, change.values)) continue;
+  d.plan_.decisions.reserve(change.values.size());
+  for (const Unit* unit_ptr : touched_units(rules, change.values)) {
+    const Unit& unit = *unit_ptr;
     // Only the units the change touches are looked at, so unchanged fields cost nothing.
     FieldValues b = unit_values(unit, base);
     FieldValues v = b;

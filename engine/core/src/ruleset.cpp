@@ -50,7 +50,12 @@ std::string describe_rule(const std::string& entity, const Unit& unit) {
 }
 
 void prepare(EntityRules& rules) {
+  rules.unit_index.clear();
+  for (std::size_t i = 0; i < rules.units.size(); ++i)
+    for (const std::string& m : rules.units[i].members) rules.unit_index.emplace(m, i);
   for (Unit& unit : rules.units) {
+    unit.member_types.clear();
+    for (const std::string& m : unit.members) unit.member_types.push_back(rules.type_of(m));
     unit.rule_text = std::make_shared<const std::string>(describe_rule(rules.entity, unit));
     Validation& v = unit.policy.validate;
     if (v.pattern && !v.compiled_pattern) {

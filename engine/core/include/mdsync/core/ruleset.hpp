@@ -71,6 +71,8 @@ struct Unit {
   // "customer.email owner=crm on_foreign_write=revert", made once by prepare() and shared by
   // every decision on this unit; null until then (decisions then make their own).
   std::shared_ptr<const std::string> rule_text = nullptr;
+  // The members' types, in member order, filled by prepare(); empty until then.
+  std::vector<FieldType> member_types = {};
   bool is_group() const { return members.size() != 1 || members.front() != name; }
 };
 
@@ -87,6 +89,8 @@ struct EntityRules {
 
   FieldType type_of(const std::string& field) const;  // kText if unknown
   const Unit* unit_of_field(const std::string& field) const;
+  // Index of the unit holding each field, filled by prepare(); empty means "scan the units".
+  std::map<std::string, std::size_t> unit_index;
   const Unit* unit_named(const std::string& name) const;
   bool may_create(const std::string& side) const;
   // Position of a side in the priority list; sides not listed rank after all listed ones.
