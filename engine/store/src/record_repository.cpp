@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include "mdsync/store/pg_arrays.hpp"
+
 namespace mdsync::store {
 
 using nlohmann::json;
@@ -25,19 +27,6 @@ core::FieldValues values_of(const json& j) {
     out[it.key()] =
         it.value().is_null() ? core::Value{} : core::Value{it.value().get<std::string>()};
   return out;
-}
-
-std::string pg_text_array(const std::vector<std::string>& items) {
-  std::string s = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    s += i ? ",\"" : "\"";
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') s += '\\';
-      s += c;
-    }
-    s += '"';
-  }
-  return s + "}";
 }
 
 json provenance_json(const std::map<std::string, core::Provenance>& prov) {

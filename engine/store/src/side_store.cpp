@@ -6,6 +6,7 @@
 
 #include "mdsync/store/crash_points.hpp"
 #include "mdsync/store/db_connection.hpp"
+#include "mdsync/store/pg_arrays.hpp"
 
 namespace mdsync::store {
 
@@ -237,10 +238,7 @@ CaptureBatch SideStore::read_capture(int limit) {
 void SideStore::forget_capture(const std::vector<std::int64_t>& seqs) {
   if (seqs.empty()) return;
   pqxx::work tx(conn());
-  std::string list = "{";
-  for (std::size_t i = 0; i < seqs.size(); ++i) list += (i ? "," : "") + std::to_string(seqs[i]);
-  list += "}";
-  tx.exec_params("DELETE FROM mdsync.capture WHERE seq = ANY($1::bigint[])", list);
+  tx.exec_params("DELETE FROM mdsync.capture WHERE seq = ANY($1::bigint[])", pg_bigint_array(seqs));
   tx.commit();
 }
 

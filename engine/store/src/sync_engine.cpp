@@ -11,6 +11,7 @@
 #include "mdsync/rules/located_json.hpp"
 #include "mdsync/store/crash_points.hpp"
 #include "mdsync/store/db_connection.hpp"
+#include "mdsync/store/pg_arrays.hpp"
 #include "mdsync/store/record_repository.hpp"
 #include "mdsync/store/ruleset_store.hpp"
 
@@ -28,12 +29,6 @@ PassResult& PassResult::operator+=(const PassResult& o) {
 }
 
 namespace {
-
-std::string bigint_array(const std::vector<std::int64_t>& v) {
-  std::string s = "{";
-  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
-  return s + "}";
-}
 
 std::string first_line(const std::string& s) {
   return s.substr(0, s.find('\n'));
@@ -180,6 +175,32 @@ core::Change to_change(const CapturedRow& row, const std::string& side,
   return change;
 }
 
+// The outcome of a side's write-backs, saved to the outbox in one statement.
+class OutboxOutcomes {
+ public:
+  void add(std::int64_t id, const char* status, const std::string& row_key,
+           const std::string& error) {
+    ids_.push_back(std::to_string(id));
+    statuses_.push_back(status);
+    row_keys_.push_back(row_key);
+    errors_.push_back(error);
+  }
+  void save(pqxx::transaction_base& tx) const {
+    if (ids_.empty()) return;
+    tx.exec_params(
+        "UPDATE mdsync.outbox o SET status = u.status, done_at = now(),"
+        " row_key = nullif(u.row_key, ''), last_error = nullif(u.error, ''),"
+        " attempts = o.attempts + 1"
+        " FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])"
+        "  AS u(id, status, row_key, error) WHERE o.id = u.id",
+        pg_text_array(ids_), pg_text_array(statuses_), pg_text_array(row_keys_),
+        pg_text_array(errors_));
+  }
+
+ private:
+  std::vector<std::string> ids_, statuses_, row_keys_, errors_;
+};
+
 }  // namespace
 
 PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
@@ -214,7 +235,7 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
     for (const auto& row :
          tx.exec_params("SELECT seq FROM mdsync.capture_done WHERE side = $1 AND epoch = $2"
                         " AND seq = ANY($3::bigint[])",
-                        sides_[i]->name(), captured[i].epoch, bigint_array(read_seqs[i])))
+                        sides_[i]->name(), captured[i].epoch, pg_bigint_array(read_seqs[i])))
       done.insert(row[0].as<std::int64_t>());
     rows.erase(std::remove_if(rows.begin(), rows.end(),
                               [&](const CapturedRow& r) { return done.count(r.seq) != 0; }),
@@ -326,7 +347,7 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
     tx.exec_params(
         "INSERT INTO mdsync.capture_done (side, epoch, seq) SELECT $1, $2, unnest($3::bigint[])"
         " ON CONFLICT DO NOTHING",
-        sides_[i]->name(), captured[i].epoch, bigint_array(read_seqs[i]));
+        sides_[i]->name(), captured[i].epoch, pg_bigint_array(read_seqs[i]));
     tx.exec_params(
         "INSERT INTO mdsync.side_state (side, last_capture_at) VALUES ($1, now())"
         " ON CONFLICT (side) DO UPDATE SET last_capture_at = now()",
@@ -412,7 +433,7 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
       tx.exec_params(
           "UPDATE mdsync.outbox SET attempts = attempts + 1, last_error = $2"
           " WHERE id = ANY($1::bigint[])",
-          bigint_array(outbox_ids), first_line(e.what()));
+          pg_bigint_array(outbox_ids), first_line(e.what()));
       tx.commit();
       continue;
     }
@@ -428,6 +449,7 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     pqxx::work tx(control());
     RecordRepository repo(tx);
     std::set<std::int64_t> replan;
+    OutboxOutcomes outcome;
     for (std::size_t k = 0; k < requests.size(); ++k) {
       const WriteRequest& w = requests[k];
       const WriteResult& res = results[k];
@@ -444,25 +466,16 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
                 " WHERE golden_id = $1 AND side = $2",
                 gid, side.name(), values_to_json(w.values));
           }
-          tx.exec_params(
-              "UPDATE mdsync.outbox SET status = 'done', done_at = now(), row_key = $2,"
-              " attempts = attempts + 1 WHERE id = $1",
-              w.outbox_id, res.row_key);
+          outcome.add(w.outbox_id, "done", res.row_key, "");
           ++result.writes_applied;
           break;
         case WriteResult::Status::kSuperseded:
-          tx.exec_params(
-              "UPDATE mdsync.outbox SET status = 'superseded', done_at = now(), row_key = $2,"
-              " attempts = attempts + 1 WHERE id = $1",
-              w.outbox_id, res.row_key);
+          outcome.add(w.outbox_id, "superseded", res.row_key, "");
           replan.insert(gid);
           ++result.writes_superseded;
           break;
         case WriteResult::Status::kFailed:
-          tx.exec_params(
-              "UPDATE mdsync.outbox SET status = 'failed', done_at = now(), last_error = $2,"
-              " attempts = attempts + 1 WHERE id = $1",
-              w.outbox_id, res.error);
+          outcome.add(w.outbox_id, "failed", res.row_key, res.error);
           log::error("writeback_failed", {{"side", side.name()},
                                           {"outbox_id", w.outbox_id},
                                           {"golden_id", gid},
@@ -471,6 +484,7 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
           break;
       }
     }
+    outcome.save(tx);
     // A superseded write means the side changed under us; its change is captured and
     // reconciled, and the record is planned again from what the engine now knows.
     if (!replan.empty() && rs != nullptr) {

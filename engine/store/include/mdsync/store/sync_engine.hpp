@@ -32,7 +32,7 @@ struct PassResult {
   int writes_applied = 0;
   int writes_superseded = 0;
   int writes_failed = 0;
-  int side_errors = 0;  // sides that could not be reached or refused a batch
+  int side_errors = 0;    // sides that could not be reached or refused a batch
   int change_errors = 0;  // captured changes kept in capture_error instead of reconciled
   bool did_work() const {
     return captured > 0 || writes_applied > 0 || writes_superseded > 0 || writes_failed > 0 ||
