@@ -39,7 +39,7 @@ class DeliveryTest : public ::testing::Test {
   DeliveryTest() : s_(current_test_name()) {}
   void SetUp() override {
     s_.write_config();
-    s_.mdsync_ok({"init"});
+    run_ok(s_, {"init"});
   }
   Dbs dbs() const { return dbs_of(s_); }
   Scenario s_;
@@ -51,7 +51,7 @@ class DeliveryTest : public ::testing::Test {
 
 TEST_F(DeliveryTest, LateCommittingTransactionIsNotSkipped) {
   s_.erp_exec("INSERT INTO erp.customers (cust_name) VALUES ('Base Ltd')");
-  s_.mdsync_ok({"run", "--once"});
+  run_ok(s_, {"run", "--once"});
   ASSERT_EQ(s_.crm("SELECT \"accountName\" FROM crm.accounts"), "Base Ltd");
 
   pqxx::connection c1(s_.dsn(s_.erp_db())), c2(s_.dsn(s_.erp_db()));
@@ -66,12 +66,12 @@ TEST_F(DeliveryTest, LateCommittingTransactionIsNotSkipped) {
   const auto early_seq = std::stoll(s_.erp("SELECT max(seq) FROM mdsync.capture"));
   ASSERT_LT(late_seq, early_seq) << "the open transaction must hold the lower capture number";
 
-  s_.mdsync_ok({"run", "--once"});
+  run_ok(s_, {"run", "--once"});
   EXPECT_EQ(s_.crm("SELECT count(*) FROM crm.accounts WHERE \"accountName\" = 'Early Ltd'"), "1");
   EXPECT_EQ(s_.crm("SELECT count(*) FROM crm.accounts WHERE \"accountName\" = 'Base Ltd'"), "1");
 
   t1.commit();
-  s_.mdsync_ok({"run", "--once"});
+  run_ok(s_, {"run", "--once"});
   EXPECT_EQ(s_.crm("SELECT count(*) FROM crm.accounts WHERE \"accountName\" = 'Late Ltd'"), "1")
       << "the change of the late-committing transaction (erp#" << late_seq << ") was skipped";
   EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.audit WHERE source = 'erp#" +
@@ -86,7 +86,7 @@ TEST_F(DeliveryTest, LateCommittingTransactionIsNotSkipped) {
     ghost.abort();
   }
   s_.erp_exec("INSERT INTO erp.customers (cust_name) VALUES ('After Ghost Ltd')");
-  s_.mdsync_ok({"run", "--once"});
+  run_ok(s_, {"run", "--once"});
   EXPECT_EQ(s_.crm("SELECT count(*) FROM crm.accounts WHERE \"accountName\" = 'After Ghost Ltd'"),
             "1");
   EXPECT_EQ(s_.crm("SELECT count(*) FROM crm.accounts WHERE \"accountName\" = 'Ghost Ltd'"), "0");
@@ -193,7 +193,7 @@ TEST(ExactlyOnceTest, EveryCrashPointInTurnMatchesCrashFreeRun) {
   Scenario reference("exactly_once_ref"), crashed("exactly_once_kill");
   for (Scenario* s : {&reference, &crashed}) {
     s->write_config();
-    s->mdsync_ok({"init"});
+    run_ok(*s, {"init"});
   }
   Applier ref_apply(dbs_of(reference)), crash_apply(dbs_of(crashed));
   Workload workload(seed);
@@ -210,7 +210,7 @@ TEST(ExactlyOnceTest, EveryCrashPointInTurnMatchesCrashFreeRun) {
         phase == 0 ? workload.phase(400, 1.0, 0) : workload.phase(450, 0.1, phase >= 4 ? 3 : 0);
     total_ops += static_cast<int>(ops.size());
     ref_apply.apply(ops);
-    reference.mdsync_ok({"run", "--once"});
+    run_ok(reference, {"run", "--once"});
     ref_apply.learn_keys();
 
     crash_apply.apply(ops);
@@ -220,8 +220,9 @@ TEST(ExactlyOnceTest, EveryCrashPointInTurnMatchesCrashFreeRun) {
       if (step.after == 0) step.after = 2 + static_cast<int>(rng() % 40);
       for (int rep = 0; rep < 2; ++rep)
         if (!counter.run(crashed, step)) break;
+      if (::testing::Test::HasFailure()) break;
     }
-    crashed.mdsync_ok({"run", "--once"});
+    run_ok(crashed, {"run", "--once"});
     crash_apply.learn_keys();
     if (::testing::Test::HasFailure()) break;
   }
@@ -236,7 +237,7 @@ TEST(ExactlyOnceTest, RandomCrashesMatchCrashFreeRun) {
   Scenario reference("random_crash_ref"), crashed("random_crash_kill");
   for (Scenario* s : {&reference, &crashed}) {
     s->write_config();
-    s->mdsync_ok({"init"});
+    run_ok(*s, {"init"});
   }
   Applier ref_apply(dbs_of(reference)), crash_apply(dbs_of(crashed));
   Workload workload(seed);
@@ -248,7 +249,7 @@ TEST(ExactlyOnceTest, RandomCrashesMatchCrashFreeRun) {
     const std::vector<Op> ops =
         round == 0 ? workload.phase(150, 1.0, 0) : workload.phase(n, 0.15, rng() % 3 == 0 ? 1 : 0);
     ref_apply.apply(ops);
-    reference.mdsync_ok({"run", "--once"});
+    run_ok(reference, {"run", "--once"});
     ref_apply.learn_keys();
 
     crash_apply.apply(ops);
@@ -260,10 +261,10 @@ TEST(ExactlyOnceTest, RandomCrashesMatchCrashFreeRun) {
       const bool killed = counter.run(crashed, step);
       std::cout << "[crash] round " << round << ": " << step.point << " after " << step.after
                 << (killed ? ": killed" : ": not reached") << "\n";
-      if (!killed) break;
+      if (!killed || ::testing::Test::HasFailure()) break;
       ++crashes;
     }
-    crashed.mdsync_ok({"run", "--once"});
+    run_ok(crashed, {"run", "--once"});
     crash_apply.learn_keys();
     if (::testing::Test::HasFailure()) break;
   }
@@ -281,7 +282,7 @@ TEST_F(DeliveryTest, EveryDocumentedCrashPointIsReached) {
     const RunResult r = run_crashing(s_, point);
     EXPECT_EQ(r.exit_code, 137) << "crash point " << point << " was not reached\n" << r.err;
     EXPECT_EQ(events(r.err, "crash_point").size(), r.exit_code == 137 ? 1u : 0u) << r.err;
-    s_.mdsync_ok({"run", "--once"});
+    run_ok(s_, {"run", "--once"});
   }
   EXPECT_EQ(s_.crm("SELECT count(*) FROM crm.accounts"), std::to_string(std::size(kCrashPoints)));
   EXPECT_EQ(lines(exactly_once_problems(dbs())), "");
@@ -293,7 +294,7 @@ TEST_F(DeliveryTest, EveryDocumentedCrashPointIsReached) {
 
 TEST_F(DeliveryTest, RedeliveredCaptureRowsChangeNothing) {
   s_.erp_exec("INSERT INTO erp.customers (cust_name, credit_lim) VALUES ('Redeliver Co', 10)");
-  s_.mdsync_ok({"run", "--once"});
+  run_ok(s_, {"run", "--once"});
   const std::string copy_rows =
       "INSERT INTO public.saved SELECT * FROM mdsync.capture ORDER BY seq";
   s_.erp_exec("CREATE TABLE public.saved AS SELECT * FROM mdsync.capture WITH NO DATA");
@@ -301,18 +302,18 @@ TEST_F(DeliveryTest, RedeliveredCaptureRowsChangeNothing) {
   // Row 1: read before the engine saw it.
   s_.erp_exec("UPDATE erp.customers SET cust_name = 'Redeliver B', credit_lim = 20");
   s_.erp_exec(copy_rows);
-  s_.mdsync_ok({"run", "--once"});
+  run_ok(s_, {"run", "--once"});
   // Row 2: left on the side by a crash after the control commit, then reconciled.
   s_.erp_exec("UPDATE erp.customers SET cust_name = 'Redeliver C', credit_lim = 30");
   ASSERT_EQ(run_crashing(s_, "batch.after_commit").exit_code, 137);
   ASSERT_EQ(s_.erp("SELECT count(*) FROM mdsync.capture"), "1")
       << "the crash should leave the reconciled row on the side";
   s_.erp_exec("INSERT INTO public.saved SELECT * FROM mdsync.capture");
-  s_.mdsync_ok({"run", "--once"});
+  run_ok(s_, {"run", "--once"});
   ASSERT_EQ(s_.erp("SELECT count(*) FROM mdsync.capture"), "0");
   // The current state moves on once more.
   s_.erp_exec("UPDATE erp.customers SET cust_name = 'Redeliver D', credit_lim = 40");
-  s_.mdsync_ok({"run", "--once"});
+  run_ok(s_, {"run", "--once"});
   ASSERT_EQ(s_.crm("SELECT \"accountName\" || ' ' || credit_limit FROM crm.accounts"),
             "Redeliver D 40.0000");
 
@@ -345,13 +346,13 @@ TEST_P(NoLostUpdateTest, UserValueWrittenWhileWriteBackIsQueuedIsNotOverwritten)
   std::string name = std::string("no_lost_update_") + GetParam();
   Scenario s(name);
   s.write_config();
-  s.mdsync_ok({"init"});
+  run_ok(s, {"init"});
   s.erp_exec(
       "INSERT INTO erp.customers (account_num, cust_name, credit_lim) VALUES"
       " (1, 'Alpha', 100), (2, 'Beta', 200), (3, 'Gamma', 300)");
-  s.mdsync_ok({"run", "--once"});
+  run_ok(s, {"run", "--once"});
   s.crm_exec("UPDATE crm.accounts SET phone = '+1 555 0003' WHERE \"accountName\" = 'Gamma'");
-  s.mdsync_ok({"run", "--once"});
+  run_ok(s, {"run", "--once"});
   ASSERT_EQ(s.erp("SELECT phone_no FROM erp.customers WHERE account_num = 3"), "+1 555 0003");
 
   // Changes whose write-backs get queued: to the CRM (name: shared; credit limit: ERP's) and
@@ -390,7 +391,7 @@ TEST_P(NoLostUpdateTest, UserValueWrittenWhileWriteBackIsQueuedIsNotOverwritten)
   EXPECT_GE(std::stoi(s.control("SELECT count(*) FROM mdsync.outbox WHERE status = 'superseded'")),
             3);
 
-  s.mdsync_ok({"run", "--once"});
+  run_ok(s, {"run", "--once"});
   // name is shared, last writer wins: the CRM user wrote last, so that value wins everywhere.
   EXPECT_EQ(s.erp("SELECT cust_name FROM erp.customers WHERE account_num = 1"), "Alpha CRM");
   EXPECT_EQ(s.control("SELECT count(*) FROM mdsync.audit WHERE source = 'crm#" + crm_seq_alpha +
@@ -475,13 +476,13 @@ TEST_F(DeliveryTest, EngineWritesAreNeverCapturedAndQuietServiceWritesNothing) {
   s_.crm_exec(
       "INSERT INTO crm.accounts (\"accountName\", phone, credit_limit) VALUES"
       " ('Echo 4', '+4', 44), ('Echo 5', NULL, NULL)");
-  s_.mdsync_ok({"run", "--once"});
+  run_ok(s_, {"run", "--once"});
   s_.erp_exec("UPDATE erp.customers SET credit_lim = 11 WHERE cust_name = 'Echo 1'");
   s_.erp_exec("UPDATE erp.customers SET phone_no = '+999' WHERE cust_name = 'Echo 2'");
   s_.erp_exec("UPDATE erp.customers SET street = 'S', city = 'C' WHERE cust_name = 'Echo 3'");
   s_.crm_exec("UPDATE crm.accounts SET credit_limit = 5 WHERE \"accountName\" = 'Echo 1'");
   s_.crm_exec("UPDATE crm.accounts SET phone = '+5' WHERE \"accountName\" = 'Echo 5'");
-  s_.mdsync_ok({"run", "--once"});
+  run_ok(s_, {"run", "--once"});
   ASSERT_EQ(lines(divergences(dbs())), "");
   ASSERT_GT(std::stoi(s_.control("SELECT count(*) FROM mdsync.outbox WHERE status = 'done'")), 10);
 
@@ -534,12 +535,12 @@ TEST_F(DeliveryTest, EngineWritesAreNeverCapturedAndQuietServiceWritesNothing) {
 TEST(OrderTest, HundredSuccessiveUpdatesEndWithTheLastValue) {
   Scenario s("order_hundred");
   s.write_config(default_rules(), R"({"service": {"batch_size": 7, "poll_interval_ms": 20}})");
-  s.mdsync_ok({"init"});
+  run_ok(s, {"init"});
   s.erp_exec(
       "INSERT INTO erp.customers (account_num, cust_name) SELECT i, 'Other ' || i"
       " FROM generate_series(1, 5) i;"
       "INSERT INTO erp.customers (account_num, cust_name) VALUES (100, 'Step 0')");
-  s.mdsync_ok({"run", "--once"});
+  run_ok(s, {"run", "--once"});
   Service svc(s, "service");
   {
     pqxx::connection erp(s.dsn(s.erp_db())), crm(s.dsn(s.crm_db()));
@@ -605,11 +606,11 @@ TEST(BadRowsTest, BadChangesAreIsolatedAndGoodOnesProceed) {
   Scenario s("bad_rows");
   s.crm_exec("ALTER TABLE crm.accounts ALTER COLUMN credit_limit TYPE text");
   s.write_config();
-  s.mdsync_ok({"init"});
+  run_ok(s, {"init"});
   s.erp_exec(
       "INSERT INTO erp.customers (account_num, cust_name, credit_lim) VALUES"
       " (101, 'Big Co', 10), (102, 'Steady Co', 20)");
-  s.mdsync_ok({"run", "--once"});
+  run_ok(s, {"run", "--once"});
   ASSERT_EQ(s.crm("SELECT count(*) FROM crm.accounts"), "2");
 
   const std::string hostile =
@@ -651,7 +652,7 @@ TEST(BadRowsTest, BadChangesAreIsolatedAndGoodOnesProceed) {
             "1");
   // The unconvertible value: an invalid_value conflict naming it; the record exists.
   EXPECT_EQ(s.erp("SELECT count(*) FROM erp.customers WHERE cust_name = 'Bad Credit'"), "1");
-  const json conflicts = json::parse(s.mdsync_ok({"conflicts", "list", "--json"}));
+  const json conflicts = json::parse(run_ok(s, {"conflicts", "list", "--json"}));
   int abc = 0, big = 0;
   for (const auto& c : conflicts) {
     if (c["kind"] != "invalid_value") continue;
@@ -680,13 +681,13 @@ TEST(BadRowsTest, BadChangesAreIsolatedAndGoodOnesProceed) {
   EXPECT_NE(errors[2].find("erp vendor 7 Not an entity: "), std::string::npos) << errors[2];
   EXPECT_NE(errors[2].find("entity 'vendor' is not in the config"), std::string::npos) << errors[2];
   EXPECT_EQ(events(r.err, "change_not_reconciled").size(), 3u) << r.err.substr(0, 4000);
-  const json status = json::parse(s.mdsync_ok({"status", "--json"}));
+  const json status = json::parse(run_ok(s, {"status", "--json"}));
   EXPECT_EQ(status["sides"]["erp"]["capture_errors"], 3) << status.dump(2);
   // Nothing is stuck: the capture tables are empty and a second run has nothing to do.
   EXPECT_EQ(s.erp("SELECT count(*) FROM mdsync.capture"), "0");
   EXPECT_EQ(s.crm("SELECT count(*) FROM mdsync.capture"), "0");
   const std::string audit = s.control("SELECT count(*) FROM mdsync.audit");
-  s.mdsync_ok({"run", "--once"});
+  run_ok(s, {"run", "--once"});
   EXPECT_EQ(s.control("SELECT count(*) FROM mdsync.audit"), audit);
   EXPECT_EQ(s.control("SELECT count(*) FROM mdsync.capture_error"), "3");
   EXPECT_EQ(lines(divergences(dbs_of(s))), "");

@@ -92,7 +92,8 @@ std::string show(const std::optional<std::string>& v) {
 
 }  // namespace
 
-RunResult run(const Scenario& s, const std::vector<std::string>& args, const Env& env) {
+RunResult run(const Scenario& s, const std::vector<std::string>& args, const Env& env,
+              int timeout_s) {
   const std::string base = s.dir() + "/fault-run" + std::to_string(++g_run_counter);
   std::vector<std::string> argv = {MDSYNC_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
@@ -102,10 +103,26 @@ RunResult run(const Scenario& s, const std::vector<std::string>& args, const Env
   const pid_t pid = ::fork();
   if (pid == 0) exec_child(argv, full, base + ".out", base + ".err", false);
   RunResult r;
-  r.exit_code = wait_for(pid);
+  r.exit_code = wait_exit(pid, timeout_s);
+  if (r.exit_code == -1) {
+    ::kill(pid, SIGKILL);
+    wait_for(pid);
+  }
   r.out = read_file(base + ".out");
   r.err = read_file(base + ".err");
+  if (r.exit_code == -1)
+    r.err += "\n[fault harness] killed: still running after " + std::to_string(timeout_s) + " s\n";
   return r;
+}
+
+std::string run_ok(const Scenario& s, const std::vector<std::string>& args) {
+  const RunResult r = run(s, args);
+  std::string joined;
+  for (const auto& a : args) joined += " " + a;
+  EXPECT_EQ(r.exit_code, 0) << "mdsync" << joined << "\nstdout:\n"
+                            << r.out.substr(0, 4000) << "\nstderr:\n"
+                            << r.err.substr(0, 8000);
+  return r.out;
 }
 
 RunResult run_crashing(const Scenario& s, const std::string& point, int after) {
@@ -417,9 +434,13 @@ Snapshot snapshot(const Dbs& d) {
                          "SELECT concat_ws(' ', source, side, unit, kind, status, \"values\"::text,"
                          " attached::text, " +
                              kNoIds + ") FROM mdsync.conflict ORDER BY 1");
+  // Writes that took effect (or failed, or still wait). Superseded attempts are not
+  // content: after a crash that left reconciled capture rows on a side, a write to such a
+  // row is superseded and planned again once they are gone, with the same final effect.
   s.outbox = sql_rows(d.control,
                       "SELECT side || ' ' || kind || ' ' || status || ' x' || count(*)"
-                      " FROM mdsync.outbox GROUP BY side, kind, status ORDER BY 1");
+                      " FROM mdsync.outbox WHERE status <> 'superseded'"
+                      " GROUP BY side, kind, status ORDER BY 1");
   s.capture_errors = sql_rows(d.control,
                               "SELECT concat_ws(' ', side, seq, entity, op, \"values\"::text,"
                               " error) FROM mdsync.capture_error ORDER BY 1");

@@ -21,7 +21,12 @@ using Env = std::map<std::string, std::string>;
 
 // Runs `mdsync args...` with the scenario's config and `env` added to the environment.
 // exit_code is 128+N when the process was killed by signal N (137 for a crash point).
-RunResult run(const Scenario& s, const std::vector<std::string>& args, const Env& env = {});
+// A run that does not finish within `timeout_s` is killed and reported (exit_code -1), so
+// an engine that livelocks fails the test instead of hanging it.
+RunResult run(const Scenario& s, const std::vector<std::string>& args, const Env& env = {},
+              int timeout_s = 120);
+// Runs and expects exit code 0 (stderr is shown on failure); returns stdout.
+std::string run_ok(const Scenario& s, const std::vector<std::string>& args);
 // Runs `mdsync run --once` with MDSYNC_CRASH_AT=point (and MDSYNC_CRASH_AFTER=after).
 RunResult run_crashing(const Scenario& s, const std::string& point, int after = 1);
 
@@ -91,7 +96,8 @@ Dbs dbs_of(const Scenario& s);
 std::vector<std::string> divergences(const Dbs& d);
 
 // Content of a scenario without keys (they differ between two scenarios): sorted side
-// rows, golden values, audit and conflict rows, outbox outcomes and capture errors.
+// rows, golden values, audit and conflict rows, outbox outcomes (but superseded attempts)
+// and capture errors.
 struct Snapshot {
   std::vector<std::string> erp_rows, crm_rows, golden, audit, conflicts, outbox, capture_errors;
 };

@@ -50,7 +50,7 @@ TEST(OutageTest, CrmDownWhileErpKeepsChangingThenEverythingConverges) {
                         {"writeback_backoff_initial_ms", 100},
                         {"writeback_backoff_max_ms", 3000}}}};
   s.write_config(default_rules(), patch.dump());
-  s.mdsync_ok({"init"});
+  run_ok(s, {"init"});
   const Dbs d = dbs_of(s);
 
   Service svc(s, "service");
@@ -130,7 +130,7 @@ TEST(OutageTest, CrmDownWhileErpKeepsChangingThenEverythingConverges) {
   EXPECT_EQ(sql1(d.crm, "SELECT count(*) FROM crm.accounts WHERE \"accountName\" = 'Renamed 3'"),
             "1");
   EXPECT_FALSE(events(svc.log(), "side_recovered").empty()) << svc.log();
-  const json after = json::parse(s.mdsync_ok({"status", "--json"}));
+  const json after = json::parse(run_ok(s, {"status", "--json"}));
   EXPECT_EQ(after["sides"]["crm"]["reachable"], true) << after.dump(2);
   EXPECT_EQ(after["sides"]["crm"]["consecutive_failures"], 0) << after.dump(2);
   EXPECT_EQ(svc.stop(), 0) << svc.log();
@@ -148,7 +148,7 @@ TEST(OutageTest, ControlStoreDownServiceKeepsRunningAndResumes) {
                         {"writeback_backoff_initial_ms", 100},
                         {"writeback_backoff_max_ms", 3000}}}};
   s.write_config(default_rules(), patch.dump());
-  s.mdsync_ok({"init"});
+  run_ok(s, {"init"});
   const Dbs d = dbs_of(s);
 
   Service svc(s, "service");
