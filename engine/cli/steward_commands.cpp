@@ -229,8 +229,11 @@ int cmd_status(const config::Config& config, bool as_json) {
               << v["capture_errors"].get<std::int64_t>() << "\n";
     if (!v["last_error"].is_null())
       std::cout << "  last error " << shown(v["last_error_at"]) << ": "
-                << v["last_error"].get<std::string>() << " ("
-                << v["consecutive_failures"].get<int>() << " in a row)\n";
+                << v["last_error"].get<std::string>()
+                << (v["consecutive_failures"].get<int>() > 0
+                        ? " (" + std::to_string(v["consecutive_failures"].get<int>()) + " in a row)"
+                        : std::string(" (recovered since)"))
+                << "\n";
   }
   std::cout << "open conflicts: "
             << (s["open_conflicts"].empty() ? "none" : shown(s["open_conflicts"])) << "\n";
