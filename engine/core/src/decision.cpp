@@ -88,6 +88,12 @@ std::string show_values(const FieldValues& v) {
   return s + "}";
 }
 
+// Groups print sorted by field name, as a field map does, so plans read the same whichever
+// way their values were gathered.
+std::string show_values(const UnitValues& v) {
+  return show_values(static_cast<FieldValues>(v));
+}
+
 }  // namespace
 
 std::string Plan::to_text() const {

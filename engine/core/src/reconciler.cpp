@@ -1,6 +1,7 @@
 #include "mdsync/core/reconciler.hpp"
 
 #include <algorithm>
+#include <array>
 #include <initializer_list>
 #include <string_view>
 
@@ -19,11 +20,11 @@ std::string cat(std::initializer_list<std::string_view> parts) {
   return s;
 }
 
-FieldValues unit_values(const Unit& unit, const FieldValues& source) {
-  FieldValues out;
+UnitValues unit_values(const Unit& unit, const FieldValues& source) {
+  UnitValues out;
   for (const std::string& m : unit.members) {
     auto it = source.find(m);
-    out[m] = it == source.end() ? Value{} : it->second;
+    out.add(m, it == source.end() ? Value{} : it->second);
   }
   return out;
 }
@@ -32,10 +33,71 @@ FieldType member_type(const EntityRules& rules, const Unit& unit, std::size_t i)
   return i < unit.member_types.size() ? unit.member_types[i] : rules.type_of(unit.members[i]);
 }
 
-const Value& value_or_null(const FieldValues& values, const std::string& field) {
+const Value& null_value() {
   static const Value kNull;
+  return kNull;
+}
+
+const Value& value_or_null(const FieldValues& values, const std::string& field) {
   auto it = values.find(field);
-  return it == values.end() ? kNull : it->second;
+  return it == values.end() ? null_value() : it->second;
+}
+
+// A unit's member values where they already live (a record's golden map, a base, a change),
+// looked up once and never copied: deciding compares these, and only the decision's own
+// record of before/proposed/after allocates.
+class MemberRefs {
+ public:
+  MemberRefs(const Unit& unit, const FieldValues& source) : size_(unit.members.size()) {
+    if (size_ > kInline) spill_.resize(size_);
+    const Value** out = data();
+    for (std::size_t i = 0; i < size_; ++i) out[i] = &value_or_null(source, unit.members[i]);
+  }
+  // `under` with the members `changed` holds replaced by the change's values.
+  MemberRefs(const Unit& unit, const MemberRefs& under, const FieldValues& changed)
+      : MemberRefs(under) {
+    const Value** out = data();
+    for (std::size_t i = 0; i < size_; ++i)
+      if (auto it = changed.find(unit.members[i]); it != changed.end()) out[i] = &it->second;
+  }
+  MemberRefs(const MemberRefs& o) : inline_(o.inline_), spill_(o.spill_), size_(o.size_) {}
+  MemberRefs& operator=(const MemberRefs&) = delete;
+
+  std::size_t size() const { return size_; }
+  const Value& operator[](std::size_t i) const { return *data()[i]; }
+  bool same_place(const MemberRefs& o, std::size_t i) const { return data()[i] == o.data()[i]; }
+
+  // Writes member i into `map`, which must be the (non-const) map these refs were made from:
+  // through the reference when the member is there, saving a second lookup.
+  void store(const Unit& unit, std::size_t i, FieldValues& map, const Value& value) {
+    const Value*& ref = data()[i];
+    if (ref != &null_value()) {
+      *const_cast<Value*>(ref) = value;  // the referenced value lives in `map`, not const
+    } else {
+      ref = &map.insert_or_assign(unit.members[i], value).first->second;
+    }
+  }
+  UnitValues copy(const Unit& unit) const {
+    UnitValues out;
+    for (std::size_t i = 0; i < size_; ++i) out.add(unit.members[i], (*this)[i]);
+    return out;
+  }
+
+ private:
+  static constexpr std::size_t kInline = 8;  // groups rarely have more members
+  const Value** data() { return size_ > kInline ? spill_.data() : inline_.data(); }
+  const Value* const* data() const { return size_ > kInline ? spill_.data() : inline_.data(); }
+
+  std::array<const Value*, kInline> inline_{};
+  std::vector<const Value*> spill_;
+  std::size_t size_ = 0;
+};
+
+bool unit_equal(const EntityRules& rules, const Unit& unit, const MemberRefs& a,
+                const MemberRefs& b) {
+  for (std::size_t i = 0; i < unit.members.size(); ++i)
+    if (!values_equal(member_type(rules, unit, i), unit.policy.compare, a[i], b[i])) return false;
+  return true;
 }
 
 bool unit_equal(const EntityRules& rules, const Unit& unit, const FieldValues& a,
@@ -58,11 +120,13 @@ bool touches(const Unit& unit, const FieldValues& changed) {
 std::optional<std::string> invalid_reason(
     const EntityRules& rules, const Unit& unit, const FieldValues& changed,
     const std::map<std::string, std::string>& unconvertible = {}) {
-  for (const std::string& m : unit.members) {
+  if (unit.policy.validate.empty() && unconvertible.empty()) return std::nullopt;
+  for (std::size_t i = 0; i < unit.members.size(); ++i) {
+    const std::string& m = unit.members[i];
     if (auto bad = unconvertible.find(m); bad != unconvertible.end()) return m + " " + bad->second;
     auto it = changed.find(m);
     if (it == changed.end()) continue;
-    if (auto why = validate(unit.policy.validate, rules.type_of(m), it->second))
+    if (auto why = validate(unit.policy.validate, member_type(rules, unit, i), it->second))
       return m + " " + *why;
   }
   return std::nullopt;
@@ -72,35 +136,50 @@ void overlay(FieldValues& target, const FieldValues& values) {
   for (const auto& [f, v] : values) target[f] = v;
 }
 
-// Overlays onto `target` (a unit's values) only the members `values` has.
-void overlay_members(FieldValues& target, const FieldValues& values) {
-  for (auto& [f, v] : target) {
-    auto it = values.find(f);
-    if (it != values.end()) v = it->second;
-  }
-}
-
 // The units a change touches, in the entity's unit order (so plans are deterministic).
-std::vector<const Unit*> touched_units(const EntityRules& rules, const FieldValues& changed) {
-  std::vector<const Unit*> out;
-  if (rules.unit_index.empty()) {
-    for (const Unit& unit : rules.units)
-      if (touches(unit, changed)) out.push_back(&unit);
-    return out;
+// Kept inline for the usual handful of touched units, so a change allocates nothing here.
+class TouchedUnits {
+ public:
+  TouchedUnits(const EntityRules& rules, const FieldValues& changed) {
+    if (rules.unit_index.empty()) {
+      for (const Unit& unit : rules.units)
+        if (touches(unit, changed)) push(&unit);
+      return;
+    }
+    for (const auto& [field, value] : changed) {
+      (void)value;
+      auto it = rules.unit_index.find(field);
+      if (it != rules.unit_index.end()) {
+        push(&rules.units[it->second]);
+        ++fields_matched_;
+      }
+    }
+    const Unit** first = data();
+    std::sort(first, first + size_);  // units live in one vector: address order is unit order
+    size_ = static_cast<std::size_t>(std::unique(first, first + size_) - first);
   }
-  std::vector<std::size_t> idx;
-  idx.reserve(changed.size());
-  for (const auto& [field, value] : changed) {
-    (void)value;
-    auto it = rules.unit_index.find(field);
-    if (it != rules.unit_index.end()) idx.push_back(it->second);
+  const Unit* const* begin() const { return const_cast<TouchedUnits*>(this)->data(); }
+  const Unit* const* end() const { return begin() + size_; }
+  // How many of the change's fields belong to some unit.
+  std::size_t fields_matched() const { return fields_matched_; }
+
+ private:
+  static constexpr std::size_t kInline = 16;
+  const Unit** data() { return spill_.empty() ? inline_.data() : spill_.data(); }
+  void push(const Unit* unit) {
+    if (size_ == kInline) spill_.assign(inline_.begin(), inline_.end());
+    if (size_ < kInline)
+      inline_[size_] = unit;
+    else
+      spill_.push_back(unit);
+    ++size_;
   }
-  std::sort(idx.begin(), idx.end());
-  idx.erase(std::unique(idx.begin(), idx.end()), idx.end());
-  out.reserve(idx.size());
-  for (std::size_t i : idx) out.push_back(&rules.units[i]);
-  return out;
-}
+
+  std::array<const Unit*, kInline> inline_{};
+  std::vector<const Unit*> spill_;
+  std::size_t size_ = 0;
+  std::size_t fields_matched_ = 0;
+};
 
 class Decider {
  public:
@@ -113,13 +192,24 @@ class Decider {
     plan_.ruleset_version = version;
   }
 
-  UnitDecision& decide(const Unit& unit, Outcome outcome, FieldValues golden_before,
-                       FieldValues proposed, std::string reason) {
+  // Records a decision whose golden values after it are what golden holds now.
+  UnitDecision& decide(const Unit& unit, Outcome outcome, UnitValues golden_before,
+                       UnitValues proposed, std::string reason) {
+    UnitValues after;
+    for (const std::string& m : unit.members) after.add(m, value_or_null(after_.golden, m));
+    return record(unit, outcome, std::move(golden_before), std::move(proposed), std::move(after),
+                  std::move(reason));
+  }
+
+  // Records a decision whose golden values after it the caller already has (the hot path:
+  // no lookups).
+  UnitDecision& record(const Unit& unit, Outcome outcome, UnitValues golden_before,
+                       UnitValues proposed, UnitValues golden_after, std::string reason) {
     UnitDecision& d = plan_.decisions.emplace_back();
     d.unit = unit.name;
     d.outcome = outcome;
-    d.after = unit_values(unit, after_.golden);
     d.before = std::move(golden_before);
+    d.after = std::move(golden_after);
     d.proposed = std::move(proposed);
     d.rule = unit.rule_text
                  ? unit.rule_text
@@ -143,17 +233,18 @@ class Decider {
   }
 
   // A side wrote a unit another side owns. `before` is the golden value before this change
-  // (empty when the change creates the record), `g` the owner's value that stands.
-  void foreign_write(const Unit& unit, const std::string& side, FieldValues v, const FieldValues& g,
-                     FieldValues before) {
+  // (all NULL when the change creates the record), `g` the owner's value that stands, which
+  // is also golden after.
+  void foreign_write(const Unit& unit, const std::string& side, UnitValues v, const UnitValues& g,
+                     UnitValues before) {
     const std::string& owner = unit.policy.owner;
     if (unit.policy.on_foreign_write == ForeignWrite::kRevert) {
-      decide(unit, Outcome::kRevert, std::move(before), std::move(v),
+      record(unit, Outcome::kRevert, std::move(before), std::move(v), g,
              cat({owner, " owns ", unit.name, "; ", side, "'s write is reverted"}));
     } else {
       open_conflict(unit.name, ConflictKind::kForeignWrite, {{side, v}, {owner, g}},
                     side + " wrote " + unit.name + ", which " + owner + " owns");
-      decide(unit, Outcome::kQuarantine, before, v,
+      record(unit, Outcome::kQuarantine, std::move(before), std::move(v), g,
              owner + " owns " + unit.name + "; " + side + "'s write is quarantined");
     }
   }
@@ -253,112 +344,130 @@ void reconcile_delete(Decider& d, const EntityRules& rules, const Change& change
            owner + " owns deletes; the row is re-created on " + change.side);
 }
 
-void reconcile_update(Decider& d, const EntityRules& rules, const Change& change) {
+// Decides one unit a change touched. `b` refers into the side's base, `g` into golden; an
+// accept writes golden through `g`.
+void decide_unit(Decider& d, const EntityRules& rules, const Change& change, const Unit& unit,
+                 const MemberRefs& b, const MemberRefs& v, MemberRefs& g) {
   RecordState& state = d.after_;
   const std::string& side = change.side;
-  const Provenance from_side{side, "", change.commit_time_us};
-  static const FieldValues kNoBase;
-  const auto base_it = state.bases.find(side);
-  const FieldValues& base = base_it == state.bases.end() ? kNoBase : base_it->second;
+  // Golden stands unless the unit is accepted: it is then both before and after.
+  auto keep = [&](Outcome outcome, std::string reason) {
+    UnitValues golden = g.copy(unit);
+    d.record(unit, outcome, golden, v.copy(unit), golden, std::move(reason));
+  };
+  // `g` sees golden change under it, so what golden was is copied before it is written.
+  auto accept = [&](std::string reason) {
+    UnitValues before = g.copy(unit);
+    UnitValues now = v.copy(unit);
+    for (std::size_t i = 0; i < unit.members.size(); ++i) g.store(unit, i, state.golden, v[i]);
+    state.provenance[unit.name] = Provenance{side, "", change.commit_time_us};
+    d.record(unit, Outcome::kAccept, std::move(before), now, now, std::move(reason));
+  };
+  auto foreign_write = [&] {
+    const UnitValues golden = g.copy(unit);
+    d.foreign_write(unit, side, v.copy(unit), golden, golden);
+  };
 
+  if (const OpenConflict* held = state.conflict_on(unit.name)) {
+    d.plan_.attached.push_back(ConflictAttached{held->id, side, v.copy(unit)});
+    keep(Outcome::kAttach, "held by open " + std::string(to_string(held->kind)) + " conflict " +
+                               std::to_string(held->id));
+    return;
+  }
+  if (auto invalid = invalid_reason(rules, unit, change.values, change.unconvertible)) {
+    d.open_conflict(unit.name, ConflictKind::kInvalidValue,
+                    {{side, v.copy(unit)}, {"golden", g.copy(unit)}},
+                    "invalid value from " + side + ": " + *invalid);
+    keep(Outcome::kInvalid, *invalid);
+    return;
+  }
+  if (unit_equal(rules, unit, v, g)) {
+    keep(Outcome::kAgree, cat({side, " already holds the golden value"}));
+    return;
+  }
+  const FieldPolicy& p = unit.policy;
+  const bool owner = p.owner == side;
+  if (unit_equal(rules, unit, g, b)) {  // only this side changed it
+    if (owner)
+      accept(cat({side, " owns ", unit.name}));
+    else if (p.is_shared())
+      accept(cat({side, " changed shared ", unit.name}));
+    else
+      foreign_write();
+    return;
+  }
+  // Someone else's change has not reached this side yet, and it changed the unit too.
+  if (owner) {
+    accept(cat({side, " owns ", unit.name, " and wins"}));
+    return;
+  }
+  if (!p.is_shared()) {
+    foreign_write();
+    return;
+  }
+  static const Provenance kNobody;
+  auto prov_it = state.provenance.find(unit.name);
+  const Provenance& prov = prov_it == state.provenance.end() ? kNobody : prov_it->second;
+  const std::string other = prov.side.empty() ? "steward" : prov.side;
+  switch (p.on_conflict) {
+    case OnConflict::kQuarantine:
+      d.open_conflict(unit.name, ConflictKind::kConcurrentEdit,
+                      {{side, v.copy(unit)}, {other, g.copy(unit)}},
+                      side + " and " + other + " both changed " + unit.name);
+      keep(Outcome::kQuarantine, side + " and " + other + " both changed shared " + unit.name);
+      return;
+    case OnConflict::kLastWriterWins: {
+      const bool later = change.commit_time_us > prov.time_us ||
+                         (change.commit_time_us == prov.time_us && prov.steward.empty() &&
+                          rules.priority_rank(side) < rules.priority_rank(prov.side));
+      if (later)
+        accept(cat({side, " wrote last"}));
+      else
+        keep(Outcome::kKeepGolden, cat({other, " wrote last"}));
+      return;
+    }
+    case OnConflict::kPriority: {
+      const bool wins =
+          prov.steward.empty() && rules.priority_rank(side) < rules.priority_rank(prov.side);
+      if (wins)
+        accept(side + " ranks before " + other);
+      else
+        keep(Outcome::kKeepGolden, other + " ranks before " + side);
+      return;
+    }
+  }
+}
+
+void reconcile_update(Decider& d, const EntityRules& rules, const Change& change) {
+  RecordState& state = d.after_;
+  // The side holds the change's values afterwards, whatever is decided: its base moves.
+  FieldValues& base = state.bases[change.side];
   if (state.deleted) {
     Unit record{kRecordUnit, {}, rules.default_policy};
     d.decide(record, Outcome::kNoChange, {}, change.values,
              "record was deleted by " + rules.delete_policy.owner + "; the delete propagates");
-    overlay(state.bases[side], change.values);
+    overlay(base, change.values);
     return;
   }
 
   d.plan_.decisions.reserve(change.values.size());
-  for (const Unit* unit_ptr : touched_units(rules, change.values)) {
+  const TouchedUnits touched(rules, change.values);
+  for (const Unit* unit_ptr : touched) {
     const Unit& unit = *unit_ptr;
     // Only the units the change touches are looked at, so unchanged fields cost nothing.
-    FieldValues b = unit_values(unit, base);
-    FieldValues v = b;
-    overlay_members(v, change.values);
-    FieldValues g = unit_values(unit, state.golden);
-    if (unit_equal(rules, unit, v, b)) continue;  // v = b: the side did not change it
-
-    if (const OpenConflict* held = state.conflict_on(unit.name)) {
-      d.plan_.attached.push_back(ConflictAttached{held->id, side, v});
-      d.decide(unit, Outcome::kAttach, std::move(g), std::move(v),
-               "held by open " + std::string(to_string(held->kind)) + " conflict " +
-                   std::to_string(held->id));
-      continue;
+    MemberRefs b(unit, base);
+    const MemberRefs v(unit, b, change.values);
+    if (!unit_equal(rules, unit, v, b)) {  // v = b: the side did not change it
+      MemberRefs g(unit, state.golden);
+      decide_unit(d, rules, change, unit, b, v, g);
     }
-    if (auto invalid = invalid_reason(rules, unit, change.values, change.unconvertible)) {
-      d.open_conflict(unit.name, ConflictKind::kInvalidValue, {{side, v}, {"golden", g}},
-                      "invalid value from " + side + ": " + *invalid);
-      d.decide(unit, Outcome::kInvalid, std::move(g), std::move(v), *invalid);
-      continue;
-    }
-    if (unit_equal(rules, unit, v, g)) {
-      d.decide(unit, Outcome::kAgree, std::move(g), std::move(v),
-               cat({side, " already holds the golden value"}));
-      continue;
-    }
-    const FieldPolicy& p = unit.policy;
-    const bool owner = p.owner == side;
-    if (unit_equal(rules, unit, g, b)) {  // only this side changed it
-      if (owner || p.is_shared()) {
-        d.set_golden(unit, v, from_side);
-        d.decide(
-            unit, Outcome::kAccept, std::move(g), std::move(v),
-            owner ? cat({side, " owns ", unit.name}) : cat({side, " changed shared ", unit.name}));
-      } else {
-        d.foreign_write(unit, side, std::move(v), g, g);
-      }
-      continue;
-    }
-    // Someone else's change has not reached this side yet, and it changed the unit too.
-    if (owner) {
-      d.set_golden(unit, v, from_side);
-      d.decide(unit, Outcome::kAccept, std::move(g), std::move(v),
-               cat({side, " owns ", unit.name, " and wins"}));
-      continue;
-    }
-    if (!p.is_shared()) {
-      d.foreign_write(unit, side, std::move(v), g, g);
-      continue;
-    }
-    auto prov_it = state.provenance.find(unit.name);
-    const Provenance prov = prov_it == state.provenance.end() ? Provenance{} : prov_it->second;
-    const std::string other = prov.side.empty() ? "steward" : prov.side;
-    switch (p.on_conflict) {
-      case OnConflict::kQuarantine:
-        d.open_conflict(unit.name, ConflictKind::kConcurrentEdit, {{side, v}, {other, g}},
-                        side + " and " + other + " both changed " + unit.name);
-        d.decide(unit, Outcome::kQuarantine, g, v,
-                 side + " and " + other + " both changed shared " + unit.name);
-        break;
-      case OnConflict::kLastWriterWins: {
-        const bool later = change.commit_time_us > prov.time_us ||
-                           (change.commit_time_us == prov.time_us && prov.steward.empty() &&
-                            rules.priority_rank(side) < rules.priority_rank(prov.side));
-        if (later) {
-          d.set_golden(unit, v, from_side);
-          d.decide(unit, Outcome::kAccept, std::move(g), std::move(v), cat({side, " wrote last"}));
-        } else {
-          d.decide(unit, Outcome::kKeepGolden, std::move(g), std::move(v),
-                   cat({other, " wrote last"}));
-        }
-        break;
-      }
-      case OnConflict::kPriority: {
-        const bool wins =
-            prov.steward.empty() && rules.priority_rank(side) < rules.priority_rank(prov.side);
-        if (wins) {
-          d.set_golden(unit, v, from_side);
-          d.decide(unit, Outcome::kAccept, g, v, side + " ranks before " + other);
-        } else {
-          d.decide(unit, Outcome::kKeepGolden, g, v, other + " ranks before " + side);
-        }
-        break;
-      }
-    }
+    for (std::size_t i = 0; i < unit.members.size(); ++i)
+      if (!v.same_place(b, i)) b.store(unit, i, base, v[i]);
   }
-  // The side now holds v: its base moves, whatever was decided.
-  overlay(state.bases[side], change.values);
+  // Fields no unit holds (not in the ruleset in force) still move the base.
+  if (touched.fields_matched() != change.values.size())
+    for (const auto& [field, value] : change.values)
+      if (rules.unit_of_field(field) == nullptr) base[field] = value;
 }
 
 }  // namespace

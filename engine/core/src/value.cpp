@@ -283,12 +283,46 @@ bool equal_ascii_nocase(std::string_view a, std::string_view b) {
 
 }  // namespace
 
+namespace {
+
+// A plain decimal split into views, without its insignificant zeros: comparing these is
+// comparing the numbers, and nothing is allocated (values_equal runs once per decided field).
+struct DecimalParts {
+  bool valid = false;
+  bool negative = false;
+  std::string_view int_part;
+  std::string_view frac_part;
+};
+
+DecimalParts decimal_parts(std::string_view t) {
+  DecimalParts d;
+  std::size_t i = 0;
+  if (i < t.size() && (t[i] == '+' || t[i] == '-')) d.negative = t[i++] == '-';
+  const std::string_view rest = t.substr(i);
+  const std::size_t dot = rest.find('.');
+  d.int_part = rest.substr(0, dot);
+  d.frac_part = dot == std::string_view::npos ? std::string_view() : rest.substr(dot + 1);
+  if (d.int_part.empty() && d.frac_part.empty()) return d;
+  for (std::string_view s : {d.int_part, d.frac_part})
+    for (char c : s)
+      if (c < '0' || c > '9') return d;
+  while (!d.int_part.empty() && d.int_part.front() == '0') d.int_part.remove_prefix(1);
+  while (!d.frac_part.empty() && d.frac_part.back() == '0') d.frac_part.remove_suffix(1);
+  if (d.int_part.empty() && d.frac_part.empty()) d.negative = false;  // -0 is 0
+  d.valid = true;
+  return d;
+}
+
+}  // namespace
+
 bool values_equal(FieldType type, Compare mode, const Value& a, const Value& b) {
   if (!a || !b) return !a && !b;
   if (type == FieldType::kNumeric || type == FieldType::kInteger) {
-    auto x = canonical_decimal(*a), y = canonical_decimal(*b);
-    if (x && y) return *x == *y;
-    return *a == *b;
+    if (*a == *b) return true;
+    const DecimalParts x = decimal_parts(*a), y = decimal_parts(*b);
+    if (x.valid && y.valid)
+      return x.negative == y.negative && x.int_part == y.int_part && x.frac_part == y.frac_part;
+    return false;
   }
   if (type != FieldType::kText) return *a == *b;
   switch (mode) {

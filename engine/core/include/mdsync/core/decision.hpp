@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "mdsync/core/record_state.hpp"
+#include "mdsync/core/unit_values.hpp"
 #include "mdsync/core/value.hpp"
 
 namespace mdsync::core {
@@ -35,9 +36,9 @@ const char* to_string(Outcome o);
 struct UnitDecision {
   std::string unit;
   Outcome outcome = Outcome::kNoChange;
-  FieldValues before;    // golden values of the unit's members before
-  FieldValues after;     // golden values after (equal to before unless golden changed)
-  FieldValues proposed;  // what the side (or steward) proposed
+  UnitValues before;    // golden values of the unit's members before
+  UnitValues after;     // golden values after (equal to before unless golden changed)
+  UnitValues proposed;  // what the side (or steward) proposed
   std::shared_ptr<const std::string> rule;  // "customer.credit_limit owner=erp ..." (shared)
   std::string reason;                       // one line for the audit trail and the CLI
   const std::string& rule_text() const {
