@@ -79,8 +79,11 @@ class MemberRefs {
   }
   UnitValues copy(const Unit& unit) const {
     UnitValues out;
-    for (std::size_t i = 0; i < size_; ++i) out.add(unit.members[i], (*this)[i]);
+    copy_to(unit, out);
     return out;
+  }
+  void copy_to(const Unit& unit, UnitValues& out) const {
+    for (std::size_t i = 0; i < size_; ++i) out.add(unit.members[i], (*this)[i]);
   }
 
  private:
@@ -201,16 +204,21 @@ class Decider {
                   std::move(reason));
   }
 
-  // Records a decision whose golden values after it the caller already has (the hot path:
-  // no lookups).
+  // Records a decision whose golden values after it the caller already has.
   UnitDecision& record(const Unit& unit, Outcome outcome, UnitValues golden_before,
                        UnitValues proposed, UnitValues golden_after, std::string reason) {
-    UnitDecision& d = plan_.decisions.emplace_back();
-    d.unit = unit.name;
-    d.outcome = outcome;
+    UnitDecision& d = start(unit, outcome, std::move(reason));
     d.before = std::move(golden_before);
     d.after = std::move(golden_after);
     d.proposed = std::move(proposed);
+    return d;
+  }
+
+  // A decision whose values the caller fills in place (the hot path: no temporaries).
+  UnitDecision& start(const Unit& unit, Outcome outcome, std::string reason) {
+    UnitDecision& d = plan_.decisions.emplace_back();
+    d.unit = unit.name;
+    d.outcome = outcome;
     d.rule = unit.rule_text
                  ? unit.rule_text
                  : std::make_shared<const std::string>(describe_rule(rules_.entity, unit));
@@ -351,17 +359,24 @@ void decide_unit(Decider& d, const EntityRules& rules, const Change& change, con
   RecordState& state = d.after_;
   const std::string& side = change.side;
   // Golden stands unless the unit is accepted: it is then both before and after.
+  // Values are copied straight into the plan's decision: no temporaries on the hot path.
   auto keep = [&](Outcome outcome, std::string reason) {
-    UnitValues golden = g.copy(unit);
-    d.record(unit, outcome, golden, v.copy(unit), golden, std::move(reason));
+    UnitDecision& made = d.start(unit, outcome, std::move(reason));
+    g.copy_to(unit, made.before);
+    v.copy_to(unit, made.proposed);
+    made.after = made.before;
   };
   // `g` sees golden change under it, so what golden was is copied before it is written.
   auto accept = [&](std::string reason) {
-    UnitValues before = g.copy(unit);
-    UnitValues now = v.copy(unit);
+    UnitDecision& made = d.start(unit, Outcome::kAccept, std::move(reason));
+    g.copy_to(unit, made.before);
+    v.copy_to(unit, made.proposed);
+    made.after = made.proposed;
     for (std::size_t i = 0; i < unit.members.size(); ++i) g.store(unit, i, state.golden, v[i]);
-    state.provenance[unit.name] = Provenance{side, "", change.commit_time_us};
-    d.record(unit, Outcome::kAccept, std::move(before), now, now, std::move(reason));
+    Provenance& prov = state.provenance[unit.name];
+    prov.side = side;
+    prov.steward.clear();
+    prov.time_us = change.commit_time_us;
   };
   auto foreign_write = [&] {
     const UnitValues golden = g.copy(unit);

@@ -16,12 +16,13 @@ UnitValues::operator FieldValues() const {
   return out;
 }
 
-void UnitValues::add(std::string field, Value value) {
+void UnitValues::add(const std::string& field, const Value& value) {
   if (size_ == 0) {
-    single_ = Entry(std::move(field), std::move(value));
+    single_.first = field;  // assigning reuses the entry's buffers: no temporaries
+    single_.second = value;
   } else {
     if (size_ == 1) spill_.push_back(std::move(single_));
-    spill_.emplace_back(std::move(field), std::move(value));
+    spill_.emplace_back(field, value);
   }
   ++size_;
 }

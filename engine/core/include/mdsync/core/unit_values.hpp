@@ -23,7 +23,7 @@ class UnitValues {
   UnitValues(const FieldValues& values);  // NOLINT(google-explicit-constructor)
   operator FieldValues() const;           // NOLINT(google-explicit-constructor)
 
-  void add(std::string field, Value value);
+  void add(const std::string& field, const Value& value);
 
   std::size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
