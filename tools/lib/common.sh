@@ -30,6 +30,7 @@ MDSYNC_DEB_PACKAGES=(
     build-essential cmake pkg-config
     libpqxx-dev libboost-dev nlohmann-json3-dev libspdlog-dev libcli11-dev
     librapidcheck-dev libgtest-dev libbenchmark-dev
+    libicu-dev
     clang-format
 )
 # The server package, asked for only when no initdb binary can be found.
