@@ -1,5 +1,6 @@
 #include "mdsync/config/config.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +10,8 @@
 #include <stdexcept>
 
 #include "mdsync/core/value.hpp"
+#include "mdsync/mapping/field_transform.hpp"
+#include "mdsync/mapping/time_zone.hpp"
 #include "mdsync/rules/located_json.hpp"
 
 namespace mdsync::config {
@@ -22,10 +25,39 @@ const std::string* SideMapping::column_of(const std::string& field) const {
   return nullptr;
 }
 
+const mapping::FieldMapping* SideMapping::field_mapping(const std::string& field) const {
+  for (const mapping::FieldMapping& f : fields)
+    if (f.field == field) return &f;
+  return nullptr;
+}
+
+std::vector<std::string> SideMapping::features() const {
+  std::vector<std::string> out;
+  if (key_columns.size() > 1) out.push_back("composite key");
+  if (!timezone.empty()) out.push_back("timezone");
+  if (!scope.empty()) out.push_back("scope");
+  if (soft_delete) out.push_back("soft_delete");
+  if (!delete_guards.empty()) out.push_back("delete_guard");
+  for (const mapping::FieldMapping& f : fields) {
+    if (!f.json_path.empty()) out.push_back(f.field + ": json_path");
+    if (f.lookup) out.push_back(f.field + ": lookup");
+    if (!f.value_map.empty()) out.push_back(f.field + ": map");
+    if (f.scale) out.push_back(f.field + ": scale");
+    if (!f.normalize.empty()) out.push_back(f.field + ": normalize");
+  }
+  return out;
+}
+
 const SideMapping* EntityConfig::mapping_for(const std::string& side) const {
   for (const SideMapping& m : mappings)
     if (m.side == side) return &m;
   return nullptr;
+}
+
+std::optional<core::FieldType> EntityConfig::type_of(const std::string& field) const {
+  for (const auto& [name, type] : fields)
+    if (name == field) return type;
+  return std::nullopt;
 }
 
 std::vector<std::string> Config::side_names() const {
@@ -160,6 +192,628 @@ bool is_field_name(const std::string& s) {
   return std::regex_match(s, kField);
 }
 
+// A SQL identifier as PostgreSQL will take it once quoted: any text but NUL, at most 63
+// bytes (a longer name would be cut silently and could name another column).
+std::optional<std::string> identifier(Checker& check, const JsonNode* n, const std::string& where,
+                                      const char* what = "a column") {
+  if (n == nullptr) return std::nullopt;
+  if (!n->is_string() || n->text.empty()) {
+    check.error(n->pos, where + " must name " + what);
+    return std::nullopt;
+  }
+  if (n->text.find('\0') != std::string::npos) {
+    check.error(n->pos, where + ": a name cannot hold a NUL character");
+    return std::nullopt;
+  }
+  if (n->text.size() > 63) {
+    check.error(n->pos, where + ": '" + n->text +
+                            "' is longer than 63 bytes, which PostgreSQL would cut short");
+    return std::nullopt;
+  }
+  return n->text;
+}
+
+std::optional<std::string> required_identifier(Checker& check, const JsonNode& parent,
+                                               const char* key, const std::string& where,
+                                               const char* what = "a column") {
+  const JsonNode* n = parent.find(key);
+  if (n == nullptr) {
+    check.error(parent.pos, where + " needs \"" + key + "\"");
+    return std::nullopt;
+  }
+  return identifier(check, n, where + "." + key, what);
+}
+
+std::string path_text(const std::vector<std::string>& path) {
+  std::string out;
+  for (const std::string& p : path) out += std::string(out.empty() ? "" : ", ") + "\"" + p + "\"";
+  return "[" + out + "]";
+}
+
+// Normalizer words of a "normalize" array; reports unknown ones.
+std::optional<std::vector<mapping::Normalizer>> normalizers(Checker& check, const JsonNode& n,
+                                                            const std::string& where) {
+  if (!n.is_array() || n.items.empty()) {
+    check.error(n.pos, where + " must list normalizers, such as [\"trim\", \"lower\"] (known: " +
+                           mapping::normalizer_names() + ")");
+    return std::nullopt;
+  }
+  std::vector<mapping::Normalizer> out;
+  bool ok = true;
+  for (const JsonNode& item : n.items) {
+    const auto norm = item.is_string() ? mapping::normalizer_from_string(item.text) : std::nullopt;
+    if (!norm) {
+      check.error(item.pos, "unknown normalizer " +
+                                (item.is_string() ? "'" + item.text + "'"
+                                                  : std::string(JsonNode::kind_name(item.kind))) +
+                                " in " + where + " (known: " + mapping::normalizer_names() + ")");
+      ok = false;
+      continue;
+    }
+    out.push_back(*norm);
+  }
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+// A predicate literal: a string, a plain decimal number, true/false, or null.
+std::optional<mapping::Literal> literal(Checker& check, const JsonNode& n,
+                                        const std::string& where) {
+  mapping::Literal l;
+  switch (n.kind) {
+    case JsonNode::Kind::kNull:
+      return l;
+    case JsonNode::Kind::kString:
+      if (n.text.find('\0') != std::string::npos) {
+        check.error(n.pos, where + ": a value cannot hold a NUL character");
+        return std::nullopt;
+      }
+      l.kind = mapping::Literal::Kind::kString;
+      l.value = n.text;
+      return l;
+    case JsonNode::Kind::kNumber:
+      if (!core::canonical_decimal(n.text)) {
+        check.error(n.pos, where + ": write the number " + n.text +
+                               " as plain digits (such as 100000 or 0.5)");
+        return std::nullopt;
+      }
+      l.kind = mapping::Literal::Kind::kNumber;
+      l.value = n.text;
+      return l;
+    case JsonNode::Kind::kBool:
+      l.kind = mapping::Literal::Kind::kBoolean;
+      l.value = n.text;
+      return l;
+    default:
+      check.error(n.pos, where + " must be a string, a number, true, false or null, not " +
+                             std::string(JsonNode::kind_name(n.kind)));
+      return std::nullopt;
+  }
+}
+
+// {"column": "is_company", "eq": true}: one column, exactly one operator, literals only.
+std::optional<mapping::Predicate> predicate(Checker& check, const JsonNode& n,
+                                            const std::string& where) {
+  static const char* const kExample = "{\"column\": \"is_company\", \"eq\": true}";
+  if (!n.is_object()) {
+    check.error(n.pos, where + " must be an object such as " + kExample);
+    return std::nullopt;
+  }
+  check.only_keys(n, where, {"column", "eq", "ne", "in", "not_in"});
+  mapping::Predicate p;
+  const auto column = required_identifier(check, n, "column", where);
+  const std::pair<const char*, mapping::PredicateOp> ops[] = {
+      {"eq", mapping::PredicateOp::kEq},
+      {"ne", mapping::PredicateOp::kNe},
+      {"in", mapping::PredicateOp::kIn},
+      {"not_in", mapping::PredicateOp::kNotIn}};
+  const JsonNode* operand = nullptr;
+  int found = 0;
+  for (const auto& [word, op] : ops)
+    if (const JsonNode* v = n.find(word)) {
+      ++found;
+      operand = v;
+      p.op = op;
+    }
+  if (found != 1) {
+    check.error(n.pos, where + " needs exactly one of eq, ne, in, not_in, as in " + kExample);
+    return std::nullopt;
+  }
+  bool ok = column.has_value();
+  const std::string owhere = where + "." + mapping::to_string(p.op);
+  if (p.op == mapping::PredicateOp::kEq || p.op == mapping::PredicateOp::kNe) {
+    if (auto l = literal(check, *operand, owhere))
+      p.values.push_back(*l);
+    else
+      ok = false;
+  } else if (!operand->is_array() || operand->items.empty()) {
+    check.error(operand->pos, owhere + " must list one or more values");
+    ok = false;
+  } else {
+    for (const JsonNode& item : operand->items) {
+      if (auto l = literal(check, item, owhere))
+        p.values.push_back(*l);
+      else
+        ok = false;
+    }
+  }
+  if (!ok) return std::nullopt;
+  p.column = *column;
+  return p;
+}
+
+std::vector<mapping::Predicate> predicates(Checker& check, const JsonNode& n,
+                                           const std::string& where) {
+  std::vector<mapping::Predicate> out;
+  if (!n.is_array() || n.items.empty()) {
+    check.error(
+        n.pos,
+        where + " must list predicates such as [{\"column\": \"is_company\", \"eq\": true}]");
+    return out;
+  }
+  for (std::size_t i = 0; i < n.items.size(); ++i)
+    if (auto p = predicate(check, n.items[i], where + "[" + std::to_string(i) + "]"))
+      out.push_back(std::move(*p));
+  return out;
+}
+
+// A field's mapping where it is positioned, so contradictions between fields can name the
+// place of the second one.
+struct LocatedField {
+  mapping::FieldMapping mapping;
+  rules::SourcePos column_pos;
+};
+
+// "name": "accountName", or an object with "column" and the mapping options.
+std::optional<LocatedField> field_mapping(Checker& check, const JsonNode::Member& c,
+                                          core::FieldType type, const std::string& where) {
+  const JsonNode& v = c.value;
+  LocatedField out;
+  out.mapping.field = c.key;
+  if (v.is_string()) {
+    auto column = identifier(check, &v, where);
+    if (!column) return std::nullopt;
+    out.mapping.column = *column;
+    out.column_pos = v.pos;
+    return out;
+  }
+  if (!v.is_object()) {
+    check.error(v.pos, where + " must name a column");
+    return std::nullopt;
+  }
+  check.only_keys(v, where, {"column", "json_path", "lookup", "map", "scale", "normalize"});
+  bool ok = true;
+  mapping::FieldMapping& fm = out.mapping;
+  if (auto column = required_identifier(check, v, "column", where)) {
+    fm.column = *column;
+    out.column_pos = v.find("column")->pos;
+  } else {
+    ok = false;
+  }
+  const JsonNode* path = v.find("json_path");
+  if (path != nullptr) {
+    if (!path->is_array() || path->items.empty()) {
+      check.error(path->pos,
+                  where + ".json_path must list the keys leading to the value, such as [\"vat\"]");
+      ok = false;
+    } else {
+      for (const JsonNode& k : path->items) {
+        if (!k.is_string() || k.text.find('\0') != std::string::npos) {
+          check.error(k.pos, where + ".json_path lists object keys (strings without NUL)");
+          ok = false;
+          continue;
+        }
+        fm.json_path.push_back(k.text);
+      }
+    }
+  }
+  const JsonNode* lookup = v.find("lookup");
+  if (lookup != nullptr) {
+    const std::string lwhere = where + ".lookup";
+    if (!lookup->is_object()) {
+      check.error(lookup->pos, lwhere +
+                                   " must be an object such as {\"table\": \"res_country\", "
+                                   "\"key\": \"id\", \"value\": \"code\"}");
+      ok = false;
+    } else {
+      check.only_keys(*lookup, lwhere, {"schema", "table", "key", "value"});
+      mapping::Lookup l;
+      if (const JsonNode* schema = lookup->find("schema")) {
+        if (auto s = identifier(check, schema, lwhere + ".schema", "a schema")) l.schema = *s;
+      }
+      auto table = required_identifier(check, *lookup, "table", lwhere, "a table");
+      auto key = required_identifier(check, *lookup, "key", lwhere);
+      auto value = required_identifier(check, *lookup, "value", lwhere);
+      if (table && key && value) {
+        l.table = *table;
+        l.key = *key;
+        l.value = *value;
+        fm.lookup = l;
+      } else {
+        ok = false;
+      }
+      if (path != nullptr) {
+        check.error(
+            lookup->pos,
+            where + ": a lookup reads a foreign-key column, so it cannot also have a json_path");
+        ok = false;
+      }
+    }
+  }
+  const JsonNode* map = v.find("map");
+  if (map != nullptr) {
+    if (!map->is_object() || map->members.empty()) {
+      check.error(map->pos, where +
+                                ".map must be an object of canonical value -> side value, "
+                                "such as {\"BE\": \"Belgium\"}");
+      ok = false;
+    } else {
+      for (const auto& m : map->members) {
+        if (m.value.is_string() || m.value.is_number() || m.value.is_bool()) {
+          fm.value_map.emplace_back(m.key, m.value.text);
+        } else {
+          check.error(m.value.pos, where + ".map." + m.key +
+                                       " must be the side's value (a string, "
+                                       "number or boolean), not " +
+                                       JsonNode::kind_name(m.value.kind));
+          ok = false;
+        }
+      }
+      if (type == core::FieldType::kJson) {
+        check.error(map->pos, where + ": a value map does not apply to json fields");
+        ok = false;
+      }
+    }
+  }
+  const JsonNode* scale = v.find("scale");
+  if (scale != nullptr) {
+    static const std::regex kScale("-?[0-9]{1,3}");
+    if (!scale->is_number() || !std::regex_match(scale->text, kScale) ||
+        std::abs(std::stoi(scale->text)) > mapping::kMaxScale) {
+      check.error(scale->pos, where + ".scale must be a whole number from -" +
+                                  std::to_string(mapping::kMaxScale) + " to " +
+                                  std::to_string(mapping::kMaxScale) +
+                                  " (6: the side stores millionths)");
+      ok = false;
+    } else if (type != core::FieldType::kNumeric && type != core::FieldType::kInteger) {
+      check.error(scale->pos, where + ": scale applies to numeric and integer fields; " + c.key +
+                                  " is " + core::to_string(type));
+      ok = false;
+    } else if (map != nullptr) {
+      check.error(scale->pos, where + ": a field cannot have both a value map and a scale");
+      ok = false;
+    } else {
+      fm.scale = std::stoi(scale->text);
+    }
+  }
+  if (const JsonNode* norm = v.find("normalize")) {
+    if (auto ns = normalizers(check, *norm, where + ".normalize")) {
+      if (type != core::FieldType::kText) {
+        check.error(norm->pos, where + ": normalizers apply to text fields; " + c.key + " is " +
+                                   core::to_string(type));
+        ok = false;
+      } else {
+        fm.normalize = *ns;
+      }
+    } else {
+      ok = false;
+    }
+  }
+  if (!ok) return std::nullopt;
+  // What is left to check needs the transform itself: a map that is not one-to-one (also
+  // after the normalizers) cannot be read back.
+  try {
+    const mapping::FieldTransform transform(type, fm);
+    if (map != nullptr)
+      for (const auto& m : map->members)
+        if (auto problem = transform.check_round_trip(m.key)) {
+          check.error(m.key_pos, where + ".map." + m.key + " does not round-trip: " + *problem);
+          ok = false;
+        }
+  } catch (const std::invalid_argument& e) {
+    check.error(map != nullptr ? map->pos : v.pos, where + ": " + e.what());
+    ok = false;
+  }
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+std::optional<mapping::SoftDelete> soft_delete(Checker& check, const JsonNode& n,
+                                               const std::string& where) {
+  if (!n.is_object()) {
+    check.error(n.pos, where +
+                           " must be an object such as {\"column\": \"deletedAt\", \"kind\": "
+                           "\"timestamp\"} or {\"column\": \"active\", \"kind\": \"flag\"}");
+    return std::nullopt;
+  }
+  check.only_keys(n, where, {"column", "kind", "deleted_when"});
+  mapping::SoftDelete sd;
+  auto column = required_identifier(check, n, "column", where);
+  auto kind = check.string(n, "kind", where, true);
+  bool ok = column && kind;
+  if (kind && *kind == "timestamp") {
+    sd.kind = mapping::SoftDeleteKind::kTimestamp;
+  } else if (kind && *kind == "flag") {
+    sd.kind = mapping::SoftDeleteKind::kFlag;
+  } else if (kind) {
+    check.error(n.find("kind")->pos, where + ".kind: '" + *kind +
+                                         "' is not a kind (timestamp: set when deleted; flag: a "
+                                         "boolean column)");
+    ok = false;
+  }
+  if (const JsonNode* d = n.find("deleted_when")) {
+    if (!d->is_bool()) {
+      check.error(d->pos, where + ".deleted_when must be true or false");
+      ok = false;
+    } else if (kind && *kind != "flag") {
+      check.error(d->pos, where +
+                              ".deleted_when applies to a flag; a timestamp marks deletion "
+                              "by being set");
+      ok = false;
+    } else {
+      sd.deleted_value = d->text == "true";
+    }
+  }
+  if (!ok) return std::nullopt;
+  sd.column = *column;
+  return sd;
+}
+
+std::optional<mapping::DeleteGuard> delete_guard(Checker& check, const JsonNode& n,
+                                                 const std::string& where) {
+  if (!n.is_object()) {
+    check.error(n.pos, where +
+                           " must be an object such as {\"table\": \"account_move\", \"on\": "
+                           "{\"partner_id\": \"id\"}, \"where\": [...], \"reason\": \"...\"}");
+    return std::nullopt;
+  }
+  check.only_keys(n, where, {"schema", "table", "on", "where", "reason"});
+  mapping::DeleteGuard g;
+  bool ok = true;
+  if (const JsonNode* schema = n.find("schema")) {
+    if (auto s = identifier(check, schema, where + ".schema", "a schema"))
+      g.schema = *s;
+    else
+      ok = false;
+  }
+  if (auto table = required_identifier(check, n, "table", where, "a table"))
+    g.table = *table;
+  else
+    ok = false;
+  const JsonNode* on = n.find("on");
+  if (on == nullptr) {
+    check.error(n.pos, where +
+                           " needs \"on\": which of its columns refer to the row, such as "
+                           "{\"partner_id\": \"id\"}");
+    ok = false;
+  } else if (!on->is_object() || on->members.empty()) {
+    check.error(on->pos, where +
+                             ".on must be an object of guard column -> this row's column, "
+                             "such as {\"partner_id\": \"id\"}");
+    ok = false;
+  } else {
+    for (const auto& m : on->members) {
+      if (m.key.empty() || m.key.size() > 63 || m.key.find('\0') != std::string::npos) {
+        check.error(m.key_pos, where + ".on: '" + m.key + "' is not a column name");
+        ok = false;
+        continue;
+      }
+      if (auto col = identifier(check, &m.value, where + ".on." + m.key))
+        g.on.emplace_back(m.key, *col);
+      else
+        ok = false;
+    }
+  }
+  if (const JsonNode* w = n.find("where")) {
+    g.where = predicates(check, *w, where + ".where");
+    if (!w->is_array() || g.where.size() != w->items.size()) ok = false;
+  }
+  if (auto reason = check.string(n, "reason", where, false)) {
+    if (reason->empty()) {
+      check.error(n.find("reason")->pos, where + ".reason must say why the delete is refused");
+      ok = false;
+    }
+    g.reason = *reason;
+  } else {
+    g.reason = "rows in " + g.table + " refer to it";
+  }
+  if (!ok) return std::nullopt;
+  return g;
+}
+
+// {"field": "website", "normalize": ["url_host"]} or {"fields": ["country", "vat"]}.
+std::optional<mapping::MatchKeySpec> match_key(Checker& check, const JsonNode& n,
+                                               const EntityConfig& entity,
+                                               const std::string& where) {
+  if (!n.is_object()) {
+    check.error(n.pos, where +
+                           " must be an object such as {\"field\": \"website\", "
+                           "\"normalize\": [\"url_host\"]}");
+    return std::nullopt;
+  }
+  check.only_keys(n, where, {"field", "fields", "normalize"});
+  mapping::MatchKeySpec key;
+  bool ok = true;
+  const JsonNode* one = n.find("field");
+  const JsonNode* many = n.find("fields");
+  std::vector<const JsonNode*> names;
+  if ((one == nullptr) == (many == nullptr)) {
+    check.error(n.pos, where + " needs either \"field\" or \"fields\" (a composite key)");
+    return std::nullopt;
+  }
+  if (one != nullptr) {
+    names.push_back(one);
+  } else if (!many->is_array() || many->items.empty()) {
+    check.error(many->pos, where + ".fields must list the fields of the key");
+    return std::nullopt;
+  } else {
+    for (const JsonNode& item : many->items) names.push_back(&item);
+  }
+  bool all_text = true;
+  for (const JsonNode* name : names) {
+    if (!name->is_string()) {
+      check.error(name->pos, where + " names fields with strings, not " +
+                                 std::string(JsonNode::kind_name(name->kind)));
+      ok = false;
+      continue;
+    }
+    const auto type = entity.type_of(name->text);
+    if (!type) {
+      check.error(name->pos, "entity " + entity.name + " has no field '" + name->text + "'");
+      ok = false;
+      continue;
+    }
+    if (std::find(key.fields.begin(), key.fields.end(), name->text) != key.fields.end()) {
+      check.error(name->pos, where + " lists field '" + name->text + "' twice");
+      ok = false;
+      continue;
+    }
+    all_text = all_text && *type == core::FieldType::kText;
+    key.fields.push_back(name->text);
+  }
+  if (const JsonNode* norm = n.find("normalize")) {
+    if (auto ns = normalizers(check, *norm, where + ".normalize")) {
+      if (!all_text) {
+        check.error(norm->pos, where + ": normalizers apply to text fields only");
+        ok = false;
+      }
+      key.normalize = *ns;
+    } else {
+      ok = false;
+    }
+  }
+  if (!ok) return std::nullopt;
+  return key;
+}
+
+void match_spec(Checker& check, const JsonNode& n, EntityConfig& entity, const std::string& where) {
+  check.only_keys(n, where, {"keys", "fuzzy"});
+  std::set<std::pair<std::vector<std::string>, std::vector<mapping::Normalizer>>> seen;
+  for (const char* list : {"keys", "fuzzy"}) {
+    const JsonNode* items = n.find(list);
+    if (items == nullptr) continue;
+    const std::string lwhere = where + "." + list;
+    if (!items->is_array() || items->items.empty()) {
+      check.error(items->pos, lwhere +
+                                  " must list match keys, such as [{\"field\": \"website\", "
+                                  "\"normalize\": [\"url_host\"]}]");
+      continue;
+    }
+    for (std::size_t i = 0; i < items->items.size(); ++i) {
+      auto key = match_key(check, items->items[i], entity, lwhere + "[" + std::to_string(i) + "]");
+      if (!key) continue;
+      if (!seen.emplace(key->fields, key->normalize).second) {
+        check.error(items->items[i].pos, "match key " + key->name() + " is listed twice");
+        continue;
+      }
+      (std::string(list) == "keys" ? entity.match.keys : entity.match.fuzzy).push_back(*key);
+    }
+  }
+  if (n.find("keys") == nullptr && n.find("fuzzy") == nullptr)
+    check.error(n.pos, where + " needs \"keys\" (exact match keys) or \"fuzzy\" (or both)");
+}
+
+std::string time_zone(Checker& check, const JsonNode& parent, const std::string& where) {
+  const JsonNode* n = parent.find("timezone");
+  if (n == nullptr) return {};
+  if (!n->is_string() || !mapping::is_known_time_zone(n->text)) {
+    check.error(n->pos, where +
+                            ".timezone must be an IANA time zone such as \"Europe/Brussels\" "
+                            "or \"UTC\"" +
+                            (n->is_string() ? ", not '" + n->text + "'" : std::string()));
+    return {};
+  }
+  return n->text;
+}
+
+// "key": "id", or ["company_id", "code"] for a composite key.
+void mapping_key(Checker& check, const JsonNode& side_map, const std::string& where,
+                 SideMapping& m) {
+  const JsonNode* k = side_map.find("key");
+  if (k == nullptr) {
+    check.error(side_map.pos, where + " needs \"key\"");
+    return;
+  }
+  if (k->is_string()) {
+    if (auto col = identifier(check, k, where + ".key")) {
+      m.key_columns = {*col};
+      m.key_column = *col;
+    }
+    return;
+  }
+  if (!k->is_array() || k->items.empty()) {
+    check.error(k->pos, where +
+                            ".key must name the key column, or list the columns of a "
+                            "composite key such as [\"company_id\", \"code\"]");
+    return;
+  }
+  for (const JsonNode& item : k->items) {
+    auto col = identifier(check, &item, where + ".key");
+    if (!col) continue;
+    if (std::find(m.key_columns.begin(), m.key_columns.end(), *col) != m.key_columns.end()) {
+      check.error(item.pos, "key column '" + *col + "' is listed twice");
+      continue;
+    }
+    m.key_columns.push_back(*col);
+  }
+  if (m.key_columns.size() == 1) m.key_column = m.key_columns.front();
+}
+
+// "columns": a column, or a column with mapping options, for every field. Two fields may
+// share a jsonb column only at paths that do not overlap; a plain column holds one field.
+void mapping_columns(Checker& check, const JsonNode& cols, const EntityConfig& entity,
+                     const std::string& where, SideMapping& m) {
+  std::map<std::string, LocatedField> parsed;
+  for (const auto& c : cols.members) {
+    const auto type = entity.type_of(c.key);
+    if (!type) {
+      check.error(c.key_pos, "entity " + entity.name + " has no field '" + c.key + "'");
+      continue;
+    }
+    auto located = field_mapping(check, c, *type, where + ".columns." + c.key);
+    if (!located) continue;
+    const mapping::FieldMapping& fm = located->mapping;
+    for (const auto& [other_field, other] : parsed) {
+      const mapping::FieldMapping& o = other.mapping;
+      if (o.column != fm.column) continue;
+      if (fm.json_path.empty() && o.json_path.empty()) {
+        check.error(located->column_pos, "column '" + fm.column + "' is mapped twice");
+      } else if (fm.json_path.empty() || o.json_path.empty()) {
+        check.error(located->column_pos, "column '" + fm.column + "' holds field " +
+                                             (fm.json_path.empty() ? o.field : fm.field) +
+                                             " at a json_path, so it " + "cannot also hold field " +
+                                             (fm.json_path.empty() ? fm.field : o.field) +
+                                             " as a whole");
+      } else if (fm.json_path == o.json_path) {
+        check.error(located->column_pos, "json_path " + path_text(fm.json_path) + " of column '" +
+                                             fm.column + "' is mapped twice (fields " + o.field +
+                                             " and " + fm.field + ")");
+      } else {
+        const std::size_t n = std::min(fm.json_path.size(), o.json_path.size());
+        if (std::equal(fm.json_path.begin(), fm.json_path.begin() + n, o.json_path.begin()))
+          check.error(located->column_pos, "json_path " + path_text(fm.json_path) + " of column '" +
+                                               fm.column + "' overlaps field " + o.field + "'s " +
+                                               path_text(o.json_path) +
+                                               ": writing one would overwrite the other");
+      }
+    }
+    for (const std::string& k : m.key_columns)
+      if (fm.column == k)
+        check.error(located->column_pos,
+                    "column '" + fm.column + "' is the row key; the key is not a field");
+    parsed.emplace(c.key, std::move(*located));
+  }
+  for (const auto& [field, type] : entity.fields) {
+    (void)type;
+    const auto it = parsed.find(field);
+    if (it != parsed.end()) {
+      m.columns.emplace_back(field, it->second.mapping.column);
+      m.fields.push_back(it->second.mapping);
+    } else if (cols.find(field) == nullptr) {
+      check.error(cols.pos, where + ".columns has no column for field '" + field + "'");
+    }
+  }
+}
 }  // namespace
 
 Config parse_config(const std::string& text, const std::string& path) {
@@ -198,9 +852,10 @@ Config parse_config(const std::string& text, const std::string& path) {
         check.error(m.value.pos, where + " must be an object");
         continue;
       }
-      check.only_keys(m.value, where, {"dsn", "capture", "notify"});
+      check.only_keys(m.value, where, {"dsn", "capture", "notify", "timezone"});
       SideConfig side;
       side.name = m.key;
+      side.timezone = time_zone(check, m.value, where);
       if (auto dsn = check.string(m.value, "dsn", where, true))
         side.dsn = check.expand(*dsn, m.value.find("dsn")->pos);
       if (auto capture = check.string(m.value, "capture", where, false);
@@ -230,7 +885,7 @@ Config parse_config(const std::string& text, const std::string& path) {
         check.error(e.value.pos, where + " must be an object");
         continue;
       }
-      check.only_keys(e.value, where, {"fields", "sides"});
+      check.only_keys(e.value, where, {"fields", "sides", "match"});
       EntityConfig entity;
       entity.name = e.key;
       std::set<std::string> field_names;
@@ -264,37 +919,55 @@ Config parse_config(const std::string& text, const std::string& path) {
             check.error(s.value.pos, mwhere + " must be an object");
             continue;
           }
-          check.only_keys(s.value, mwhere, {"schema", "table", "key", "columns"});
+          check.only_keys(s.value, mwhere,
+                          {"schema", "table", "key", "columns", "timezone", "scope", "soft_delete",
+                           "delete_guard"});
           SideMapping mapping;
           mapping.side = s.key;
           if (auto v = check.string(s.value, "schema", mwhere, false)) mapping.schema = *v;
           if (auto v = check.string(s.value, "table", mwhere, true)) mapping.table = *v;
-          if (auto v = check.string(s.value, "key", mwhere, true)) mapping.key_column = *v;
-          if (const JsonNode* cols = check.object(s.value, "columns", mwhere, true)) {
-            std::set<std::string> seen;
-            for (const auto& c : cols->members) {
-              if (!field_names.count(c.key)) {
-                check.error(c.key_pos, "entity " + entity.name + " has no field '" + c.key + "'");
-                continue;
-              }
-              if (!c.value.is_string() || c.value.text.empty()) {
-                check.error(c.value.pos, mwhere + ".columns." + c.key + " must name a column");
-                continue;
-              }
-              if (!seen.insert(c.value.text).second)
-                check.error(c.value.pos, "column '" + c.value.text + "' is mapped twice");
-              if (c.value.text == mapping.key_column)
-                check.error(c.value.pos,
-                            "column '" + c.value.text + "' is the row key; the key is not a field");
+          mapping_key(check, s.value, mwhere, mapping);
+          mapping.timezone = time_zone(check, s.value, mwhere);
+          if (mapping.timezone.empty()) mapping.timezone = cfg.side(s.key)->timezone;
+          if (const JsonNode* cols = check.object(s.value, "columns", mwhere, true))
+            mapping_columns(check, *cols, entity, mwhere, mapping);
+          if (const JsonNode* scope = s.value.find("scope")) {
+            if (!scope->is_object()) {
+              check.error(scope->pos, mwhere +
+                                          ".scope must be an object such as {\"where\": "
+                                          "[{\"column\": \"is_company\", \"eq\": true}]}");
+            } else {
+              check.only_keys(*scope, mwhere + ".scope", {"where"});
+              if (const JsonNode* w = scope->find("where"))
+                mapping.scope = predicates(check, *w, mwhere + ".scope.where");
+              else
+                check.error(scope->pos, mwhere + ".scope needs \"where\"");
             }
-            for (const auto& [field, type] : entity.fields) {
-              (void)type;
-              const JsonNode* col = cols->find(field);
-              if (col == nullptr) {
-                check.error(cols->pos, mwhere + ".columns has no column for field '" + field + "'");
-              } else if (col->is_string()) {
-                mapping.columns.emplace_back(field, col->text);
-              }
+          }
+          if (const JsonNode* sd = s.value.find("soft_delete")) {
+            mapping.soft_delete = soft_delete(check, *sd, mwhere + ".soft_delete");
+            if (mapping.soft_delete) {
+              const rules::SourcePos pos = sd->find("column")->pos;
+              const std::string& col = mapping.soft_delete->column;
+              for (const mapping::FieldMapping& f : mapping.fields)
+                if (f.column == col)
+                  check.error(pos, "soft_delete column '" + col + "' is also mapped as field '" +
+                                       f.field +
+                                       "': a column either marks deletion or holds a field");
+              for (const std::string& k : mapping.key_columns)
+                if (k == col) check.error(pos, "soft_delete column '" + col + "' is the row key");
+            }
+          }
+          if (const JsonNode* guards = s.value.find("delete_guard")) {
+            const std::string gwhere = mwhere + ".delete_guard";
+            if (guards->is_array()) {
+              if (guards->items.empty()) check.error(guards->pos, gwhere + " lists no guard");
+              for (std::size_t i = 0; i < guards->items.size(); ++i)
+                if (auto g = delete_guard(check, guards->items[i],
+                                          gwhere + "[" + std::to_string(i) + "]"))
+                  mapping.delete_guards.push_back(std::move(*g));
+            } else if (auto g = delete_guard(check, *guards, gwhere)) {
+              mapping.delete_guards.push_back(std::move(*g));
             }
           }
           entity.mappings.push_back(std::move(mapping));
@@ -307,6 +980,14 @@ Config parse_config(const std::string& text, const std::string& path) {
         for (const SideConfig& side : cfg.sides)
           if (const SideMapping* m = entity.mapping_for(side.name)) ordered.push_back(*m);
         entity.mappings = std::move(ordered);
+      }
+      if (const JsonNode* match = e.value.find("match")) {
+        if (!match->is_object())
+          check.error(match->pos, where +
+                                      ".match must be an object such as {\"keys\": "
+                                      "[{\"field\": \"website\", \"normalize\": [\"url_host\"]}]}");
+        else
+          match_spec(check, *match, entity, where + ".match");
       }
       cfg.entities.push_back(std::move(entity));
     }

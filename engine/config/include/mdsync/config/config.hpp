@@ -1,14 +1,20 @@
 // The mdsync.json configuration: the control store, the sides, and each entity's canonical
-// fields with how every side maps them to its own table, key and columns. Loading checks
-// everything that can be checked without a database and names file, line and column.
+// fields with how every side maps them to its own table, key and columns (value transforms,
+// jsonb paths, lookups, row scope, soft deletes, delete guards) and how existing records are
+// matched. Loading checks everything that can be checked without a database and names file,
+// line and column. The mapping options are described in engine/mapping/MAPPING.md.
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "mdsync/core/ruleset.hpp"
+#include "mdsync/mapping/field_mapping.hpp"
+#include "mdsync/mapping/match_keys.hpp"
+#include "mdsync/mapping/side_rows.hpp"
 #include "mdsync/rules/rules_reader.hpp"
 
 namespace mdsync::config {
@@ -17,23 +23,45 @@ struct SideConfig {
   std::string name;
   std::string dsn;     // libpq DSN or URI, ${VAR} already expanded; may hold a password
   bool notify = true;  // a statement trigger NOTIFYs mdsync_capture on every captured change
+  // IANA zone of the side's timestamp-without-time-zone columns; empty: none declared.
+  std::string timezone = {};
 };
 
-// How one side stores an entity: a table, the row key column, and a column per field.
+// How one side stores an entity: a table, the row key, a column per field with how its value
+// is found and transformed, which rows take part, and what stands for a deleted row.
 struct SideMapping {
   std::string side;
   std::string schema = "public";
   std::string table;
+  // The row key when it is one column; empty for a composite key (see key_columns), so code
+  // that knows only single keys fails loudly instead of using part of a key.
   std::string key_column;
-  std::vector<std::pair<std::string, std::string>> columns;  // field -> column, field order
+  std::vector<std::string> key_columns = {};  // the row key's columns, one or more
+  // field -> column, field order. For a jsonb path the column is the jsonb column, for a
+  // lookup the side's foreign-key column: `fields` says how to read and write them.
+  std::vector<std::pair<std::string, std::string>> columns;
+  std::vector<mapping::FieldMapping> fields = {};  // field order, one per field
+  // Zone of timestamp-without-time-zone columns: this mapping's, else the side's; may be empty.
+  std::string timezone = {};
+  std::vector<mapping::Predicate> scope = {};  // a row takes part when all hold; empty: every row
+  std::optional<mapping::SoftDelete> soft_delete = std::nullopt;
+  std::vector<mapping::DeleteGuard> delete_guards = {};
+
   const std::string* column_of(const std::string& field) const;
+  const mapping::FieldMapping* field_mapping(const std::string& field) const;
+  // What this mapping uses beyond one plain column per field and a single-column key, one
+  // phrase each ("composite key", "scope", "credit_limit: scale"). Empty for a plain mapping;
+  // code that handles only plain mappings can refuse the others by name.
+  std::vector<std::string> features() const;
 };
 
 struct EntityConfig {
   std::string name;
   std::vector<std::pair<std::string, core::FieldType>> fields;  // config order
   std::vector<SideMapping> mappings;                            // side order
+  mapping::MatchSpec match = {};  // keys linking rows that already exist on several sides
   const SideMapping* mapping_for(const std::string& side) const;
+  std::optional<core::FieldType> type_of(const std::string& field) const;
 };
 
 struct ServiceConfig {
