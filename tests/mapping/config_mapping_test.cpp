@@ -211,6 +211,34 @@ TEST(ConfigMapping, EveryOptionLoads) {
   EXPECT_EQ(*micros.to_side(std::string("12.5")).value(), "12500000");
 }
 
+// The complete example of engine/mapping/MAPPING.md loads, so the reference cannot drift
+// from the loader.
+TEST(ConfigMapping, ReferenceExampleLoads) {
+  std::ifstream in(std::string(MDSYNC_SOURCE_DIR) + "/engine/mapping/MAPPING.md");
+  ASSERT_TRUE(in);
+  std::stringstream doc;
+  doc << in.rdbuf();
+  const std::string text = doc.str();
+  const std::size_t section = text.find("## A complete example");
+  ASSERT_NE(section, std::string::npos);
+  const std::size_t begin = text.find("```json\n", section);
+  const std::size_t end = text.find("```", begin + 8);
+  ASSERT_NE(end, std::string::npos);
+  const std::string entity = text.substr(begin + 8, end - begin - 8);
+  const Config cfg = parse_config(
+      "{\"control\": \"dbname=c\", \"sides\": {\"erp\": {\"dsn\": \"dbname=e\"}, "
+      "\"crm\": {\"dsn\": \"dbname=m\"}},\n\"entities\": {\n" +
+          entity + "}}",
+      "MAPPING.md");
+  const EntityConfig& customer = *cfg.entity("customer");
+  EXPECT_EQ(customer.match.keys.size(), 2u);
+  EXPECT_EQ(customer.mapping_for("erp")->features(),
+            (std::vector<std::string>{"timezone", "scope", "soft_delete", "delete_guard",
+                                      "country: lookup", "vat: json_path", "segment: map"}));
+  EXPECT_EQ(customer.mapping_for("crm")->features(),
+            (std::vector<std::string>{"soft_delete", "website: normalize", "credit_limit: scale"}));
+}
+
 TEST(ConfigMapping, SideTimezoneIsTheDefaultOfItsMappings) {
   const Config cfg = parse_config(
       config(side("\"timezone\": \"UTC\",", {}), "", ", \"timezone\": \"America/New_York\""),
