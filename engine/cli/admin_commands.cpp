@@ -2,6 +2,7 @@
 
 #include <iostream>
 #include <pqxx/pqxx>
+#include <stdexcept>
 
 #include "mdsync/rules/rules_reader.hpp"
 #include "mdsync/store/control_schema.hpp"
@@ -26,7 +27,23 @@ store::PgConnection control(const config::Config& config) {
 
 }  // namespace
 
+void refuse_unapplied_mappings(const config::Config& config) {
+  std::string found;
+  for (const config::EntityConfig& entity : config.entities)
+    for (const config::SideMapping& m : entity.mappings)
+      for (const std::string& feature : m.features())
+        found += "\n  entities." + entity.name + ".sides." + m.side + ": " + feature;
+  if (!found.empty())
+    throw std::runtime_error(
+        config.path +
+        ": these mapping options are checked but not yet applied by this build, and syncing "
+        "them as plain columns would write wrong values (see engine/mapping/MAPPING.md, "
+        "Status):" +
+        found);
+}
+
 int cmd_init(const config::Config& config) {
+  refuse_unapplied_mappings(config);
   auto conn = control(config);
   const auto applied = store::migrate_control(*conn);
   if (applied.empty())

@@ -10,6 +10,11 @@
 
 namespace mdsync::cli {
 
+// Refuses a config whose mappings use options this build reads and checks but does not yet
+// apply when it syncs (a scale, a lookup, a scope, ...): syncing them as plain columns would
+// write wrong values to the other side. Throws naming every such option.
+void refuse_unapplied_mappings(const config::Config& config);
+
 int cmd_init(const config::Config& config);
 int cmd_rules_check(const config::Config& config);
 int cmd_rules_apply(const config::Config& config);

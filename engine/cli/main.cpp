@@ -179,7 +179,10 @@ int main(int argc, char** argv) {
     if (*rules_apply) return cli::cmd_rules_apply(config);
     if (*rules_show) return cli::cmd_rules_show(config, show_entity);
     if (*rules_diff) return cli::cmd_rules_diff(config);
-    if (*run) return service::run(config, run_options);
+    if (*run) {
+      cli::refuse_unapplied_mappings(config);
+      return service::run(config, run_options);
+    }
     if (*status) return cli::cmd_status(config, status_json);
     if (*c_list) return cli::cmd_conflicts_list(config, filter, list_json);
     if (*c_show) return cli::cmd_conflicts_show(config, show_id, show_json);

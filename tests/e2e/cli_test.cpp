@@ -145,6 +145,23 @@ TEST(CliTest, BrokenConfigNamesFileLineAndColumn) {
   EXPECT_NE(r.err.find("the config needs \"sides\""), std::string::npos) << r.err;
 }
 
+// Until the store applies them, mapping options must stop init and run rather than sync raw
+// side values (micros as if they were amounts, country ids as if they were codes).
+TEST(CliTest, InitAndRunRefuseMappingOptionsTheStoreDoesNotApplyYet) {
+  Scenario s("mapping_unapplied");
+  s.write_config(default_rules(), R"({"entities": {"customer": {"sides": {"crm": {"columns": {
+      "credit_limit": {"column": "credit_limit", "scale": 6}}}}}}})");
+  for (const char* command : {"init", "run"}) {
+    const RunResult r = s.mdsync({command});
+    EXPECT_EQ(r.exit_code, 1) << command << ": " << r.err;
+    EXPECT_NE(r.err.find("not yet applied"), std::string::npos) << command << ": " << r.err;
+    EXPECT_NE(r.err.find("entities.customer.sides.crm: credit_limit: scale"), std::string::npos)
+        << command << ": " << r.err;
+  }
+  // Nothing was installed: the control store has no mdsync schema.
+  EXPECT_EQ(s.control("SELECT count(*) FROM pg_namespace WHERE nspname = 'mdsync'"), "0");
+}
+
 TEST(CliTest, RulesCheckAcceptsTheDemoRules) {
   Scenario s("rules_ok");
   s.write_config();
