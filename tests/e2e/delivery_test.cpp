@@ -429,6 +429,35 @@ INSTANTIATE_TEST_SUITE_P(Crash, NoLostUpdateTest,
                          });
 
 // ---------------------------------------------------------------------------------------
+// A row the side refuses fails alone: the other write-backs of its pass still apply.
+
+TEST(BatchedWriteBackTest, RowTheSideRefusesFailsAloneAndTheRestOfTheBatchApplies) {
+  Scenario s("batched_refused_row");
+  s.write_config();
+  run_ok(s, {"init"});
+  s.erp_exec(
+      "INSERT INTO erp.customers (cust_name, credit_lim)"
+      " SELECT 'Refuse ' || i, i FROM generate_series(1, 20) i");
+  run_ok(s, {"run", "--once"});
+  s.crm_exec(
+      "ALTER TABLE crm.accounts ADD CONSTRAINT small_credit CHECK (credit_limit < 1000000)"
+      " NOT VALID");
+
+  s.erp_exec("UPDATE erp.customers SET credit_lim = credit_lim + 100");
+  s.erp_exec("UPDATE erp.customers SET credit_lim = 2000000 WHERE cust_name = 'Refuse 7'");
+  const RunResult r = run(s, {"run", "--once"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(s.control("SELECT count(*) FROM mdsync.outbox WHERE side = 'crm' AND status = 'failed'"
+                      " AND last_error LIKE '%small_credit%'"),
+            "1");
+  EXPECT_EQ(events(r.err, "writeback_failed").size(), 1u) << r.err;
+  EXPECT_EQ(s.crm("SELECT count(*) FROM crm.accounts a WHERE credit_limit > 100"), "19")
+      << "the rows in the refused row's batch must still be written";
+  EXPECT_EQ(s.crm("SELECT credit_limit FROM crm.accounts WHERE \"accountName\" = 'Refuse 7'"),
+            "7.0000");
+}
+
+// ---------------------------------------------------------------------------------------
 // Guarantee 5, no echo: the engine's writes are never captured, and a service over a
 // quiet system writes nothing anywhere.
 
@@ -691,6 +720,39 @@ TEST(BadRowsTest, BadChangesAreIsolatedAndGoodOnesProceed) {
   EXPECT_EQ(s.control("SELECT count(*) FROM mdsync.audit"), audit);
   EXPECT_EQ(s.control("SELECT count(*) FROM mdsync.capture_error"), "3");
   EXPECT_EQ(lines(divergences(dbs_of(s))), "");
+}
+
+// A change the control store refuses (here a trigger stands in for any error the database
+// raises while the change's decisions are saved) is kept in capture_error, and the other
+// changes of its batch are reconciled and written back.
+TEST(BadRowsTest, ChangeTheControlStoreRefusesIsKeptAndTheBatchProceeds) {
+  Scenario s("control_refuses_change");
+  s.write_config();
+  run_ok(s, {"init"});
+  s.erp_exec(
+      "INSERT INTO erp.customers (account_num, cust_name, credit_lim) VALUES"
+      " (1, 'Steady', 10), (2, 'Victim', 20), (3, 'Other', 30)");
+  run_ok(s, {"run", "--once"});
+  s.control_exec(
+      "CREATE FUNCTION public.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+      " IF NEW.\"values\"->>'name' = 'Poison' THEN RAISE EXCEPTION 'refused by the test'; END IF;"
+      " RETURN NEW; END $$;"
+      "CREATE TRIGGER refuse_poison BEFORE UPDATE ON mdsync.golden FOR EACH ROW"
+      " EXECUTE FUNCTION public.refuse_poison()");
+
+  s.erp_exec("UPDATE erp.customers SET credit_lim = 11 WHERE account_num = 1");
+  s.erp_exec("UPDATE erp.customers SET cust_name = 'Poison' WHERE account_num = 2");
+  s.erp_exec("UPDATE erp.customers SET credit_lim = 33 WHERE account_num = 3");
+  const RunResult r = run(s, {"run", "--once"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(s.control("SELECT count(*) FROM mdsync.capture_error WHERE row_key = '2'"
+                      " AND error LIKE '%refused by the test%'"),
+            "1")
+      << r.err;
+  EXPECT_EQ(s.crm("SELECT string_agg(\"accountName\" || ' ' || credit_limit::int, ', '"
+                  " ORDER BY \"accountName\") FROM crm.accounts"),
+            "Other 33, Steady 11, Victim 20");
+  EXPECT_EQ(s.erp("SELECT count(*) FROM mdsync.capture"), "0");
 }
 
 }  // namespace

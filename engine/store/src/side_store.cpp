@@ -7,6 +7,7 @@
 #include "mdsync/store/crash_points.hpp"
 #include "mdsync/store/db_connection.hpp"
 #include "mdsync/store/pg_arrays.hpp"
+#include "savepoint.hpp"
 
 namespace mdsync::store {
 
@@ -315,20 +316,20 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
         break;
     }
     try {
-      pqxx::subtransaction sub(tx, "writeback");
+      Savepoint savepoint(tx, "writeback");
       if (req.kind == core::RowWrite::Kind::kUpdate)
-        sub.exec_params("SELECT 1 FROM " + table + " WHERE " + key + " = $1 FOR UPDATE",
-                        req.row_key);
-      const pqxx::result r = sub.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
+        tx.exec_params("SELECT 1 FROM " + table + " WHERE " + key + " = $1 FOR UPDATE",
+                       req.row_key);
+      const pqxx::result r = tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
       if (req.kind == core::RowWrite::Kind::kInsert) {
         res.row_key = r[0][0].as<std::string>();
       } else if (req.kind == core::RowWrite::Kind::kUpdate && r.affected_rows() == 0) {
         res.status = WriteResult::Status::kSuperseded;
       }
       if (res.status == WriteResult::Status::kApplied)
-        sub.exec_params("INSERT INTO mdsync.applied (outbox_id, row_key) VALUES ($1, $2)",
-                        req.outbox_id, res.row_key);
-      sub.commit();
+        tx.exec_params("INSERT INTO mdsync.applied (outbox_id, row_key) VALUES ($1, $2)",
+                       req.outbox_id, res.row_key);
+      savepoint.release();
       crash_point("writeback.mid_side");
     } catch (const pqxx::sql_error& e) {
       res.status = WriteResult::Status::kFailed;

@@ -14,6 +14,7 @@
 #include "mdsync/store/pg_arrays.hpp"
 #include "mdsync/store/record_repository.hpp"
 #include "mdsync/store/ruleset_store.hpp"
+#include "savepoint.hpp"
 
 namespace mdsync::store {
 
@@ -285,44 +286,43 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
     }
     const core::Change change = to_change(row, side, *entity);
     try {
-      pqxx::subtransaction sub(tx, "change");
-      RecordRepository sub_repo(sub);
-      std::optional<std::int64_t> gid = sub_repo.find_by_key(row.entity, side, row.row_key);
+      Savepoint change_savepoint(tx, "change");
+      std::optional<std::int64_t> gid = repo.find_by_key(row.entity, side, row.row_key);
       core::RecordState state;
       if (gid) {
         auto cached = states.find(*gid);
         if (cached != states.end()) {
           state = cached->second;
-        } else if (auto loaded = sub_repo.load(*gid)) {
+        } else if (auto loaded = repo.load(*gid)) {
           state = std::move(*loaded);
         }
       } else if (row.op == core::Op::kDelete) {
-        sub.commit();
+        change_savepoint.release();
         continue;  // a row the engine never linked is gone again: nothing to reconcile
-      } else if (auto held = sub_repo.open_create_conflict(row.entity, side, row.row_key)) {
+      } else if (auto held = repo.open_create_conflict(row.entity, side, row.row_key)) {
         core::Plan plan;
         plan.source = side + "#" + std::to_string(row.seq);
         plan.ruleset_version = rs.version;
         plan.attached.push_back(core::ConflictAttached{*held, side, change.values});
-        sub_repo.persist_plan(row.entity, std::nullopt, side, row.row_key, plan, state);
-        sub.commit();
+        repo.persist_plan(row.entity, std::nullopt, side, row.row_key, plan, state);
+        change_savepoint.release();
         ++result.captured;
         continue;
       }
 
       const core::Plan plan = core::reconcile_in_place(*rules, rs.version, state, change);
       if (!gid && state.exists) {
-        gid = sub_repo.create_golden(row.entity, state);
-        sub_repo.link(row.entity, side, row.row_key, *gid, state.bases[side]);
+        gid = repo.create_golden(row.entity, state);
+        repo.link(row.entity, side, row.row_key, *gid, state.bases[side]);
       } else if (gid) {
-        sub_repo.save_golden(*gid, state);
+        repo.save_golden(*gid, state);
         if (plan.unlink_source)
-          sub_repo.unlink(*gid, side);
+          repo.unlink(*gid, side);
         else
-          sub_repo.save_base(*gid, side, state.bases[side]);
+          repo.save_base(*gid, side, state.bases[side]);
       }
-      sub_repo.persist_plan(row.entity, gid, side, row.row_key, plan, state);
-      sub.commit();
+      repo.persist_plan(row.entity, gid, side, row.row_key, plan, state);
+      change_savepoint.release();
       if (log::enabled(log::Level::kDebug))
         log::debug("plan", {{"golden_id", gid.value_or(0)}, {"text", plan.to_text()}});
       result.conflicts_opened += static_cast<int>(plan.opened.size());
@@ -334,8 +334,8 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
     } catch (const pqxx::broken_connection&) {
       throw;
     } catch (const std::exception& e) {
-      // The subtransaction rolled back this change's writes; the cached state of its record
-      // (if any) is still the one before it.
+      // The savepoint undid this change's writes; the cached state of its record (if any) is
+      // still the one before it.
       keep_as_error(e.what());
     }
   }
