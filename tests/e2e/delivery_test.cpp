@@ -429,7 +429,130 @@ INSTANTIATE_TEST_SUITE_P(Crash, NoLostUpdateTest,
                          });
 
 // ---------------------------------------------------------------------------------------
-// A row the side refuses fails alone: the other write-backs of its pass still apply.
+// Batched write-back (guarantees 3 and 4 at batch scale): a pass's writes to one table
+// arrive as one statement per kind, still conditional on the base and still carrying their
+// idempotency keys; a row the side refuses fails alone, a row the user changed is superseded
+// alone, and a retried batch writes nothing twice.
+
+// Logs every INSERT, UPDATE and DELETE statement on `table` with the number of rows it
+// changed (statement triggers with transition tables), so a test sees how write-backs arrive.
+void log_statements(const std::string& dsn, const std::string& table) {
+  std::string sql = "CREATE TABLE public.stmt_log (id serial PRIMARY KEY, op text, n bigint);";
+  for (const auto& [op, rows] : {std::pair<std::string, std::string>{"insert", "NEW"},
+                                 {"update", "NEW"},
+                                 {"delete", "OLD"}}) {
+    sql += "CREATE FUNCTION public.log_" + op +
+           "() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+           " INSERT INTO public.stmt_log (op, n) SELECT '" +
+           op + "', count(*) FROM changed_rows; RETURN NULL; END $$;";
+    sql += "CREATE TRIGGER zz_log_" + op + " AFTER " + op + " ON " + table + " REFERENCING " +
+           rows + " TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION public.log_" + op +
+           "();";
+  }
+  sql_exec(dsn, sql);
+}
+
+// The logged statements that changed rows, as "op n", oldest first.
+std::vector<std::string> logged_statements(const std::string& dsn) {
+  return sql_rows(dsn, "SELECT op || ' ' || n FROM public.stmt_log WHERE n > 0 ORDER BY id");
+}
+
+TEST(BatchedWriteBackTest, EachKindOfWriteToATableIsOneStatementPerPass) {
+  Scenario s("batched_write_back");
+  std::string rules = default_rules();
+  const std::string deactivate = "\"deactivate:active\"";
+  rules.replace(rules.find(deactivate), deactivate.size(), "\"delete\"");
+  s.write_config(rules);
+  run_ok(s, {"init"});
+  const Dbs d = dbs_of(s);
+  log_statements(d.crm, "crm.accounts");
+  log_statements(d.erp, "erp.customers");
+
+  // Creates both ways: each side's inserts arrive in one statement, and every side row is
+  // linked to the row it was created for (a key mapped to the wrong request would diverge).
+  s.erp_exec(
+      "INSERT INTO erp.customers (cust_name, credit_lim, segment_code)"
+      " SELECT 'Batch ' || i, i, CASE WHEN i % 3 = 0 THEN NULL ELSE 'smb' END"
+      " FROM generate_series(1, 40) i");
+  s.crm_exec(
+      "INSERT INTO crm.accounts (\"accountName\", phone, credit_limit)"
+      " SELECT 'Crm batch ' || i, '+2 ' || i, 0 FROM generate_series(1, 10) i");
+  run_ok(s, {"run", "--once"});
+  // Each log: the users' insert, then the engine's.
+  EXPECT_EQ(lines(logged_statements(d.crm)), "insert 10\ninsert 40\n");
+  EXPECT_EQ(lines(logged_statements(d.erp)), "insert 40\ninsert 10\n");
+  EXPECT_EQ(lines(divergences(d)), "");
+  EXPECT_EQ(s.crm("SELECT count(*) FROM crm.accounts WHERE \"accountName\" LIKE 'Batch %'"
+                  " AND segment IS NULL"),
+            "13")
+      << "NULLs must arrive as NULL, not as text";
+
+  // Updates of every row: one conditional UPDATE on the CRM.
+  sql_exec(d.crm, "TRUNCATE public.stmt_log");
+  s.erp_exec("UPDATE erp.customers SET credit_lim = credit_lim + 1000");
+  run_ok(s, {"run", "--once"});
+  EXPECT_EQ(lines(logged_statements(d.crm)), "update 50\n");
+
+  // A batch retried after the side committed it (its control update lost) finds its
+  // idempotency keys and writes nothing again.
+  sql_exec(d.crm, "TRUNCATE public.stmt_log");
+  s.erp_exec("UPDATE erp.customers SET credit_lim = credit_lim + 1000");
+  ASSERT_EQ(run_crashing(s, "writeback.after_side_commit").exit_code, 137);
+  EXPECT_EQ(lines(logged_statements(d.crm)), "update 50\n");
+  EXPECT_EQ(s.control("SELECT count(*) FROM mdsync.outbox WHERE status = 'pending'"), "50");
+  run_ok(s, {"run", "--once"});
+  EXPECT_EQ(lines(logged_statements(d.crm)), "update 50\n") << "a retried batch wrote again";
+  EXPECT_EQ(s.control("SELECT count(*) FROM mdsync.outbox WHERE status = 'pending'"), "0");
+
+  // The delete owner's deletes: one DELETE on the CRM.
+  sql_exec(d.crm, "TRUNCATE public.stmt_log");
+  s.erp_exec("DELETE FROM erp.customers WHERE cust_name LIKE 'Batch _'");
+  run_ok(s, {"run", "--once"});
+  EXPECT_EQ(lines(logged_statements(d.crm)), "delete 9\n");
+  EXPECT_EQ(s.crm("SELECT count(*) FROM crm.accounts"), "41");
+  EXPECT_EQ(lines(divergences(d)), "");
+  EXPECT_EQ(lines(exactly_once_problems(d)), "");
+}
+
+// A batched insert takes the side's generated keys in the order RETURNING gives them and
+// checks each returned row against its request; when a side rewrites what it is given (here a
+// trigger appends to a mapped column), the check fails and the chunk is inserted row by row,
+// so every key still goes to the record it belongs to.
+TEST(BatchedWriteBackTest, InsertsASideRewritesAreInsertedRowByRowAndLinkedRight) {
+  Scenario s("batched_insert_rewritten");
+  s.write_config();
+  run_ok(s, {"init"});
+  const Dbs d = dbs_of(s);
+  s.crm_exec(
+      "CREATE FUNCTION public.tag_phone() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+      " NEW.phone := coalesce(NEW.phone, '') || ' (crm)'; RETURN NEW; END $$;"
+      "CREATE TRIGGER tag_phone BEFORE INSERT ON crm.accounts FOR EACH ROW"
+      " EXECUTE FUNCTION public.tag_phone()");
+  log_statements(d.crm, "crm.accounts");
+  s.erp_exec(
+      "INSERT INTO erp.customers (cust_name, credit_lim)"
+      " SELECT 'Rewrite ' || i, i FROM generate_series(1, 12) i");
+  run_ok(s, {"run", "--once"});
+  // The batched attempt was rolled back with its log row; then one insert per row.
+  EXPECT_EQ(lines(logged_statements(d.crm)), lines(std::vector<std::string>(12, "insert 1")));
+  // Every ERP row is linked to the CRM row created for it.
+  pqxx::connection ctl(d.control);
+  pqxx::nontransaction q(ctl);
+  int checked = 0;
+  for (const auto& row :
+       q.exec("SELECT e.row_key, c.row_key FROM mdsync.crosswalk e JOIN mdsync.crosswalk c"
+              " ON c.golden_id = e.golden_id AND c.side = 'crm' WHERE e.side = 'erp'")) {
+    const std::string erp_name =
+        sql1(d.erp,
+             "SELECT cust_name FROM erp.customers WHERE account_num = " + row[0].as<std::string>());
+    const std::string crm_name =
+        sql1(d.crm, "SELECT \"accountName\" FROM crm.accounts WHERE id = '" +
+                        row[1].as<std::string>() + "'");
+    EXPECT_EQ(crm_name, erp_name);
+    ++checked;
+  }
+  EXPECT_EQ(checked, 12);
+}
 
 TEST(BatchedWriteBackTest, RowTheSideRefusesFailsAloneAndTheRestOfTheBatchApplies) {
   Scenario s("batched_refused_row");
@@ -455,6 +578,45 @@ TEST(BatchedWriteBackTest, RowTheSideRefusesFailsAloneAndTheRestOfTheBatchApplie
       << "the rows in the refused row's batch must still be written";
   EXPECT_EQ(s.crm("SELECT credit_limit FROM crm.accounts WHERE \"accountName\" = 'Refuse 7'"),
             "7.0000");
+}
+
+TEST(BatchedWriteBackTest, RowsUsersChangedAreSupersededAloneInABatch) {
+  Scenario s("batched_superseded");
+  s.write_config();
+  run_ok(s, {"init"});
+  s.erp_exec(
+      "INSERT INTO erp.customers (cust_name, credit_lim)"
+      " SELECT 'Super ' || i, i FROM generate_series(1, 20) i");
+  run_ok(s, {"run", "--once"});
+
+  // Writes to the CRM are queued (the crash leaves them pending); then CRM users change two
+  // of those rows before the writes are applied.
+  s.erp_exec("UPDATE erp.customers SET credit_lim = credit_lim + 100");
+  ASSERT_EQ(run_crashing(s, "batch.after_commit").exit_code, 137);
+  ASSERT_EQ(
+      s.control("SELECT count(*) FROM mdsync.outbox WHERE side = 'crm' AND status = 'pending'"),
+      "20");
+  s.crm_exec(
+      "UPDATE crm.accounts SET credit_limit = 5 WHERE \"accountName\" IN ('Super 3', 'Super 4')");
+  const Dbs d = dbs_of(s);
+  log_statements(d.crm, "crm.accounts");
+  run_ok(s, {"run", "--once"});
+
+  // The batched conditional update wrote the 18 rows that still held their base and left
+  // the two users' values alone; those were reconciled (a foreign write to the ERP's field,
+  // reverted) and then written conditionally on the users' values.
+  const auto statements = logged_statements(d.crm);
+  ASSERT_FALSE(statements.empty());
+  EXPECT_EQ(statements.front(), "update 18") << lines(statements);
+  EXPECT_GE(std::stoi(s.control("SELECT count(*) FROM mdsync.outbox WHERE side = 'crm'"
+                                " AND status = 'superseded'")),
+            2);
+  EXPECT_EQ(s.control("SELECT count(*) FROM mdsync.audit WHERE unit = 'credit_limit'"
+                      " AND decision = 'revert' AND proposed->>'credit_limit' = '5'"),
+            "2");
+  EXPECT_EQ(s.crm("SELECT count(*) FROM crm.accounts WHERE credit_limit > 100"), "20");
+  EXPECT_EQ(lines(divergences(d)), "");
+  EXPECT_EQ(lines(exactly_once_problems(d)), "");
 }
 
 // ---------------------------------------------------------------------------------------

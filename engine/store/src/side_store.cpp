@@ -1,8 +1,11 @@
 #include "mdsync/store/side_store.hpp"
 
 #include <map>
+#include <optional>
 #include <pqxx/pqxx>
+#include <set>
 #include <sstream>
+#include <tuple>
 
 #include "mdsync/store/crash_points.hpp"
 #include "mdsync/store/db_connection.hpp"
@@ -248,18 +251,281 @@ std::int64_t SideStore::capture_backlog() {
   return tx.exec1("SELECT count(*) FROM mdsync.capture")[0].as<std::int64_t>();
 }
 
+namespace {
+
+// Rows per batched statement: large enough that a pass's writes to one table take a handful
+// of statements, small enough that one refused row sends only this many to the row-by-row path.
+constexpr std::size_t kChunkRows = 1000;
+
+// A column's type as the catalog names it: without its modifier, for casts that must behave
+// like a parameter of that type (numeric(12,2) does not round an expected value before it is
+// compared; assignment still applies the modifier), and with it, for comparing with what the
+// side stored.
+struct ColumnType {
+  std::string base, full;
+};
+using ColumnTypes = std::map<std::string, ColumnType>;  // by column name
+
+// A table that is gone yields no types rather than an error that would abort the side
+// transaction; its writes then take the row-by-row path and fail one by one.
+ColumnTypes column_types(pqxx::work& tx, const std::string& table) {
+  ColumnTypes types;
+  for (const auto& row : tx.exec_params(
+           "SELECT a.attname, format_type(a.atttypid, NULL), format_type(a.atttypid, a.atttypmod)"
+           " FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0"
+           " AND NOT a.attisdropped",
+           table))
+    types[row[0].as<std::string>()] = {row[1].as<std::string>(), row[2].as<std::string>()};
+  return types;
+}
+
+// A row the batched INSERT returned does not match the request at its position: the side
+// rewrote the values (a trigger), or RETURNING did not come back in insert order. Either way
+// the keys cannot be told apart, so the chunk is rolled back and written row by row.
+class InsertOrderMismatch : public std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Writes one request on its own, as a statement or two in a savepoint: the path of a chunk
+// whose batched statement the side refused, so that the refused row fails alone.
+void apply_one(pqxx::work& tx, pqxx::connection_base& c, const config::SideMapping& m,
+               const WriteRequest& req, WriteResult& res) {
+  const std::string table = table_name(c, m);
+  const std::string key = c.quote_name(m.key_column);
+  std::vector<core::Value> params;
+  std::string sql;
+  auto param = [&](const core::Value& v) {
+    params.push_back(v);
+    return "$" + std::to_string(params.size());
+  };
+  switch (req.kind) {
+    case core::RowWrite::Kind::kUpdate: {
+      std::string set, where = key + " = " + param(req.row_key);
+      for (const auto& [field, value] : req.values) {
+        const std::string* col = m.column_of(field);
+        if (col == nullptr) continue;
+        set += (set.empty() ? "" : ", ") + c.quote_name(*col) + " = " + param(value);
+        auto exp = req.expected.find(field);
+        where += " AND " + c.quote_name(*col) + " IS NOT DISTINCT FROM " +
+                 param(exp == req.expected.end() ? core::Value{} : exp->second);
+      }
+      // See the batched update (apply_chunk) for why a row with unreconciled captured
+      // changes is not written.
+      where +=
+          " AND NOT EXISTS (SELECT 1 FROM mdsync.capture c WHERE c.entity = " + param(req.entity) +
+          " AND c.row_key = " + param(req.row_key) + ")";
+      sql = "UPDATE " + table + " SET " + set + " WHERE " + where;
+      break;
+    }
+    case core::RowWrite::Kind::kInsert: {
+      std::string cols, vals;
+      for (const auto& [field, column] : m.columns) {
+        auto it = req.values.find(field);
+        if (it == req.values.end()) continue;
+        cols += (cols.empty() ? "" : ", ") + c.quote_name(column);
+        vals += (vals.empty() ? "" : ", ") + param(it->second);
+      }
+      sql = "INSERT INTO " + table + " (" + cols + ") VALUES (" + vals + ") RETURNING " + key +
+            "::text";
+      break;
+    }
+    case core::RowWrite::Kind::kDelete:
+      sql = "DELETE FROM " + table + " WHERE " + key + " = " + param(req.row_key);
+      break;
+  }
+  try {
+    Savepoint savepoint(tx, "writeback");
+    if (req.kind == core::RowWrite::Kind::kUpdate)
+      tx.exec_params("SELECT 1 FROM " + table + " WHERE " + key + " = $1 FOR UPDATE", req.row_key);
+    const pqxx::result r = tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
+    if (req.kind == core::RowWrite::Kind::kInsert) {
+      res.row_key = r[0][0].as<std::string>();
+    } else if (req.kind == core::RowWrite::Kind::kUpdate && r.affected_rows() == 0) {
+      res.status = WriteResult::Status::kSuperseded;
+    }
+    if (res.status == WriteResult::Status::kApplied)
+      tx.exec_params("INSERT INTO mdsync.applied (outbox_id, row_key) VALUES ($1, $2)",
+                     req.outbox_id, res.row_key);
+    savepoint.release();
+    crash_point("writeback.mid_side");
+  } catch (const pqxx::broken_connection&) {
+    throw;
+  } catch (const pqxx::sql_error& e) {
+    res.status = WriteResult::Status::kFailed;
+    res.error = first_line(e.what());
+  }
+}
+
+// Requests of one entity, one kind and one set of columns: they share one statement.
+struct WriteGroup {
+  const config::SideMapping* mapping = nullptr;
+  core::RowWrite::Kind kind = core::RowWrite::Kind::kUpdate;
+  std::vector<std::string> fields;   // update: fields to set; insert: fields given; delete: none
+  std::vector<std::size_t> members;  // indexes into the requests, in request order
+};
+
+// Writes one chunk of a group in a few set-based statements inside a savepoint; fills the
+// chunk's results. Throws (the savepoint rolled back, nothing of the chunk written) when the
+// side refuses any row of it.
+void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const WriteGroup& g,
+                 const ColumnTypes& types, const std::vector<const WriteRequest*>& reqs,
+                 const std::vector<WriteResult*>& res) {
+  const config::SideMapping& m = *g.mapping;
+  const std::string table = table_name(c, m);
+  const std::string key = c.quote_name(m.key_column);
+  auto type_of = [&](const std::string& column) -> const ColumnType& {
+    auto it = types.find(column);
+    if (it == types.end())  // the mapping is out of date; the row-by-row path reports it
+      throw std::runtime_error("side table " + table + " has no column " + column);
+    return it->second;
+  };
+  const std::string key_type = type_of(m.key_column).base;
+  std::vector<std::int64_t> ids;
+  std::vector<std::string> keys;
+  for (const WriteRequest* r : reqs) {
+    ids.push_back(r->outbox_id);
+    keys.push_back(r->row_key);
+  }
+  std::vector<std::string> params;
+  auto param = [&](std::string array) {
+    params.push_back(std::move(array));
+    return "$" + std::to_string(params.size());
+  };
+  auto values_of = [&](const std::string& field, bool expected) {
+    std::vector<core::Value> column;
+    for (const WriteRequest* r : reqs) {
+      const core::FieldValues& from = expected ? r->expected : r->values;
+      auto it = from.find(field);
+      column.push_back(it == from.end() ? core::Value{} : it->second);
+    }
+    return pg_nullable_text_array(column);
+  };
+
+  Savepoint savepoint(tx, "writeback_chunk");
+  switch (g.kind) {
+    case core::RowWrite::Kind::kUpdate: {
+      // The rows are locked first, in a statement of their own, so that the update's snapshot
+      // (taken after any transaction that held one of them has committed) sees the capture
+      // rows those transactions wrote. Taken in key order, as every batch takes them.
+      const std::string lock = "SELECT 1 FROM " + table + " t WHERE t." + key +
+                               " IN (SELECT u.k::" + key_type + " FROM unnest($1::text[]) u(k))" +
+                               " ORDER BY t." + key + " FOR UPDATE OF t";
+      tx.exec_params(lock, pg_text_array(keys));
+      std::string cols = "u(id, k", arrays = param(pg_bigint_array(ids)) + "::bigint[], " +
+                                             param(pg_text_array(keys)) + "::text[]";
+      std::string set, cond;
+      for (std::size_t i = 0; i < g.fields.size(); ++i) {
+        const std::string col = *m.column_of(g.fields[i]);
+        const std::string& type = type_of(col).base;
+        const std::string n = "n" + std::to_string(i), e = "e" + std::to_string(i);
+        cols += ", " + n + ", " + e;
+        arrays += ", " + param(values_of(g.fields[i], false)) + "::text[], " +
+                  param(values_of(g.fields[i], true)) + "::text[]";
+        set += (i ? ", " : "") + c.quote_name(col) + " = u." + n + "::" + type;
+        cond += " AND t." + c.quote_name(col) + " IS NOT DISTINCT FROM u." + e + "::" + type;
+      }
+      // A row is written only where the side still holds the base (guarantee 4) and has no
+      // captured change the engine has not reconciled yet: its value may equal the base again
+      // (A -> B -> A) while those changes are still to come, and they would then be judged
+      // against a base they never saw. Such a write is superseded and planned again once they
+      // are reconciled. The applied rows' outbox ids are recorded in the same statement.
+      const std::string entity = param(reqs.front()->entity);
+      std::string sql = "WITH u AS (SELECT * FROM unnest(" + arrays + ") AS " + cols + ")),";
+      sql += " w AS (UPDATE " + table + " t SET " + set;
+      sql += " FROM u WHERE t." + key + " = u.k::" + key_type + cond;
+      sql += " AND NOT EXISTS (SELECT 1 FROM mdsync.capture c WHERE c.entity = " + entity;
+      sql += " AND c.row_key = u.k) RETURNING u.id, u.k),";
+      sql += " a AS (INSERT INTO mdsync.applied (outbox_id, row_key) SELECT id, k FROM w)";
+      sql += " SELECT id FROM w";
+      const pqxx::result r = tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
+      std::set<std::int64_t> written;
+      for (const auto& row : r) written.insert(row[0].as<std::int64_t>());
+      for (std::size_t k = 0; k < reqs.size(); ++k)
+        if (!written.count(reqs[k]->outbox_id)) res[k]->status = WriteResult::Status::kSuperseded;
+      break;
+    }
+    case core::RowWrite::Kind::kInsert: {
+      // RETURNING gives no way to name the input row a key belongs to, so the rows go in in
+      // request order and the keys are taken in the order they come back, which is the order
+      // PostgreSQL inserts them; each returned row is checked against its request's values,
+      // and any difference sends the chunk to the row-by-row path.
+      std::string cols = "u(id", arrays = param(pg_bigint_array(ids)) + "::bigint[]";
+      std::string names, select, returned, sent;
+      for (std::size_t i = 0; i < g.fields.size(); ++i) {
+        const std::string col = *m.column_of(g.fields[i]);
+        const ColumnType& type = type_of(col);
+        const std::string v = "v" + std::to_string(i), sep = i ? ", " : "";
+        cols += ", " + v;
+        arrays += ", " + param(values_of(g.fields[i], false)) + "::text[]";
+        names += sep + c.quote_name(col);
+        select += sep + "u." + v + "::" + type.base;
+        returned += sep + "t." + c.quote_name(col);
+        sent += sep + "u." + v + "::" + type.full;
+      }
+      std::string sql = "WITH u AS (SELECT * FROM unnest(" + arrays + ") WITH ORDINALITY AS ";
+      sql += cols + ", ord)),";
+      sql += " i AS (INSERT INTO " + table + " AS t (" + names + ") SELECT " + select;
+      sql += " FROM u ORDER BY u.ord";
+      sql += " RETURNING t." + key + "::text AS k, ROW(" + returned + ")::text AS r),";
+      sql += " n AS (SELECT k, r, row_number() OVER () AS ord FROM i),";
+      sql += " a AS (INSERT INTO mdsync.applied (outbox_id, row_key)";
+      sql += " SELECT u.id, n.k FROM n JOIN u ON u.ord = n.ord)";
+      sql += " SELECT n.ord, n.k, n.r IS NOT DISTINCT FROM ROW(" + sent + ")::text";
+      sql += " FROM n JOIN u ON u.ord = n.ord ORDER BY n.ord";
+      const pqxx::result r = tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
+      if (r.size() != reqs.size())
+        throw InsertOrderMismatch("batched insert returned " + std::to_string(r.size()) +
+                                  " rows for " + std::to_string(reqs.size()));
+      for (std::size_t k = 0; k < reqs.size(); ++k) {
+        if (r[k][0].as<std::size_t>() != k + 1 || !r[k][2].as<bool>())
+          throw InsertOrderMismatch("batched insert: returned row " + std::to_string(k + 1) +
+                                    " does not match its request");
+        res[k]->row_key = r[k][1].as<std::string>();
+      }
+      break;
+    }
+    case core::RowWrite::Kind::kDelete: {
+      // A delete is not conditional: the record is gone by the delete owner's word.
+      std::string sql = "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS u(id, k)),";
+      sql += " d AS (DELETE FROM " + table + " t USING u WHERE t." + key + " = u.k::" + key_type;
+      sql += ") INSERT INTO mdsync.applied (outbox_id, row_key) SELECT id, k FROM u";
+      tx.exec_params(sql, pg_bigint_array(ids), pg_text_array(keys));
+      break;
+    }
+  }
+  savepoint.release();
+}
+
+}  // namespace
+
 std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& requests) {
-  std::vector<WriteResult> results;
+  std::vector<WriteResult> results(requests.size());
   pqxx::connection_base& c = conn();
   pqxx::work tx(c);
-  for (const WriteRequest& req : requests) {
-    WriteResult res;
+
+  // Idempotency keys of the whole batch in one statement: a request found here was written
+  // by an earlier attempt that committed on this side while its control update was lost.
+  std::vector<std::int64_t> ids;
+  for (const WriteRequest& req : requests) ids.push_back(req.outbox_id);
+  std::map<std::int64_t, std::optional<std::string>> done;
+  if (!ids.empty())
+    for (const auto& row : tx.exec_params("SELECT outbox_id, row_key FROM mdsync.applied"
+                                          " WHERE outbox_id = ANY($1::bigint[])",
+                                          pg_bigint_array(ids)))
+      done[row[0].as<std::int64_t>()] =
+          row[1].is_null() ? std::nullopt : std::optional<std::string>(row[1].as<std::string>());
+
+  // The rest, grouped by entity, kind and columns (in order of first appearance): each group
+  // is written with a few statements per chunk instead of a few per row. The writes of one
+  // pass are of distinct records; grouping only reorders them inside the one side transaction.
+  std::vector<WriteGroup> groups;
+  std::map<std::tuple<std::string, int, std::vector<std::string>>, std::size_t> group_of;
+  for (std::size_t k = 0; k < requests.size(); ++k) {
+    const WriteRequest& req = requests[k];
+    WriteResult& res = results[k];
     res.row_key = req.row_key;
-    const pqxx::result done =
-        tx.exec_params("SELECT row_key FROM mdsync.applied WHERE outbox_id = $1", req.outbox_id);
-    if (!done.empty()) {  // an earlier attempt committed here; its control update was lost
-      if (!done[0][0].is_null()) res.row_key = done[0][0].as<std::string>();
-      results.push_back(res);
+    if (auto d = done.find(req.outbox_id); d != done.end()) {
+      if (d->second) res.row_key = *d->second;
       continue;
     }
     const config::EntityConfig* entity = config_.entity(req.entity);
@@ -267,75 +533,68 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
     if (m == nullptr) {
       res.status = WriteResult::Status::kFailed;
       res.error = "entity " + req.entity + " is not mapped on side " + side_.name;
-      results.push_back(res);
       continue;
     }
-    const std::string table = table_name(c, *m);
-    const std::string key = c.quote_name(m->key_column);
-    std::vector<core::Value> params;
-    std::string sql;
-    auto param = [&](const core::Value& v) {
-      params.push_back(v);
-      return "$" + std::to_string(params.size());
-    };
-    switch (req.kind) {
-      case core::RowWrite::Kind::kUpdate: {
-        std::string set, where = key + " = " + param(req.row_key);
-        for (const auto& [field, value] : req.values) {
-          const std::string* col = m->column_of(field);
-          if (col == nullptr) continue;
-          set += (set.empty() ? "" : ", ") + c.quote_name(*col) + " = " + param(value);
-          auto exp = req.expected.find(field);
-          where += " AND " + c.quote_name(*col) + " IS NOT DISTINCT FROM " +
-                   param(exp == req.expected.end() ? core::Value{} : exp->second);
-        }
-        // A row with captured changes the engine has not reconciled yet is not written: its
-        // value may equal the base again (A -> B -> A) while those changes are still to come,
-        // and they would then be judged against a base they never saw. The write is superseded
-        // and planned again once they are reconciled. The row is locked first (below), so this
-        // statement's snapshot sees the capture rows of any transaction that held it.
-        where += " AND NOT EXISTS (SELECT 1 FROM mdsync.capture c WHERE c.entity = " +
-                 param(req.entity) + " AND c.row_key = " + param(req.row_key) + ")";
-        sql = "UPDATE " + table + " SET " + set + " WHERE " + where;
-        break;
-      }
-      case core::RowWrite::Kind::kInsert: {
-        std::string cols, vals;
-        for (const auto& [field, column] : m->columns) {
-          auto it = req.values.find(field);
-          if (it == req.values.end()) continue;
-          cols += (cols.empty() ? "" : ", ") + c.quote_name(column);
-          vals += (vals.empty() ? "" : ", ") + param(it->second);
-        }
-        sql = "INSERT INTO " + table + " (" + cols + ") VALUES (" + vals + ") RETURNING " + key +
-              "::text";
-        break;
-      }
-      case core::RowWrite::Kind::kDelete:
-        sql = "DELETE FROM " + table + " WHERE " + key + " = " + param(req.row_key);
-        break;
+    std::vector<std::string> fields;
+    if (req.kind == core::RowWrite::Kind::kUpdate) {
+      for (const auto& [field, value] : req.values)
+        if (m->column_of(field) != nullptr) fields.push_back(field);
+    } else if (req.kind == core::RowWrite::Kind::kInsert) {
+      for (const auto& [field, column] : m->columns)
+        if (req.values.count(field)) fields.push_back(field);
     }
-    try {
-      Savepoint savepoint(tx, "writeback");
-      if (req.kind == core::RowWrite::Kind::kUpdate)
-        tx.exec_params("SELECT 1 FROM " + table + " WHERE " + key + " = $1 FOR UPDATE",
-                       req.row_key);
-      const pqxx::result r = tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
-      if (req.kind == core::RowWrite::Kind::kInsert) {
-        res.row_key = r[0][0].as<std::string>();
-      } else if (req.kind == core::RowWrite::Kind::kUpdate && r.affected_rows() == 0) {
-        res.status = WriteResult::Status::kSuperseded;
+    auto [it, added] = group_of.emplace(
+        std::make_tuple(req.entity, static_cast<int>(req.kind), fields), groups.size());
+    if (added) groups.push_back(WriteGroup{m, req.kind, std::move(fields), {}});
+    groups[it->second].members.push_back(k);
+  }
+
+  std::map<std::string, ColumnTypes> types;  // by table, read once per batch
+  for (const WriteGroup& g : groups) {
+    const std::string table = table_name(c, *g.mapping);
+    auto t = types.find(table);
+    if (t == types.end()) t = types.emplace(table, column_types(tx, table)).first;
+    // An update with nothing to set or an insert of no column is malformed: the row-by-row
+    // path reports the side's error for it.
+    const bool batchable = g.kind == core::RowWrite::Kind::kDelete || !g.fields.empty();
+    std::size_t next = 0;
+    while (next < g.members.size()) {
+      // A chunk holds each row key once: two writes of one row in one UPDATE ... FROM would
+      // let only one of them take effect.
+      std::vector<const WriteRequest*> reqs;
+      std::vector<WriteResult*> res;
+      std::set<std::string> keys;
+      for (; next < g.members.size() && reqs.size() < kChunkRows; ++next) {
+        const WriteRequest& req = requests[g.members[next]];
+        if (g.kind != core::RowWrite::Kind::kInsert && !keys.insert(req.row_key).second) break;
+        reqs.push_back(&req);
+        res.push_back(&results[g.members[next]]);
       }
-      if (res.status == WriteResult::Status::kApplied)
-        tx.exec_params("INSERT INTO mdsync.applied (outbox_id, row_key) VALUES ($1, $2)",
-                       req.outbox_id, res.row_key);
-      savepoint.release();
-      crash_point("writeback.mid_side");
-    } catch (const pqxx::sql_error& e) {
-      res.status = WriteResult::Status::kFailed;
-      res.error = first_line(e.what());
+      bool batched = false;
+      if (batchable) {
+        try {
+          apply_chunk(tx, c, g, t->second, reqs, res);
+          batched = true;
+        } catch (const pqxx::broken_connection&) {
+          throw;
+        } catch (const std::runtime_error&) {
+          // The side refused a row (pqxx::sql_error), the insert order did not hold, or the
+          // mapping names a column the table lacks: the savepoint undid the whole chunk.
+        }
+      }
+      if (!batched) {
+        // Row by row, each in its own savepoint: a row the side refuses fails alone.
+        for (std::size_t k = 0; k < reqs.size(); ++k) {
+          *res[k] = WriteResult{WriteResult::Status::kApplied, reqs[k]->row_key, ""};
+          apply_one(tx, c, *g.mapping, *reqs[k], *res[k]);
+        }
+        continue;
+      }
+      // One crash-point hit per row, as on the row-by-row path, so MDSYNC_CRASH_AFTER=N still
+      // means "killed after the Nth write": here after the statement that made it, with the
+      // side transaction still open.
+      for (std::size_t k = 0; k < res.size(); ++k) crash_point("writeback.mid_side");
     }
-    results.push_back(res);
   }
   tx.commit();
   return results;

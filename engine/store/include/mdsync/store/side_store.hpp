@@ -80,7 +80,11 @@ class SideStore {
   void forget_capture(const std::vector<std::int64_t>& seqs);
   std::int64_t capture_backlog();
 
-  // Applies the requests in one side transaction, each isolated in a savepoint.
+  // Applies the requests in one side transaction, set-based: one statement finds the
+  // idempotency keys already recorded, then each group of requests of one table, kind and
+  // column set is locked and written by a statement or two per chunk, in a savepoint. A chunk
+  // the side refuses is redone row by row, so the refused row fails alone. Results are in
+  // request order.
   std::vector<WriteResult> apply(const std::vector<WriteRequest>& requests);
 
   // Drops the connection (after an error); the next call reconnects.
