@@ -56,40 +56,76 @@ std::optional<std::int64_t> RecordRepository::find_by_key(const std::string& ent
   return r[0][0].as<std::int64_t>();
 }
 
-std::optional<core::RecordState> RecordRepository::load(std::int64_t id) {
-  const pqxx::result g = tx_.exec_params(
-      "SELECT \"values\"::text, provenance::text, deleted, detached FROM mdsync.golden "
-      "WHERE id = $1 FOR UPDATE",
-      id);
-  if (g.empty()) return std::nullopt;
-  core::RecordState s;
-  s.exists = true;
-  s.golden = values_from_json(g[0][0].as<std::string>());
-  const json prov = json::parse(g[0][1].as<std::string>());
-  for (auto it = prov.begin(); it != prov.end(); ++it)
-    s.provenance[it.key()] =
-        core::Provenance{it.value().value("side", ""), it.value().value("steward", ""),
-                         it.value().value("time_us", std::int64_t{0})};
-  s.deleted = g[0][2].as<bool>();
-  auto arr = g[0][3].as_array();
-  for (auto item = arr.get_next(); item.first != pqxx::array_parser::done; item = arr.get_next())
-    if (item.first == pqxx::array_parser::string_value) s.detached.push_back(item.second);
-  for (const auto& row :
-       tx_.exec_params("SELECT side, base::text FROM mdsync.crosswalk WHERE golden_id = $1", id))
-    s.bases[row[0].as<std::string>()] = values_from_json(row[1].as<std::string>());
-  for (const auto& row : tx_.exec_params("SELECT id, unit, kind, side FROM mdsync.conflict WHERE "
-                                         "golden_id = $1 AND status = 'open' "
-                                         "ORDER BY id",
-                                         id)) {
-    core::OpenConflict c;
-    c.id = row[0].as<std::int64_t>();
-    c.unit = row[1].as<std::string>();
-    c.kind = core::conflict_kind_from_string(row[2].as<std::string>())
-                 .value_or(core::ConflictKind::kConcurrentEdit);
-    c.side = row[3].as<std::string>();
-    s.open_conflicts.push_back(c);
+std::map<RecordRepository::RowRef, std::int64_t> RecordRepository::find_by_keys(
+    const std::set<RowRef>& rows) {
+  std::map<RowRef, std::int64_t> found;
+  if (rows.empty()) return found;
+  std::vector<std::string> entities, sides, keys;
+  for (const auto& [entity, side, key] : rows) {
+    entities.push_back(entity);
+    sides.push_back(side);
+    keys.push_back(key);
   }
-  return s;
+  for (const auto& row : tx_.exec_params(
+           "SELECT x.entity, x.side, x.row_key, x.golden_id"
+           " FROM unnest($1::text[], $2::text[], $3::text[]) AS u(entity, side, row_key)"
+           " JOIN mdsync.crosswalk x"
+           "  ON x.entity = u.entity AND x.side = u.side AND x.row_key = u.row_key",
+           pg_text_array(entities), pg_text_array(sides), pg_text_array(keys)))
+    found[RowRef{row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>()}] =
+        row[3].as<std::int64_t>();
+  return found;
+}
+
+std::optional<core::RecordState> RecordRepository::load(std::int64_t id) {
+  auto loaded = load_many({id});
+  if (loaded.empty()) return std::nullopt;
+  return std::move(loaded.begin()->second);
+}
+
+std::map<std::int64_t, core::RecordState> RecordRepository::load_many(
+    const std::vector<std::int64_t>& ids) {
+  std::map<std::int64_t, core::RecordState> out;
+  if (ids.empty()) return out;
+  // One row per record, its bases and open conflicts gathered as jsonb by subqueries, so a
+  // batch's records cost one statement. Locked in id order, the order every batch uses, so
+  // two transactions that lock several records do not deadlock on each other.
+  const pqxx::result rows = tx_.exec_params(
+      "SELECT g.id, g.\"values\"::text, g.provenance::text, g.deleted, g.detached,"
+      " (SELECT coalesce(jsonb_object_agg(x.side, x.base), '{}') FROM mdsync.crosswalk x"
+      "   WHERE x.golden_id = g.id)::text,"
+      " (SELECT coalesce(jsonb_agg(jsonb_build_array(c.id, c.unit, c.kind, c.side)"
+      "   ORDER BY c.id), '[]') FROM mdsync.conflict c"
+      "   WHERE c.golden_id = g.id AND c.status = 'open')::text"
+      " FROM mdsync.golden g WHERE g.id = ANY($1::bigint[]) ORDER BY g.id FOR UPDATE OF g",
+      pg_bigint_array(ids));
+  for (const auto& g : rows) {
+    core::RecordState s;
+    s.exists = true;
+    s.golden = values_from_json(g[1].as<std::string>());
+    const json prov = json::parse(g[2].as<std::string>());
+    for (auto it = prov.begin(); it != prov.end(); ++it)
+      s.provenance[it.key()] =
+          core::Provenance{it.value().value("side", ""), it.value().value("steward", ""),
+                           it.value().value("time_us", std::int64_t{0})};
+    s.deleted = g[3].as<bool>();
+    auto arr = g[4].as_array();
+    for (auto item = arr.get_next(); item.first != pqxx::array_parser::done; item = arr.get_next())
+      if (item.first == pqxx::array_parser::string_value) s.detached.push_back(item.second);
+    const json bases = json::parse(g[5].as<std::string>());
+    for (auto it = bases.begin(); it != bases.end(); ++it) s.bases[it.key()] = values_of(*it);
+    for (const json& c : json::parse(g[6].as<std::string>())) {
+      core::OpenConflict oc;
+      oc.id = c[0].get<std::int64_t>();
+      oc.unit = c[1].get<std::string>();
+      oc.kind = core::conflict_kind_from_string(c[2].get<std::string>())
+                    .value_or(core::ConflictKind::kConcurrentEdit);
+      oc.side = c[3].get<std::string>();
+      s.open_conflicts.push_back(std::move(oc));
+    }
+    out.emplace(g[0].as<std::int64_t>(), std::move(s));
+  }
+  return out;
 }
 
 std::map<std::string, std::string> RecordRepository::row_keys(std::int64_t id) {

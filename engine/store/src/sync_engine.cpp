@@ -243,6 +243,21 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
                rows.end());
   }
 
+  // The batch's reads in two statements before any change is decided: the golden ids of
+  // every captured row, then those records, locked. The per-change savepoints below then
+  // hold only writes. `links` follows the links the batch itself makes and removes.
+  std::set<RecordRepository::RowRef> refs;
+  for (std::size_t i = 0; i < sides_.size(); ++i)
+    for (const CapturedRow& row : captured[i].rows)
+      if (!row.row_key.empty()) refs.emplace(row.entity, sides_[i]->name(), row.row_key);
+  std::map<RecordRepository::RowRef, std::int64_t> links = repo.find_by_keys(refs);
+  std::vector<std::int64_t> linked_ids;
+  for (const auto& [ref, gid] : links) linked_ids.push_back(gid);
+  std::sort(linked_ids.begin(), linked_ids.end());
+  linked_ids.erase(std::unique(linked_ids.begin(), linked_ids.end()), linked_ids.end());
+  // Records as loaded; `states` holds them as this batch has changed them.
+  const std::map<std::int64_t, core::RecordState> loaded = repo.load_many(linked_ids);
+
   // Merge the sides by capture time; each side's own rows stay in sequence order, which is
   // the commit order of changes to one row (guarantee 6).
   std::vector<std::size_t> next(sides_.size(), 0);
@@ -285,20 +300,20 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
       continue;
     }
     const core::Change change = to_change(row, side, *entity);
+    const RecordRepository::RowRef ref{row.entity, side, row.row_key};
+    std::optional<std::int64_t> gid;
+    if (auto link = links.find(ref); link != links.end()) gid = link->second;
+    if (!gid && row.op == core::Op::kDelete)
+      continue;  // a row the engine never linked is gone again: nothing to reconcile
     try {
       Savepoint change_savepoint(tx, "change");
-      std::optional<std::int64_t> gid = repo.find_by_key(row.entity, side, row.row_key);
       core::RecordState state;
       if (gid) {
-        auto cached = states.find(*gid);
-        if (cached != states.end()) {
+        if (auto cached = states.find(*gid); cached != states.end()) {
           state = cached->second;
-        } else if (auto loaded = repo.load(*gid)) {
-          state = std::move(*loaded);
+        } else if (auto first = loaded.find(*gid); first != loaded.end()) {
+          state = first->second;
         }
-      } else if (row.op == core::Op::kDelete) {
-        change_savepoint.release();
-        continue;  // a row the engine never linked is gone again: nothing to reconcile
       } else if (auto held = repo.open_create_conflict(row.entity, side, row.row_key)) {
         core::Plan plan;
         plan.source = side + "#" + std::to_string(row.seq);
@@ -311,7 +326,8 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
       }
 
       const core::Plan plan = core::reconcile_in_place(*rules, rs.version, state, change);
-      if (!gid && state.exists) {
+      const bool created = !gid && state.exists;
+      if (created) {
         gid = repo.create_golden(row.entity, state);
         repo.link(row.entity, side, row.row_key, *gid, state.bases[side]);
       } else if (gid) {
@@ -323,6 +339,11 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
       }
       repo.persist_plan(row.entity, gid, side, row.row_key, plan, state);
       change_savepoint.release();
+      // Only a change that was kept moves the batch's view of the links.
+      if (created)
+        links[ref] = *gid;
+      else if (gid && plan.unlink_source)
+        links.erase(ref);
       if (log::enabled(log::Level::kDebug))
         log::debug("plan", {{"golden_id", gid.value_or(0)}, {"text", plan.to_text()}});
       result.conflicts_opened += static_cast<int>(plan.opened.size());
@@ -450,6 +471,7 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     RecordRepository repo(tx);
     std::set<std::int64_t> replan;
     OutboxOutcomes outcome;
+    std::vector<std::string> base_ids, base_values;  // applied updates: what the side now holds
     for (std::size_t k = 0; k < requests.size(); ++k) {
       const WriteRequest& w = requests[k];
       const WriteResult& res = results[k];
@@ -461,10 +483,8 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
           } else if (w.kind == core::RowWrite::Kind::kDelete) {
             repo.unlink(gid, side.name());
           } else {
-            tx.exec_params(
-                "UPDATE mdsync.crosswalk SET base = base || $3::jsonb"
-                " WHERE golden_id = $1 AND side = $2",
-                gid, side.name(), values_to_json(w.values));
+            base_ids.push_back(std::to_string(gid));
+            base_values.push_back(values_to_json(w.values));
           }
           outcome.add(w.outbox_id, "done", res.row_key, "");
           ++result.writes_applied;
@@ -485,6 +505,12 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
       }
     }
     outcome.save(tx);
+    if (!base_ids.empty())
+      tx.exec_params(
+          "UPDATE mdsync.crosswalk x SET base = x.base || u.v::jsonb"
+          " FROM unnest($1::bigint[], $2::text[]) AS u(id, v)"
+          " WHERE x.golden_id = u.id AND x.side = $3",
+          pg_text_array(base_ids), pg_text_array(base_values), side.name());
     // A superseded write means the side changed under us; its change is captured and
     // reconciled, and the record is planned again from what the engine now knows.
     if (!replan.empty() && rs != nullptr) {

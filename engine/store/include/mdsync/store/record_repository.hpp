@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "mdsync/core/decision.hpp"
@@ -31,8 +33,15 @@ class RecordRepository {
 
   std::optional<std::int64_t> find_by_key(const std::string& entity, const std::string& side,
                                           const std::string& row_key);
+  // The golden ids of many side rows in one statement, for a batch; rows not linked are
+  // left out.
+  using RowRef = std::tuple<std::string, std::string, std::string>;  // entity, side, row key
+  std::map<RowRef, std::int64_t> find_by_keys(const std::set<RowRef>& rows);
   // Locks the golden row for the rest of the transaction. nullopt if there is none.
   std::optional<core::RecordState> load(std::int64_t golden_id);
+  // Loads and locks (in id order) many records in one statement; ids with no golden row are
+  // left out.
+  std::map<std::int64_t, core::RecordState> load_many(const std::vector<std::int64_t>& ids);
   std::map<std::string, std::string> row_keys(std::int64_t golden_id);  // side -> row key
 
   std::int64_t create_golden(const std::string& entity, const core::RecordState& state);
