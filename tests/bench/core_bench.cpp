@@ -3,10 +3,12 @@
 // must not grow with the number of unchanged fields (compare 20 and 40 fields, 1 changed).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "mdsync/core/reconciler.hpp"
 
@@ -129,6 +131,20 @@ void BM_ReconcileCopy(benchmark::State& st) {
 
 }  // namespace
 
-BENCHMARK(BM_ReconcileInPlace)->Args({20, 1})->Args({20, 5})->Args({20, 20})->Args({40, 1});
-BENCHMARK(BM_ReconcileCopy)->Args({20, 1})->Args({20, 20});
+// With repetitions, "max" is the best repetition: on a shared machine other work only ever
+// slows a run down, so the fastest repetition is the closest to what one core can do (for
+// the time columns, "max" is the slowest; read the rate counters).
+namespace {
+double best(const std::vector<double>& v) {
+  return v.empty() ? 0.0 : *std::max_element(v.begin(), v.end());
+}
+}  // namespace
+
+BENCHMARK(BM_ReconcileInPlace)
+    ->Args({20, 1})
+    ->Args({20, 5})
+    ->Args({20, 20})
+    ->Args({40, 1})
+    ->ComputeStatistics("max", best);
+BENCHMARK(BM_ReconcileCopy)->Args({20, 1})->Args({20, 20})->ComputeStatistics("max", best);
 BENCHMARK_MAIN();

@@ -272,7 +272,7 @@ TEST(Delete, NoDeleteOwnerRestoresEveryDelete) {
   const Reconciliation r = reconcile(rules, kVersion, live_record(), erase("erp", 4, 50));
   ASSERT_EQ(r.plan.decisions.size(), 1u);
   EXPECT_EQ(r.plan.decisions[0].outcome, Outcome::kRestore);
-  EXPECT_EQ(r.plan.decisions[0].reason, "no side owns deletes; the row is re-created on erp");
+  EXPECT_EQ(r.plan.decisions[0].reason(), "no side owns deletes; the row is re-created on erp");
   EXPECT_FALSE(r.after.deleted);
 }
 

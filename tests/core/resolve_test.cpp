@@ -119,7 +119,7 @@ TEST(Resolve, NoteIsAppendedToTheReason) {
   const Reconciliation r = resolve(rules(), kVersion, state_with_conflicts(), kSegment,
                                    take("crm", "confirmed with the account manager"));
   ASSERT_EQ(r.plan.decisions.size(), 1u);
-  EXPECT_EQ(r.plan.decisions[0].reason,
+  EXPECT_EQ(r.plan.decisions[0].reason(),
             "alice took crm's value (confirmed with the account manager)");
 }
 

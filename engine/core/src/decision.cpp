@@ -105,7 +105,7 @@ std::string Plan::to_text() const {
       out << " golden " << show_values(d.before) << " -> " << show_values(d.after);
     else if (!d.proposed.empty())
       out << " proposed " << show_values(d.proposed) << ", golden stays " << show_values(d.before);
-    out << "  [" << d.rule_text() << "] " << d.reason << "\n";
+    out << "  [" << d.rule_text() << "] " << d.reason() << "\n";
   }
   for (const ConflictOpened& c : opened) {
     out << "  open " << to_string(c.kind) << " on " << c.unit << ":";

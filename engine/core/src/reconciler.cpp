@@ -2,23 +2,12 @@
 
 #include <algorithm>
 #include <array>
-#include <initializer_list>
 #include <string_view>
 
 #include "mdsync/core/validation.hpp"
 
 namespace mdsync::core {
 namespace {
-
-// Concatenates with one allocation at most (none for short results).
-std::string cat(std::initializer_list<std::string_view> parts) {
-  std::size_t n = 0;
-  for (std::string_view p : parts) n += p.size();
-  std::string s;
-  s.reserve(n);
-  for (std::string_view p : parts) s.append(p);
-  return s;
-}
 
 UnitValues unit_values(const Unit& unit, const FieldValues& source) {
   UnitValues out;
@@ -167,7 +156,7 @@ class TouchedUnits {
   std::size_t fields_matched() const { return fields_matched_; }
 
  private:
-  static constexpr std::size_t kInline = 16;
+  static constexpr std::size_t kInline = 32;  // a 20-field change fits
   const Unit** data() { return spill_.empty() ? inline_.data() : spill_.data(); }
   void push(const Unit* unit) {
     if (size_ == kInline) spill_.assign(inline_.begin(), inline_.end());
@@ -197,7 +186,7 @@ class Decider {
 
   // Records a decision whose golden values after it are what golden holds now.
   UnitDecision& decide(const Unit& unit, Outcome outcome, UnitValues golden_before,
-                       UnitValues proposed, std::string reason) {
+                       UnitValues proposed, Reason reason) {
     UnitValues after;
     for (const std::string& m : unit.members) after.add(m, value_or_null(after_.golden, m));
     return record(unit, outcome, std::move(golden_before), std::move(proposed), std::move(after),
@@ -206,7 +195,7 @@ class Decider {
 
   // Records a decision whose golden values after it the caller already has.
   UnitDecision& record(const Unit& unit, Outcome outcome, UnitValues golden_before,
-                       UnitValues proposed, UnitValues golden_after, std::string reason) {
+                       UnitValues proposed, UnitValues golden_after, Reason reason) {
     UnitDecision& d = start(unit, outcome, std::move(reason));
     d.before = std::move(golden_before);
     d.after = std::move(golden_after);
@@ -215,14 +204,14 @@ class Decider {
   }
 
   // A decision whose values the caller fills in place (the hot path: no temporaries).
-  UnitDecision& start(const Unit& unit, Outcome outcome, std::string reason) {
+  UnitDecision& start(const Unit& unit, Outcome outcome, Reason reason) {
     UnitDecision& d = plan_.decisions.emplace_back();
     d.unit = unit.name;
     d.outcome = outcome;
     d.rule = unit.rule_text
                  ? unit.rule_text
                  : std::make_shared<const std::string>(describe_rule(rules_.entity, unit));
-    d.reason = std::move(reason);
+    d.why = std::move(reason);
     return d;
   }
 
@@ -248,7 +237,7 @@ class Decider {
     const std::string& owner = unit.policy.owner;
     if (unit.policy.on_foreign_write == ForeignWrite::kRevert) {
       record(unit, Outcome::kRevert, std::move(before), std::move(v), g,
-             cat({owner, " owns ", unit.name, "; ", side, "'s write is reverted"}));
+             Reason(Reason::Form::kReverted, side, owner));
     } else {
       open_conflict(unit.name, ConflictKind::kForeignWrite, {{side, v}, {owner, g}},
                     side + " wrote " + unit.name + ", which " + owner + " owns");
@@ -360,14 +349,14 @@ void decide_unit(Decider& d, const EntityRules& rules, const Change& change, con
   const std::string& side = change.side;
   // Golden stands unless the unit is accepted: it is then both before and after.
   // Values are copied straight into the plan's decision: no temporaries on the hot path.
-  auto keep = [&](Outcome outcome, std::string reason) {
+  auto keep = [&](Outcome outcome, Reason reason) {
     UnitDecision& made = d.start(unit, outcome, std::move(reason));
     g.copy_to(unit, made.before);
     v.copy_to(unit, made.proposed);
     made.after = made.before;
   };
   // `g` sees golden change under it, so what golden was is copied before it is written.
-  auto accept = [&](std::string reason) {
+  auto accept = [&](Reason reason) {
     UnitDecision& made = d.start(unit, Outcome::kAccept, std::move(reason));
     g.copy_to(unit, made.before);
     v.copy_to(unit, made.proposed);
@@ -397,23 +386,23 @@ void decide_unit(Decider& d, const EntityRules& rules, const Change& change, con
     return;
   }
   if (unit_equal(rules, unit, v, g)) {
-    keep(Outcome::kAgree, cat({side, " already holds the golden value"}));
+    keep(Outcome::kAgree, Reason(Reason::Form::kAlreadyHolds, side));
     return;
   }
   const FieldPolicy& p = unit.policy;
   const bool owner = p.owner == side;
   if (unit_equal(rules, unit, g, b)) {  // only this side changed it
     if (owner)
-      accept(cat({side, " owns ", unit.name}));
+      accept(Reason(Reason::Form::kOwns, side));
     else if (p.is_shared())
-      accept(cat({side, " changed shared ", unit.name}));
+      accept(Reason(Reason::Form::kChangedShared, side));
     else
       foreign_write();
     return;
   }
   // Someone else's change has not reached this side yet, and it changed the unit too.
   if (owner) {
-    accept(cat({side, " owns ", unit.name, " and wins"}));
+    accept(Reason(Reason::Form::kOwnsAndWins, side));
     return;
   }
   if (!p.is_shared()) {
@@ -436,18 +425,18 @@ void decide_unit(Decider& d, const EntityRules& rules, const Change& change, con
                          (change.commit_time_us == prov.time_us && prov.steward.empty() &&
                           rules.priority_rank(side) < rules.priority_rank(prov.side));
       if (later)
-        accept(cat({side, " wrote last"}));
+        accept(Reason(Reason::Form::kWroteLast, side));
       else
-        keep(Outcome::kKeepGolden, cat({other, " wrote last"}));
+        keep(Outcome::kKeepGolden, Reason(Reason::Form::kWroteLast, other));
       return;
     }
     case OnConflict::kPriority: {
       const bool wins =
           prov.steward.empty() && rules.priority_rank(side) < rules.priority_rank(prov.side);
       if (wins)
-        accept(side + " ranks before " + other);
+        accept(Reason(Reason::Form::kRanksBefore, side, other));
       else
-        keep(Outcome::kKeepGolden, other + " ranks before " + side);
+        keep(Outcome::kKeepGolden, Reason(Reason::Form::kRanksBefore, other, side));
       return;
     }
   }

@@ -207,7 +207,7 @@ void RecordRepository::persist_plan(const std::string& entity, std::optional<std
   for (std::int64_t closed : plan.closed) {
     const bool dismissed =
         !plan.decisions.empty() && plan.decisions.back().outcome == core::Outcome::kDismiss;
-    const std::string note = plan.decisions.empty() ? std::string() : plan.decisions.back().reason;
+    const std::string note = plan.decisions.empty() ? std::string() : plan.decisions.back().reason();
     const json resolution = {
         {"decision", dismissed ? "dismiss" : "resolve"},
         {"values",
@@ -226,7 +226,7 @@ void RecordRepository::persist_plan(const std::string& entity, std::optional<std
         " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, $8, $9, $10, $11)",
         entity, id, d.unit, std::string(core::to_string(d.outcome)), values_to_json(d.before),
         values_to_json(d.after), values_to_json(d.proposed), plan.source, d.rule_text(),
-        plan.ruleset_version, d.reason);
+        plan.ruleset_version, d.reason());
   }
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "mdsync/core/reason.hpp"
 #include "mdsync/core/record_state.hpp"
 #include "mdsync/core/unit_values.hpp"
 #include "mdsync/core/value.hpp"
@@ -40,12 +41,14 @@ struct UnitDecision {
   UnitValues after;     // golden values after (equal to before unless golden changed)
   UnitValues proposed;  // what the side (or steward) proposed
   std::shared_ptr<const std::string> rule;  // "customer.credit_limit owner=erp ..." (shared)
-  std::string reason;                       // one line for the audit trail and the CLI
+  Reason why;                               // rendered by reason()
   const std::string& rule_text() const {
     static const std::string kNone;
     return rule ? *rule : kNone;
   }
   bool golden_changed() const { return before != after; }
+  // One line for the audit trail and the CLI.
+  std::string reason() const { return why.render(unit); }
 };
 
 struct ConflictOpened {
