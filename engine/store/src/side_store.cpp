@@ -7,6 +7,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "field_transforms.hpp"
 #include "mdsync/store/crash_points.hpp"
 #include "mdsync/store/db_connection.hpp"
 #include "mdsync/store/pg_arrays.hpp"
@@ -21,27 +22,74 @@ std::string first_line(const std::string& s) {
   return nl == std::string::npos ? s : s.substr(0, nl);
 }
 
+std::string table_name(pqxx::connection_base& c, const config::SideMapping& m) {
+  return c.quote_name(m.schema) + "." + c.quote_name(m.table);
+}
+
+// A json_path as a text[] literal of quoted elements, never spliced text.
+std::string path_array(pqxx::connection_base& c, const std::vector<std::string>& path) {
+  std::string s = "ARRAY[";
+  for (std::size_t i = 0; i < path.size(); ++i) s += (i ? ", " : "") + c.quote(path[i]);
+  return s + "]::text[]";
+}
+
+std::string lookup_table(pqxx::connection_base& c, const config::SideMapping& m,
+                         const mapping::Lookup& l) {
+  return c.quote_name(l.schema.empty() ? m.schema : l.schema) + "." + c.quote_name(l.table);
+}
+
+// What a capture trigger records for a field of row `row` (NEW or OLD): the column, or the
+// text at a jsonb path. A lookup field records the foreign key itself; read_capture looks it
+// up, so the trigger stays one column read and an unknown key can be reported.
+std::string captured_expr(pqxx::connection_base& c, const mapping::FieldMapping& fm,
+                          const std::string& row) {
+  const std::string col = row + "." + c.quote_name(fm.column);
+  if (!fm.json_path.empty()) return col + " #>> " + path_array(c, fm.json_path);
+  return col;
+}
+
+// The side's text of a field in the side row aliased `t`, for the write-back condition: the
+// column as text, the text at a jsonb path, or the looked-up value.
+std::string current_expr(pqxx::connection_base& c, const config::SideMapping& m,
+                         const mapping::FieldMapping& fm) {
+  const std::string col = "t." + c.quote_name(fm.column);
+  if (!fm.json_path.empty()) return col + " #>> " + path_array(c, fm.json_path);
+  if (fm.lookup)
+    return "(SELECT l." + c.quote_name(fm.lookup->value) + "::text FROM " +
+           lookup_table(c, m, *fm.lookup) + " l WHERE l." + c.quote_name(fm.lookup->key) + " = " +
+           col + ")";
+  return col + "::text";
+}
+
 // Builds the row trigger body for one entity's table. Field names (config-checked) key the
-// captured jsonb; identifiers are quoted by the server's rules, literals escaped.
+// captured jsonb; identifiers are quoted by the server's rules, literals escaped. A field at a
+// jsonb path is compared and captured at its path only: an edit of another key of the same
+// object is no change of the field, so it costs the side no capture row and the engine no
+// work (the engine still reads only the key, as it would after extracting it itself).
 std::string trigger_body(pqxx::connection_base& c, const config::EntityConfig& entity,
                          const config::SideMapping& m) {
   const std::string ent = c.quote(entity.name);
   const std::string key = c.quote_name(m.key_column);
   std::ostringstream all, diff;
   // jsonb_build_object takes at most 100 arguments: build in chunks of 50 fields.
-  for (std::size_t i = 0; i < m.columns.size(); i += 50) {
+  for (std::size_t i = 0; i < m.fields.size(); i += 50) {
     if (i) all << " || ";
     all << "jsonb_build_object(";
-    for (std::size_t k = i; k < m.columns.size() && k < i + 50; ++k) {
+    for (std::size_t k = i; k < m.fields.size() && k < i + 50; ++k) {
       if (k > i) all << ", ";
-      all << c.quote(m.columns[k].first) << ", NEW." << c.quote_name(m.columns[k].second);
+      all << c.quote(m.fields[k].field) << ", " << captured_expr(c, m.fields[k], "NEW");
     }
     all << ")";
   }
-  for (const auto& [field, column] : m.columns) {
-    const std::string col = c.quote_name(column);
-    diff << "    IF NEW." << col << " IS DISTINCT FROM OLD." << col << " THEN d := d || "
-         << "jsonb_build_object(" << c.quote(field) << ", NEW." << col << "); END IF;\n";
+  for (const mapping::FieldMapping& fm : m.fields) {
+    std::string now = "NEW." + c.quote_name(fm.column), before = "OLD." + c.quote_name(fm.column);
+    if (!fm.json_path.empty()) {
+      now += " #> " + path_array(c, fm.json_path);
+      before += " #> " + path_array(c, fm.json_path);
+    }
+    diff << "    IF " << now << " IS DISTINCT FROM " << before << " THEN d := d || "
+         << "jsonb_build_object(" << c.quote(fm.field) << ", " << captured_expr(c, fm, "NEW")
+         << "); END IF;\n";
   }
   std::ostringstream b;
   b << "DECLARE d jsonb := '{}'::jsonb;\n"
@@ -68,14 +116,10 @@ std::string trigger_body(pqxx::connection_base& c, const config::EntityConfig& e
   return b.str();
 }
 
-std::string table_name(pqxx::connection_base& c, const config::SideMapping& m) {
-  return c.quote_name(m.schema) + "." + c.quote_name(m.table);
-}
-
 }  // namespace
 
 SideStore::SideStore(const config::Config& config, const config::SideConfig& side)
-    : config_(config), side_(side) {}
+    : config_(config), side_(side), transforms_(std::make_unique<FieldTransforms>(config)) {}
 
 SideStore::~SideStore() = default;
 
@@ -116,6 +160,30 @@ void SideStore::check_mappings() {
         problems.push_back("side " + side_.name + ": table " + m->schema + "." + m->table +
                            " has no column '" + column + "' (mapped to " + entity.name + "." +
                            field + " in " + where + ".columns)");
+    for (const mapping::FieldMapping& fm : m->fields) {
+      if (!fm.lookup) continue;
+      const mapping::Lookup& l = *fm.lookup;
+      const std::string schema = l.schema.empty() ? m->schema : l.schema;
+      const std::string at = where + ".columns." + fm.field + ".lookup in " + config_.path;
+      std::map<std::string, bool> has;
+      for (const auto& row : tx.exec_params(
+               "SELECT a.attname FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid "
+               "JOIN pg_namespace n ON n.oid = t.relnamespace "
+               "WHERE n.nspname = $1 AND t.relname = $2 AND t.relkind IN ('r', 'p', 'v', 'm') "
+               "AND a.attnum > 0 AND NOT a.attisdropped",
+               schema, l.table))
+        has[row[0].as<std::string>()] = true;
+      if (has.empty()) {
+        problems.push_back("side " + side_.name + ": lookup table " + schema + "." + l.table +
+                           " of " + entity.name + "." + fm.field + " does not exist (" + at + ")");
+        continue;
+      }
+      for (const std::string* col : {&l.key, &l.value})
+        if (!has.count(*col))
+          problems.push_back("side " + side_.name + ": lookup table " + schema + "." + l.table +
+                             " has no column '" + *col + "' (" + (col == &l.key ? "key" : "value") +
+                             " of " + entity.name + "." + fm.field + " in " + at + ")");
+    }
   }
   if (!problems.empty()) {
     std::string msg;
@@ -236,7 +304,53 @@ CaptureBatch SideStore::read_capture(int limit) {
       rows.back().values[row[5].as<std::string>()] =
           row[6].is_null() ? core::Value{} : core::Value{row[6].as<std::string>()};
   }
+  resolve_lookups(tx, rows);
   return batch;
+}
+
+void SideStore::resolve_lookups(pqxx::transaction_base& tx, std::vector<CapturedRow>& rows) {
+  // A lookup field was captured as its foreign key; each is read as the referenced row's value,
+  // one statement per lookup field for the whole batch. A key the table does not hold cannot
+  // be read: it becomes an invalid_value for that field, and the rest of the row syncs.
+  pqxx::connection_base& c = conn();
+  for (const config::EntityConfig& entity : config_.entities) {
+    const config::SideMapping* m = entity.mapping_for(side_.name);
+    if (m == nullptr) continue;
+    for (const mapping::FieldMapping& fm : m->fields) {
+      if (!fm.lookup) continue;
+      std::vector<std::string> wanted;
+      for (const CapturedRow& row : rows) {
+        if (row.entity != entity.name) continue;
+        auto v = row.values.find(fm.field);
+        if (v != row.values.end() && v->second) wanted.push_back(*v->second);
+      }
+      if (wanted.empty()) continue;
+      // Compared as text, so the statement does not depend on the key's type; lookup tables
+      // are reference tables (countries, currencies), small enough for that.
+      std::map<std::string, core::Value> found;
+      for (const auto& r :
+           tx.exec_params("SELECT l." + c.quote_name(fm.lookup->key) + "::text, l." +
+                              c.quote_name(fm.lookup->value) + "::text FROM " +
+                              lookup_table(c, *m, *fm.lookup) + " l WHERE l." +
+                              c.quote_name(fm.lookup->key) + "::text = ANY($1::text[])",
+                          pg_text_array(wanted)))
+        found[r[0].as<std::string>()] =
+            r[1].is_null() ? core::Value{} : core::Value{r[1].as<std::string>()};
+      for (CapturedRow& row : rows) {
+        if (row.entity != entity.name) continue;
+        auto v = row.values.find(fm.field);
+        if (v == row.values.end() || !v->second) continue;
+        auto f = found.find(*v->second);
+        if (f != found.end()) {
+          v->second = f->second;
+        } else {
+          row.invalid[fm.field] = "side value " + fm.column + " = " + *v->second + " is not in " +
+                                  (fm.lookup->schema.empty() ? m->schema : fm.lookup->schema) +
+                                  "." + fm.lookup->table + "." + fm.lookup->key + " (lookup)";
+        }
+      }
+    }
+  }
 }
 
 void SideStore::forget_capture(const std::vector<std::int64_t>& seqs) {
@@ -356,19 +470,59 @@ void apply_one(pqxx::work& tx, pqxx::connection_base& c, const config::SideMappi
   }
 }
 
+// A request as this side is written: its values in the side's terms (transforms applied,
+// lookups resolved to the referenced keys). The request keeps the canonical values and the
+// canonical expected base, which the condition of mapped fields is checked against.
+struct Prepared {
+  const WriteRequest* req = nullptr;
+  core::FieldValues side;
+};
+
 // Requests of one entity, one kind and one set of columns: they share one statement.
 struct WriteGroup {
   const config::SideMapping* mapping = nullptr;
   core::RowWrite::Kind kind = core::RowWrite::Kind::kUpdate;
   std::vector<std::string> fields;   // update: fields to set; insert: fields given; delete: none
   std::vector<std::size_t> members;  // indexes into the requests, in request order
+  bool mapped = false;               // some field is not a plain column
 };
+
+// How a jsonb value is made from a field's text: numbers and booleans as JSON numbers and
+// booleans, everything else as a JSON string.
+std::string json_cast(core::FieldType type) {
+  switch (type) {
+    case core::FieldType::kInteger:
+    case core::FieldType::kNumeric:
+      return "numeric";
+    case core::FieldType::kBoolean:
+      return "boolean";
+    default:
+      return "text";
+  }
+}
+
+// `object` with the value `v` (SQL text of a field's side text) set at `path`, creating
+// missing parent objects on the way, every other key untouched. Each level reads its object
+// once through a sub-select, so the expression grows linearly with the path and the fields.
+std::string json_set(pqxx::connection_base& c, std::string object,
+                     const std::vector<std::string>& path, const std::string& v,
+                     core::FieldType type) {
+  for (std::size_t d = 1; d < path.size(); ++d) {
+    const std::string p = path_array(c, std::vector<std::string>(path.begin(), path.begin() + d));
+    object = "(SELECT jsonb_set(s.j, " + p + ", coalesce(s.j #> " + p +
+             ", '{}'::jsonb), true) FROM (SELECT " + object + ") s(j))";
+  }
+  // A NULL value is JSON null at the path: jsonb_set with a NULL value would empty the column.
+  return "jsonb_set(" + object + ", " + path_array(c, path) + ", coalesce(to_jsonb(" + v +
+         "::" + json_cast(type) + "), 'null'::jsonb), true)";
+}
 
 // Writes one chunk of a group in a few set-based statements inside a savepoint; fills the
 // chunk's results. Throws (the savepoint rolled back, nothing of the chunk written) when the
 // side refuses any row of it.
-void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const WriteGroup& g,
-                 const ColumnTypes& types, const std::vector<const WriteRequest*>& reqs,
+void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const config::EntityConfig& entity,
+                 const FieldTransforms& transforms, const std::string& side, const WriteGroup& g,
+                 const ColumnTypes& types, const std::vector<const Prepared*>& all,
                  const std::vector<WriteResult*>& res) {
   const config::SideMapping& m = *g.mapping;
   const std::string table = table_name(c, m);
@@ -379,12 +533,99 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const WriteGroup& g,
       throw std::runtime_error("side table " + table + " has no column " + column);
     return it->second;
   };
+  auto field_type = [&](const std::string& field) {
+    return entity.type_of(field).value_or(core::FieldType::kText);
+  };
   const std::string key_type = type_of(m.key_column).base;
+  std::vector<std::string> all_keys;
+  for (const Prepared* p : all) all_keys.push_back(p->req->row_key);
+
+  Savepoint savepoint(tx, "writeback_chunk");
+  if (g.kind == core::RowWrite::Kind::kUpdate) {
+    // The rows are locked first, in a statement of their own, so that later statements'
+    // snapshots (taken after any transaction that held one of them has committed) see the
+    // capture rows those transactions wrote. Taken in key order, as every batch takes them.
+    const std::string lock = "SELECT 1 FROM " + table + " t WHERE t." + key +
+                             " IN (SELECT u.k::" + key_type + " FROM unnest($1::text[]) u(k))" +
+                             " ORDER BY t." + key + " FOR UPDATE OF t";
+    tx.exec_params(lock, pg_text_array(all_keys));
+  }
+
+  // Which requests are written by the set-based statement. For mapped fields (a transform, a
+  // jsonb key, a lookup) the side's text may differ from the canonical base and still hold it
+  // ("HTTPS://WWW.Example.com/" holds "example.com"), and only FieldTransform::side_holds says
+  // so: comparing in SQL with to_side(base) would find such a row changed on every attempt,
+  // supersede the write and plan it again forever. So their condition is checked here, in
+  // C++, on the rows locked above (held until the side transaction commits, so what is read
+  // is what the update overwrites), with one read for the whole chunk; plain columns keep
+  // their typed SQL condition in the update itself. Storing the side's raw text as the base
+  // was the other way, but it would make bases differ per side for the core, which diffs
+  // captured values against them in canonical terms.
+  std::vector<const Prepared*> reqs;
+  std::vector<WriteResult*> out;
+  std::vector<std::vector<bool>> held;  // per written request, per group field
+  if (g.kind == core::RowWrite::Kind::kUpdate && g.mapped) {
+    std::string sel = "SELECT t." + key + "::text, EXISTS (SELECT 1 FROM mdsync.capture c" +
+                      " WHERE c.entity = $2 AND c.row_key = t." + key + "::text)";
+    for (const std::string& field : g.fields) {
+      const mapping::FieldMapping& fm = *m.field_mapping(field);
+      sel += ", " + (fm.plain() ? std::string("NULL") : current_expr(c, m, fm));
+    }
+    sel += " FROM " + table + " t WHERE t." + key + " IN (SELECT u.k::" + key_type +
+           " FROM unnest($1::text[]) u(k))";
+    const pqxx::result cur = tx.exec_params(sel, pg_text_array(all_keys), entity.name);
+    std::map<std::string, pqxx::result::size_type> row_of;
+    for (pqxx::result::size_type r = 0; r < cur.size(); ++r)
+      row_of[cur[r][0].as<std::string>()] = r;
+    for (std::size_t k = 0; k < all.size(); ++k) {
+      const WriteRequest& req = *all[k]->req;
+      auto r = row_of.find(req.row_key);
+      if (r == row_of.end() || cur[r->second][1].as<bool>()) {
+        // Gone, or changed by a user with changes still to reconcile: see below.
+        res[k]->status = WriteResult::Status::kSuperseded;
+        continue;
+      }
+      bool holds_base = true, all_held = true;
+      std::vector<bool> h(g.fields.size(), false);
+      for (std::size_t i = 0; i < g.fields.size(); ++i) {
+        const mapping::FieldTransform* t = transforms.find(entity.name, side, g.fields[i]);
+        if (t == nullptr) {
+          all_held = false;  // a plain column: written, under its SQL condition
+          continue;
+        }
+        const pqxx::field f = cur[r->second][static_cast<int>(i) + 2];
+        const core::Value raw = f.is_null() ? core::Value{} : core::Value{f.as<std::string>()};
+        auto e = req.expected.find(g.fields[i]);
+        const core::Value expected = e == req.expected.end() ? core::Value{} : e->second;
+        auto v = req.values.find(g.fields[i]);
+        const core::Value value = v == req.values.end() ? core::Value{} : v->second;
+        // A base the transform cannot write (a value it refused) is held by the same text.
+        if (!t->side_holds(raw, expected) && raw != expected) holds_base = false;
+        h[i] = t->side_holds(raw, value);
+        all_held = all_held && h[i];
+      }
+      if (!holds_base) {
+        res[k]->status = WriteResult::Status::kSuperseded;
+      } else if (!all_held) {
+        reqs.push_back(all[k]);
+        out.push_back(res[k]);
+        held.push_back(std::move(h));
+      }
+      // Else the row already holds every value: nothing is written (no tuple, no trigger);
+      // the write counts as applied, so the base becomes the golden value. It is not recorded
+      // in mdsync.applied: doing nothing again on a retry is as harmless.
+    }
+  } else {
+    reqs = all;
+    out = res;
+    held.assign(all.size(), std::vector<bool>(g.fields.size(), false));
+  }
+
   std::vector<std::int64_t> ids;
   std::vector<std::string> keys;
-  for (const WriteRequest* r : reqs) {
-    ids.push_back(r->outbox_id);
-    keys.push_back(r->row_key);
+  for (const Prepared* p : reqs) {
+    ids.push_back(p->req->outbox_id);
+    keys.push_back(p->req->row_key);
   }
   std::vector<std::string> params;
   auto param = [&](std::string array) {
@@ -393,47 +634,71 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const WriteGroup& g,
   };
   auto values_of = [&](const std::string& field, bool expected) {
     std::vector<core::Value> column;
-    for (const WriteRequest* r : reqs) {
-      const core::FieldValues& from = expected ? r->expected : r->values;
+    for (const Prepared* p : reqs) {
+      const core::FieldValues& from = expected ? p->req->expected : p->side;
       auto it = from.find(field);
       column.push_back(it == from.end() ? core::Value{} : it->second);
     }
     return pg_nullable_text_array(column);
   };
+  auto held_of = [&](std::size_t i) {
+    std::vector<std::string> column;
+    for (const auto& h : held) column.push_back(h[i] ? "t" : "f");
+    return pg_text_array(column);
+  };
 
-  Savepoint savepoint(tx, "writeback_chunk");
   switch (g.kind) {
     case core::RowWrite::Kind::kUpdate: {
-      // The rows are locked first, in a statement of their own, so that the update's snapshot
-      // (taken after any transaction that held one of them has committed) sees the capture
-      // rows those transactions wrote. Taken in key order, as every batch takes them.
-      const std::string lock = "SELECT 1 FROM " + table + " t WHERE t." + key +
-                               " IN (SELECT u.k::" + key_type + " FROM unnest($1::text[]) u(k))" +
-                               " ORDER BY t." + key + " FOR UPDATE OF t";
-      tx.exec_params(lock, pg_text_array(keys));
+      if (reqs.empty()) break;
       std::string cols = "u(id, k", arrays = param(pg_bigint_array(ids)) + "::bigint[], " +
                                              param(pg_text_array(keys)) + "::text[]";
       std::string set, cond;
+      // Fields at jsonb paths are set into their column's object, one assignment per column.
+      std::vector<std::string> json_columns;
+      std::map<std::string, std::string> json_value;
       for (std::size_t i = 0; i < g.fields.size(); ++i) {
-        const std::string col = *m.column_of(g.fields[i]);
+        const mapping::FieldMapping& fm = *m.field_mapping(g.fields[i]);
+        const std::string col = fm.column;
         const std::string& type = type_of(col).base;
-        const std::string n = "n" + std::to_string(i), e = "e" + std::to_string(i);
-        cols += ", " + n + ", " + e;
-        arrays += ", " + param(values_of(g.fields[i], false)) + "::text[], " +
-                  param(values_of(g.fields[i], true)) + "::text[]";
-        set += (i ? ", " : "") + c.quote_name(col) + " = u." + n + "::" + type;
-        cond += " AND t." + c.quote_name(col) + " IS NOT DISTINCT FROM u." + e + "::" + type;
+        const std::string n = "n" + std::to_string(i), e = "e" + std::to_string(i),
+                          h = "h" + std::to_string(i);
+        if (fm.plain()) {
+          cols += ", " + n + ", " + e;
+          arrays += ", " + param(values_of(g.fields[i], false)) + "::text[], " +
+                    param(values_of(g.fields[i], true)) + "::text[]";
+          set += (set.empty() ? "" : ", ") + c.quote_name(col) + " = u." + n + "::" + type;
+          cond += " AND t." + c.quote_name(col) + " IS NOT DISTINCT FROM u." + e + "::" + type;
+        } else if (!fm.json_path.empty()) {
+          cols += ", " + n;
+          arrays += ", " + param(values_of(g.fields[i], false)) + "::text[]";
+          if (!json_value.count(col)) {
+            json_columns.push_back(col);
+            json_value[col] = "coalesce(t." + c.quote_name(col) + ", '{}'::jsonb)";
+          }
+          json_value[col] =
+              json_set(c, json_value[col], fm.json_path, "u." + n, field_type(g.fields[i]));
+        } else {
+          // A field the row already holds keeps its text ("HTTPS://WWW.Example.com/" is not
+          // rewritten as "example.com" because another field of the row changed).
+          cols += ", " + n + ", " + h;
+          arrays += ", " + param(values_of(g.fields[i], false)) + "::text[], " + param(held_of(i)) +
+                    "::boolean[]";
+          set += (set.empty() ? "" : ", ") + c.quote_name(col) + " = CASE WHEN u." + h +
+                 " THEN t." + c.quote_name(col) + " ELSE u." + n + "::" + type + " END";
+        }
       }
+      for (const std::string& col : json_columns)
+        set += (set.empty() ? "" : ", ") + c.quote_name(col) + " = " + json_value[col];
       // A row is written only where the side still holds the base (guarantee 4) and has no
       // captured change the engine has not reconciled yet: its value may equal the base again
       // (A -> B -> A) while those changes are still to come, and they would then be judged
       // against a base they never saw. Such a write is superseded and planned again once they
       // are reconciled. The applied rows' outbox ids are recorded in the same statement.
-      const std::string entity = param(reqs.front()->entity);
+      const std::string ent = param(entity.name);
       std::string sql = "WITH u AS (SELECT * FROM unnest(" + arrays + ") AS " + cols + ")),";
       sql += " w AS (UPDATE " + table + " t SET " + set;
       sql += " FROM u WHERE t." + key + " = u.k::" + key_type + cond;
-      sql += " AND NOT EXISTS (SELECT 1 FROM mdsync.capture c WHERE c.entity = " + entity;
+      sql += " AND NOT EXISTS (SELECT 1 FROM mdsync.capture c WHERE c.entity = " + ent;
       sql += " AND c.row_key = u.k) RETURNING u.id, u.k),";
       sql += " a AS (INSERT INTO mdsync.applied (outbox_id, row_key) SELECT id, k FROM w)";
       sql += " SELECT id FROM w";
@@ -441,7 +706,8 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const WriteGroup& g,
       std::set<std::int64_t> written;
       for (const auto& row : r) written.insert(row[0].as<std::int64_t>());
       for (std::size_t k = 0; k < reqs.size(); ++k)
-        if (!written.count(reqs[k]->outbox_id)) res[k]->status = WriteResult::Status::kSuperseded;
+        if (!written.count(reqs[k]->req->outbox_id))
+          out[k]->status = WriteResult::Status::kSuperseded;
       break;
     }
     case core::RowWrite::Kind::kInsert: {
@@ -450,27 +716,42 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const WriteGroup& g,
       // PostgreSQL inserts them; each returned row is checked against its request's values,
       // and any difference sends the chunk to the row-by-row path.
       std::string cols = "u(id", arrays = param(pg_bigint_array(ids)) + "::bigint[]";
-      std::string names, select, returned, sent;
+      std::vector<std::string> order;  // columns, in order of first appearance
+      std::map<std::string, std::string> select, sent;
       for (std::size_t i = 0; i < g.fields.size(); ++i) {
-        const std::string col = *m.column_of(g.fields[i]);
+        const mapping::FieldMapping& fm = *m.field_mapping(g.fields[i]);
+        const std::string& col = fm.column;
         const ColumnType& type = type_of(col);
-        const std::string v = "v" + std::to_string(i), sep = i ? ", " : "";
+        const std::string v = "v" + std::to_string(i);
         cols += ", " + v;
         arrays += ", " + param(values_of(g.fields[i], false)) + "::text[]";
-        names += sep + c.quote_name(col);
-        select += sep + "u." + v + "::" + type.base;
-        returned += sep + "t." + c.quote_name(col);
-        sent += sep + "u." + v + "::" + type.full;
+        if (!select.count(col)) order.push_back(col);
+        if (!fm.json_path.empty()) {
+          if (!select.count(col)) select[col] = "'{}'::jsonb";
+          select[col] = json_set(c, select[col], fm.json_path, "u." + v, field_type(g.fields[i]));
+          sent[col] = select[col];
+        } else {
+          select[col] = "u." + v + "::" + type.base;
+          sent[col] = "u." + v + "::" + type.full;
+        }
+      }
+      std::string names, sel, returned, sent_row;
+      for (std::size_t i = 0; i < order.size(); ++i) {
+        const std::string sep = i ? ", " : "";
+        names += sep + c.quote_name(order[i]);
+        sel += sep + select[order[i]];
+        returned += sep + "t." + c.quote_name(order[i]);
+        sent_row += sep + sent[order[i]];
       }
       std::string sql = "WITH u AS (SELECT * FROM unnest(" + arrays + ") WITH ORDINALITY AS ";
       sql += cols + ", ord)),";
-      sql += " i AS (INSERT INTO " + table + " AS t (" + names + ") SELECT " + select;
+      sql += " i AS (INSERT INTO " + table + " AS t (" + names + ") SELECT " + sel;
       sql += " FROM u ORDER BY u.ord";
       sql += " RETURNING t." + key + "::text AS k, ROW(" + returned + ")::text AS r),";
       sql += " n AS (SELECT k, r, row_number() OVER () AS ord FROM i),";
       sql += " a AS (INSERT INTO mdsync.applied (outbox_id, row_key)";
       sql += " SELECT u.id, n.k FROM n JOIN u ON u.ord = n.ord)";
-      sql += " SELECT n.ord, n.k, n.r IS NOT DISTINCT FROM ROW(" + sent + ")::text";
+      sql += " SELECT n.ord, n.k, n.r IS NOT DISTINCT FROM ROW(" + sent_row + ")::text";
       sql += " FROM n JOIN u ON u.ord = n.ord ORDER BY n.ord";
       const pqxx::result r = tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
       if (r.size() != reqs.size())
@@ -480,7 +761,7 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const WriteGroup& g,
         if (r[k][0].as<std::size_t>() != k + 1 || !r[k][2].as<bool>())
           throw InsertOrderMismatch("batched insert: returned row " + std::to_string(k + 1) +
                                     " does not match its request");
-        res[k]->row_key = r[k][1].as<std::string>();
+        out[k]->row_key = r[k][1].as<std::string>();
       }
       break;
     }
@@ -515,6 +796,73 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
       done[row[0].as<std::int64_t>()] =
           row[1].is_null() ? std::nullopt : std::optional<std::string>(row[1].as<std::string>());
 
+  // Each value in the side's terms. A golden value this side cannot hold (outside its value
+  // map, more decimals than its scale, a code its lookup table lacks) fails this row's write
+  // alone, with the reason, and the golden value stays: the value was valid where it came
+  // from, so it is not the source's change that is wrong, and writing anything else (NULL, a
+  // rounded number) would be a wrong value on this side. The steward sees the failed write in
+  // the outbox and the log; the other rows and sides go on.
+  std::vector<Prepared> prepared(requests.size());
+  std::vector<bool> skip(requests.size(), false);
+  auto fail = [&](std::size_t k, const std::string& why) {
+    skip[k] = true;
+    results[k].status = WriteResult::Status::kFailed;
+    results[k].error = why + "; not written, the golden value stays";
+  };
+  // Lookups to resolve: (entity, field) -> side values wanted.
+  std::map<std::pair<std::string, std::string>, std::set<std::string>> lookups;
+  for (std::size_t k = 0; k < requests.size(); ++k) {
+    const WriteRequest& req = requests[k];
+    results[k].row_key = req.row_key;
+    prepared[k].req = &req;
+    prepared[k].side = req.values;
+    if (done.count(req.outbox_id) || req.kind == core::RowWrite::Kind::kDelete) continue;
+    const config::EntityConfig* entity = config_.entity(req.entity);
+    const config::SideMapping* m = entity ? entity->mapping_for(side_.name) : nullptr;
+    if (m == nullptr) continue;
+    for (auto& [field, value] : prepared[k].side) {
+      const mapping::FieldTransform* t = transforms_->find(req.entity, side_.name, field);
+      if (t == nullptr) continue;
+      const mapping::Converted s = t->to_side(value);
+      if (!s.ok()) {
+        fail(k, field + ": " + s.reason());
+        break;
+      }
+      value = s.value();
+      const mapping::FieldMapping* fm = m->field_mapping(field);
+      if (fm && fm->lookup && value) lookups[{req.entity, field}].insert(*value);
+    }
+  }
+  for (const auto& [what, wanted] : lookups) {
+    const config::SideMapping& m = *config_.entity(what.first)->mapping_for(side_.name);
+    const mapping::Lookup& l = *m.field_mapping(what.second)->lookup;
+    const std::string lt = lookup_table(c, m, l);
+    std::map<std::string, std::vector<std::string>> keys;  // value -> keys of rows holding it
+    std::vector<std::string> values(wanted.begin(), wanted.end());
+    for (const auto& r :
+         tx.exec_params("SELECT l." + c.quote_name(l.value) + "::text, l." + c.quote_name(l.key) +
+                            "::text FROM " + lt + " l WHERE l." + c.quote_name(l.value) +
+                            "::text = ANY($1::text[])",
+                        pg_text_array(values)))
+      keys[r[0].as<std::string>()].push_back(r[1].as<std::string>());
+    const std::string where = (l.schema.empty() ? m.schema : l.schema) + "." + l.table;
+    for (std::size_t k = 0; k < requests.size(); ++k) {
+      if (skip[k] || requests[k].entity != what.first) continue;
+      auto v = prepared[k].side.find(what.second);
+      if (v == prepared[k].side.end() || !v->second) continue;
+      auto found = keys.find(*v->second);
+      if (found == keys.end())
+        fail(k, what.second + ": '" + *v->second + "' is not a " + l.value + " of " + where +
+                    " (lookup)");
+      else if (found->second.size() > 1)
+        fail(k, what.second + ": '" + *v->second + "' is the " + l.value + " of " +
+                    std::to_string(found->second.size()) + " rows of " + where +
+                    "; the lookup cannot tell which one");
+      else
+        v->second = found->second.front();
+    }
+  }
+
   // The rest, grouped by entity, kind and columns (in order of first appearance): each group
   // is written with a few statements per chunk instead of a few per row. The writes of one
   // pass are of distinct records; grouping only reorders them inside the one side transaction.
@@ -523,7 +871,7 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
   for (std::size_t k = 0; k < requests.size(); ++k) {
     const WriteRequest& req = requests[k];
     WriteResult& res = results[k];
-    res.row_key = req.row_key;
+    if (skip[k]) continue;
     if (auto d = done.find(req.outbox_id); d != done.end()) {
       if (d->second) res.row_key = *d->second;
       continue;
@@ -543,15 +891,18 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
       for (const auto& [field, column] : m->columns)
         if (req.values.count(field)) fields.push_back(field);
     }
+    bool mapped = false;
+    for (const std::string& f : fields) mapped = mapped || !m->field_mapping(f)->plain();
     auto [it, added] = group_of.emplace(
         std::make_tuple(req.entity, static_cast<int>(req.kind), fields), groups.size());
-    if (added) groups.push_back(WriteGroup{m, req.kind, std::move(fields), {}});
+    if (added) groups.push_back(WriteGroup{m, req.kind, std::move(fields), {}, mapped});
     groups[it->second].members.push_back(k);
   }
 
   std::map<std::string, ColumnTypes> types;  // by table, read once per batch
   for (const WriteGroup& g : groups) {
     const std::string table = table_name(c, *g.mapping);
+    const config::EntityConfig& entity = *config_.entity(requests[g.members.front()].entity);
     auto t = types.find(table);
     if (t == types.end()) t = types.emplace(table, column_types(tx, table)).first;
     // An update with nothing to set or an insert of no column is malformed: the row-by-row
@@ -561,19 +912,19 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
     while (next < g.members.size()) {
       // A chunk holds each row key once: two writes of one row in one UPDATE ... FROM would
       // let only one of them take effect.
-      std::vector<const WriteRequest*> reqs;
+      std::vector<const Prepared*> reqs;
       std::vector<WriteResult*> res;
       std::set<std::string> keys;
       for (; next < g.members.size() && reqs.size() < kChunkRows; ++next) {
-        const WriteRequest& req = requests[g.members[next]];
-        if (g.kind != core::RowWrite::Kind::kInsert && !keys.insert(req.row_key).second) break;
-        reqs.push_back(&req);
+        const Prepared& p = prepared[g.members[next]];
+        if (g.kind != core::RowWrite::Kind::kInsert && !keys.insert(p.req->row_key).second) break;
+        reqs.push_back(&p);
         res.push_back(&results[g.members[next]]);
       }
       bool batched = false;
       if (batchable) {
         try {
-          apply_chunk(tx, c, g, t->second, reqs, res);
+          apply_chunk(tx, c, entity, *transforms_, side_.name, g, t->second, reqs, res);
           batched = true;
         } catch (const pqxx::broken_connection&) {
           throw;
@@ -583,10 +934,24 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
         }
       }
       if (!batched) {
-        // Row by row, each in its own savepoint: a row the side refuses fails alone.
+        // Row by row, each in its own savepoint: a row the side refuses fails alone. Mapped
+        // fields take the same statements as a chunk of one row, so their condition and
+        // their jsonb and lookup writes have one implementation.
         for (std::size_t k = 0; k < reqs.size(); ++k) {
-          *res[k] = WriteResult{WriteResult::Status::kApplied, reqs[k]->row_key, ""};
-          apply_one(tx, c, *g.mapping, *reqs[k], *res[k]);
+          *res[k] = WriteResult{WriteResult::Status::kApplied, reqs[k]->req->row_key, ""};
+          if (!g.mapped || !batchable) {
+            apply_one(tx, c, *g.mapping, *reqs[k]->req, *res[k]);
+            continue;
+          }
+          try {
+            apply_chunk(tx, c, entity, *transforms_, side_.name, g, t->second, {reqs[k]}, {res[k]});
+            crash_point("writeback.mid_side");
+          } catch (const pqxx::broken_connection&) {
+            throw;
+          } catch (const std::runtime_error& e) {
+            *res[k] = WriteResult{WriteResult::Status::kFailed, reqs[k]->req->row_key,
+                                  first_line(e.what())};
+          }
         }
         continue;
       }

@@ -5,6 +5,7 @@
 #include <set>
 #include <thread>
 
+#include "field_transforms.hpp"
 #include "mdsync/core/reconciler.hpp"
 #include "mdsync/core/writeback_plan.hpp"
 #include "mdsync/log/event_log.hpp"
@@ -38,7 +39,7 @@ std::string first_line(const std::string& s) {
 }  // namespace
 
 SyncEngine::SyncEngine(const config::Config& config, std::uint64_t seed)
-    : config_(config), rng_(seed) {
+    : config_(config), transforms_(std::make_unique<FieldTransforms>(config)), rng_(seed) {
   for (const config::SideConfig& side : config_.sides)
     sides_.push_back(std::make_unique<SideStore>(config_, side));
 }
@@ -149,8 +150,12 @@ namespace {
 // conflict for its field instead of being copied to every side.
 constexpr std::size_t kMaxValueBytes = 1 << 20;
 
+// `base` is the side's base of the record (empty for a row not linked yet): a mapped field
+// whose side value still holds its base is read as the base itself, so a formatting-only
+// edit under a normalizer is no change.
 core::Change to_change(const CapturedRow& row, const std::string& side,
-                       const config::EntityConfig& entity) {
+                       const config::EntityConfig& entity, const FieldTransforms& transforms,
+                       const core::FieldValues& base) {
   core::Change change;
   change.side = side;
   change.seq = row.seq;
@@ -165,6 +170,19 @@ core::Change to_change(const CapturedRow& row, const std::string& side,
       change.values[field] = it->second->substr(0, 64) + "...";
       change.unconvertible[field] =
           "is larger than the 1 MiB value limit (" + std::to_string(it->second->size()) + " bytes)";
+      continue;
+    }
+    if (auto bad = row.invalid.find(field); bad != row.invalid.end()) {
+      change.values[field] = it->second;
+      change.unconvertible[field] = bad->second;
+      continue;
+    }
+    if (const mapping::FieldTransform* t = transforms.find(entity.name, side, field)) {
+      auto b = base.find(field);
+      const mapping::Converted c =
+          t->to_canonical(it->second, b == base.end() ? core::Value{} : b->second);
+      change.values[field] = c.ok() ? c.value() : it->second;
+      if (!c.ok()) change.unconvertible[field] = c.reason();
       continue;
     }
     auto canonical = core::canonicalize(type, it->second);
@@ -299,7 +317,6 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
       keep_as_error("the row key is NULL or empty; the row cannot be linked");
       continue;
     }
-    const core::Change change = to_change(row, side, *entity);
     const RecordRepository::RowRef ref{row.entity, side, row.row_key};
     std::optional<std::int64_t> gid;
     if (auto link = links.find(ref); link != links.end()) gid = link->second;
@@ -314,15 +331,22 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
         } else if (auto first = loaded.find(*gid); first != loaded.end()) {
           state = first->second;
         }
-      } else if (auto held = repo.open_create_conflict(row.entity, side, row.row_key)) {
-        core::Plan plan;
-        plan.source = side + "#" + std::to_string(row.seq);
-        plan.ruleset_version = rs.version;
-        plan.attached.push_back(core::ConflictAttached{*held, side, change.values});
-        repo.persist_plan(row.entity, std::nullopt, side, row.row_key, plan, state);
-        change_savepoint.release();
-        ++result.captured;
-        continue;
+      }
+      auto base = state.bases.find(side);
+      const core::Change change =
+          to_change(row, side, *entity, *transforms_,
+                    base == state.bases.end() ? core::FieldValues{} : base->second);
+      if (!gid) {
+        if (auto held = repo.open_create_conflict(row.entity, side, row.row_key)) {
+          core::Plan plan;
+          plan.source = side + "#" + std::to_string(row.seq);
+          plan.ruleset_version = rs.version;
+          plan.attached.push_back(core::ConflictAttached{*held, side, change.values});
+          repo.persist_plan(row.entity, std::nullopt, side, row.row_key, plan, state);
+          change_savepoint.release();
+          ++result.captured;
+          continue;
+        }
       }
 
       const core::Plan plan = core::reconcile_in_place(*rules, rs.version, state, change);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -16,9 +17,12 @@
 
 namespace pqxx {
 class connection_base;
-}
+class transaction_base;
+}  // namespace pqxx
 
 namespace mdsync::store {
+
+class FieldTransforms;
 
 // The config's mapping does not match the live side; the message lists every mismatch.
 class MappingError : public std::runtime_error {
@@ -31,6 +35,9 @@ struct CapturedRow {
   core::Op op = core::Op::kUpsert;
   std::string row_key;
   core::FieldValues values;  // raw text as the side holds it, by field
+  // Fields whose side value could not be read (a foreign key that the lookup table does not
+  // hold): field -> reason. The engine makes them invalid_value conflicts.
+  std::map<std::string, std::string> invalid = {};
   std::int64_t captured_at_us = 0;
 };
 
@@ -92,10 +99,12 @@ class SideStore {
 
  private:
   pqxx::connection_base& conn();
+  void resolve_lookups(pqxx::transaction_base& tx, std::vector<CapturedRow>& rows);
 
   const config::Config& config_;
   const config::SideConfig& side_;
   PgConnection conn_;
+  std::unique_ptr<FieldTransforms> transforms_;
 };
 
 }  // namespace mdsync::store

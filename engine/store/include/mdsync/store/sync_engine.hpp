@@ -41,6 +41,8 @@ struct PassResult {
   PassResult& operator+=(const PassResult& o);
 };
 
+class FieldTransforms;
+
 class SyncEngine {
  public:
   // `seed` drives the backoff jitter; the service logs it so a run can be replayed.
@@ -74,6 +76,7 @@ class SyncEngine {
   const config::Config& config_;
   PgConnection control_;
   std::vector<std::unique_ptr<SideStore>> sides_;
+  std::unique_ptr<FieldTransforms> transforms_;  // reads captured values of mapped fields
   std::map<std::string, SideHealth> health_;
   std::optional<core::Ruleset> ruleset_;
   std::mt19937_64 rng_;
