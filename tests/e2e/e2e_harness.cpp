@@ -124,6 +124,17 @@ void Scenario::write_config(const std::string& rules_json, const std::string& co
   write_file(dir_ + "/rules/customer.json", rules_json);
 }
 
+void Scenario::write_config_entities(const std::string& entities_json,
+                                     const std::map<std::string, std::string>& rules) {
+  write_config();
+  nlohmann::json config = nlohmann::json::parse(read_file(config_path()));
+  config["entities"] = nlohmann::json::parse(entities_json);
+  write_file(config_path(), config.dump(2));
+  std::filesystem::remove_all(dir_ + "/rules");
+  std::filesystem::create_directories(dir_ + "/rules");
+  for (const auto& [entity, text] : rules) write_file(dir_ + "/rules/" + entity + ".json", text);
+}
+
 RunResult Scenario::mdsync(const std::vector<std::string>& args) const {
   static int counter = 0;
   const std::string base = dir_ + "/run" + std::to_string(++counter);

@@ -33,6 +33,11 @@ class Scenario {
   // Writes mdsync.json (with `config_patch` JSON merged over the default) and rules.
   void write_config(const std::string& rules_json = default_rules(),
                     const std::string& config_patch = "{}");
+  // Writes mdsync.json with `entities` (a JSON object) in place of the demo's, and the rules
+  // folder with one file per entry of `rules` (entity -> rules JSON): for sides of other shapes
+  // (load their tables with erp_exec and crm_exec).
+  void write_config_entities(const std::string& entities_json,
+                             const std::map<std::string, std::string>& rules);
   const std::string& dir() const { return dir_; }
   std::string config_path() const { return dir_ + "/mdsync.json"; }
 

@@ -1,0 +1,272 @@
+// End-to-end tests of the per-field mapping options (engine/mapping/MAPPING.md) between two
+// sides of really different shapes: an Odoo-like ERP (integer keys, country as a foreign key,
+// VAT inside a jsonb column, numeric money) and a Twenty-like CRM (uuid keys, quoted camelCase,
+// money in micros, a domain where the ERP has a website, the country by name).
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+#include "e2e_harness.hpp"
+
+namespace mdsync::e2e {
+namespace {
+
+std::string fixture(const std::string& name) {
+  return read_file(std::string(MDSYNC_E2E_FIXTURES) + "/" + name);
+}
+
+// `revenue_type` lets a test make the canonical field an integer, which micros do not always
+// divide back into.
+std::string entities(const std::string& revenue_type = "numeric") {
+  return R"({"company": {
+    "fields": {"name": "text", "website": "text", "revenue": ")" +
+         revenue_type + R"(", "country": "text",
+               "vat": "text", "customer_no": "text"},
+    "sides": {
+      "erp": {"schema": "erp", "table": "res_partner", "key": "id", "columns": {
+        "name": "name", "website": "website", "revenue": "credit_limit",
+        "country": {"column": "country_id",
+                    "lookup": {"table": "res_country", "key": "id", "value": "code"}},
+        "vat": {"column": "company_data", "json_path": ["vat"]},
+        "customer_no": "ref"}},
+      "crm": {"schema": "Workspace", "table": "company", "key": "id", "columns": {
+        "name": "name",
+        "website": {"column": "domainName", "normalize": ["trim", "url_host"]},
+        "revenue": {"column": "annualRecurringRevenueAmountMicros", "scale": 6},
+        "country": {"column": "addressAddressCountry",
+                    "map": {"BE": "Belgium", "NL": "Netherlands", "DE": "Germany",
+                            "FR": "France", "US": "United States", "JP": "Japan",
+                            "CH": "Switzerland"}},
+        "vat": "taxId", "customer_no": "customerNumber"}}}}})";
+}
+
+const char* const kRules = R"({
+  "entity": "company", "priority": ["erp", "crm"], "create": ["erp", "crm"],
+  "delete": {"owner": "erp", "propagate": "delete"},
+  "default": {"owner": "shared", "on_conflict": "last_writer_wins"},
+  "fields": {}
+})";
+
+class MappingTest : public ::testing::Test {
+ protected:
+  MappingTest() : s_(::testing::UnitTest::GetInstance()->current_test_info()->name()) {}
+  void start(const std::string& revenue_type = "numeric") {
+    s_.erp_exec(fixture("erp_partners.sql"));
+    s_.crm_exec(fixture("crm_companies.sql"));
+    s_.write_config_entities(entities(revenue_type), {{"company", kRules}});
+    s_.mdsync_ok({"init"});
+  }
+  std::string crm_of(const std::string& column, const std::string& name) const {
+    return s_.crm("SELECT \"" + column + "\"::text FROM \"Workspace\".company WHERE name = '" +
+                  name + "'");
+  }
+  std::string erp_of(const std::string& expr, const std::string& name) const {
+    return s_.erp("SELECT (" + expr + ")::text FROM erp.res_partner p WHERE p.name = '" + name +
+                  "'");
+  }
+  std::string erp_country(const std::string& name) const {
+    return s_.erp(
+        "SELECT c.code FROM erp.res_partner p JOIN erp.res_country c"
+        " ON c.id = p.country_id WHERE p.name = '" +
+        name + "'");
+  }
+  std::string open_conflicts() const {
+    return s_.control(
+        "SELECT coalesce(string_agg(kind || ' ' || unit, ', ' ORDER BY id), '')"
+        " FROM mdsync.conflict WHERE status = 'open'");
+  }
+  std::string pending_captures() const {
+    return s_.erp("SELECT count(*) FROM mdsync.capture") + "+" +
+           s_.crm("SELECT count(*) FROM mdsync.capture");
+  }
+  Scenario s_;
+};
+
+// scale, map, lookup, json_path and url_host from the ERP to the CRM, exactly, also at a
+// size no double holds.
+TEST_F(MappingTest, ErpValuesReachTheCrmInItsOwnTerms) {
+  start();
+  s_.erp_exec(
+      "INSERT INTO erp.res_partner (name, is_company, ref, website, credit_limit, country_id,"
+      " company_data) VALUES ('Acme', true, 'C-1', 'https://www.acme.example/about', 1234.56,"
+      " (SELECT id FROM erp.res_country WHERE code = 'BE'),"
+      " '{\"vat\": \"BE0123456789\", \"payment_term\": \"30d\"}')");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(crm_of("annualRecurringRevenueAmountMicros", "Acme"), "1234560000");
+  EXPECT_EQ(crm_of("addressAddressCountry", "Acme"), "Belgium");
+  EXPECT_EQ(crm_of("taxId", "Acme"), "BE0123456789");
+  EXPECT_EQ(crm_of("domainName", "Acme"), "acme.example");
+  EXPECT_EQ(crm_of("customerNumber", "Acme"), "C-1");
+
+  s_.erp_exec(
+      "UPDATE erp.res_partner SET credit_limit = 9223372036854.77,"
+      " country_id = (SELECT id FROM erp.res_country WHERE code = 'NL'),"
+      " company_data = jsonb_set(company_data, '{vat}', '\"NL000099998B57\"') WHERE name = 'Acme'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(crm_of("annualRecurringRevenueAmountMicros", "Acme"), "9223372036854770000");
+  EXPECT_EQ(crm_of("addressAddressCountry", "Acme"), "Netherlands");
+  EXPECT_EQ(crm_of("taxId", "Acme"), "NL000099998B57");
+  EXPECT_EQ(s_.control("SELECT \"values\"->>'revenue' FROM mdsync.golden"), "9223372036854.77");
+  EXPECT_EQ(pending_captures(), "0+0");
+  EXPECT_EQ(open_conflicts(), "");
+}
+
+// The same options from the CRM to the ERP: micros back to decimals, a country name to the
+// ERP's country id, the tax id into one key of company_data with the other keys untouched.
+TEST_F(MappingTest, CrmValuesReachTheErpInItsOwnTerms) {
+  start();
+  s_.crm_exec(
+      "INSERT INTO \"Workspace\".company (name, \"domainName\", "
+      "\"annualRecurringRevenueAmountMicros\", \"addressAddressCountry\", \"taxId\","
+      " \"customerNumber\") VALUES ('Globex', 'HTTPS://WWW.Globex.example/', 1234560000,"
+      " 'Germany', 'DE999999999', 'C-2')");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(erp_of("p.credit_limit", "Globex"), "1234.56");
+  EXPECT_EQ(erp_country("Globex"), "DE");
+  EXPECT_EQ(erp_of("p.company_data", "Globex"), R"({"vat": "DE999999999"})");
+  EXPECT_EQ(erp_of("p.website", "Globex"), "globex.example");
+  EXPECT_EQ(erp_of("p.ref", "Globex"), "C-2");
+  // The CRM keeps its own spelling of the domain: it already holds the value.
+  EXPECT_EQ(crm_of("domainName", "Globex"), "HTTPS://WWW.Globex.example/");
+
+  // Another key of company_data is not the field: no capture row.
+  s_.erp_exec(
+      "UPDATE erp.res_partner SET company_data = company_data || '{\"payment_term\": \"60d\"}'"
+      " WHERE name = 'Globex'");
+  EXPECT_EQ(pending_captures(), "0+0");
+
+  s_.crm_exec(
+      "UPDATE \"Workspace\".company SET \"taxId\" = 'DE111111111',"
+      " \"annualRecurringRevenueAmountMicros\" = 9223372036854770000,"
+      " \"addressAddressCountry\" = 'France' WHERE name = 'Globex'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(erp_of("p.company_data", "Globex"), R"({"vat": "DE111111111", "payment_term": "60d"})");
+  EXPECT_EQ(erp_of("p.credit_limit", "Globex"), "9223372036854.77");
+  EXPECT_EQ(erp_country("Globex"), "FR");
+  EXPECT_EQ(pending_captures(), "0+0");
+  EXPECT_EQ(open_conflicts(), "");
+}
+
+// url_host: "HTTPS://WWW.Example.com/" on the CRM and "example.com" golden are the same
+// value. Neither side is written (the rows keep their tuple, measured by xmin), nothing is
+// captured again, golden keeps its spelling.
+TEST_F(MappingTest, FormattingOnlyDifferenceCausesNoWriteAndNoPingPong) {
+  start();
+  s_.erp_exec(
+      "INSERT INTO erp.res_partner (name, is_company, website) VALUES ('Ex', true,"
+      " 'example.com')");
+  s_.mdsync_ok({"run", "--once"});
+  ASSERT_EQ(crm_of("domainName", "Ex"), "example.com");
+  const std::string audit = s_.control("SELECT count(*) FROM mdsync.audit");
+
+  s_.crm_exec("UPDATE \"Workspace\".company SET \"domainName\" = 'HTTPS://WWW.Example.com/'");
+  ASSERT_EQ(pending_captures(), "0+1");
+  const std::string erp_tuple = erp_of("p.xmin", "Ex");
+  const std::string crm_tuple = crm_of("xmin", "Ex");
+  s_.mdsync_ok({"run", "--once"});
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(erp_of("p.website", "Ex"), "example.com");
+  EXPECT_EQ(erp_of("p.xmin", "Ex"), erp_tuple);
+  EXPECT_EQ(crm_of("domainName", "Ex"), "HTTPS://WWW.Example.com/");
+  EXPECT_EQ(crm_of("xmin", "Ex"), crm_tuple);
+  EXPECT_EQ(pending_captures(), "0+0");
+  EXPECT_EQ(s_.control("SELECT \"values\"->>'website' FROM mdsync.golden"), "example.com");
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.audit"), audit);
+
+  // A new golden value the CRM's text already holds: golden changes, the CRM is not written.
+  s_.erp_exec("UPDATE erp.res_partner SET website = 'https://example.com/about' WHERE name = 'Ex'");
+  s_.mdsync_ok({"run", "--once"});
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(s_.control("SELECT \"values\"->>'website' FROM mdsync.golden"),
+            "https://example.com/about");
+  EXPECT_EQ(crm_of("domainName", "Ex"), "HTTPS://WWW.Example.com/");
+  EXPECT_EQ(crm_of("xmin", "Ex"), crm_tuple);
+  EXPECT_EQ(pending_captures(), "0+0");
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.outbox WHERE status <> 'done'"), "0");
+
+  // A real change of host is written, in the CRM's form.
+  s_.erp_exec("UPDATE erp.res_partner SET website = 'http://Other.example' WHERE name = 'Ex'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(crm_of("domainName", "Ex"), "other.example");
+  EXPECT_EQ(pending_captures(), "0+0");
+}
+
+// A value a side cannot read is an invalid_value conflict for that field alone; the rest of
+// the record syncs. A golden value a side cannot hold fails that write alone, with the reason.
+TEST_F(MappingTest, UnknownCountryIsAnInvalidValueAndTheRestSyncs) {
+  start();
+  s_.erp_exec(
+      "INSERT INTO erp.res_partner (name, is_company, country_id) VALUES ('Initech', true,"
+      " (SELECT id FROM erp.res_country WHERE code = 'BE'))");
+  s_.mdsync_ok({"run", "--once"});
+  ASSERT_EQ(crm_of("addressAddressCountry", "Initech"), "Belgium");
+
+  // Not in the CRM's value map.
+  s_.crm_exec(
+      "UPDATE \"Workspace\".company SET \"addressAddressCountry\" = 'Atlantis',"
+      " \"customerNumber\" = 'C-7' WHERE name = 'Initech'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(open_conflicts(), "invalid_value country");
+  EXPECT_NE(s_.control("SELECT reason FROM mdsync.conflict").find("Atlantis"), std::string::npos)
+      << s_.control("SELECT reason FROM mdsync.conflict");
+  EXPECT_EQ(erp_of("p.ref", "Initech"), "C-7");
+  EXPECT_EQ(erp_country("Initech"), "BE");
+  EXPECT_EQ(s_.control("SELECT \"values\"->>'country' FROM mdsync.golden"), "BE");
+
+  // A key the ERP's country table does not hold (the foreign key is dropped to let one in).
+  s_.erp_exec("ALTER TABLE erp.res_partner DROP CONSTRAINT res_partner_country_id_fkey");
+  s_.erp_exec(
+      "INSERT INTO erp.res_partner (name, is_company, country_id, ref) VALUES"
+      " ('Hooli', true, 999, 'C-9')");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(crm_of("customerNumber", "Hooli"), "C-9");
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.conflict WHERE status = 'open'"
+                       " AND kind = 'invalid_value' AND unit = 'country'"
+                       " AND reason LIKE '%country_id = 999 is not in erp.res_country.id%'"),
+            "1")
+      << s_.control("SELECT string_agg(reason, ' / ') FROM mdsync.conflict");
+}
+
+TEST_F(MappingTest, GoldenValueTheErpLookupLacksFailsThatWriteAlone) {
+  start();
+  s_.erp_exec(
+      "INSERT INTO erp.res_partner (name, is_company) VALUES ('Umbrella', true),"
+      " ('Stark', true)");
+  s_.mdsync_ok({"run", "--once"});
+  // Switzerland is in the CRM's map (CH), but the ERP has no CH row.
+  s_.crm_exec(
+      "UPDATE \"Workspace\".company SET \"addressAddressCountry\" = 'Switzerland'"
+      " WHERE name = 'Umbrella'");
+  s_.crm_exec(
+      "UPDATE \"Workspace\".company SET \"addressAddressCountry\" = 'Japan'"
+      " WHERE name = 'Stark'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(erp_country("Stark"), "JP");
+  EXPECT_EQ(erp_of("p.country_id", "Umbrella"), "<null>");
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.golden WHERE \"values\"->>'country' = 'CH'"),
+            "1");
+  EXPECT_EQ(s_.control("SELECT last_error FROM mdsync.outbox WHERE status = 'failed'"),
+            "country: 'CH' is not a code of erp.res_country (lookup); not written, the golden "
+            "value stays");
+}
+
+// Micros that do not divide into the canonical integer field: invalid_value, never rounded.
+TEST_F(MappingTest, MicrosThatAreNotAWholeNumberOfUnitsAreInvalid) {
+  start("integer");
+  s_.crm_exec(
+      "INSERT INTO \"Workspace\".company (name, \"annualRecurringRevenueAmountMicros\")"
+      " VALUES ('Wonka', 1234560000), ('Oceanic', 5000000000)");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(erp_of("p.credit_limit", "Oceanic"), "5000.00");
+  EXPECT_EQ(erp_of("p.credit_limit", "Wonka"), "<null>");
+  EXPECT_EQ(erp_of("p.name", "Wonka"), "Wonka");
+  EXPECT_EQ(open_conflicts(), "invalid_value revenue");
+  const std::string reason = s_.control("SELECT reason FROM mdsync.conflict");
+  EXPECT_NE(reason.find("'1234560000' is 1234.56 at scale 6, not a whole number"),
+            std::string::npos)
+      << reason;
+}
+
+}  // namespace
+}  // namespace mdsync::e2e
