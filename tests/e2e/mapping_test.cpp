@@ -268,5 +268,28 @@ TEST_F(MappingTest, MicrosThatAreNotAWholeNumberOfUnitsAreInvalid) {
       << reason;
 }
 
+// init checks a lookup against the live side and names what is missing, installing nothing.
+TEST_F(MappingTest, InitNamesAMissingLookupTableOrColumn) {
+  s_.erp_exec(fixture("erp_partners.sql"));
+  s_.crm_exec(fixture("crm_companies.sql"));
+  std::string config = entities();
+  config.replace(config.find(R"("value": "code")"), 15, R"("value": "iso_code")");
+  s_.write_config_entities(config, {{"company", kRules}});
+  RunResult r = s_.mdsync({"init"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("lookup table erp.res_country has no column 'iso_code' (value of "
+                       "company.country"),
+            std::string::npos)
+      << r.err;
+  config.replace(config.find(R"("table": "res_country")"), 22, R"("table": "countries")");
+  s_.write_config_entities(config, {{"company", kRules}});
+  r = s_.mdsync({"init"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("lookup table erp.countries of company.country does not exist"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(s_.erp("SELECT count(*) FROM pg_namespace WHERE nspname = 'mdsync'"), "0");
+}
+
 }  // namespace
 }  // namespace mdsync::e2e

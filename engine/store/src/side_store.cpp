@@ -54,10 +54,12 @@ std::string current_expr(pqxx::connection_base& c, const config::SideMapping& m,
                          const mapping::FieldMapping& fm) {
   const std::string col = "t." + c.quote_name(fm.column);
   if (!fm.json_path.empty()) return col + " #>> " + path_array(c, fm.json_path);
+  // A key the lookup table does not hold reads as the key itself: it then holds only a base
+  // that is that same text (the value the engine could not read), never a looked-up value.
   if (fm.lookup)
-    return "(SELECT l." + c.quote_name(fm.lookup->value) + "::text FROM " +
+    return "coalesce((SELECT l." + c.quote_name(fm.lookup->value) + "::text FROM " +
            lookup_table(c, m, *fm.lookup) + " l WHERE l." + c.quote_name(fm.lookup->key) + " = " +
-           col + ")";
+           col + "), " + col + "::text)";
   return col + "::text";
 }
 
