@@ -192,6 +192,33 @@ TEST_F(MappingTest, FormattingOnlyDifferenceCausesNoWriteAndNoPingPong) {
   EXPECT_EQ(pending_captures(), "0+0");
 }
 
+// Many rows in one set-based write: per row, a field the row already holds keeps its text
+// while the other fields of the row are written.
+TEST_F(MappingTest, BatchedWriteKeepsHeldFieldsPerRow) {
+  start();
+  s_.erp_exec(
+      "INSERT INTO erp.res_partner (name, is_company, website, credit_limit)"
+      " SELECT 'P' || i, true, 'site' || i || '.example', i FROM generate_series(1, 40) i");
+  s_.mdsync_ok({"run", "--once"});
+  s_.crm_exec(
+      "UPDATE \"Workspace\".company SET \"domainName\" = 'HTTPS://WWW.' || \"domainName\""
+      " || '/' WHERE substr(name, 2)::int % 2 = 0");
+  s_.mdsync_ok({"run", "--once"});
+  s_.erp_exec(
+      "UPDATE erp.res_partner SET website = 'https://' || website || '/x',"
+      " credit_limit = credit_limit + 0.5 WHERE name LIKE 'P%'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(
+      s_.crm("SELECT count(*) FROM \"Workspace\".company WHERE"
+             " \"annualRecurringRevenueAmountMicros\" = (substr(name, 2)::int * 1000000 + 500000)"
+             " AND \"domainName\" = CASE WHEN substr(name, 2)::int % 2 = 0"
+             " THEN 'HTTPS://WWW.site' || substr(name, 2) || '.example/'"
+             " ELSE 'site' || substr(name, 2) || '.example' END"),
+      "40");
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.outbox WHERE status <> 'done'"), "0");
+  EXPECT_EQ(pending_captures(), "0+0");
+}
+
 // A value a side cannot read is an invalid_value conflict for that field alone; the rest of
 // the record syncs. A golden value a side cannot hold fails that write alone, with the reason.
 TEST_F(MappingTest, UnknownCountryIsAnInvalidValueAndTheRestSyncs) {
