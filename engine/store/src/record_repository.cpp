@@ -207,7 +207,8 @@ void RecordRepository::persist_plan(const std::string& entity, std::optional<std
   for (std::int64_t closed : plan.closed) {
     const bool dismissed =
         !plan.decisions.empty() && plan.decisions.back().outcome == core::Outcome::kDismiss;
-    const std::string note = plan.decisions.empty() ? std::string() : plan.decisions.back().reason();
+    const std::string note =
+        plan.decisions.empty() ? std::string() : plan.decisions.back().reason();
     const json resolution = {
         {"decision", dismissed ? "dismiss" : "resolve"},
         {"values",
