@@ -149,16 +149,19 @@ TEST(CliTest, BrokenConfigNamesFileLineAndColumn) {
 // side values (micros as if they were amounts, country ids as if they were codes).
 TEST(CliTest, InitAndRunRefuseMappingOptionsTheStoreDoesNotApplyYet) {
   Scenario s("mapping_unapplied");
-  // scale is applied now, scope is not: only scope is named.
-  s.write_config(default_rules(), R"({"entities": {"customer": {"sides": {"crm": {
+  // scale and scope are applied, match keys are not: only match is named.
+  s.write_config(default_rules(), R"({"entities": {"customer": {
+      "match": {"keys": [{"field": "email", "normalize": ["lower"]}]},
+      "sides": {"crm": {
       "scope": {"where": [{"column": "active", "eq": true}]},
       "columns": {"credit_limit": {"column": "credit_limit", "scale": 2}}}}}}})");
   for (const char* command : {"init", "run"}) {
     const RunResult r = s.mdsync({command});
     EXPECT_EQ(r.exit_code, 1) << command << ": " << r.err;
     EXPECT_NE(r.err.find("not yet applied"), std::string::npos) << command << ": " << r.err;
-    EXPECT_NE(r.err.find("entities.customer.sides.crm: scope"), std::string::npos)
+    EXPECT_NE(r.err.find("entities.customer: match"), std::string::npos)
         << command << ": " << r.err;
+    EXPECT_EQ(r.err.find("scope"), std::string::npos) << command << ": " << r.err;
     EXPECT_EQ(r.err.find("credit_limit: scale"), std::string::npos) << command << ": " << r.err;
   }
   // Nothing was installed: the control store has no mdsync schema.

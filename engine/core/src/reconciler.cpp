@@ -612,3 +612,30 @@ Reconciliation resolve(const EntityRules& rules, std::int64_t version, const Rec
 }
 
 }  // namespace mdsync::core
+
+namespace mdsync::core {
+
+Reconciliation veto_delete(const EntityRules& rules, std::int64_t version, const RecordState& state,
+                           const std::string& vetoing_side, const std::string& deleting_side,
+                           const std::string& reason) {
+  Reconciliation out;
+  out.after = state;
+  Decider d(rules, version, out.after, out.plan, vetoing_side + ":delete_guard", deleting_side);
+  Unit record{kRecordUnit, {}, rules.default_policy};
+  out.after.deleted = false;
+  const std::string why = vetoing_side + " refused the delete: " + reason;
+  // One record-level conflict at a time: a second veto while the steward has not decided
+  // only restores again.
+  if (out.after.conflict_on(kRecordUnit) == nullptr) {
+    d.open_conflict(kRecordUnit, ConflictKind::kForeignDelete, {{"golden", out.after.golden}},
+                    why + "; the record is kept until a steward accepts the delete or dismisses");
+    out.plan.opened.back().vetoed_by = vetoing_side;
+    out.after.open_conflicts.back().vetoed_by = vetoing_side;
+  }
+  d.decide(record, Outcome::kRestore, {}, {},
+           why + "; the record is restored" +
+               (deleting_side.empty() ? std::string() : " on " + deleting_side));
+  return out;
+}
+
+}  // namespace mdsync::core

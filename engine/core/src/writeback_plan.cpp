@@ -42,10 +42,11 @@ std::vector<RowWrite> plan_writebacks(const EntityRules& rules, const RecordStat
     if (std::find(state.detached.begin(), state.detached.end(), side) != state.detached.end())
       continue;
     if (!linked && flight == in_flight.end()) {
-      // A foreign delete waiting for a steward keeps the row gone until it is resolved.
+      // A foreign delete waiting for a steward keeps the row gone until it is resolved;
+      // one that another side vetoed is restored meanwhile.
       const bool held = std::any_of(
           state.open_conflicts.begin(), state.open_conflicts.end(), [&](const OpenConflict& c) {
-            return c.kind == ConflictKind::kForeignDelete && c.side == side;
+            return c.kind == ConflictKind::kForeignDelete && c.side == side && c.vetoed_by.empty();
           });
       if (held) continue;
       RowWrite insert{side, RowWrite::Kind::kInsert, {}, {}};

@@ -57,7 +57,7 @@ std::optional<std::int64_t> RecordRepository::find_by_key(const std::string& ent
 }
 
 std::map<RecordRepository::RowRef, std::int64_t> RecordRepository::find_by_keys(
-    const std::set<RowRef>& rows) {
+    const std::set<RowRef>& rows, std::map<RowRef, std::string>* states) {
   std::map<RowRef, std::int64_t> found;
   if (rows.empty()) return found;
   std::vector<std::string> entities, sides, keys;
@@ -67,13 +67,15 @@ std::map<RecordRepository::RowRef, std::int64_t> RecordRepository::find_by_keys(
     keys.push_back(key);
   }
   for (const auto& row : tx_.exec_params(
-           "SELECT x.entity, x.side, x.row_key, x.golden_id"
+           "SELECT x.entity, x.side, x.row_key, x.golden_id, x.state"
            " FROM unnest($1::text[], $2::text[], $3::text[]) AS u(entity, side, row_key)"
            " JOIN mdsync.crosswalk x"
            "  ON x.entity = u.entity AND x.side = u.side AND x.row_key = u.row_key",
-           pg_text_array(entities), pg_text_array(sides), pg_text_array(keys)))
-    found[RowRef{row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>()}] =
-        row[3].as<std::int64_t>();
+           pg_text_array(entities), pg_text_array(sides), pg_text_array(keys))) {
+    const RowRef ref{row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>()};
+    found[ref] = row[3].as<std::int64_t>();
+    if (states) (*states)[ref] = row[4].as<std::string>();
+  }
   return found;
 }
 
@@ -93,8 +95,9 @@ std::map<std::int64_t, core::RecordState> RecordRepository::load_many(
   const pqxx::result rows = tx_.exec_params(
       "SELECT g.id, g.\"values\"::text, g.provenance::text, g.deleted, g.detached,"
       " (SELECT coalesce(jsonb_object_agg(x.side, x.base), '{}') FROM mdsync.crosswalk x"
-      "   WHERE x.golden_id = g.id)::text,"
-      " (SELECT coalesce(jsonb_agg(jsonb_build_array(c.id, c.unit, c.kind, c.side)"
+      "   WHERE x.golden_id = g.id AND x.state = 'linked')::text,"
+      " (SELECT coalesce(jsonb_agg(jsonb_build_array(c.id, c.unit, c.kind, c.side,"
+      "   coalesce(c.vetoed_by, ''))"
       "   ORDER BY c.id), '[]') FROM mdsync.conflict c"
       "   WHERE c.golden_id = g.id AND c.status = 'open')::text"
       " FROM mdsync.golden g WHERE g.id = ANY($1::bigint[]) ORDER BY g.id FOR UPDATE OF g",
@@ -121,6 +124,7 @@ std::map<std::int64_t, core::RecordState> RecordRepository::load_many(
       oc.kind = core::conflict_kind_from_string(c[2].get<std::string>())
                     .value_or(core::ConflictKind::kConcurrentEdit);
       oc.side = c[3].get<std::string>();
+      oc.vetoed_by = c[4].get<std::string>();
       s.open_conflicts.push_back(std::move(oc));
     }
     out.emplace(g[0].as<std::int64_t>(), std::move(s));
@@ -159,9 +163,42 @@ void RecordRepository::link(const std::string& entity, const std::string& side,
                             const std::string& row_key, std::int64_t id,
                             const core::FieldValues& base) {
   tx_.exec_params(
+      "DELETE FROM mdsync.crosswalk WHERE golden_id = $1 AND side = $2 AND state <> 'linked'"
+      " AND row_key <> $3",
+      id, side, row_key);
+  const pqxx::result r = tx_.exec_params(
       "INSERT INTO mdsync.crosswalk (entity, side, row_key, golden_id, base)"
-      " VALUES ($1, $2, $3, $4, $5::jsonb)",
+      " VALUES ($1, $2, $3, $4, $5::jsonb)"
+      " ON CONFLICT (entity, side, row_key) DO UPDATE SET golden_id = EXCLUDED.golden_id,"
+      "  base = EXCLUDED.base, state = 'linked', linked_at = now()"
+      " WHERE mdsync.crosswalk.state <> 'linked' OR mdsync.crosswalk.golden_id = "
+      "EXCLUDED.golden_id",
       entity, side, row_key, id, values_to_json(base));
+  if (r.affected_rows() != 1)
+    throw std::runtime_error("side " + side + " row " + row_key + " of " + entity +
+                             " is already linked to another record");
+}
+
+void RecordRepository::retire(std::int64_t id, const std::string& side, const std::string& state) {
+  tx_.exec_params("UPDATE mdsync.crosswalk SET state = $3 WHERE golden_id = $1 AND side = $2", id,
+                  side, state);
+  cancel_pending(id, side, {"insert", "update", "delete"});
+}
+
+core::FieldValues RecordRepository::revive(std::int64_t id, const std::string& side) {
+  const pqxx::result r = tx_.exec_params(
+      "UPDATE mdsync.crosswalk SET state = 'linked' WHERE golden_id = $1 AND side = $2"
+      " RETURNING base::text",
+      id, side);
+  return r.empty() ? core::FieldValues{} : values_from_json(r[0][0].as<std::string>());
+}
+
+void RecordRepository::cancel_pending(std::int64_t id, const std::string& side,
+                                      const std::vector<std::string>& kinds) {
+  tx_.exec_params(
+      "UPDATE mdsync.outbox SET status = 'superseded', done_at = now()"
+      " WHERE golden_id = $1 AND side = $2 AND status = 'pending' AND kind = ANY($3::text[])",
+      id, side, pg_text_array(kinds));
 }
 
 void RecordRepository::unlink(std::int64_t id, const std::string& side) {
@@ -184,10 +221,11 @@ void RecordRepository::persist_plan(const std::string& entity, std::optional<std
     const std::int64_t cid =
         tx_.exec_params1(
                "INSERT INTO mdsync.conflict (entity, golden_id, side, row_key, unit, kind,"
-               " \"values\", reason, source, ruleset_version)"
-               " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10) RETURNING id",
+               " \"values\", reason, source, ruleset_version, vetoed_by)"
+               " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, nullif($11, ''))"
+               " RETURNING id",
                entity, id, side, row_key, c.unit, std::string(core::to_string(c.kind)),
-               dump(values), c.reason, plan.source, plan.ruleset_version)[0]
+               dump(values), c.reason, plan.source, plan.ruleset_version, c.vetoed_by)[0]
             .as<std::int64_t>();
     for (; next_new < after.open_conflicts.size(); ++next_new) {
       if (after.open_conflicts[next_new].id == 0 && after.open_conflicts[next_new].unit == c.unit) {
@@ -229,6 +267,29 @@ void RecordRepository::persist_plan(const std::string& entity, std::optional<std
         values_to_json(d.after), values_to_json(d.proposed), plan.source, d.rule_text(),
         plan.ruleset_version, d.reason());
   }
+}
+
+void RecordRepository::audit_event(const std::string& entity, std::int64_t id,
+                                   const std::string& decision, const std::string& source,
+                                   std::int64_t ruleset_version, const std::string& reason) {
+  tx_.exec_params(
+      "INSERT INTO mdsync.audit (entity, golden_id, unit, decision, source, rule,"
+      " ruleset_version, reason) VALUES ($1, $2, $3, $4, $5, '', $6, $7)",
+      entity, id, std::string(core::kRecordUnit), decision, source, ruleset_version, reason);
+}
+
+std::string RecordRepository::deleting_side(std::int64_t id) {
+  // A side's change is audited with the source "side#seq"; a steward's acceptance of a
+  // foreign delete names the side in its conflict.
+  const pqxx::result r = tx_.exec_params(
+      "SELECT CASE WHEN a.source LIKE 'steward:%' THEN (SELECT c.side FROM mdsync.conflict c"
+      "  WHERE c.golden_id = a.golden_id AND c.unit = a.unit AND c.kind = 'foreign_delete'"
+      "  ORDER BY c.resolved_at DESC NULLS LAST, c.id DESC LIMIT 1)"
+      " ELSE split_part(a.source, '#', 1) END"
+      " FROM mdsync.audit a WHERE a.golden_id = $1 AND a.unit = $2"
+      " AND a.decision IN ('delete', 'resolve') ORDER BY a.id DESC LIMIT 1",
+      id, std::string(core::kRecordUnit));
+  return r.empty() || r[0][0].is_null() ? std::string() : r[0][0].as<std::string>();
 }
 
 std::optional<std::int64_t> RecordRepository::open_create_conflict(const std::string& entity,

@@ -12,6 +12,7 @@
 #include "mdsync/store/db_connection.hpp"
 #include "mdsync/store/pg_arrays.hpp"
 #include "savepoint.hpp"
+#include "side_table_sql.hpp"
 
 namespace mdsync::store {
 
@@ -38,14 +39,15 @@ std::string lookup_table(pqxx::connection_base& c, const config::SideMapping& m,
   return c.quote_name(l.schema.empty() ? m.schema : l.schema) + "." + c.quote_name(l.table);
 }
 
-// What a capture trigger records for a field of row `row` (NEW or OLD): the column, or the
-// text at a jsonb path. A lookup field records the foreign key itself; read_capture looks it
-// up, so the trigger stays one column read and an unknown key can be reported.
-std::string captured_expr(pqxx::connection_base& c, const mapping::FieldMapping& fm,
-                          const std::string& row) {
-  const std::string col = row + "." + c.quote_name(fm.column);
-  if (!fm.json_path.empty()) return col + " #>> " + path_array(c, fm.json_path);
-  return col;
+// What a capture trigger records for a field of row `row` (NEW or OLD): the column (a zoned
+// timestamp as the instant it means), or the text at a jsonb path. A lookup field records the
+// foreign key itself; read_capture looks it up, so the trigger stays one column read and an
+// unknown key can be reported.
+std::string captured_expr(pqxx::connection_base& c, const SideTableSql& sql,
+                          const mapping::FieldMapping& fm, const std::string& row) {
+  if (!fm.json_path.empty())
+    return row + "." + c.quote_name(fm.column) + " #>> " + path_array(c, fm.json_path);
+  return sql.captured_column(fm.field, row, fm.column);
 }
 
 // The side's text of a field in the side row aliased `t`, for the write-back condition: the
@@ -63,26 +65,40 @@ std::string current_expr(pqxx::connection_base& c, const config::SideMapping& m,
   return col + "::text";
 }
 
+// Every field of row `row` as the jsonb object a capture row holds. jsonb_build_object takes
+// at most 100 arguments: built in chunks of 50 fields.
+std::string full_row_expr(pqxx::connection_base& c, const SideTableSql& sql,
+                          const std::string& row) {
+  const config::SideMapping& m = sql.mapping();
+  std::string all;
+  for (std::size_t i = 0; i < m.fields.size(); i += 50) {
+    if (i) all += " || ";
+    all += "jsonb_build_object(";
+    for (std::size_t k = i; k < m.fields.size() && k < i + 50; ++k) {
+      if (k > i) all += ", ";
+      all += c.quote(m.fields[k].field) + ", " + captured_expr(c, sql, m.fields[k], row);
+    }
+    all += ")";
+  }
+  return all;
+}
+
 // Builds the row trigger body for one entity's table. Field names (config-checked) key the
 // captured jsonb; identifiers are quoted by the server's rules, literals escaped. A field at a
 // jsonb path is compared and captured at its path only: an edit of another key of the same
 // object is no change of the field, so it costs the side no capture row and the engine no
 // work (the engine still reads only the key, as it would after extracting it itself).
+//
+// A row is "present" while it is in the scope and not soft-deleted. Only present rows are
+// captured: a row that becomes present is captured whole, like an insert; one that stops
+// being present is captured as 'D' when it was soft-deleted and as 'L' when it left the scope
+// (the engine stops syncing it, and deletes nothing); edits of rows that are not present are
+// not the engine's business. A changed key is the old row's end and a new row's start.
 std::string trigger_body(pqxx::connection_base& c, const config::EntityConfig& entity,
-                         const config::SideMapping& m) {
+                         const SideTableSql& sql) {
   const std::string ent = c.quote(entity.name);
-  const std::string key = c.quote_name(m.key_column);
-  std::ostringstream all, diff;
-  // jsonb_build_object takes at most 100 arguments: build in chunks of 50 fields.
-  for (std::size_t i = 0; i < m.fields.size(); i += 50) {
-    if (i) all << " || ";
-    all << "jsonb_build_object(";
-    for (std::size_t k = i; k < m.fields.size() && k < i + 50; ++k) {
-      if (k > i) all << ", ";
-      all << c.quote(m.fields[k].field) << ", " << captured_expr(c, m.fields[k], "NEW");
-    }
-    all << ")";
-  }
+  const config::SideMapping& m = sql.mapping();
+  std::ostringstream diff;
   for (const mapping::FieldMapping& fm : m.fields) {
     std::string now = "NEW." + c.quote_name(fm.column), before = "OLD." + c.quote_name(fm.column);
     if (!fm.json_path.empty()) {
@@ -90,32 +106,56 @@ std::string trigger_body(pqxx::connection_base& c, const config::EntityConfig& e
       before += " #> " + path_array(c, fm.json_path);
     }
     diff << "    IF " << now << " IS DISTINCT FROM " << before << " THEN d := d || "
-         << "jsonb_build_object(" << c.quote(fm.field) << ", " << captured_expr(c, fm, "NEW")
+         << "jsonb_build_object(" << c.quote(fm.field) << ", " << captured_expr(c, sql, fm, "NEW")
          << "); END IF;\n";
   }
   std::ostringstream b;
-  b << "DECLARE d jsonb := '{}'::jsonb;\n"
+  b << "DECLARE d jsonb := '{}'::jsonb; was_in boolean := false; now_in boolean := false;\n"
        "BEGIN\n"
        "  IF current_setting('mdsync.origin', true) = 'engine' THEN RETURN NULL; END IF;\n"
-       "  IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND NEW."
-    << key << " IS DISTINCT FROM OLD." << key
-    << ") THEN\n"
-       "    INSERT INTO mdsync.capture (entity, op, row_key) VALUES ("
-    << ent << ", 'D', OLD." << key
-    << "::text);\n"
+       "  IF TG_OP <> 'INSERT' THEN was_in := "
+    << sql.present("OLD")
+    << "; END IF;\n  IF TG_OP <> 'DELETE' THEN now_in := " << sql.present("NEW")
+    << "; END IF;\n"
+       "  IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND ("
+    << sql.key_columns("NEW") << ") IS DISTINCT FROM (" << sql.key_columns("OLD")
+    << ")) THEN\n"
+       "    IF was_in THEN INSERT INTO mdsync.capture (entity, op, row_key) VALUES ("
+    << ent << ", 'D', " << sql.key_text("OLD")
+    << "); END IF;\n"
        "    IF TG_OP = 'DELETE' THEN RETURN NULL; END IF;\n"
+       "    was_in := false;\n"
        "  END IF;\n"
-       "  IF TG_OP = 'INSERT' OR NEW."
-    << key << " IS DISTINCT FROM OLD." << key << " THEN\n    d := " << all.str() << ";\n  ELSE\n"
+       "  IF NOT now_in THEN\n"
+       "    IF was_in THEN INSERT INTO mdsync.capture (entity, op, row_key) VALUES ("
+    << ent << ", CASE WHEN " << sql.live("NEW") << " THEN 'L' ELSE 'D' END, " << sql.key_text("NEW")
+    << "); END IF;\n"
+       "    RETURN NULL;\n"
+       "  END IF;\n"
+       "  IF NOT was_in THEN\n    d := "
+    << full_row_expr(c, sql, "NEW") << ";\n  ELSE\n"
     << diff.str()
     << "    IF d = '{}'::jsonb THEN RETURN NULL; END IF;\n"
        "  END IF;\n"
        "  INSERT INTO mdsync.capture (entity, op, row_key, changed) VALUES ("
-    << ent << ", 'U', NEW." << key
-    << "::text, d);\n"
+    << ent << ", 'U', " << sql.key_text("NEW")
+    << ", d);\n"
        "  RETURN NULL;\n"
        "END";
   return b.str();
+}
+
+// A table that is gone yields no types rather than an error that would abort the side
+// transaction; its writes then take the row-by-row path and fail one by one.
+ColumnTypes column_types(pqxx::transaction_base& tx, const std::string& table) {
+  ColumnTypes types;
+  for (const auto& row : tx.exec_params(
+           "SELECT a.attname, format_type(a.atttypid, NULL), format_type(a.atttypid, a.atttypmod)"
+           " FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0"
+           " AND NOT a.attisdropped",
+           table))
+    types[row[0].as<std::string>()] = {row[1].as<std::string>(), row[2].as<std::string>()};
+  return types;
 }
 
 }  // namespace
@@ -152,16 +192,62 @@ void SideStore::check_mappings() {
                          " does not exist (" + where + ".table in " + config_.path + ")");
       continue;
     }
-    std::map<std::string, bool> present;
-    for (const auto& row : cols) present[row[0].as<std::string>()] = true;
-    if (!present.count(m->key_column))
-      problems.push_back("side " + side_.name + ": table " + m->schema + "." + m->table +
-                         " has no column '" + m->key_column + "' (" + where + ".key)");
-    for (const auto& [field, column] : m->columns)
-      if (!present.count(column))
-        problems.push_back("side " + side_.name + ": table " + m->schema + "." + m->table +
-                           " has no column '" + column + "' (mapped to " + entity.name + "." +
-                           field + " in " + where + ".columns)");
+    const ColumnTypes types = column_types(tx, table_name(conn(), *m));
+    const std::string tbl = "side " + side_.name + ": table " + m->schema + "." + m->table;
+    auto require = [&](const std::string& column, const std::string& what) {
+      if (types.count(column)) return true;
+      problems.push_back(tbl + " has no column '" + column + "' (" + what + ")");
+      return false;
+    };
+    for (const std::string& k : m->key_columns) require(k, where + ".key");
+    for (const auto& [field, column] : m->columns) {
+      if (!require(column, "mapped to " + entity.name + "." + field + " in " + where + ".columns"))
+        continue;
+      // A local time means an instant only in a zone; without one every value read would be
+      // wrong by the side's offset, so the zone must be declared.
+      if (entity.type_of(field) == core::FieldType::kTimestamptz && m->timezone.empty() &&
+          types.at(column).base == "timestamp without time zone")
+        problems.push_back(tbl + " column '" + column + "' is a timestamp without time zone, " +
+                           "mapped to the timestamptz field " + entity.name + "." + field +
+                           ": declare the zone its local times are in (\"timezone\": " +
+                           "\"Europe/Brussels\" in " + where + " or sides." + side_.name + ")");
+    }
+    for (std::size_t i = 0; i < m->scope.size(); ++i)
+      require(m->scope[i].column, where + ".scope.where[" + std::to_string(i) + "]");
+    if (m->soft_delete && require(m->soft_delete->column, where + ".soft_delete")) {
+      const std::string& type = types.at(m->soft_delete->column).base;
+      const bool flag = m->soft_delete->kind == mapping::SoftDeleteKind::kFlag;
+      if (flag && type != "boolean")
+        problems.push_back(tbl + " column '" + m->soft_delete->column + "' is " + type +
+                           "; a soft_delete flag must be boolean (" + where + ".soft_delete)");
+      if (!flag && type.rfind("timestamp", 0) != 0 && type != "date")
+        problems.push_back(tbl + " column '" + m->soft_delete->column + "' is " + type +
+                           "; a soft_delete timestamp must be a timestamp or date (" + where +
+                           ".soft_delete)");
+    }
+    for (std::size_t i = 0; i < m->delete_guards.size(); ++i) {
+      const mapping::DeleteGuard& g = m->delete_guards[i];
+      const std::string at = where + ".delete_guard" +
+                             (m->delete_guards.size() > 1 ? "[" + std::to_string(i) + "]" : "");
+      const std::string schema = g.schema.empty() ? m->schema : g.schema;
+      const ColumnTypes guard =
+          column_types(tx, conn().quote_name(schema) + "." + conn().quote_name(g.table));
+      if (guard.empty()) {
+        problems.push_back("side " + side_.name + ": delete guard table " + schema + "." + g.table +
+                           " does not exist (" + at + ")");
+        continue;
+      }
+      auto guard_has = [&](const std::string& column, const std::string& what) {
+        if (!guard.count(column))
+          problems.push_back("side " + side_.name + ": delete guard table " + schema + "." +
+                             g.table + " has no column '" + column + "' (" + what + ")");
+      };
+      for (const auto& [guard_col, row_col] : g.on) {
+        guard_has(guard_col, at + ".on");
+        require(row_col, at + ".on." + guard_col);
+      }
+      for (const mapping::Predicate& p : g.where) guard_has(p.column, at + ".where");
+    }
     for (const mapping::FieldMapping& fm : m->fields) {
       if (!fm.lookup) continue;
       const mapping::Lookup& l = *fm.lookup;
@@ -263,8 +349,9 @@ std::vector<std::string> SideStore::install_capture() {
     const config::SideMapping* m = entity.mapping_for(side_.name);
     if (m == nullptr) continue;
     const std::string function = "capture_" + entity.name;
-    ensure_function(function, trigger_body(c, entity, *m));
     const std::string table = table_name(c, *m);
+    const ColumnTypes types = column_types(tx, table);
+    ensure_function(function, trigger_body(c, entity, SideTableSql(c, entity, *m, types)));
     const std::string trigger = "mdsync_capture_" + entity.name;
     if (!trigger_exists(c.quote(table) + "::regclass", trigger)) {
       tx.exec("CREATE TRIGGER " + c.quote_name(trigger) + " AFTER INSERT OR UPDATE OR DELETE ON " +
@@ -297,7 +384,9 @@ CaptureBatch SideStore::read_capture(int limit) {
       CapturedRow c;
       c.seq = seq;
       c.entity = row[1].as<std::string>();
-      c.op = row[2].as<std::string>() == "D" ? core::Op::kDelete : core::Op::kUpsert;
+      const std::string op = row[2].as<std::string>();
+      c.op = op == "U" ? core::Op::kUpsert : core::Op::kDelete;
+      c.left_scope = op == "L";
       c.row_key = row[3].is_null() ? std::string() : row[3].as<std::string>();
       c.captured_at_us = row[4].as<std::int64_t>();
       rows.push_back(std::move(c));
@@ -372,28 +461,6 @@ namespace {
 // Rows per batched statement: large enough that a pass's writes to one table take a handful
 // of statements, small enough that one refused row sends only this many to the row-by-row path.
 constexpr std::size_t kChunkRows = 1000;
-
-// A column's type as the catalog names it: without its modifier, for casts that must behave
-// like a parameter of that type (numeric(12,2) does not round an expected value before it is
-// compared; assignment still applies the modifier), and with it, for comparing with what the
-// side stored.
-struct ColumnType {
-  std::string base, full;
-};
-using ColumnTypes = std::map<std::string, ColumnType>;  // by column name
-
-// A table that is gone yields no types rather than an error that would abort the side
-// transaction; its writes then take the row-by-row path and fail one by one.
-ColumnTypes column_types(pqxx::work& tx, const std::string& table) {
-  ColumnTypes types;
-  for (const auto& row : tx.exec_params(
-           "SELECT a.attname, format_type(a.atttypid, NULL), format_type(a.atttypid, a.atttypmod)"
-           " FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0"
-           " AND NOT a.attisdropped",
-           table))
-    types[row[0].as<std::string>()] = {row[1].as<std::string>(), row[2].as<std::string>()};
-  return types;
-}
 
 // A row the batched INSERT returned does not match the request at its position: the side
 // rewrote the values (a trigger), or RETURNING did not come back in insert order. Either way
@@ -487,6 +554,13 @@ struct WriteGroup {
   std::vector<std::string> fields;   // update: fields to set; insert: fields given; delete: none
   std::vector<std::size_t> members;  // indexes into the requests, in request order
   bool mapped = false;               // some field is not a plain column
+  // The mapping uses row-level options (a composite key, a scope, a soft delete, a time zone,
+  // delete guards) that only apply_chunk renders, so a refused chunk is redone through it one
+  // row at a time rather than through apply_one.
+  bool row_options = false;
+  // Inserts that bring back a soft-deleted row of the record (its key is known): the row is
+  // un-deleted and given the golden values instead of a new row being inserted.
+  bool restore = false;
 };
 
 // How a jsonb value is made from a field's text: numbers and booleans as JSON numbers and
@@ -527,8 +601,8 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const config::EntityC
                  const ColumnTypes& types, const std::vector<const Prepared*>& all,
                  const std::vector<WriteResult*>& res) {
   const config::SideMapping& m = *g.mapping;
-  const std::string table = table_name(c, m);
-  const std::string key = c.quote_name(m.key_column);
+  const SideTableSql sql(c, entity, m, types);
+  const std::string table = sql.table();
   auto type_of = [&](const std::string& column) -> const ColumnType& {
     auto it = types.find(column);
     if (it == types.end())  // the mapping is out of date; the row-by-row path reports it
@@ -538,19 +612,23 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const config::EntityC
   auto field_type = [&](const std::string& field) {
     return entity.type_of(field).value_or(core::FieldType::kText);
   };
-  const std::string key_type = type_of(m.key_column).base;
   std::vector<std::string> all_keys;
   for (const Prepared* p : all) all_keys.push_back(p->req->row_key);
+  // Rows of the chunk: the side's rows whose keys the chunk names (u.k), for joins.
+  const std::string rows_of_chunk =
+      table + " t JOIN unnest($1::text[]) u(k) ON " + sql.key_equals("t", "u.k");
 
   Savepoint savepoint(tx, "writeback_chunk");
-  if (g.kind == core::RowWrite::Kind::kUpdate) {
+  const bool writes_rows = g.kind == core::RowWrite::Kind::kUpdate || g.restore ||
+                           (g.kind == core::RowWrite::Kind::kDelete && !m.delete_guards.empty());
+  if (writes_rows) {
     // The rows are locked first, in a statement of their own, so that later statements'
     // snapshots (taken after any transaction that held one of them has committed) see the
-    // capture rows those transactions wrote. Taken in key order, as every batch takes them.
-    const std::string lock = "SELECT 1 FROM " + table + " t WHERE t." + key +
-                             " IN (SELECT u.k::" + key_type + " FROM unnest($1::text[]) u(k))" +
-                             " ORDER BY t." + key + " FOR UPDATE OF t";
-    tx.exec_params(lock, pg_text_array(all_keys));
+    // capture rows those transactions wrote, and a guard's check stays true until the delete.
+    // Taken in key order, as every batch takes them.
+    tx.exec_params(
+        "SELECT 1 FROM " + rows_of_chunk + " ORDER BY " + sql.key_columns("t") + " FOR UPDATE OF t",
+        pg_text_array(all_keys));
   }
 
   // Which requests are written by the set-based statement. For mapped fields (a transform, a
@@ -566,15 +644,14 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const config::EntityC
   std::vector<const Prepared*> reqs;
   std::vector<WriteResult*> out;
   std::vector<std::vector<bool>> held;  // per written request, per group field
-  if (g.kind == core::RowWrite::Kind::kUpdate && g.mapped) {
-    std::string sel = "SELECT t." + key + "::text, EXISTS (SELECT 1 FROM mdsync.capture c" +
-                      " WHERE c.entity = $2 AND c.row_key = t." + key + "::text)";
+  if (g.kind == core::RowWrite::Kind::kUpdate && !g.restore && g.mapped) {
+    std::string sel = "SELECT u.k, EXISTS (SELECT 1 FROM mdsync.capture c" +
+                      std::string(" WHERE c.entity = $2 AND c.row_key = u.k)");
     for (const std::string& field : g.fields) {
       const mapping::FieldMapping& fm = *m.field_mapping(field);
       sel += ", " + (fm.plain() ? std::string("NULL") : current_expr(c, m, fm));
     }
-    sel += " FROM " + table + " t WHERE t." + key + " IN (SELECT u.k::" + key_type +
-           " FROM unnest($1::text[]) u(k))";
+    sel += " FROM " + rows_of_chunk;
     const pqxx::result cur = tx.exec_params(sel, pg_text_array(all_keys), entity.name);
     std::map<std::string, pqxx::result::size_type> row_of;
     for (pqxx::result::size_type r = 0; r < cur.size(); ++r)
@@ -649,7 +726,8 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const config::EntityC
     return pg_text_array(column);
   };
 
-  switch (g.kind) {
+  // A restore is an update of the soft-deleted row that sets every field and un-deletes it.
+  switch (g.restore ? core::RowWrite::Kind::kUpdate : g.kind) {
     case core::RowWrite::Kind::kUpdate: {
       if (reqs.empty()) break;
       std::string cols = "u(id, k", arrays = param(pg_bigint_array(ids)) + "::bigint[], " +
@@ -668,8 +746,12 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const config::EntityC
           cols += ", " + n + ", " + e;
           arrays += ", " + param(values_of(g.fields[i], false)) + "::text[], " +
                     param(values_of(g.fields[i], true)) + "::text[]";
-          set += (set.empty() ? "" : ", ") + c.quote_name(col) + " = u." + n + "::" + type;
-          cond += " AND t." + c.quote_name(col) + " IS NOT DISTINCT FROM u." + e + "::" + type;
+          set += (set.empty() ? "" : ", ") + c.quote_name(col) + " = " +
+                 sql.column_value(g.fields[i], col, "u." + n);
+          // A restored row has no base: the engine last saw it deleted.
+          if (!g.restore)
+            cond += " AND t." + c.quote_name(col) + " IS NOT DISTINCT FROM " +
+                    sql.column_value(g.fields[i], col, "u." + e);
         } else if (!fm.json_path.empty()) {
           cols += ", " + n;
           arrays += ", " + param(values_of(g.fields[i], false)) + "::text[]";
@@ -691,25 +773,42 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const config::EntityC
       }
       for (const std::string& col : json_columns)
         set += (set.empty() ? "" : ", ") + c.quote_name(col) + " = " + json_value[col];
+      if (g.restore) set += (set.empty() ? "" : ", ") + sql.soft_delete_clear();
       // A row is written only where the side still holds the base (guarantee 4) and has no
       // captured change the engine has not reconciled yet: its value may equal the base again
       // (A -> B -> A) while those changes are still to come, and they would then be judged
       // against a base they never saw. Such a write is superseded and planned again once they
       // are reconciled. The applied rows' outbox ids are recorded in the same statement.
       const std::string ent = param(entity.name);
-      std::string sql = "WITH u AS (SELECT * FROM unnest(" + arrays + ") AS " + cols + ")),";
-      sql += " w AS (UPDATE " + table + " t SET " + set;
-      sql += " FROM u WHERE t." + key + " = u.k::" + key_type + cond;
-      sql += " AND NOT EXISTS (SELECT 1 FROM mdsync.capture c WHERE c.entity = " + ent;
-      sql += " AND c.row_key = u.k) RETURNING u.id, u.k),";
-      sql += " a AS (INSERT INTO mdsync.applied (outbox_id, row_key) SELECT id, k FROM w)";
-      sql += " SELECT id FROM w";
-      const pqxx::result r = tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
+      std::string q = "WITH u AS (SELECT * FROM unnest(" + arrays + ") AS " + cols + ")),";
+      q += " w AS (UPDATE " + table + " t SET " + set;
+      q += " FROM u WHERE " + sql.key_equals("t", "u.k") + cond;
+      q += " AND NOT EXISTS (SELECT 1 FROM mdsync.capture c WHERE c.entity = " + ent;
+      q += " AND c.row_key = u.k) RETURNING u.id, u.k),";
+      q += " a AS (INSERT INTO mdsync.applied (outbox_id, row_key) SELECT id, k FROM w)";
+      q += " SELECT id FROM w";
+      const pqxx::result r = tx.exec_params(q, pqxx::prepare::make_dynamic_params(params));
       std::set<std::int64_t> written;
       for (const auto& row : r) written.insert(row[0].as<std::int64_t>());
+      std::vector<std::string> unwritten;
       for (std::size_t k = 0; k < reqs.size(); ++k)
-        if (!written.count(reqs[k]->req->outbox_id))
+        if (!written.count(reqs[k]->req->outbox_id)) {
           out[k]->status = WriteResult::Status::kSuperseded;
+          unwritten.push_back(reqs[k]->req->row_key);
+        }
+      // A row to restore that is gone altogether (deleted for real since) is reported with
+      // no key: the engine forgets it and inserts a new row. One that is there has changes
+      // still to reconcile, and waits for them like any superseded write.
+      if (g.restore && !unwritten.empty()) {
+        std::set<std::string> there;
+        for (const auto& row :
+             tx.exec_params("SELECT u.k FROM " + rows_of_chunk, pg_text_array(unwritten)))
+          there.insert(row[0].as<std::string>());
+        for (std::size_t k = 0; k < reqs.size(); ++k)
+          if (out[k]->status == WriteResult::Status::kSuperseded &&
+              !there.count(reqs[k]->req->row_key))
+            out[k]->row_key.clear();
+      }
       break;
     }
     case core::RowWrite::Kind::kInsert: {
@@ -733,8 +832,9 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const config::EntityC
           select[col] = json_set(c, select[col], fm.json_path, "u." + v, field_type(g.fields[i]));
           sent[col] = select[col];
         } else {
-          select[col] = "u." + v + "::" + type.base;
-          sent[col] = "u." + v + "::" + type.full;
+          select[col] = sql.column_value(g.fields[i], col, "u." + v);
+          sent[col] =
+              sql.zone_of(g.fields[i], col).empty() ? "u." + v + "::" + type.full : select[col];
         }
       }
       std::string names, sel, returned, sent_row;
@@ -745,17 +845,24 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const config::EntityC
         returned += sep + "t." + c.quote_name(order[i]);
         sent_row += sep + sent[order[i]];
       }
-      std::string sql = "WITH u AS (SELECT * FROM unnest(" + arrays + ") WITH ORDINALITY AS ";
-      sql += cols + ", ord)),";
-      sql += " i AS (INSERT INTO " + table + " AS t (" + names + ") SELECT " + sel;
-      sql += " FROM u ORDER BY u.ord";
-      sql += " RETURNING t." + key + "::text AS k, ROW(" + returned + ")::text AS r),";
-      sql += " n AS (SELECT k, r, row_number() OVER () AS ord FROM i),";
-      sql += " a AS (INSERT INTO mdsync.applied (outbox_id, row_key)";
-      sql += " SELECT u.id, n.k FROM n JOIN u ON u.ord = n.ord)";
-      sql += " SELECT n.ord, n.k, n.r IS NOT DISTINCT FROM ROW(" + sent_row + ")::text";
-      sql += " FROM n JOIN u ON u.ord = n.ord ORDER BY n.ord";
-      const pqxx::result r = tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
+      // Columns the scope fixes (is_company = true) are set, so a new row is one the engine
+      // syncs; the row must then be present, or the insert is refused (below).
+      for (const auto& [col, literal] : sql.scope_defaults()) {
+        names += ", " + c.quote_name(col);
+        sel += ", " + literal;
+      }
+      std::string q = "WITH u AS (SELECT * FROM unnest(" + arrays + ") WITH ORDINALITY AS ";
+      q += cols + ", ord)),";
+      q += " i AS (INSERT INTO " + table + " AS t (" + names + ") SELECT " + sel;
+      q += " FROM u ORDER BY u.ord";
+      q += " RETURNING " + sql.key_text("t") + " AS k, ROW(" + returned + ")::text AS r, ";
+      q += sql.present("t") + " AS p),";
+      q += " n AS (SELECT k, r, p, row_number() OVER () AS ord FROM i),";
+      q += " a AS (INSERT INTO mdsync.applied (outbox_id, row_key)";
+      q += " SELECT u.id, n.k FROM n JOIN u ON u.ord = n.ord)";
+      q += " SELECT n.ord, n.k, n.r IS NOT DISTINCT FROM ROW(" + sent_row + ")::text, n.p";
+      q += " FROM n JOIN u ON u.ord = n.ord ORDER BY n.ord";
+      const pqxx::result r = tx.exec_params(q, pqxx::prepare::make_dynamic_params(params));
       if (r.size() != reqs.size())
         throw InsertOrderMismatch("batched insert returned " + std::to_string(r.size()) +
                                   " rows for " + std::to_string(reqs.size()));
@@ -763,16 +870,52 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const config::EntityC
         if (r[k][0].as<std::size_t>() != k + 1 || !r[k][2].as<bool>())
           throw InsertOrderMismatch("batched insert: returned row " + std::to_string(k + 1) +
                                     " does not match its request");
+        // A row the engine would not see again (outside the scope, or soft-deleted by the
+        // table's defaults) would be a copy nobody syncs: refused, so nothing is inserted.
+        if (!r[k][3].as<bool>())
+          throw std::runtime_error(
+              "the new row would not be synced: " + m.schema + "." + m.table +
+              (m.scope.empty() ? std::string()
+                               : " takes part only where " + sql.describe_scope() + ",") +
+              (m.soft_delete ? " and counts as deleted by " + m.soft_delete->column + "," : "") +
+              " and the row as inserted is not; give the table defaults that make a new row "
+              "take part");
         out[k]->row_key = r[k][1].as<std::string>();
       }
       break;
     }
     case core::RowWrite::Kind::kDelete: {
-      // A delete is not conditional: the record is gone by the delete owner's word.
-      std::string sql = "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS u(id, k)),";
-      sql += " d AS (DELETE FROM " + table + " t USING u WHERE t." + key + " = u.k::" + key_type;
-      sql += ") INSERT INTO mdsync.applied (outbox_id, row_key) SELECT id, k FROM u";
-      tx.exec_params(sql, pg_bigint_array(ids), pg_text_array(keys));
+      // A delete guard vetoes deleting a row some other row still needs (unpaid invoices):
+      // that row is not deleted, and the engine restores the record where it was deleted.
+      std::map<std::string, std::string> vetoed;  // row key -> reason
+      for (const mapping::DeleteGuard& guard : m.delete_guards)
+        for (const auto& row : tx.exec_params(
+                 "SELECT u.k FROM " + rows_of_chunk + " WHERE " + sql.guard_vetoes("t", guard),
+                 pg_text_array(all_keys)))
+          vetoed.emplace(row[0].as<std::string>(), sql.guard_reason(guard));
+      std::vector<std::int64_t> del_ids;
+      std::vector<std::string> del_keys;
+      for (std::size_t k = 0; k < reqs.size(); ++k) {
+        auto v = vetoed.find(reqs[k]->req->row_key);
+        if (v == vetoed.end()) {
+          del_ids.push_back(ids[k]);
+          del_keys.push_back(keys[k]);
+        } else {
+          out[k]->status = WriteResult::Status::kVetoed;
+          out[k]->error = v->second;
+        }
+      }
+      if (del_ids.empty()) break;
+      // A delete is not conditional: the record is gone by the delete owner's word. A side
+      // that deletes softly gets its soft-delete column set instead.
+      std::string q = "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS u(id, k)),";
+      if (m.soft_delete)
+        q += " d AS (UPDATE " + table + " t SET " + sql.soft_delete_set() + " FROM u WHERE " +
+             sql.key_equals("t", "u.k") + ")";
+      else
+        q += " d AS (DELETE FROM " + table + " t USING u WHERE " + sql.key_equals("t", "u.k") + ")";
+      q += " INSERT INTO mdsync.applied (outbox_id, row_key) SELECT id, k FROM u";
+      tx.exec_params(q, pg_bigint_array(del_ids), pg_text_array(del_keys));
       break;
     }
   }
@@ -886,6 +1029,8 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
       continue;
     }
     std::vector<std::string> fields;
+    const bool restore =
+        req.kind == core::RowWrite::Kind::kInsert && !req.row_key.empty() && m->soft_delete;
     if (req.kind == core::RowWrite::Kind::kUpdate) {
       for (const auto& [field, value] : req.values)
         if (m->column_of(field) != nullptr) fields.push_back(field);
@@ -895,9 +1040,14 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
     }
     bool mapped = false;
     for (const std::string& f : fields) mapped = mapped || !m->field_mapping(f)->plain();
+    const bool row_options = m->key_columns.size() > 1 || !m->timezone.empty() ||
+                             !m->scope.empty() || m->soft_delete || !m->delete_guards.empty();
     auto [it, added] = group_of.emplace(
-        std::make_tuple(req.entity, static_cast<int>(req.kind), fields), groups.size());
-    if (added) groups.push_back(WriteGroup{m, req.kind, std::move(fields), {}, mapped});
+        std::make_tuple(req.entity, static_cast<int>(req.kind) * 2 + (restore ? 1 : 0), fields),
+        groups.size());
+    if (added)
+      groups.push_back(
+          WriteGroup{m, req.kind, std::move(fields), {}, mapped, row_options, restore});
     groups[it->second].members.push_back(k);
   }
 
@@ -941,7 +1091,7 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
         // their jsonb and lookup writes have one implementation.
         for (std::size_t k = 0; k < reqs.size(); ++k) {
           *res[k] = WriteResult{WriteResult::Status::kApplied, reqs[k]->req->row_key, ""};
-          if (!g.mapped || !batchable) {
+          if ((!g.mapped && !g.row_options) || !batchable) {
             apply_one(tx, c, *g.mapping, *reqs[k]->req, *res[k]);
             continue;
           }

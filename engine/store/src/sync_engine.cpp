@@ -268,7 +268,8 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
   for (std::size_t i = 0; i < sides_.size(); ++i)
     for (const CapturedRow& row : captured[i].rows)
       if (!row.row_key.empty()) refs.emplace(row.entity, sides_[i]->name(), row.row_key);
-  std::map<RecordRepository::RowRef, std::int64_t> links = repo.find_by_keys(refs);
+  std::map<RecordRepository::RowRef, std::string> link_states;
+  std::map<RecordRepository::RowRef, std::int64_t> links = repo.find_by_keys(refs, &link_states);
   std::vector<std::int64_t> linked_ids;
   for (const auto& [ref, gid] : links) linked_ids.push_back(gid);
   std::sort(linked_ids.begin(), linked_ids.end());
@@ -320,8 +321,13 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
     const RecordRepository::RowRef ref{row.entity, side, row.row_key};
     std::optional<std::int64_t> gid;
     if (auto link = links.find(ref); link != links.end()) gid = link->second;
-    if (!gid && row.op == core::Op::kDelete)
-      continue;  // a row the engine never linked is gone again: nothing to reconcile
+    // A retired link (the row left the scope, or was soft-deleted) is not synced; only the
+    // row's coming back (an upsert: the trigger captures it whole) picks it up again.
+    const bool retired = gid && link_states.count(ref) && link_states[ref] != "linked";
+    if ((!gid || retired) && row.op == core::Op::kDelete)
+      continue;  // a row the engine does not sync is gone or left again: nothing to reconcile
+    const config::SideMapping* mapping = entity->mapping_for(side);
+    const bool soft_deletes = mapping != nullptr && mapping->soft_delete.has_value();
     try {
       Savepoint change_savepoint(tx, "change");
       core::RecordState state;
@@ -330,6 +336,42 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
           state = cached->second;
         } else if (auto first = loaded.find(*gid); first != loaded.end()) {
           state = first->second;
+        }
+      }
+      auto detach = [&](bool on) {
+        auto& d = state.detached;
+        d.erase(std::remove(d.begin(), d.end(), side), d.end());
+        if (on) d.push_back(side);
+      };
+      if (row.left_scope) {
+        // The row stays where it is and the record lives on elsewhere; the engine only stops
+        // syncing it (and does not re-create the record there).
+        repo.retire(*gid, side, "out_of_scope");
+        state.bases.erase(side);
+        detach(true);
+        repo.save_golden(*gid, state);
+        repo.audit_event(row.entity, *gid, "left_scope", side + "#" + std::to_string(row.seq),
+                         rs.version, "the row left " + side + "'s scope; it is no longer synced");
+        change_savepoint.release();
+        link_states[ref] = "out_of_scope";
+        states[*gid] = std::move(state);
+        ++result.captured;
+        continue;
+      }
+      std::string revived;  // the retired link's state, when the row came back
+      if (retired) {
+        if (state.deleted || !state.exists) {
+          // The record is gone: a row that comes back is a new record.
+          repo.unlink(*gid, side);
+          gid.reset();
+          state = core::RecordState{};
+        } else {
+          // Back in scope or un-deleted: synced again from the base it had, and a restore
+          // queued for it is not needed any more.
+          revived = link_states[ref];
+          state.bases[side] = repo.revive(*gid, side);
+          detach(false);
+          repo.cancel_pending(*gid, side, {"insert"});
         }
       }
       auto base = state.bases.find(side);
@@ -344,6 +386,7 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
           plan.attached.push_back(core::ConflictAttached{*held, side, change.values});
           repo.persist_plan(row.entity, std::nullopt, side, row.row_key, plan, state);
           change_savepoint.release();
+          links.erase(ref);
           ++result.captured;
           continue;
         }
@@ -356,7 +399,9 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
         repo.link(row.entity, side, row.row_key, *gid, state.bases[side]);
       } else if (gid) {
         repo.save_golden(*gid, state);
-        if (plan.unlink_source)
+        if (plan.unlink_source && soft_deletes)
+          repo.retire(*gid, side, "deleted");  // the row is still there, and can come back
+        else if (plan.unlink_source)
           repo.unlink(*gid, side);
         else
           repo.save_base(*gid, side, state.bases[side]);
@@ -364,10 +409,18 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
       repo.persist_plan(row.entity, gid, side, row.row_key, plan, state);
       change_savepoint.release();
       // Only a change that was kept moves the batch's view of the links.
-      if (created)
+      if (created) {
         links[ref] = *gid;
-      else if (gid && plan.unlink_source)
+        link_states[ref] = "linked";
+      } else if (gid && plan.unlink_source && soft_deletes) {
+        link_states[ref] = "deleted";
+      } else if (gid && plan.unlink_source) {
         links.erase(ref);
+      } else if (!revived.empty()) {
+        link_states[ref] = "linked";
+      } else if (!gid) {
+        links.erase(ref);
+      }
       if (log::enabled(log::Level::kDebug))
         log::debug("plan", {{"golden_id", gid.value_or(0)}, {"text", plan.to_text()}});
       result.conflicts_opened += static_cast<int>(plan.opened.size());
@@ -443,7 +496,11 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
       // One write per record per pass: a later write of the same record may need the key an
       // earlier insert is about to get.
       for (const auto& row : tx.exec_params(
-               "SELECT o.id, o.entity, o.golden_id, o.kind, x.row_key, o.\"values\"::text,"
+               "SELECT o.id, o.entity, o.golden_id, o.kind,"
+               // An insert names the record's soft-deleted row, to restore it; an update or
+               // a delete names the row that is synced.
+               " CASE WHEN (o.kind = 'insert') = (x.state = 'deleted') THEN x.row_key END,"
+               " o.\"values\"::text,"
                " o.expected::text FROM (SELECT DISTINCT ON (golden_id) * FROM mdsync.outbox"
                "  WHERE side = $1 AND status = 'pending' ORDER BY golden_id, id) o"
                " LEFT JOIN mdsync.crosswalk x ON x.golden_id = o.golden_id AND x.side = o.side"
@@ -487,13 +544,21 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     const PassResult before = result;
     // Superseded writes are planned again under the ruleset in force; it is looked up before
     // the control transaction opens (one transaction at a time on a connection).
-    const bool any_superseded = std::any_of(
-        results.begin(), results.end(),
-        [](const WriteResult& r) { return r.status == WriteResult::Status::kSuperseded; });
+    const bool any_superseded =
+        std::any_of(results.begin(), results.end(), [](const WriteResult& r) {
+          return r.status == WriteResult::Status::kSuperseded ||
+                 r.status == WriteResult::Status::kVetoed;
+        });
     const core::Ruleset* rs = any_superseded ? &ruleset() : nullptr;
     pqxx::work tx(control());
     RecordRepository repo(tx);
+    auto soft_deletes = [&](const std::string& entity) {
+      const config::EntityConfig* e = config_.entity(entity);
+      const config::SideMapping* m = e ? e->mapping_for(side.name()) : nullptr;
+      return m != nullptr && m->soft_delete.has_value();
+    };
     std::set<std::int64_t> replan;
+    std::vector<std::pair<std::int64_t, std::string>> vetoed;  // golden id, the guard's reason
     OutboxOutcomes outcome;
     std::vector<std::string> base_ids, base_values;  // applied updates: what the side now holds
     for (std::size_t k = 0; k < requests.size(); ++k) {
@@ -504,6 +569,8 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
         case WriteResult::Status::kApplied:
           if (w.kind == core::RowWrite::Kind::kInsert) {
             repo.link(w.entity, side.name(), res.row_key, gid, w.values);
+          } else if (w.kind == core::RowWrite::Kind::kDelete && soft_deletes(w.entity)) {
+            repo.retire(gid, side.name(), "deleted");
           } else if (w.kind == core::RowWrite::Kind::kDelete) {
             repo.unlink(gid, side.name());
           } else {
@@ -514,9 +581,23 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
           ++result.writes_applied;
           break;
         case WriteResult::Status::kSuperseded:
+          // A soft-deleted row to restore that is gone for good: forgotten, so the record is
+          // inserted as a new row.
+          if (w.kind == core::RowWrite::Kind::kInsert && !w.row_key.empty() && res.row_key.empty())
+            repo.unlink(gid, side.name());
           outcome.add(w.outbox_id, "superseded", res.row_key, "");
           replan.insert(gid);
           ++result.writes_superseded;
+          break;
+        case WriteResult::Status::kVetoed:
+          outcome.add(w.outbox_id, "vetoed", res.row_key, res.error);
+          vetoed.emplace_back(gid, res.error);
+          replan.insert(gid);
+          log::warn("delete_vetoed", {{"side", side.name()},
+                                      {"golden_id", gid},
+                                      {"row_key", res.row_key},
+                                      {"reason", res.error}});
+          ++result.writes_failed;
           break;
         case WriteResult::Status::kFailed:
           outcome.add(w.outbox_id, "failed", res.row_key, res.error);
@@ -535,6 +616,24 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
           " FROM unnest($1::bigint[], $2::text[]) AS u(id, v)"
           " WHERE x.golden_id = u.id AND x.side = $3",
           pg_text_array(base_ids), pg_text_array(base_values), side.name());
+    // A vetoed delete keeps the record: the core restores it and opens a foreign_delete
+    // conflict with the guard's reason; deletes still queued for other sides are withdrawn.
+    for (const auto& [gid, reason] : vetoed) {
+      auto state = repo.load(gid);
+      const pqxx::result e = tx.exec_params("SELECT entity FROM mdsync.golden WHERE id = $1", gid);
+      const core::EntityRules* rules = e.empty() ? nullptr : rs->find(e[0][0].as<std::string>());
+      if (!state || rules == nullptr) continue;
+      const std::string deleter = repo.deleting_side(gid);
+      core::Reconciliation r =
+          core::veto_delete(*rules, rs->version, *state, side.name(), deleter, reason);
+      repo.save_golden(gid, r.after);
+      // The conflict is the deleting side's, so the steward can accept that side's delete.
+      repo.persist_plan(rules->entity, gid, deleter.empty() ? side.name() : deleter, "", r.plan,
+                        r.after);
+      for (const config::SideConfig& other : config_.sides)
+        repo.cancel_pending(gid, other.name, {"delete"});
+      result.conflicts_opened += static_cast<int>(r.plan.opened.size());
+    }
     // A superseded write means the side changed under us; its change is captured and
     // reconciled, and the record is planned again from what the engine now knows.
     if (!replan.empty() && rs != nullptr) {

@@ -56,6 +56,7 @@ struct ConflictOpened {
   ConflictKind kind = ConflictKind::kConcurrentEdit;
   std::map<std::string, FieldValues> values;  // by side (and "golden"): the competing values
   std::string reason;
+  std::string vetoed_by = {};  // see OpenConflict::vetoed_by
 };
 
 struct ConflictAttached {

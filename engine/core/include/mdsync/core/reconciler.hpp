@@ -55,3 +55,16 @@ Reconciliation resolve(const EntityRules& rules, std::int64_t ruleset_version,
                        const Resolution& resolution);
 
 }  // namespace mdsync::core
+
+namespace mdsync::core {
+
+// A side refused a propagated delete (a delete guard: the ERP keeps a customer with unpaid
+// invoices). The record lives on: it is no longer deleted, so the write-back plan restores it
+// where it was deleted, and a foreign_delete conflict, opened for `deleting_side`, names the
+// reason; the steward accepts the delete (--take deleting_side, vetoed again while the reason
+// holds) or dismisses it.
+Reconciliation veto_delete(const EntityRules& rules, std::int64_t ruleset_version,
+                           const RecordState& state, const std::string& vetoing_side,
+                           const std::string& deleting_side, const std::string& reason);
+
+}  // namespace mdsync::core

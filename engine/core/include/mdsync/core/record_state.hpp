@@ -37,6 +37,10 @@ struct OpenConflict {
   std::string unit;     // field or group name; kRecordUnit for record-level conflicts
   ConflictKind kind = ConflictKind::kConcurrentEdit;
   std::string side;  // the side whose change opened it
+  // A foreign_delete opened because this side's delete guard refused the delete: the record
+  // is restored on `side` meanwhile, instead of staying deleted there until the steward
+  // decides. Empty for every other conflict.
+  std::string vetoed_by = {};
 };
 
 // The unit name of conflicts about the whole record (creates and deletes).

@@ -36,7 +36,10 @@ class RecordRepository {
   // The golden ids of many side rows in one statement, for a batch; rows not linked are
   // left out.
   using RowRef = std::tuple<std::string, std::string, std::string>;  // entity, side, row key
-  std::map<RowRef, std::int64_t> find_by_keys(const std::set<RowRef>& rows);
+  // `states`, when given, receives each found link's state: "linked", or a link kept for a
+  // row that is not synced now ("out_of_scope", "deleted": see retire()).
+  std::map<RowRef, std::int64_t> find_by_keys(const std::set<RowRef>& rows,
+                                              std::map<RowRef, std::string>* states = nullptr);
   // Locks the golden row for the rest of the transaction. nullopt if there is none.
   std::optional<core::RecordState> load(std::int64_t golden_id);
   // Loads and locks (in id order) many records in one statement; ids with no golden row are
@@ -46,9 +49,21 @@ class RecordRepository {
 
   std::int64_t create_golden(const std::string& entity, const core::RecordState& state);
   void save_golden(std::int64_t golden_id, const core::RecordState& state);
+  // Links a side row to a record, replacing a retired link of the record on that side (a
+  // row that was soft-deleted and is now replaced or restored). Throws if the row is linked
+  // to another record.
   void link(const std::string& entity, const std::string& side, const std::string& row_key,
             std::int64_t golden_id, const core::FieldValues& base);
   void unlink(std::int64_t golden_id, const std::string& side);
+  // Keeps the record's link on `side` but stops syncing it: the row left the side's scope
+  // ("out_of_scope") or was soft-deleted ("deleted"). Its key and base stay, and pending
+  // write-backs of the record to that side are cancelled. Loaded records have no base there.
+  void retire(std::int64_t golden_id, const std::string& side, const std::string& state);
+  // Syncs a retired link again and returns its base (the row came back into scope).
+  core::FieldValues revive(std::int64_t golden_id, const std::string& side);
+  // Marks the record's pending write-backs of these kinds to `side` superseded.
+  void cancel_pending(std::int64_t golden_id, const std::string& side,
+                      const std::vector<std::string>& kinds);
   void save_base(std::int64_t golden_id, const std::string& side, const core::FieldValues& base);
 
   // Saves what a plan opened, attached and closed (a steward's resolution), and its audit
@@ -57,6 +72,13 @@ class RecordRepository {
   void persist_plan(const std::string& entity, std::optional<std::int64_t> golden_id,
                     const std::string& side, const std::string& row_key, const core::Plan& plan,
                     core::RecordState& after);
+
+  // An audit row for an event that changes no golden value (a row left the side's scope).
+  void audit_event(const std::string& entity, std::int64_t golden_id, const std::string& decision,
+                   const std::string& source, std::int64_t ruleset_version,
+                   const std::string& reason);
+  // The side whose delete made the record deleted, from the audit trail ("" if unknown).
+  std::string deleting_side(std::int64_t golden_id);
 
   // The open unauthorized_create conflict of a row that has no golden record, if any.
   std::optional<std::int64_t> open_create_conflict(const std::string& entity,

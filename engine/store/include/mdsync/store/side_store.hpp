@@ -33,6 +33,9 @@ struct CapturedRow {
   std::int64_t seq = 0;
   std::string entity;
   core::Op op = core::Op::kUpsert;
+  // The row left the side's scope (op is kDelete): the engine stops syncing it and deletes
+  // nothing. A soft-deleted row is a plain kDelete.
+  bool left_scope = false;
   std::string row_key;
   core::FieldValues values;  // raw text as the side holds it, by field
   // Fields whose side value could not be read (a foreign key that the lookup table does not
@@ -52,7 +55,9 @@ struct WriteRequest {
   std::int64_t outbox_id = 0;
   std::string entity;
   core::RowWrite::Kind kind = core::RowWrite::Kind::kUpdate;
-  std::string row_key;  // update, delete
+  // Update, delete: the row's key. Insert: the key of the record's soft-deleted row on this
+  // side, if it has one; that row is restored instead of a new one inserted.
+  std::string row_key;
   core::FieldValues values;
   core::FieldValues expected;
 };
@@ -62,9 +67,12 @@ struct WriteResult {
     kApplied,     // written now, or found written by an earlier attempt (idempotency key)
     kSuperseded,  // the side no longer holds the expected base: not written (guarantee 4)
     kFailed,      // the side refused the row (a constraint, a type); others still go through
+    kVetoed,      // a delete guard refused the delete; `error` is the guard's reason
   };
   Status status = Status::kApplied;
-  std::string row_key;  // the side's key (for an insert: the key the side generated)
+  // The side's key (for an insert: the key the side generated). A restore reported
+  // kSuperseded with no key found the row gone: the engine inserts a new one instead.
+  std::string row_key;
   std::string error;
 };
 
