@@ -63,6 +63,25 @@ std::string current_expr(pqxx::connection_base& c, const config::SideMapping& m,
   return col + "::text";
 }
 
+// The whole captured row as one jsonb expression {field: text}, for row `row` (NEW in the
+// trigger, a table alias when `sync --initial` enqueues the rows a side already holds), so an
+// inserted row and an enqueued one are captured alike.
+std::string full_row_expr(pqxx::connection_base& c, const config::SideMapping& m,
+                          const std::string& row) {
+  std::ostringstream all;
+  // jsonb_build_object takes at most 100 arguments: build in chunks of 50 fields.
+  for (std::size_t i = 0; i < m.fields.size(); i += 50) {
+    if (i) all << " || ";
+    all << "jsonb_build_object(";
+    for (std::size_t k = i; k < m.fields.size() && k < i + 50; ++k) {
+      if (k > i) all << ", ";
+      all << c.quote(m.fields[k].field) << ", " << captured_expr(c, m.fields[k], row);
+    }
+    all << ")";
+  }
+  return all.str();
+}
+
 // Builds the row trigger body for one entity's table. Field names (config-checked) key the
 // captured jsonb; identifiers are quoted by the server's rules, literals escaped. A field at a
 // jsonb path is compared and captured at its path only: an edit of another key of the same
@@ -73,16 +92,7 @@ std::string trigger_body(pqxx::connection_base& c, const config::EntityConfig& e
   const std::string ent = c.quote(entity.name);
   const std::string key = c.quote_name(m.key_column);
   std::ostringstream all, diff;
-  // jsonb_build_object takes at most 100 arguments: build in chunks of 50 fields.
-  for (std::size_t i = 0; i < m.fields.size(); i += 50) {
-    if (i) all << " || ";
-    all << "jsonb_build_object(";
-    for (std::size_t k = i; k < m.fields.size() && k < i + 50; ++k) {
-      if (k > i) all << ", ";
-      all << c.quote(m.fields[k].field) << ", " << captured_expr(c, m.fields[k], "NEW");
-    }
-    all << ")";
-  }
+  all << full_row_expr(c, m, "NEW");
   for (const mapping::FieldMapping& fm : m.fields) {
     std::string now = "NEW." + c.quote_name(fm.column), before = "OLD." + c.quote_name(fm.column);
     if (!fm.json_path.empty()) {
@@ -965,6 +975,73 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
   }
   tx.commit();
   return results;
+}
+
+// ---- sync --initial: the rows a side already holds ----------------------------------------
+
+namespace {
+
+// The rows of an entity's table that take part in the sync, as a condition on alias `row`.
+// Every row for now; row filters (`scope`) will narrow it, here and in the trigger alike.
+std::string scope_sql(pqxx::connection_base& c, const config::SideMapping& m,
+                      const std::string& row) {
+  (void)c;
+  (void)m;
+  (void)row;
+  return "true";
+}
+
+const config::SideMapping& mapping_of(const config::EntityConfig& entity, const std::string& side) {
+  const config::SideMapping* m = entity.mapping_for(side);
+  if (m == nullptr)
+    throw std::runtime_error("entity " + entity.name + " has no mapping on side " + side);
+  return *m;
+}
+
+}  // namespace
+
+std::int64_t SideStore::enqueue_current_rows(const config::EntityConfig& entity) {
+  const config::SideMapping& m = mapping_of(entity, side_.name);
+  pqxx::connection_base& c = conn();
+  pqxx::work tx(c);
+  // FOR SHARE: a row a user is changing right now is enqueued after that change commits (its
+  // own capture row comes first), and the row cannot change again until these are committed,
+  // so the capture sequence stays the commit order of the row (guarantee 6).
+  const pqxx::result r = tx.exec_params(
+      "INSERT INTO mdsync.capture (entity, op, row_key, changed) SELECT $1, 'U', t." +
+          c.quote_name(m.key_column) + "::text, " + full_row_expr(c, m, "t") + " FROM " +
+          table_name(c, m) + " t WHERE " + scope_sql(c, m, "t") + " ORDER BY t." +
+          c.quote_name(m.key_column) + " FOR SHARE OF t",
+      entity.name);
+  tx.commit();
+  return static_cast<std::int64_t>(r.affected_rows());
+}
+
+std::vector<CapturedRow> SideStore::read_current_rows(const config::EntityConfig& entity) {
+  const config::SideMapping& m = mapping_of(entity, side_.name);
+  pqxx::connection_base& c = conn();
+  pqxx::read_transaction tx(c);
+  std::vector<CapturedRow> rows;
+  const pqxx::result r = tx.exec(
+      "SELECT s.n, s.k, e.key, e.value FROM (SELECT t." + c.quote_name(m.key_column) +
+      "::text AS k, " + full_row_expr(c, m, "t") + " AS j, row_number() OVER (ORDER BY t." +
+      c.quote_name(m.key_column) + ") AS n FROM " + table_name(c, m) + " t WHERE " +
+      scope_sql(c, m, "t") + ") s LEFT JOIN LATERAL jsonb_each_text(s.j) e ON true ORDER BY s.n");
+  for (const auto& row : r) {
+    const auto n = row[0].as<std::int64_t>();
+    if (rows.empty() || rows.back().seq != n) {
+      CapturedRow cr;
+      cr.seq = n;
+      cr.entity = entity.name;
+      cr.row_key = row[1].is_null() ? std::string() : row[1].as<std::string>();
+      rows.push_back(std::move(cr));
+    }
+    if (!row[2].is_null())
+      rows.back().values[row[2].as<std::string>()] =
+          row[3].is_null() ? core::Value{} : core::Value{row[3].as<std::string>()};
+  }
+  resolve_lookups(tx, rows);
+  return rows;
 }
 
 }  // namespace mdsync::store
