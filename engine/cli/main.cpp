@@ -178,8 +178,9 @@ int main(int argc, char** argv) {
         return kUsage;
       }
     } else if (!resolve.take_side && !resolve.value_json) {
-      std::cerr << "mdsync: conflicts resolve needs --take SIDE, --value JSON, --link "
-                   "SIDE:ROWKEY or --create (see 'mdsync conflicts resolve --help')\n";
+      std::cerr << "mdsync: conflicts resolve needs --take SIDE or --value JSON (a "
+                   "possible_duplicate: --link SIDE:ROWKEY or --create) (see 'mdsync conflicts "
+                   "resolve --help')\n";
       return kUsage;
     } else if (resolve.all == !resolve.ids.empty()) {
       std::cerr << "mdsync: give conflict ids or --all --entity E, not both or neither (see "
