@@ -290,7 +290,7 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now, const std::stri
   std::vector<std::size_t> next(sides_.size(), 0);
   std::map<std::int64_t, core::RecordState> states;
   std::map<std::int64_t, const core::EntityRules*> touched;
-  // Records a row's match keys found that the batch had not loaded (see match_unlinked_row).
+  // Records a row's match keys found that the batch had not loaded (see match_row).
   std::map<std::int64_t, core::RecordState> candidates;
   const StateOf state_of = [&](std::int64_t id) -> const core::RecordState* {
     if (auto it = states.find(id); it != states.end()) return &it->second;
