@@ -7,6 +7,7 @@
 #include "mdsync/rules/rules_reader.hpp"
 #include "mdsync/store/control_schema.hpp"
 #include "mdsync/store/db_connection.hpp"
+#include "mdsync/store/initial_sync.hpp"
 #include "mdsync/store/ruleset_store.hpp"
 #include "mdsync/store/side_store.hpp"
 
@@ -27,23 +28,7 @@ store::PgConnection control(const config::Config& config) {
 
 }  // namespace
 
-void refuse_unapplied_mappings(const config::Config& config) {
-  // Every per-side mapping option is applied by the store; match keys are not yet, and a
-  // config that relies on them would create duplicates of rows that exist on both sides.
-  std::string found;
-  for (const config::EntityConfig& entity : config.entities)
-    if (!entity.match.empty()) found += "\n  entities." + entity.name + ": match";
-  if (!found.empty())
-    throw std::runtime_error(
-        config.path +
-        ": these mapping options are checked but not yet applied by this build, and syncing "
-        "without them would create duplicate records (see engine/mapping/MAPPING.md, "
-        "Status):" +
-        found);
-}
-
 int cmd_init(const config::Config& config) {
-  refuse_unapplied_mappings(config);
   auto conn = control(config);
   const auto applied = store::migrate_control(*conn);
   if (applied.empty())
@@ -131,6 +116,48 @@ int cmd_rules_diff(const config::Config& config) {
   }
   std::cout << "ruleset v" << in_force.version << " -> " << config.rules_dir << ":\n";
   for (const auto& l : lines) std::cout << "  " << l << "\n";
+  return 0;
+}
+
+int cmd_sync_initial(const config::Config& config, bool dry_run, std::uint64_t seed) {
+  const store::InitialSyncReport report = store::initial_sync(config, dry_run, seed);
+  const char* link = dry_run ? "would link" : "linked";
+  const char* create = dry_run ? "would create" : "created";
+  if (dry_run) std::cout << "dry run: nothing is changed on any side or in the control store\n";
+  int linked = 0, created = 0, duplicates = 0, already = 0, other = 0;
+  for (const store::InitialSyncStep& s : report.steps) {
+    std::cout << s.entity << " on " << s.side << ": " << s.rows << " rows: " << s.already_linked
+              << " already linked, " << s.linked << " " << link << ", " << s.created << " "
+              << create << ", " << s.possible_duplicates << " possible duplicate"
+              << (s.possible_duplicates == 1 ? "" : "s");
+    if (s.other > 0) std::cout << ", " << s.other << " held";
+    std::cout << "\n";
+    for (const std::string& line : s.duplicates)
+      std::cout << "  possible duplicate: " << line << "\n";
+    for (const std::string& line : s.others) std::cout << "  held: " << line << "\n";
+    linked += s.linked;
+    created += s.created;
+    duplicates += s.possible_duplicates;
+    already += s.already_linked;
+    other += s.other;
+  }
+  std::cout << "summary: " << linked << " " << link << ", " << created << " " << create << ", "
+            << duplicates << " possible duplicate" << (duplicates == 1 ? "" : "s") << ", "
+            << already << " already linked";
+  if (other > 0) std::cout << ", " << other << " held";
+  if (!dry_run)
+    std::cout << "; write-backs applied " << report.writeback.writes_applied << ", failed "
+              << report.writeback.writes_failed;
+  std::cout << "\n";
+  if (duplicates > 0)
+    std::cout << "resolve possible duplicates with `mdsync conflicts resolve ID --link "
+                 "SIDE:ROWKEY` (the same record) or `--create` (a new one)"
+              << (dry_run ? " once the sync has run" : "") << "\n";
+  if (!dry_run && (report.writeback.writes_failed > 0 || report.writeback.side_errors > 0)) {
+    std::cerr << "mdsync: some write-backs failed or a side could not be reached; see `mdsync "
+                 "status`\n";
+    return 1;
+  }
   return 0;
 }
 

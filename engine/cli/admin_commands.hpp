@@ -1,8 +1,9 @@
 // Operator commands of the mdsync CLI: `init` (control schema, capture on every side, the
-// first ruleset) and `rules check|apply|show|diff`. Each returns the process exit code and
-// throws for failures that main() reports uniformly.
+// first ruleset), `rules check|apply|show|diff` and `sync --initial`. Each returns the process exit
+// code and throws for failures that main() reports uniformly.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -10,15 +11,13 @@
 
 namespace mdsync::cli {
 
-// Refuses a config whose mappings use options this build reads and checks but does not yet
-// apply when it syncs (a scale, a lookup, a scope, ...): syncing them as plain columns would
-// write wrong values to the other side. Throws naming every such option.
-void refuse_unapplied_mappings(const config::Config& config);
-
 int cmd_init(const config::Config& config);
 int cmd_rules_check(const config::Config& config);
 int cmd_rules_apply(const config::Config& config);
 int cmd_rules_show(const config::Config& config, const std::optional<std::string>& entity);
 int cmd_rules_diff(const config::Config& config);
+// `sync --initial [--dry-run]`: prints per entity and side what was (or would be) linked,
+// created and flagged as a possible duplicate, one line per possible duplicate, and a summary.
+int cmd_sync_initial(const config::Config& config, bool dry_run, std::uint64_t seed);
 
 }  // namespace mdsync::cli

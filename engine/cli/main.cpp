@@ -58,6 +58,16 @@ int main(int argc, char** argv) {
                 "Drain everything pending, then exit (1 if something could not be drained)");
   run->add_option("--seed", run_options.seed, "Seed for retry jitter (default: random, logged)");
 
+  auto* sync = app.add_subcommand(
+      "sync", "Bootstrap: link, create or flag the rows the sides already hold (--initial)");
+  bool sync_initial = false, sync_dry_run = false;
+  sync->add_flag("--initial", sync_initial,
+                 "Enqueue every row each side holds and reconcile it, side by side (rules "
+                 "priority first)");
+  sync->add_flag("--dry-run", sync_dry_run,
+                 "Only print what would be linked, created or flagged; change nothing");
+  sync->add_option("--seed", run_options.seed, "Seed for retry jitter (default: random)");
+
   auto* status =
       app.add_subcommand("status", "Lag, backlog, open conflicts and last error, per side");
   bool status_json = false;
@@ -95,10 +105,14 @@ int main(int argc, char** argv) {
       c_resolve->add_flag("--all", resolve.all, "Every open conflict of --entity (and --field)");
   auto* r_entity = c_resolve->add_option("--entity", resolve.entity, "With --all: the entity");
   c_resolve->add_option("--field", resolve.field, "With --all: only this field");
-  std::optional<std::string> link;
-  c_resolve->add_option("--link", link,
-                        "possible_duplicate: link to SIDE:ROWKEY instead of creating");
+  auto* link = c_resolve->add_option(
+      "--link", resolve.link,
+      "possible_duplicate: the row is the record SIDE:ROWKEY (or golden id) stands for; link it");
+  auto* create = c_resolve->add_flag("--create", resolve.create,
+                                     "possible_duplicate: the row is a new record; create it");
   all->needs(r_entity);
+  for (auto* other : {take, value, static_cast<CLI::Option*>(all), create}) link->excludes(other);
+  for (auto* other : {take, value, static_cast<CLI::Option*>(all)}) create->excludes(other);
 
   auto* c_dismiss =
       conflicts->add_subcommand("dismiss", "Close conflicts keeping the golden value");
@@ -138,8 +152,8 @@ int main(int argc, char** argv) {
 
   // A command group without its command is a usage error with the choices named.
   if (app.get_subcommands().empty()) {
-    std::cerr << "mdsync: a command is required: init, rules, run, status, conflicts, records "
-                 "or audit (see 'mdsync --help')\n";
+    std::cerr << "mdsync: a command is required: init, rules, sync, run, status, conflicts, "
+                 "records or audit (see 'mdsync --help')\n";
     return kUsage;
   }
   for (const auto& [group, choices] :
@@ -152,18 +166,23 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (*sync && !sync_initial) {
+    std::cerr << "mdsync: sync needs --initial (see 'mdsync sync --help')\n";
+    return kUsage;
+  }
   if (*c_resolve) {
-    if (link) {
-      std::cerr << "mdsync: --link resolves possible_duplicate conflicts, which need match keys; "
-                   "not available in this version\n";
-      return 1;
-    }
-    if (!resolve.take_side && !resolve.value_json) {
-      std::cerr << "mdsync: conflicts resolve needs --take SIDE or --value JSON (see 'mdsync "
-                   "conflicts resolve --help')\n";
+    if (resolve.link || resolve.create) {
+      if (resolve.ids.size() != 1) {
+        std::cerr << "mdsync: --link and --create resolve one conflict: give one id (see "
+                     "'mdsync conflicts resolve --help')\n";
+        return kUsage;
+      }
+    } else if (!resolve.take_side && !resolve.value_json) {
+      std::cerr << "mdsync: conflicts resolve needs --take SIDE or --value JSON (a "
+                   "possible_duplicate: --link SIDE:ROWKEY or --create) (see 'mdsync conflicts "
+                   "resolve --help')\n";
       return kUsage;
-    }
-    if (resolve.all == !resolve.ids.empty()) {
+    } else if (resolve.all == !resolve.ids.empty()) {
       std::cerr << "mdsync: give conflict ids or --all --entity E, not both or neither (see "
                    "'mdsync conflicts resolve --help')\n";
       return kUsage;
@@ -179,10 +198,8 @@ int main(int argc, char** argv) {
     if (*rules_apply) return cli::cmd_rules_apply(config);
     if (*rules_show) return cli::cmd_rules_show(config, show_entity);
     if (*rules_diff) return cli::cmd_rules_diff(config);
-    if (*run) {
-      cli::refuse_unapplied_mappings(config);
-      return service::run(config, run_options);
-    }
+    if (*run) return service::run(config, run_options);
+    if (*sync) return cli::cmd_sync_initial(config, sync_dry_run, run_options.seed);
     if (*status) return cli::cmd_status(config, status_json);
     if (*c_list) return cli::cmd_conflicts_list(config, filter, list_json);
     if (*c_show) return cli::cmd_conflicts_show(config, show_id, show_json);

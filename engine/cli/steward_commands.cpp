@@ -7,6 +7,7 @@
 
 #include "mdsync/rules/located_json.hpp"
 #include "mdsync/store/db_connection.hpp"
+#include "mdsync/store/duplicate_resolution.hpp"
 
 namespace mdsync::cli {
 
@@ -121,6 +122,21 @@ int cmd_conflicts_show(const config::Config& config, std::int64_t id, bool as_js
 
 int cmd_conflicts_resolve(const config::Config& config, const ResolveRequest& req) {
   auto conn = control(config);
+  if (req.link || req.create) {
+    store::DuplicateResolution d;
+    d.kind = req.link ? store::DuplicateResolution::Kind::kLink
+                      : store::DuplicateResolution::Kind::kCreate;
+    d.target = req.link.value_or("");
+    d.steward = steward_name();
+    d.note = req.note.value_or("");
+    try {
+      std::cout << store::resolve_duplicate(*conn, config, req.ids.front(), d);
+    } catch (const store::StewardError& e) {
+      std::cerr << "mdsync: conflict " << req.ids.front() << ": " << e.what() << "\n";
+      return 1;
+    }
+    return 0;
+  }
   std::vector<std::int64_t> ids = req.ids;
   if (req.all) {
     store::ConflictFilter f;

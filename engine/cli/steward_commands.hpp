@@ -26,6 +26,10 @@ struct ResolveRequest {
   std::optional<std::string> value_json;
   std::optional<std::string> note;
   bool dismiss = false;
+  // possible_duplicate: link the conflict's row to the record SIDE:ROWKEY (or a golden id)
+  // stands for, or create a new record from it.
+  std::optional<std::string> link;
+  bool create = false;
 };
 int cmd_conflicts_resolve(const config::Config& config, const ResolveRequest& request);
 

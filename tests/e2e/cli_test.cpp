@@ -147,27 +147,6 @@ TEST(CliTest, BrokenConfigNamesFileLineAndColumn) {
 
 // Until the store applies them, mapping options must stop init and run rather than sync raw
 // side values (micros as if they were amounts, country ids as if they were codes).
-TEST(CliTest, InitAndRunRefuseMappingOptionsTheStoreDoesNotApplyYet) {
-  Scenario s("mapping_unapplied");
-  // scale and scope are applied, match keys are not: only match is named.
-  s.write_config(default_rules(), R"({"entities": {"customer": {
-      "match": {"keys": [{"field": "email", "normalize": ["lower"]}]},
-      "sides": {"crm": {
-      "scope": {"where": [{"column": "active", "eq": true}]},
-      "columns": {"credit_limit": {"column": "credit_limit", "scale": 2}}}}}}})");
-  for (const char* command : {"init", "run"}) {
-    const RunResult r = s.mdsync({command});
-    EXPECT_EQ(r.exit_code, 1) << command << ": " << r.err;
-    EXPECT_NE(r.err.find("not yet applied"), std::string::npos) << command << ": " << r.err;
-    EXPECT_NE(r.err.find("entities.customer: match"), std::string::npos)
-        << command << ": " << r.err;
-    EXPECT_EQ(r.err.find("scope"), std::string::npos) << command << ": " << r.err;
-    EXPECT_EQ(r.err.find("credit_limit: scale"), std::string::npos) << command << ": " << r.err;
-  }
-  // Nothing was installed: the control store has no mdsync schema.
-  EXPECT_EQ(s.control("SELECT count(*) FROM pg_namespace WHERE nspname = 'mdsync'"), "0");
-}
-
 TEST(CliTest, RulesCheckAcceptsTheDemoRules) {
   Scenario s("rules_ok");
   s.write_config();

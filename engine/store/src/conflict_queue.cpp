@@ -2,6 +2,7 @@
 
 #include <pqxx/pqxx>
 
+#include "match_index.hpp"
 #include "mdsync/store/record_repository.hpp"
 #include "mdsync/store/ruleset_store.hpp"
 
@@ -87,6 +88,10 @@ std::string resolve_conflict(pqxx::connection_base& conn, const config::Config& 
   const std::string status = r[0][4].as<std::string>();
   if (status != "open")
     throw StewardError("conflict " + std::to_string(id) + " is already " + status);
+  if (r[0][3].as<std::string>() == "possible_duplicate")
+    throw StewardError("conflict " + std::to_string(id) +
+                       " is a possible_duplicate: link its row with --link SIDE:ROWKEY (or a "
+                       "golden id), or make it a new record with --create");
   if (r[0][1].is_null())
     throw StewardError("conflict " + std::to_string(id) + " (" + r[0][3].as<std::string>() +
                        ") has no golden record to resolve into; this kind is not yet resolvable "
@@ -129,6 +134,13 @@ std::string resolve_conflict(pqxx::connection_base& conn, const config::Config& 
   repo.persist_plan(entity, gid, r[0][5].as<std::string>(), r[0][6].as<std::string>(), rec.plan,
                     rec.after);
   repo.plan_and_enqueue(*rules, config.side_names(), gid, rec.after);
+  // A steward's value of a match key's field moves the record's keys; and a record a
+  // possible_duplicate names stays out of that conflict's side.
+  if (const config::EntityConfig* e = config.entity(entity); e != nullptr && !e->match.empty()) {
+    MatchIndex index(tx);
+    if (plan_changes_keys(e->match, rec.plan)) index.changed(*e, gid, rec.after);
+    index.flush();
+  }
   tx.commit();
   return rec.plan.to_text();
 }

@@ -1,6 +1,7 @@
 #include "mdsync/store/control_schema.hpp"
 
 #include <pqxx/pqxx>
+#include <set>
 #include <stdexcept>
 
 namespace mdsync::store {
@@ -26,8 +27,13 @@ std::vector<std::string> migrate_control(pqxx::connection_base& conn) {
       "CREATE TABLE IF NOT EXISTS mdsync.schema_migrations ("
       " version integer PRIMARY KEY, name text NOT NULL,"
       " applied_at timestamptz NOT NULL DEFAULT now())");
-  const int current =
-      tx.exec1("SELECT coalesce(max(version), 0) FROM mdsync.schema_migrations")[0].as<int>();
+  // Every migration the store has not recorded is applied, not only those above the highest
+  // recorded: migrations written on parallel branches (0002 on one, 0003 on another) then all
+  // reach a store that one of the branches had already upgraded.
+  std::set<int> recorded;
+  for (const auto& row : tx.exec("SELECT version FROM mdsync.schema_migrations"))
+    recorded.insert(row[0].as<int>());
+  const int current = recorded.empty() ? 0 : *recorded.rbegin();
   const auto& all = control_migrations();
   const int newest = all.empty() ? 0 : all.back().version;
   if (current > newest)
@@ -35,7 +41,7 @@ std::vector<std::string> migrate_control(pqxx::connection_base& conn) {
                              ", newer than this mdsync knows (" + std::to_string(newest) +
                              "); upgrade mdsync");
   for (const Migration& m : all) {
-    if (m.version <= current) continue;
+    if (recorded.count(m.version)) continue;
     tx.exec(m.sql);
     tx.exec_params("INSERT INTO mdsync.schema_migrations (version, name) VALUES ($1, $2)",
                    m.version, std::string(m.name));

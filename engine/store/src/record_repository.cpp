@@ -297,7 +297,8 @@ std::optional<std::int64_t> RecordRepository::open_create_conflict(const std::st
                                                                    const std::string& row_key) {
   const pqxx::result r = tx_.exec_params(
       "SELECT id FROM mdsync.conflict WHERE entity = $1 AND side = $2 AND row_key = $3"
-      " AND kind = 'unauthorized_create' AND status = 'open' ORDER BY id LIMIT 1",
+      " AND kind IN ('unauthorized_create', 'possible_duplicate') AND status = 'open'"
+      " ORDER BY id LIMIT 1",
       entity, side, row_key);
   if (r.empty()) return std::nullopt;
   return r[0][0].as<std::int64_t>();

@@ -1117,4 +1117,65 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
   return results;
 }
 
+// ---- sync --initial: the rows a side already holds ----------------------------------------
+
+namespace {
+
+const config::SideMapping& mapping_of(const config::EntityConfig& entity, const std::string& side) {
+  const config::SideMapping* m = entity.mapping_for(side);
+  if (m == nullptr)
+    throw std::runtime_error("entity " + entity.name + " has no mapping on side " + side);
+  return *m;
+}
+
+}  // namespace
+
+std::int64_t SideStore::enqueue_current_rows(const config::EntityConfig& entity) {
+  const config::SideMapping& m = mapping_of(entity, side_.name);
+  pqxx::connection_base& c = conn();
+  pqxx::work tx(c);
+  const ColumnTypes types = column_types(tx, table_name(c, m));
+  const SideTableSql sql(c, entity, m, types);
+  // Only the rows that take part (in the scope, not soft-deleted), captured as the trigger
+  // captures them. FOR SHARE: a row a user is changing right now is enqueued after that change
+  // commits (its own capture row comes first), and the row cannot change again until these
+  // are committed, so the capture sequence stays the commit order of the row (guarantee 6).
+  const pqxx::result r = tx.exec_params(
+      "INSERT INTO mdsync.capture (entity, op, row_key, changed) SELECT $1, 'U', " +
+          sql.key_text("t") + ", " + full_row_expr(c, sql, "t") + " FROM " + sql.table() +
+          " t WHERE " + sql.present("t") + " ORDER BY " + sql.key_columns("t") + " FOR SHARE OF t",
+      entity.name);
+  tx.commit();
+  return static_cast<std::int64_t>(r.affected_rows());
+}
+
+std::vector<CapturedRow> SideStore::read_current_rows(const config::EntityConfig& entity) {
+  const config::SideMapping& m = mapping_of(entity, side_.name);
+  pqxx::connection_base& c = conn();
+  pqxx::read_transaction tx(c);
+  const ColumnTypes types = column_types(tx, table_name(c, m));
+  const SideTableSql sql(c, entity, m, types);
+  std::vector<CapturedRow> rows;
+  const pqxx::result r =
+      tx.exec("SELECT s.n, s.k, e.key, e.value FROM (SELECT " + sql.key_text("t") + " AS k, " +
+              full_row_expr(c, sql, "t") + " AS j, row_number() OVER (ORDER BY " +
+              sql.key_columns("t") + ") AS n FROM " + sql.table() + " t WHERE " + sql.present("t") +
+              ") s LEFT JOIN LATERAL jsonb_each_text(s.j) e ON true ORDER BY s.n");
+  for (const auto& row : r) {
+    const auto n = row[0].as<std::int64_t>();
+    if (rows.empty() || rows.back().seq != n) {
+      CapturedRow cr;
+      cr.seq = n;
+      cr.entity = entity.name;
+      cr.row_key = row[1].is_null() ? std::string() : row[1].as<std::string>();
+      rows.push_back(std::move(cr));
+    }
+    if (!row[2].is_null())
+      rows.back().values[row[2].as<std::string>()] =
+          row[3].is_null() ? core::Value{} : core::Value{row[3].as<std::string>()};
+  }
+  resolve_lookups(tx, rows);
+  return rows;
+}
+
 }  // namespace mdsync::store

@@ -5,7 +5,9 @@
 #include <set>
 #include <thread>
 
+#include "captured_change.hpp"
 #include "field_transforms.hpp"
+#include "match_index.hpp"
 #include "mdsync/core/reconciler.hpp"
 #include "mdsync/core/writeback_plan.hpp"
 #include "mdsync/log/event_log.hpp"
@@ -27,6 +29,10 @@ PassResult& PassResult::operator+=(const PassResult& o) {
   writes_failed += o.writes_failed;
   change_errors += o.change_errors;
   side_errors += o.side_errors;
+  created += o.created;
+  linked_by_match += o.linked_by_match;
+  possible_duplicates += o.possible_duplicates;
+  held += o.held;
   return *this;
 }
 
@@ -222,13 +228,14 @@ class OutboxOutcomes {
 
 }  // namespace
 
-PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
+PassResult SyncEngine::reconcile_captures(Clock::time_point now, const std::string* only_side) {
   PassResult result;
   std::vector<CaptureBatch> captured(sides_.size());
   bool any = false;
   for (std::size_t i = 0; i < sides_.size(); ++i) {
     SideStore& side = *sides_[i];
     if (health_[side.name()].next_attempt > now) continue;
+    if (only_side != nullptr && side.name() != *only_side) continue;
     try {
       captured[i] = side.read_capture(config_.service.batch_size);
       any = any || !captured[i].rows.empty();
@@ -243,6 +250,8 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
   std::vector<std::vector<std::int64_t>> read_seqs(sides_.size());
   pqxx::work tx(control());
   RecordRepository repo(tx);
+  MatchIndex matches(tx, std::any_of(config_.entities.begin(), config_.entities.end(),
+                                     [](const auto& e) { return !e.match.empty(); }));
 
   // Rows reconciled by an earlier batch (whose side cleanup did not happen, or that were
   // delivered again) are skipped.
@@ -282,6 +291,19 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
   std::vector<std::size_t> next(sides_.size(), 0);
   std::map<std::int64_t, core::RecordState> states;
   std::map<std::int64_t, const core::EntityRules*> touched;
+  // Records a row's match keys found that the batch had not loaded (see match_row).
+  std::map<std::int64_t, core::RecordState> candidates;
+  const StateOf state_of = [&](std::int64_t id) -> const core::RecordState* {
+    if (auto it = states.find(id); it != states.end()) return &it->second;
+    if (auto it = loaded.find(id); it != loaded.end()) return &it->second;
+    auto it = candidates.find(id);
+    if (it == candidates.end()) {
+      auto state = repo.load(id);
+      if (!state) return nullptr;
+      it = candidates.emplace(id, std::move(*state)).first;
+    }
+    return &it->second;
+  };
   for (;;) {
     std::size_t pick = sides_.size();
     for (std::size_t i = 0; i < sides_.size(); ++i) {
@@ -330,6 +352,7 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
     const bool soft_deletes = mapping != nullptr && mapping->soft_delete.has_value();
     try {
       Savepoint change_savepoint(tx, "change");
+      bool linked_by_match = false;
       core::RecordState state;
       if (gid) {
         if (auto cached = states.find(*gid); cached != states.end()) {
@@ -375,7 +398,7 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
         }
       }
       auto base = state.bases.find(side);
-      const core::Change change =
+      core::Change change =
           to_change(row, side, *entity, *transforms_,
                     base == state.bases.end() ? core::FieldValues{} : base->second);
       if (!gid) {
@@ -388,7 +411,37 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
           change_savepoint.release();
           links.erase(ref);
           ++result.captured;
+          ++result.held;
           continue;
+        }
+        // Match keys: a row that already exists as a record is linked to it, not created.
+        if (!entity->match.empty() && row.op == core::Op::kUpsert) {
+          const RowMatch m = match_row(matches, *entity, side, change.values, state_of);
+          if (m.outcome == mapping::MatchOutcome::kPossibleDuplicate) {
+            const core::Plan plan =
+                duplicate_plan(row.entity, side, side + "#" + std::to_string(row.seq), rs.version,
+                               change.values, m, state_of);
+            state.open_conflicts.push_back(core::OpenConflict{
+                0, core::kRecordUnit, core::ConflictKind::kPossibleDuplicate, side});
+            repo.persist_plan(row.entity, std::nullopt, side, row.row_key, plan, state);
+            change_savepoint.release();
+            matches.hold_inserts(state.open_conflicts.back().id, side, m.candidates);
+            ++result.captured;
+            ++result.conflicts_opened;
+            ++result.possible_duplicates;
+            continue;
+          }
+          if (m.outcome == mapping::MatchOutcome::kLink) {
+            gid = m.target;
+            state = *state_of(*gid);
+            // No base yet: the decision rule compares the row with golden field by field. The
+            // row is read against golden, so a formatting-only difference (a URL and its host
+            // under a normalizer) is agreement, not a change.
+            state.bases[side] = {};
+            change = to_change(row, side, *entity, *transforms_, state.golden);
+            cancel_pending_insert(tx, *gid, side);
+            linked_by_match = true;
+          }
         }
       }
 
@@ -403,13 +456,15 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
           repo.retire(*gid, side, "deleted");  // the row is still there, and can come back
         else if (plan.unlink_source)
           repo.unlink(*gid, side);
+        else if (linked_by_match)
+          repo.link(row.entity, side, row.row_key, *gid, state.bases[side]);
         else
           repo.save_base(*gid, side, state.bases[side]);
       }
       repo.persist_plan(row.entity, gid, side, row.row_key, plan, state);
       change_savepoint.release();
       // Only a change that was kept moves the batch's view of the links.
-      if (created) {
+      if (created || linked_by_match) {
         links[ref] = *gid;
         link_states[ref] = "linked";
       } else if (gid && plan.unlink_source && soft_deletes) {
@@ -421,6 +476,10 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
       } else if (!gid) {
         links.erase(ref);
       }
+      if (created) ++result.created;
+      if (!gid && row.op == core::Op::kUpsert) ++result.held;  // an unauthorized create
+      if (linked_by_match) ++result.linked_by_match;
+      if (gid && plan_changes_keys(entity->match, plan)) matches.changed(*entity, *gid, state);
       if (log::enabled(log::Level::kDebug))
         log::debug("plan", {{"golden_id", gid.value_or(0)}, {"text", plan.to_text()}});
       result.conflicts_opened += static_cast<int>(plan.opened.size());
@@ -440,6 +499,7 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
 
   for (const auto& [gid, rules] : touched)
     repo.plan_and_enqueue(*rules, config_.side_names(), gid, states[gid]);
+  matches.flush();
   for (std::size_t i = 0; i < sides_.size(); ++i) {
     if (read_seqs[i].empty()) continue;
     tx.exec_params(
@@ -661,6 +721,40 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
          {"failed", static_cast<std::int64_t>(result.writes_failed - before.writes_failed)}});
   }
   return result;
+}
+
+// ---- sync --initial: one side at a time, and the capture reader for its dry run ----------
+
+PassResult SyncEngine::reconcile_side(const std::string& side_name) {
+  SideStore* side = nullptr;
+  for (auto& s : sides_)
+    if (s->name() == side_name) side = s.get();
+  if (side == nullptr) throw std::runtime_error("'" + side_name + "' is not a side");
+  PassResult total;
+  std::int64_t backlog = -1;
+  for (;;) {
+    PassResult r;
+    try {
+      r = reconcile_captures(Clock::now(), &side_name);
+    } catch (const pqxx::broken_connection& e) {
+      control_.reset();
+      throw ConnectionError("lost the control store: " + first_line(e.what()));
+    }
+    total += r;
+    if (r.side_errors > 0)
+      throw ConnectionError("side " + side_name + ": " + health_[side_name].last_error);
+    const std::int64_t left = side->capture_backlog();
+    // Rows that keep arriving while this runs are left to the normal passes that follow.
+    if (left == 0 || (backlog >= 0 && left >= backlog)) break;
+    backlog = left;
+  }
+  return total;
+}
+
+core::Change captured_change(const CapturedRow& row, const std::string& side,
+                             const config::EntityConfig& entity, const FieldTransforms& transforms,
+                             const core::FieldValues& base) {
+  return to_change(row, side, entity, transforms, base);
 }
 
 }  // namespace mdsync::store

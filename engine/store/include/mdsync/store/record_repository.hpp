@@ -80,7 +80,8 @@ class RecordRepository {
   // The side whose delete made the record deleted, from the audit trail ("" if unknown).
   std::string deleting_side(std::int64_t golden_id);
 
-  // The open unauthorized_create conflict of a row that has no golden record, if any.
+  // The open conflict that holds a row with no golden record (unauthorized_create, or
+  // possible_duplicate from its match keys), if any: later captures of the row attach to it.
   std::optional<std::int64_t> open_create_conflict(const std::string& entity,
                                                    const std::string& side,
                                                    const std::string& row_key);

@@ -102,6 +102,14 @@ class SideStore {
   // request order.
   std::vector<WriteResult> apply(const std::vector<WriteRequest>& requests);
 
+  // `sync --initial`: every row of the entity's table that takes part in the sync, enqueued
+  // into the side's capture table as a full-row upsert exactly as the trigger captures an
+  // insert, so the engine reconciles it like any other change. Returns how many rows.
+  std::int64_t enqueue_current_rows(const config::EntityConfig& entity);
+  // The same rows as capture would deliver them (lookups resolved; seq numbers the rows in key
+  // order), read without writing anything: for `sync --initial --dry-run`.
+  std::vector<CapturedRow> read_current_rows(const config::EntityConfig& entity);
+
   // Drops the connection (after an error); the next call reconnects.
   void reset();
 

@@ -34,6 +34,12 @@ struct PassResult {
   int writes_failed = 0;
   int side_errors = 0;    // sides that could not be reached or refused a batch
   int change_errors = 0;  // captured changes kept in capture_error instead of reconciled
+  // Of the changes captured: rows not linked before that created a record, were linked to an
+  // existing one by a match key, or opened a possible_duplicate conflict.
+  int created = 0;
+  int linked_by_match = 0;
+  int possible_duplicates = 0;
+  int held = 0;  // rows not linked that a conflict holds (unauthorized create, open conflict)
   bool did_work() const {
     return captured > 0 || writes_applied > 0 || writes_superseded > 0 || writes_failed > 0 ||
            change_errors > 0;
@@ -58,6 +64,13 @@ class SyncEngine {
   // Pending write-backs and capture backlog, for logs and status.
   std::int64_t pending_writebacks();
 
+  // Reconciles batches of this side's captured changes only, without write-backs, until its
+  // capture table is empty (or no longer shrinks). `sync --initial` processes the sides one
+  // after another this way, so the first side's rows create records and the later sides'
+  // rows match them before anything is written. Throws if the side or the control store
+  // cannot be reached.
+  PassResult reconcile_side(const std::string& side);
+
  private:
   struct SideHealth {
     int failures = 0;
@@ -69,7 +82,8 @@ class SyncEngine {
   const core::Ruleset& ruleset();
   void side_failed(SideStore& side, const std::string& what, Clock::time_point now);
   void side_ok(SideStore& side);
-  PassResult reconcile_captures(Clock::time_point now);
+  // `only_side`: read this side's capture only (nullptr: every side).
+  PassResult reconcile_captures(Clock::time_point now, const std::string* only_side = nullptr);
   PassResult apply_writebacks(Clock::time_point now);
   void prune_capture_done(Clock::time_point now);
 

@@ -1,0 +1,33 @@
+// A steward's answer to a `possible_duplicate` conflict: the row the conflict holds is the
+// record SIDE:ROWKEY (or golden id) stands for (`conflicts resolve ID --link`), or a new
+// record (`--create`). Either way the row is linked and its held values (the values that
+// opened the conflict, with the later captures attached to it) are reconciled as the engine
+// reconciles a row linked by a match key, in one audited control transaction.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "mdsync/config/config.hpp"
+
+namespace pqxx {
+class connection_base;
+}
+
+namespace mdsync::store {
+
+struct DuplicateResolution {
+  enum class Kind { kLink, kCreate };
+  Kind kind = Kind::kLink;
+  std::string target;  // kLink: "SIDE:ROWKEY" of a linked row, or a golden id
+  std::string steward;
+  std::string note;
+};
+
+// Returns the plan as text. Throws StewardError (conflict_queue.hpp) for a request that
+// cannot be carried out: unknown conflict or row, another kind of conflict, a record that
+// already has a row on the conflict's side, a side that may not create records.
+std::string resolve_duplicate(pqxx::connection_base& conn, const config::Config& config,
+                              std::int64_t id, const DuplicateResolution& resolution);
+
+}  // namespace mdsync::store
