@@ -255,7 +255,10 @@ TEST_F(MappingTest, UnknownCountryIsAnInvalidValueAndTheRestSyncs) {
       << s_.control("SELECT string_agg(reason, ' / ') FROM mdsync.conflict");
 }
 
-TEST_F(MappingTest, GoldenValueTheErpLookupLacksFailsThatWriteAlone) {
+// A golden value the ERP's lookup table lacks: golden keeps it (it was valid in the CRM), an
+// invalid_value conflict holds the field for the steward, and the rest of the row is written.
+// The steward's value then reaches both sides.
+TEST_F(MappingTest, GoldenValueTheErpLookupLacksIsAnInvalidValueAndTheRestOfTheRowSyncs) {
   start();
   s_.erp_exec(
       "INSERT INTO erp.res_partner (name, is_company) VALUES ('Umbrella', true),"
@@ -263,19 +266,36 @@ TEST_F(MappingTest, GoldenValueTheErpLookupLacksFailsThatWriteAlone) {
   s_.mdsync_ok({"run", "--once"});
   // Switzerland is in the CRM's map (CH), but the ERP has no CH row.
   s_.crm_exec(
-      "UPDATE \"Workspace\".company SET \"addressAddressCountry\" = 'Switzerland'"
-      " WHERE name = 'Umbrella'");
+      "UPDATE \"Workspace\".company SET \"addressAddressCountry\" = 'Switzerland',"
+      " \"taxId\" = 'CHE-123' WHERE name = 'Umbrella'");
   s_.crm_exec(
       "UPDATE \"Workspace\".company SET \"addressAddressCountry\" = 'Japan'"
       " WHERE name = 'Stark'");
   s_.mdsync_ok({"run", "--once"});
   EXPECT_EQ(erp_country("Stark"), "JP");
   EXPECT_EQ(erp_of("p.country_id", "Umbrella"), "<null>");
+  EXPECT_EQ(erp_of("p.company_data->>'vat'", "Umbrella"), "CHE-123");
   EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.golden WHERE \"values\"->>'country' = 'CH'"),
             "1");
   EXPECT_EQ(s_.control("SELECT last_error FROM mdsync.outbox WHERE status = 'failed'"),
             "country: 'CH' is not a code of erp.res_country (lookup); not written, the golden "
             "value stays");
+  EXPECT_EQ(open_conflicts(), "invalid_value country");
+  EXPECT_EQ(s_.control("SELECT side FROM mdsync.conflict"), "erp");
+  const std::string reason = s_.control("SELECT reason FROM mdsync.conflict");
+  EXPECT_NE(reason.find("erp cannot hold country: 'CH' is not a code of erp.res_country"),
+            std::string::npos)
+      << reason;
+  // Nothing more is attempted while the conflict is open.
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.outbox WHERE status = 'failed'"), "1");
+
+  const std::string id = s_.control("SELECT id FROM mdsync.conflict");
+  s_.mdsync_ok({"conflicts", "resolve", id, "--value", R"({"country": "BE"})"});
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(erp_country("Umbrella"), "BE");
+  EXPECT_EQ(crm_of("addressAddressCountry", "Umbrella"), "Belgium");
+  EXPECT_EQ(open_conflicts(), "");
 }
 
 // Micros that do not divide into the canonical integer field: invalid_value, never rounded.

@@ -125,6 +125,49 @@ TEST_F(RowMappingTest, RowLeavingTheScopeStopsSyncingAndComesBackWhereItLeft) {
   EXPECT_EQ(open_conflicts(), "");
 }
 
+// sync --initial reads only the rows in scope: the ERP's own company and its contact persons
+// stay out, and a soft-deleted CRM row is not taken in either.
+TEST_F(RowMappingTest, InitialSyncReadsOnlyRowsInScopeAndNotSoftDeleted) {
+  s_.erp_exec(fixture("erp_partners.sql"));
+  s_.crm_exec(fixture("crm_companies.sql"));
+  s_.erp_exec(
+      "INSERT INTO erp.res_partner (name, is_company, ref) VALUES ('Acme', true, 'C-1');"
+      "INSERT INTO erp.res_partner (name, is_company) VALUES ('Jane Doe', false)");
+  s_.crm_exec(
+      "INSERT INTO \"Workspace\".company (name, \"customerNumber\", \"deletedAt\") VALUES"
+      " ('Gone Inc', 'C-8', now()), ('Globex', 'C-2', NULL)");
+  s_.write_config_entities(entities(kScope, kCrmSoftDelete), {{"company", rules("erp")}});
+  s_.mdsync_ok({"init"});
+  s_.mdsync_ok({"sync", "--initial"});
+  run();
+  EXPECT_EQ(s_.crm("SELECT string_agg(name, ', ' ORDER BY name) FROM \"Workspace\".company"),
+            "Acme, Globex, Gone Inc");
+  EXPECT_EQ(s_.erp("SELECT string_agg(name, ', ' ORDER BY name) FROM erp.res_partner"),
+            "Acme, Globex, Jane Doe, Our Own Company NV");
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.golden"), "2");
+}
+
+// Scope literals and identifiers from the config are data: a literal carrying SQL is compared
+// as text, and a column name with quotes is a column that does not exist.
+TEST_F(RowMappingTest, ScopeLiteralsAndColumnsCannotInjectSql) {
+  start(
+      R"("scope": {"where": [{"column": "name", "not_in": ["x'); DROP TABLE erp.res_partner; --"]}]},)",
+      "");
+  s_.erp_exec("INSERT INTO erp.res_partner (name, is_company) VALUES ('Acme', true)");
+  run();
+  EXPECT_EQ(crm_count(), "1");
+  EXPECT_EQ(erp_count(), "2");
+
+  std::string e = entities(
+      R"("scope": {"where": [{"column": "x\"; DROP TABLE erp.res_partner; --", "eq": 1}]},)", "");
+  s_.write_config_entities(e, {{"company", rules("erp")}});
+  const RunResult r = s_.mdsync({"init"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("has no column 'x\"; DROP TABLE erp.res_partner; --'"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(erp_count(), "2");
+}
+
 // A new row the scope would not see is refused with the reason, and nothing is inserted.
 TEST_F(RowMappingTest, InsertTheScopeWouldNotSeeIsRefusedWithTheReason) {
   start(R"("scope": {"where": [{"column": "email", "ne": null}]},)", "");

@@ -639,3 +639,24 @@ Reconciliation veto_delete(const EntityRules& rules, std::int64_t version, const
 }
 
 }  // namespace mdsync::core
+
+namespace mdsync::core {
+
+Reconciliation unwritable_value(const EntityRules& rules, std::int64_t version,
+                                const RecordState& state, const std::string& side,
+                                const std::string& field, const std::string& reason) {
+  Reconciliation out;
+  out.after = state;
+  const Unit* unit = rules.unit_of_field(field);
+  if (unit == nullptr || out.after.conflict_on(unit->name) != nullptr) return out;
+  Decider d(rules, version, out.after, out.plan, side + ":write", side);
+  const FieldValues golden = unit_values(*unit, state.golden);
+  const std::string why = side + " cannot hold " + field + ": " + reason;
+  d.open_conflict(
+      unit->name, ConflictKind::kInvalidValue, {{"golden", golden}},
+      why + "; the golden value stays, and is not written to " + side + " until a steward decides");
+  d.decide(*unit, Outcome::kInvalid, golden, golden, why);
+  return out;
+}
+
+}  // namespace mdsync::core

@@ -949,10 +949,11 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
   // the outbox and the log; the other rows and sides go on.
   std::vector<Prepared> prepared(requests.size());
   std::vector<bool> skip(requests.size(), false);
-  auto fail = [&](std::size_t k, const std::string& why) {
+  auto fail = [&](std::size_t k, const std::string& field, const std::string& why) {
     skip[k] = true;
-    results[k].status = WriteResult::Status::kFailed;
-    results[k].error = why + "; not written, the golden value stays";
+    results[k].status = WriteResult::Status::kUnwritable;
+    results[k].field = field;
+    results[k].error = why;
   };
   // Lookups to resolve: (entity, field) -> side values wanted.
   std::map<std::pair<std::string, std::string>, std::set<std::string>> lookups;
@@ -970,7 +971,7 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
       if (t == nullptr) continue;
       const mapping::Converted s = t->to_side(value);
       if (!s.ok()) {
-        fail(k, field + ": " + s.reason());
+        fail(k, field, s.reason());
         break;
       }
       value = s.value();
@@ -997,12 +998,13 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
       if (v == prepared[k].side.end() || !v->second) continue;
       auto found = keys.find(*v->second);
       if (found == keys.end())
-        fail(k, what.second + ": '" + *v->second + "' is not a " + l.value + " of " + where +
-                    " (lookup)");
+        fail(k, what.second,
+             "'" + *v->second + "' is not a " + l.value + " of " + where + " (lookup)");
       else if (found->second.size() > 1)
-        fail(k, what.second + ": '" + *v->second + "' is the " + l.value + " of " +
-                    std::to_string(found->second.size()) + " rows of " + where +
-                    "; the lookup cannot tell which one");
+        fail(k, what.second,
+             "'" + *v->second + "' is the " + l.value + " of " +
+                 std::to_string(found->second.size()) + " rows of " + where +
+                 "; the lookup cannot tell which one");
       else
         v->second = found->second.front();
     }

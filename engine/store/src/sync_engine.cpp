@@ -607,7 +607,8 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     const bool any_superseded =
         std::any_of(results.begin(), results.end(), [](const WriteResult& r) {
           return r.status == WriteResult::Status::kSuperseded ||
-                 r.status == WriteResult::Status::kVetoed;
+                 r.status == WriteResult::Status::kVetoed ||
+                 r.status == WriteResult::Status::kUnwritable;
         });
     const core::Ruleset* rs = any_superseded ? &ruleset() : nullptr;
     pqxx::work tx(control());
@@ -619,6 +620,7 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     };
     std::set<std::int64_t> replan;
     std::vector<std::pair<std::int64_t, std::string>> vetoed;  // golden id, the guard's reason
+    std::vector<std::pair<std::int64_t, WriteResult>> unwritable;
     OutboxOutcomes outcome;
     std::vector<std::string> base_ids, base_values;  // applied updates: what the side now holds
     for (std::size_t k = 0; k < requests.size(); ++k) {
@@ -659,6 +661,15 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
                                       {"reason", res.error}});
           ++result.writes_failed;
           break;
+        case WriteResult::Status::kUnwritable:
+          // The value is valid where it came from; an invalid_value conflict holds the
+          // field for the steward, and the rest of the row is planned again without it.
+          unwritable.emplace_back(gid, res);
+          replan.insert(gid);
+          outcome.add(w.outbox_id, "failed", res.row_key,
+                      res.field + ": " + res.error + "; not written, the golden value stays");
+          ++result.writes_failed;
+          break;
         case WriteResult::Status::kFailed:
           outcome.add(w.outbox_id, "failed", res.row_key, res.error);
           log::error("writeback_failed", {{"side", side.name()},
@@ -692,6 +703,17 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
                         r.after);
       for (const config::SideConfig& other : config_.sides)
         repo.cancel_pending(gid, other.name, {"delete"});
+      result.conflicts_opened += static_cast<int>(r.plan.opened.size());
+    }
+    for (const auto& [gid, res] : unwritable) {
+      auto state = repo.load(gid);
+      const pqxx::result e = tx.exec_params("SELECT entity FROM mdsync.golden WHERE id = $1", gid);
+      const core::EntityRules* rules = e.empty() ? nullptr : rs->find(e[0][0].as<std::string>());
+      if (!state || rules == nullptr) continue;
+      const core::Reconciliation r =
+          core::unwritable_value(*rules, rs->version, *state, side.name(), res.field, res.error);
+      core::RecordState after = r.after;
+      repo.persist_plan(rules->entity, gid, side.name(), res.row_key, r.plan, after);
       result.conflicts_opened += static_cast<int>(r.plan.opened.size());
     }
     // A superseded write means the side changed under us; its change is captured and

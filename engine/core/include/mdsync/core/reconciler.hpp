@@ -67,4 +67,13 @@ Reconciliation veto_delete(const EntityRules& rules, std::int64_t ruleset_versio
                            const RecordState& state, const std::string& vetoing_side,
                            const std::string& deleting_side, const std::string& reason);
 
+// A golden value `side` cannot hold (outside its value map, finer than its scale, a code its
+// lookup table lacks): the value was valid where it came from, so golden keeps it, and an
+// invalid_value conflict holds the field's unit for the steward (take a side's value, or set
+// one every side can hold). While it is open the unit is not written, so the other fields of
+// the row still are. Nothing happens if the unit is already held.
+Reconciliation unwritable_value(const EntityRules& rules, std::int64_t ruleset_version,
+                                const RecordState& state, const std::string& side,
+                                const std::string& field, const std::string& reason);
+
 }  // namespace mdsync::core

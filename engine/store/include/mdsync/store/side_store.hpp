@@ -68,12 +68,16 @@ struct WriteResult {
     kSuperseded,  // the side no longer holds the expected base: not written (guarantee 4)
     kFailed,      // the side refused the row (a constraint, a type); others still go through
     kVetoed,      // a delete guard refused the delete; `error` is the guard's reason
+    // The side cannot hold the golden value of `field` (outside its value map, finer than its
+    // scale, a code its lookup table lacks); nothing of the row was written. `error` says why.
+    kUnwritable,
   };
   Status status = Status::kApplied;
   // The side's key (for an insert: the key the side generated). A restore reported
   // kSuperseded with no key found the row gone: the engine inserts a new one instead.
   std::string row_key;
   std::string error;
+  std::string field = {};  // kUnwritable: the field
 };
 
 class SideStore {
