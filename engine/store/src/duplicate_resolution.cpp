@@ -141,7 +141,7 @@ std::string resolve_duplicate(pqxx::connection_base& conn, const config::Config&
   if (gid != 0) {
     repo.save_golden(gid, state);
     repo.link(entity, side, row_key, gid, state.bases[side]);
-    cancel_pending_insert(tx, gid, side);
+    repo.cancel_pending(gid, side, {"insert"}, kLinkedNotInserted);
   } else {
     gid = repo.create_golden(entity, state);
     repo.link(entity, side, row_key, gid, state.bases[side]);

@@ -281,15 +281,4 @@ core::Plan duplicate_plan(const std::string& entity, const std::string& side,
   return plan;
 }
 
-int cancel_pending_insert(pqxx::transaction_base& tx, std::int64_t golden_id,
-                          const std::string& side) {
-  return static_cast<int>(
-      tx.exec_params("UPDATE mdsync.outbox SET status = 'superseded', done_at = now(),"
-                     " last_error = 'not inserted: the side already holds the row, linked by a"
-                     " match key' WHERE golden_id = $1 AND side = $2 AND kind = 'insert'"
-                     " AND status = 'pending'",
-                     golden_id, side)
-          .affected_rows());
-}
-
 }  // namespace mdsync::store

@@ -74,6 +74,11 @@ class MatchIndex {
 // only then do its keys need recomputing.
 bool plan_changes_keys(const mapping::MatchSpec& spec, const core::Plan& plan);
 
+// The outbox note of a record's insert into a side that was not made: the side already holds
+// the row, now linked by a match key.
+inline constexpr const char* kLinkedNotInserted =
+    "not inserted: the side already holds the row, linked by a match key";
+
 // A row's match, in golden ids.
 struct RowMatch {
   mapping::MatchOutcome outcome = mapping::MatchOutcome::kCreate;
@@ -106,10 +111,5 @@ core::Plan duplicate_plan(const std::string& entity, const std::string& side,
                           const std::string& source, std::int64_t ruleset_version,
                           const core::FieldValues& values, const RowMatch& match,
                           const StateOf& state_of, const NameOf& name_of = record_name);
-
-// Cancels (marks superseded) the pending insert of a record into `side`: the row it would
-// insert is already there, just linked by a match key. Returns how many were cancelled.
-int cancel_pending_insert(pqxx::transaction_base& tx, std::int64_t golden_id,
-                          const std::string& side);
 
 }  // namespace mdsync::store

@@ -194,11 +194,13 @@ core::FieldValues RecordRepository::revive(std::int64_t id, const std::string& s
 }
 
 void RecordRepository::cancel_pending(std::int64_t id, const std::string& side,
-                                      const std::vector<std::string>& kinds) {
+                                      const std::vector<std::string>& kinds,
+                                      const std::string& why) {
   tx_.exec_params(
-      "UPDATE mdsync.outbox SET status = 'superseded', done_at = now()"
+      "UPDATE mdsync.outbox SET status = 'superseded', done_at = now(),"
+      " last_error = coalesce(nullif($4, ''), last_error)"
       " WHERE golden_id = $1 AND side = $2 AND status = 'pending' AND kind = ANY($3::text[])",
-      id, side, pg_text_array(kinds));
+      id, side, pg_text_array(kinds), why);
 }
 
 void RecordRepository::unlink(std::int64_t id, const std::string& side) {

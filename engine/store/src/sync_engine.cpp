@@ -439,7 +439,7 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now, const std::stri
             // under a normalizer) is agreement, not a change.
             state.bases[side] = {};
             change = to_change(row, side, *entity, *transforms_, state.golden);
-            cancel_pending_insert(tx, *gid, side);
+            repo.cancel_pending(*gid, side, {"insert"}, kLinkedNotInserted);
             linked_by_match = true;
           }
         }

@@ -61,9 +61,10 @@ class RecordRepository {
   void retire(std::int64_t golden_id, const std::string& side, const std::string& state);
   // Syncs a retired link again and returns its base (the row came back into scope).
   core::FieldValues revive(std::int64_t golden_id, const std::string& side);
-  // Marks the record's pending write-backs of these kinds to `side` superseded.
+  // Marks the record's pending write-backs of these kinds to `side` superseded, with `why` as
+  // the outbox row's note when given.
   void cancel_pending(std::int64_t golden_id, const std::string& side,
-                      const std::vector<std::string>& kinds);
+                      const std::vector<std::string>& kinds, const std::string& why = "");
   void save_base(std::int64_t golden_id, const std::string& side, const core::FieldValues& base);
 
   // Saves what a plan opened, attached and closed (a steward's resolution), and its audit
