@@ -116,7 +116,13 @@ bool unit_equal(const EntityRules& rules, const Unit& unit, const UnitRefs& refs
 
 void copy_to(const Unit& unit, const UnitRefs& refs, const Value* MemberRef::*which,
              UnitValues& out) {
-  for (std::size_t i = 0; i < refs.size(); ++i) out.add(unit.members[i], *(refs[i].*which));
+  const bool prepared = unit.member_names.size() == refs.size();
+  for (std::size_t i = 0; i < refs.size(); ++i) {
+    if (prepared)
+      out.add(unit.member_names[i], *(refs[i].*which));
+    else
+      out.add(unit.members[i], *(refs[i].*which));
+  }
 }
 
 UnitValues copy(const Unit& unit, const UnitRefs& refs, const Value* MemberRef::*which) {
@@ -176,7 +182,7 @@ class Decider {
   // Decides into `state` (updated in place) and `plan`.
   Decider(const EntityRules& rules, std::int64_t version, RecordState& state, Plan& plan,
           std::string source, const std::string& side)
-      : rules_(rules), after_(state), plan_(plan), side_(side) {
+      : rules_(rules), after_(state), plan_(plan), side_(side), side_name_(side) {
     plan_.entity = rules.entity;
     plan_.source = std::move(source);
     plan_.ruleset_version = version;
@@ -230,12 +236,12 @@ class Decider {
   // A side wrote a unit another side owns. `before` is the golden value before this change
   // (all NULL when the change creates the record), `g` the owner's value that stands, which
   // is also golden after.
-  void foreign_write(const Unit& unit, const std::string& side, UnitValues v, const UnitValues& g,
-                     UnitValues before) {
+  void foreign_write(const Unit& unit, UnitValues v, const UnitValues& g, UnitValues before) {
+    const std::string& side = side_;
     const std::string& owner = unit.policy.owner;
     if (unit.policy.on_foreign_write == ForeignWrite::kRevert) {
       record(unit, Outcome::kRevert, std::move(before), std::move(v), g,
-             Reason(Reason::Form::kReverted, side, owner));
+             Reason(Reason::Form::kReverted, side_name_, owner));
     } else {
       open_conflict(unit.name, ConflictKind::kForeignWrite, {{side, v}, {owner, g}},
                     side + " wrote " + unit.name + ", which " + owner + " owns");
@@ -247,7 +253,8 @@ class Decider {
   const EntityRules& rules_;
   RecordState& after_;
   Plan& plan_;
-  const std::string& side_;  // the side whose change is decided; empty for a steward
+  const std::string& side_;      // the side whose change is decided; empty for a steward
+  const ShortString side_name_;  // the same, as reasons hold it
 };
 
 void reconcile_create(Decider& d, const EntityRules& rules, const Change& change) {
@@ -287,7 +294,7 @@ void reconcile_create(Decider& d, const EntityRules& rules, const Change& change
                       "invalid value from " + change.side + ": " + *invalid);
       d.decide(unit, Outcome::kInvalid, unit_values(unit, {}), v, *invalid);
     } else if (!unit_equal(rules, unit, v, defaults)) {
-      d.foreign_write(unit, change.side, v, defaults, unit_values(unit, {}));
+      d.foreign_write(unit, v, defaults, unit_values(unit, {}));
     } else {
       d.decide(unit, Outcome::kCreate, unit_values(unit, {}), v,
                unit.policy.owner + " owns " + unit.name + "; the default applies");
@@ -375,7 +382,7 @@ void decide_unit(Decider& d, const EntityRules& rules, const Change& change, con
   };
   auto foreign_write = [&] {
     const UnitValues golden = copy(unit, refs, &MemberRef::g);
-    d.foreign_write(unit, side, copy(unit, refs, &MemberRef::v), golden, golden);
+    d.foreign_write(unit, copy(unit, refs, &MemberRef::v), golden, golden);
   };
 
   if (!state.open_conflicts.empty())
@@ -394,23 +401,23 @@ void decide_unit(Decider& d, const EntityRules& rules, const Change& change, con
     return;
   }
   if (unit_equal(rules, unit, refs, &MemberRef::v, &MemberRef::g)) {
-    keep(Outcome::kAgree, Reason(Reason::Form::kAlreadyHolds, side));
+    keep(Outcome::kAgree, Reason(Reason::Form::kAlreadyHolds, d.side_name_));
     return;
   }
   const FieldPolicy& p = unit.policy;
   const bool owner = p.owner == side;
   if (unit_equal(rules, unit, refs, &MemberRef::g, &MemberRef::b)) {  // only this side changed it
     if (owner)
-      accept(Reason(Reason::Form::kOwns, side));
+      accept(Reason(Reason::Form::kOwns, d.side_name_));
     else if (p.is_shared())
-      accept(Reason(Reason::Form::kChangedShared, side));
+      accept(Reason(Reason::Form::kChangedShared, d.side_name_));
     else
       foreign_write();
     return;
   }
   // Someone else's change has not reached this side yet, and it changed the unit too.
   if (owner) {
-    accept(Reason(Reason::Form::kOwnsAndWins, side));
+    accept(Reason(Reason::Form::kOwnsAndWins, d.side_name_));
     return;
   }
   if (!p.is_shared()) {
@@ -435,7 +442,7 @@ void decide_unit(Decider& d, const EntityRules& rules, const Change& change, con
                          (change.commit_time_us == prov.time_us && prov.steward.empty() &&
                           rules.priority_rank(side) < rules.priority_rank(prov.side));
       if (later)
-        accept(Reason(Reason::Form::kWroteLast, side), known);
+        accept(Reason(Reason::Form::kWroteLast, d.side_name_), known);
       else
         keep(Outcome::kKeepGolden, Reason(Reason::Form::kWroteLast, other));
       return;
@@ -444,9 +451,9 @@ void decide_unit(Decider& d, const EntityRules& rules, const Change& change, con
       const bool wins =
           prov.steward.empty() && rules.priority_rank(side) < rules.priority_rank(prov.side);
       if (wins)
-        accept(Reason(Reason::Form::kRanksBefore, side, other), known);
+        accept(Reason(Reason::Form::kRanksBefore, d.side_name_, other), known);
       else
-        keep(Outcome::kKeepGolden, Reason(Reason::Form::kRanksBefore, other, side));
+        keep(Outcome::kKeepGolden, Reason(Reason::Form::kRanksBefore, other, d.side_name_));
       return;
     }
   }

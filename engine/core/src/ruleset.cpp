@@ -73,6 +73,7 @@ void prepare(EntityRules& rules) {
   for (Unit& unit : rules.units) {
     unit.member_types.clear();
     for (const std::string& m : unit.members) unit.member_types.push_back(rules.type_of(m));
+    unit.member_names.assign(unit.members.begin(), unit.members.end());
     unit.rule_text = std::make_shared<const std::string>(describe_rule(rules.entity, unit));
     Validation& v = unit.policy.validate;
     if (v.pattern && !v.compiled_pattern) {

@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "mdsync/core/short_string.hpp"
+
 namespace mdsync::core {
 
 // The owner word that marks a field as owned by no single side.
@@ -73,6 +75,8 @@ struct Unit {
   std::shared_ptr<const std::string> rule_text = nullptr;
   // The members' types, in member order, filled by prepare(); empty until then.
   std::vector<FieldType> member_types = {};
+  // The members' names as decisions record them, filled by prepare(); empty until then.
+  std::vector<ShortString> member_names = {};
   bool is_group() const { return members.size() != 1 || members.front() != name; }
 };
 
