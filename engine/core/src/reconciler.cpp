@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #include "mdsync/core/validation.hpp"
@@ -25,6 +26,17 @@ FieldType member_type(const EntityRules& rules, const Unit& unit, std::size_t i)
 
 // The side of a steward's decision.
 const std::string kNoSide;
+
+// values_equal, answering inline what needs no look at the type: most values compared are
+// equal byte for byte, or are exactly compared text.
+bool same_value(FieldType type, Compare mode, const Value& a, const Value& b) {
+  if (!a || !b) return !a && !b;
+  if (*a == *b) return true;
+  if (type == FieldType::kText ? mode == Compare::kExact
+                               : type != FieldType::kNumeric && type != FieldType::kInteger)
+    return false;
+  return values_equal(type, mode, a, b);
+}
 
 const Value& null_value() {
   static const Value kNull;
@@ -108,8 +120,7 @@ using UnitRefs = SmallVector<MemberRef, 8>;  // groups rarely have more members
 bool unit_equal(const EntityRules& rules, const Unit& unit, const UnitRefs& refs,
                 const Value* MemberRef::*a, const Value* MemberRef::*b) {
   for (std::size_t i = 0; i < refs.size(); ++i)
-    if (!values_equal(member_type(rules, unit, i), unit.policy.compare, *(refs[i].*a),
-                      *(refs[i].*b)))
+    if (!same_value(member_type(rules, unit, i), unit.policy.compare, *(refs[i].*a), *(refs[i].*b)))
       return false;
   return true;
 }
@@ -376,7 +387,7 @@ void decide_unit(Decider& d, const EntityRules& rules, const Change& change, con
         ref.g = &state.golden.insert_or_assign(unit.members[i], *ref.v).first->second;
     }
     Provenance& prov = known != nullptr ? *known : provenance[unit.name];
-    prov.side = side;
+    if (prov.side != side) prov.side = side;  // mostly the same side again: no copy then
     prov.steward.clear();
     prov.time_us = change.commit_time_us;
   };
@@ -533,8 +544,8 @@ void reconcile_update(Decider& d, const EntityRules& rules, const Change& change
     }
     bool changed = false;  // v = b: the side did not change the unit
     for (std::size_t i = 0; i < refs.size() && !changed; ++i)
-      changed = refs[i].touched && !values_equal(member_type(rules, unit, i), unit.policy.compare,
-                                                 *refs[i].v, *refs[i].b);
+      changed = refs[i].touched && !same_value(member_type(rules, unit, i), unit.policy.compare,
+                                               *refs[i].v, *refs[i].b);
     if (changed) decide_unit(d, rules, change, unit, refs, provenance);
     for (const Touch* moved = first; moved != t; ++moved) *moved->b = *moved->v;
   }
@@ -542,13 +553,12 @@ void reconcile_update(Decider& d, const EntityRules& rules, const Change& change
 
 // "crm#42", made without temporaries: it is part of every plan's cost.
 std::string source_of(const Change& change) {
-  char digits[24];
-  const auto end = std::to_chars(digits, digits + sizeof digits, change.seq).ptr;
-  std::string out;
-  out.reserve(change.side.size() + 1 + static_cast<std::size_t>(end - digits));
-  out.append(change.side).push_back('#');
-  out.append(digits, end);
-  return out;
+  char text[64];
+  const std::size_t n = change.side.size();
+  if (n > sizeof text - 22) return change.side + "#" + std::to_string(change.seq);
+  std::memcpy(text, change.side.data(), n);
+  text[n] = '#';
+  return std::string(text, std::to_chars(text + n + 1, text + sizeof text, change.seq).ptr);
 }
 
 }  // namespace

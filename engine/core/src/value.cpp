@@ -294,18 +294,23 @@ struct DecimalParts {
   std::string_view frac_part;
 };
 
+// One pass over the text: this runs twice for every numeric field a change touches.
 DecimalParts decimal_parts(std::string_view t) {
   DecimalParts d;
-  std::size_t i = 0;
-  if (i < t.size() && (t[i] == '+' || t[i] == '-')) d.negative = t[i++] == '-';
-  const std::string_view rest = t.substr(i);
-  const std::size_t dot = rest.find('.');
-  d.int_part = rest.substr(0, dot);
-  d.frac_part = dot == std::string_view::npos ? std::string_view() : rest.substr(dot + 1);
-  if (d.int_part.empty() && d.frac_part.empty()) return d;
-  for (std::string_view s : {d.int_part, d.frac_part})
-    for (char c : s)
-      if (c < '0' || c > '9') return d;
+  const char* p = t.data();
+  const char* const end = p + t.size();
+  auto digits = [&] {
+    const char* from = p;
+    while (p != end && *p >= '0' && *p <= '9') ++p;
+    return std::string_view(from, static_cast<std::size_t>(p - from));
+  };
+  if (p != end && (*p == '+' || *p == '-')) d.negative = *p++ == '-';
+  d.int_part = digits();
+  if (p != end && *p == '.') {
+    ++p;
+    d.frac_part = digits();
+  }
+  if (p != end || (d.int_part.empty() && d.frac_part.empty())) return d;
   while (!d.int_part.empty() && d.int_part.front() == '0') d.int_part.remove_prefix(1);
   while (!d.frac_part.empty() && d.frac_part.back() == '0') d.frac_part.remove_suffix(1);
   if (d.int_part.empty() && d.frac_part.empty()) d.negative = false;  // -0 is 0
