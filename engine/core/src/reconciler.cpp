@@ -127,6 +127,8 @@ bool unit_equal(const EntityRules& rules, const Unit& unit, const UnitRefs& refs
 
 void copy_to(const Unit& unit, const UnitRefs& refs, const Value* MemberRef::*which,
              UnitValues& out) {
+  if (refs.size() == 1 && !unit.member_names.empty())  // a plain field of prepared rules
+    return out.add(unit.member_names[0], *(refs[0].*which));
   const bool prepared = unit.member_names.size() == refs.size();
   for (std::size_t i = 0; i < refs.size(); ++i) {
     if (prepared)
@@ -497,6 +499,7 @@ void reconcile_update(Decider& d, const EntityRules& rules, const Change& change
   // each field, and where its base and golden values are. Only the change's fields are
   // looked at, so the record's other fields cost nothing.
   SmallVector<Touch, 32> touches;  // a 20-field change fits
+  bool in_order = true;
   Cursor<FieldValues> base_at(base), golden_at(state.golden);
   std::size_t next_slot = 0;
   for (const auto& [field, value] : change.values) {
@@ -520,11 +523,13 @@ void reconcile_update(Decider& d, const EntityRules& rules, const Change& change
       continue;
     }
     const auto g = golden_at.find(field);
-    touches.push_back(Touch{std::uint64_t{slot->unit} << 32 | slot->member, &value, &b,
-                            g == golden_at.end() ? &null_value() : &g->second});
+    const std::uint64_t order = std::uint64_t{slot->unit} << 32 | slot->member;
+    in_order = in_order && (touches.size() == 0 || touches[touches.size() - 1].order < order);
+    touches.push_back(Touch{order, &value, &b, g == golden_at.end() ? &null_value() : &g->second});
   }
-  std::sort(touches.begin(), touches.end(),
-            [](const Touch& a, const Touch& b) { return a.order < b.order; });
+  if (!in_order)  // the entity's fields are not in name order
+    std::sort(touches.begin(), touches.end(),
+              [](const Touch& a, const Touch& b) { return a.order < b.order; });
 
   // Pass 2, unit by unit in the entity's order, so plans are deterministic.
   d.plan_.decisions.reserve(touches.size());
