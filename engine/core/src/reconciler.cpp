@@ -53,24 +53,30 @@ const Value& value_or_null(const FieldValues& values, const std::string& field) 
 template <class T, std::size_t N>
 class SmallVector {
  public:
+  SmallVector() = default;
+  SmallVector(const SmallVector&) = delete;  // data_ may point into this very object
+  SmallVector& operator=(const SmallVector&) = delete;
+
   void push_back(const T& item) {
     if (size_ < N) {
       inline_[size_] = item;
     } else {
       if (size_ == N) spill_.assign(inline_, inline_ + N);
       spill_.push_back(item);
+      data_ = spill_.data();
     }
     ++size_;
   }
   std::size_t size() const { return size_; }
-  T* begin() { return size_ > N ? spill_.data() : inline_; }
-  T* end() { return begin() + size_; }
-  T& operator[](std::size_t i) { return begin()[i]; }
-  const T& operator[](std::size_t i) const { return const_cast<SmallVector*>(this)->begin()[i]; }
+  T* begin() { return data_; }
+  T* end() { return data_ + size_; }
+  T& operator[](std::size_t i) { return data_[i]; }
+  const T& operator[](std::size_t i) const { return data_[i]; }
 
  private:
   T inline_[N];  // written before read: left uninitialized, as zeroing it costs a store each
   std::vector<T> spill_;
+  T* data_ = inline_;
   std::size_t size_ = 0;
 };
 
@@ -221,13 +227,16 @@ class Decider {
   }
 
   // A decision whose values the caller fills in place (the hot path: no temporaries).
-  UnitDecision& start(const Unit& unit, Outcome outcome, Reason reason) {
+  UnitDecision& start(const Unit& unit, Outcome outcome, Reason&& reason) {
     UnitDecision& d = plan_.decisions.emplace_back();
     d.unit = unit.name;
     d.outcome = outcome;
-    d.rule = unit.rule_text
-                 ? unit.rule_text
-                 : std::make_shared<const std::string>(describe_rule(rules_.entity, unit));
+    // Assigned from the unit directly: a conditional would copy the pointer into a temporary
+    // first, and each copy of a shared_ptr is an atomic increment.
+    if (unit.rule_text)
+      d.rule = unit.rule_text;
+    else
+      d.rule = std::make_shared<const std::string>(describe_rule(rules_.entity, unit));
     d.why = std::move(reason);
     return d;
   }
@@ -369,14 +378,14 @@ void decide_unit(Decider& d, const EntityRules& rules, const Change& change, con
   const std::string& side = change.side;
   // Golden stands unless the unit is accepted: it is then both before and after.
   // Values are copied straight into the plan's decision: no temporaries on the hot path.
-  auto keep = [&](Outcome outcome, Reason reason) {
+  auto keep = [&](Outcome outcome, Reason&& reason) {
     UnitDecision& made = d.start(unit, outcome, std::move(reason));
     copy_to(unit, refs, &MemberRef::g, made.before);
     copy_to(unit, refs, &MemberRef::v, made.proposed);
     made.after = made.before;
   };
   // Golden changes under `refs`, so what golden was is copied before it is written.
-  auto accept = [&](Reason reason, Provenance* known = nullptr) {
+  auto accept = [&](Reason&& reason, Provenance* known = nullptr) {
     UnitDecision& made = d.start(unit, Outcome::kAccept, std::move(reason));
     copy_to(unit, refs, &MemberRef::g, made.before);
     copy_to(unit, refs, &MemberRef::v, made.proposed);
