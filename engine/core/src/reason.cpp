@@ -3,24 +3,24 @@
 namespace mdsync::core {
 
 std::string Reason::render(const std::string& unit) const {
-  const std::string& other = text_;
+  const std::string side(side_.view()), other(other_.view());
   switch (form_) {
     case Form::kText:
       return text_;
     case Form::kOwns:
-      return side_ + " owns " + unit;
+      return side + " owns " + unit;
     case Form::kOwnsAndWins:
-      return side_ + " owns " + unit + " and wins";
+      return side + " owns " + unit + " and wins";
     case Form::kChangedShared:
-      return side_ + " changed shared " + unit;
+      return side + " changed shared " + unit;
     case Form::kReverted:
-      return other + " owns " + unit + "; " + side_ + "'s write is reverted";
+      return other + " owns " + unit + "; " + side + "'s write is reverted";
     case Form::kAlreadyHolds:
-      return side_ + " already holds the golden value";
+      return side + " already holds the golden value";
     case Form::kWroteLast:
-      return side_ + " wrote last";
+      return side + " wrote last";
     case Form::kRanksBefore:
-      return side_ + " ranks before " + other;
+      return side + " ranks before " + other;
   }
   return text_;
 }

@@ -1,7 +1,9 @@
 #include "mdsync/core/reconciler.hpp"
 
 #include <algorithm>
-#include <array>
+#include <charconv>
+#include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #include "mdsync/core/validation.hpp"
@@ -22,6 +24,20 @@ FieldType member_type(const EntityRules& rules, const Unit& unit, std::size_t i)
   return i < unit.member_types.size() ? unit.member_types[i] : rules.type_of(unit.members[i]);
 }
 
+// The side of a steward's decision.
+const std::string kNoSide;
+
+// values_equal, answering inline what needs no look at the type: most values compared are
+// equal byte for byte, or are exactly compared text.
+bool same_value(FieldType type, Compare mode, const Value& a, const Value& b) {
+  if (!a || !b) return !a && !b;
+  if (*a == *b) return true;
+  if (type == FieldType::kText ? mode == Compare::kExact
+                               : type != FieldType::kNumeric && type != FieldType::kInteger)
+    return false;
+  return values_equal(type, mode, a, b);
+}
+
 const Value& null_value() {
   static const Value kNull;
   return kNull;
@@ -32,64 +48,106 @@ const Value& value_or_null(const FieldValues& values, const std::string& field) 
   return it == values.end() ? null_value() : it->second;
 }
 
-// A unit's member values where they already live (a record's golden map, a base, a change),
-// looked up once and never copied: deciding compares these, and only the decision's own
-// record of before/proposed/after allocates.
-class MemberRefs {
+// A vector whose first N elements live inline, so the usual handful allocates nothing. For
+// pointers and iterators only: elements are copied, never destroyed.
+template <class T, std::size_t N>
+class SmallVector {
  public:
-  MemberRefs(const Unit& unit, const FieldValues& source) : size_(unit.members.size()) {
-    if (size_ > kInline) spill_.resize(size_);
-    const Value** out = data();
-    for (std::size_t i = 0; i < size_; ++i) out[i] = &value_or_null(source, unit.members[i]);
-  }
-  // `under` with the members `changed` holds replaced by the change's values.
-  MemberRefs(const Unit& unit, const MemberRefs& under, const FieldValues& changed)
-      : MemberRefs(under) {
-    const Value** out = data();
-    for (std::size_t i = 0; i < size_; ++i)
-      if (auto it = changed.find(unit.members[i]); it != changed.end()) out[i] = &it->second;
-  }
-  MemberRefs(const MemberRefs& o) : inline_(o.inline_), spill_(o.spill_), size_(o.size_) {}
-  MemberRefs& operator=(const MemberRefs&) = delete;
+  SmallVector() = default;
+  SmallVector(const SmallVector&) = delete;  // data_ may point into this very object
+  SmallVector& operator=(const SmallVector&) = delete;
 
-  std::size_t size() const { return size_; }
-  const Value& operator[](std::size_t i) const { return *data()[i]; }
-  bool same_place(const MemberRefs& o, std::size_t i) const { return data()[i] == o.data()[i]; }
-
-  // Writes member i into `map`, which must be the (non-const) map these refs were made from:
-  // through the reference when the member is there, saving a second lookup.
-  void store(const Unit& unit, std::size_t i, FieldValues& map, const Value& value) {
-    const Value*& ref = data()[i];
-    if (ref != &null_value()) {
-      *const_cast<Value*>(ref) = value;  // the referenced value lives in `map`, not const
+  void push_back(const T& item) {
+    if (size_ < N) {
+      inline_[size_] = item;
     } else {
-      ref = &map.insert_or_assign(unit.members[i], value).first->second;
+      if (size_ == N) spill_.assign(inline_, inline_ + N);
+      spill_.push_back(item);
+      data_ = spill_.data();
     }
+    ++size_;
   }
-  UnitValues copy(const Unit& unit) const {
-    UnitValues out;
-    copy_to(unit, out);
-    return out;
-  }
-  void copy_to(const Unit& unit, UnitValues& out) const {
-    for (std::size_t i = 0; i < size_; ++i) out.add(unit.members[i], (*this)[i]);
-  }
+  std::size_t size() const { return size_; }
+  T* begin() { return data_; }
+  T* end() { return data_ + size_; }
+  T& operator[](std::size_t i) { return data_[i]; }
+  const T& operator[](std::size_t i) const { return data_[i]; }
 
  private:
-  static constexpr std::size_t kInline = 8;  // groups rarely have more members
-  const Value** data() { return size_ > kInline ? spill_.data() : inline_.data(); }
-  const Value* const* data() const { return size_ > kInline ? spill_.data() : inline_.data(); }
-
-  std::array<const Value*, kInline> inline_{};
-  std::vector<const Value*> spill_;
+  T inline_[N];  // written before read: left uninitialized, as zeroing it costs a store each
+  std::vector<T> spill_;
+  T* data_ = inline_;
   std::size_t size_ = 0;
 };
 
-bool unit_equal(const EntityRules& rules, const Unit& unit, const MemberRefs& a,
-                const MemberRefs& b) {
-  for (std::size_t i = 0; i < unit.members.size(); ++i)
-    if (!values_equal(member_type(rules, unit, i), unit.policy.compare, a[i], b[i])) return false;
+// Finds keys in a sorted map, asked for in ascending order: each search first tries the entry
+// after the last one found, so the fields of a change (listed in key order, and often side
+// by side in the record) mostly cost one comparison rather than a search from the root. Keys
+// asked for out of order are still found, only by the full search.
+template <class Map>
+class Cursor {
+ public:
+  using iterator = typename Map::iterator;
+  explicit Cursor(Map& map) : map_(map), next_(map.begin()) {}
+
+  iterator end() const { return map_.end(); }
+  iterator find(const std::string& key) {
+    if (next_ != map_.end() && next_->first == key) return next_++;
+    const iterator it = map_.lower_bound(key);
+    if (it == map_.end() || it->first != key) {
+      next_ = it;  // where `key` would go: the hint for an insert of it
+      return map_.end();
+    }
+    next_ = std::next(it);
+    return it;
+  }
+  typename Map::mapped_type& operator[](const std::string& key) {
+    const iterator it = find(key);
+    if (it != map_.end()) return it->second;
+    return map_.emplace_hint(next_, key, typename Map::mapped_type{})->second;
+  }
+
+ private:
+  Map& map_;
+  iterator next_;
+};
+
+// Where one member of a unit a change touched has its values, looked up once and never
+// copied: deciding compares these, and only the decision's own record of before/proposed/
+// after copies values.
+struct MemberRef {
+  const Value* b;  // the side's base (null_value() when it has none)
+  const Value* v;  // what the side holds now: the change's value, else the base's
+  const Value* g;  // golden (null_value() when golden has none)
+  bool touched;    // the change carries this member
+};
+using UnitRefs = SmallVector<MemberRef, 8>;  // groups rarely have more members
+
+bool unit_equal(const EntityRules& rules, const Unit& unit, const UnitRefs& refs,
+                const Value* MemberRef::*a, const Value* MemberRef::*b) {
+  for (std::size_t i = 0; i < refs.size(); ++i)
+    if (!same_value(member_type(rules, unit, i), unit.policy.compare, *(refs[i].*a), *(refs[i].*b)))
+      return false;
   return true;
+}
+
+void copy_to(const Unit& unit, const UnitRefs& refs, const Value* MemberRef::*which,
+             UnitValues& out) {
+  if (refs.size() == 1 && !unit.member_names.empty())  // a plain field of prepared rules
+    return out.add(unit.member_names[0], *(refs[0].*which));
+  const bool prepared = unit.member_names.size() == refs.size();
+  for (std::size_t i = 0; i < refs.size(); ++i) {
+    if (prepared)
+      out.add(unit.member_names[i], *(refs[i].*which));
+    else
+      out.add(unit.members[i], *(refs[i].*which));
+  }
+}
+
+UnitValues copy(const Unit& unit, const UnitRefs& refs, const Value* MemberRef::*which) {
+  UnitValues out;
+  copy_to(unit, refs, which, out);
+  return out;
 }
 
 bool unit_equal(const EntityRules& rules, const Unit& unit, const FieldValues& a,
@@ -101,11 +159,6 @@ bool unit_equal(const EntityRules& rules, const Unit& unit, const FieldValues& a
       return false;
   }
   return true;
-}
-
-bool touches(const Unit& unit, const FieldValues& changed) {
-  return std::any_of(unit.members.begin(), unit.members.end(),
-                     [&](const std::string& m) { return changed.count(m) != 0; });
 }
 
 // The first validation failure among the members the change touched.
@@ -124,61 +177,31 @@ std::optional<std::string> invalid_reason(
   return std::nullopt;
 }
 
+// The same for the members of `refs` the change touched.
+std::optional<std::string> invalid_reason(const EntityRules& rules, const Unit& unit,
+                                          const UnitRefs& refs,
+                                          const std::map<std::string, std::string>& unconvertible) {
+  if (unit.policy.validate.empty() && unconvertible.empty()) return std::nullopt;
+  for (std::size_t i = 0; i < refs.size(); ++i) {
+    const std::string& m = unit.members[i];
+    if (auto bad = unconvertible.find(m); bad != unconvertible.end()) return m + " " + bad->second;
+    if (!refs[i].touched) continue;
+    if (auto why = validate(unit.policy.validate, member_type(rules, unit, i), *refs[i].v))
+      return m + " " + *why;
+  }
+  return std::nullopt;
+}
+
 void overlay(FieldValues& target, const FieldValues& values) {
   for (const auto& [f, v] : values) target[f] = v;
 }
-
-// The units a change touches, in the entity's unit order (so plans are deterministic).
-// Kept inline for the usual handful of touched units, so a change allocates nothing here.
-class TouchedUnits {
- public:
-  TouchedUnits(const EntityRules& rules, const FieldValues& changed) {
-    if (rules.unit_index.empty()) {
-      for (const Unit& unit : rules.units)
-        if (touches(unit, changed)) push(&unit);
-      return;
-    }
-    for (const auto& [field, value] : changed) {
-      (void)value;
-      auto it = rules.unit_index.find(field);
-      if (it != rules.unit_index.end()) {
-        push(&rules.units[it->second]);
-        ++fields_matched_;
-      }
-    }
-    const Unit** first = data();
-    std::sort(first, first + size_);  // units live in one vector: address order is unit order
-    size_ = static_cast<std::size_t>(std::unique(first, first + size_) - first);
-  }
-  const Unit* const* begin() const { return const_cast<TouchedUnits*>(this)->data(); }
-  const Unit* const* end() const { return begin() + size_; }
-  // How many of the change's fields belong to some unit.
-  std::size_t fields_matched() const { return fields_matched_; }
-
- private:
-  static constexpr std::size_t kInline = 32;  // a 20-field change fits
-  const Unit** data() { return spill_.empty() ? inline_.data() : spill_.data(); }
-  void push(const Unit* unit) {
-    if (size_ == kInline) spill_.assign(inline_.begin(), inline_.end());
-    if (size_ < kInline)
-      inline_[size_] = unit;
-    else
-      spill_.push_back(unit);
-    ++size_;
-  }
-
-  std::array<const Unit*, kInline> inline_{};
-  std::vector<const Unit*> spill_;
-  std::size_t size_ = 0;
-  std::size_t fields_matched_ = 0;
-};
 
 class Decider {
  public:
   // Decides into `state` (updated in place) and `plan`.
   Decider(const EntityRules& rules, std::int64_t version, RecordState& state, Plan& plan,
-          std::string source, std::string side)
-      : rules_(rules), after_(state), plan_(plan), side_(std::move(side)) {
+          std::string source, const std::string& side)
+      : rules_(rules), after_(state), plan_(plan), side_(side), side_name_(side) {
     plan_.entity = rules.entity;
     plan_.source = std::move(source);
     plan_.ruleset_version = version;
@@ -204,13 +227,16 @@ class Decider {
   }
 
   // A decision whose values the caller fills in place (the hot path: no temporaries).
-  UnitDecision& start(const Unit& unit, Outcome outcome, Reason reason) {
+  UnitDecision& start(const Unit& unit, Outcome outcome, Reason&& reason) {
     UnitDecision& d = plan_.decisions.emplace_back();
     d.unit = unit.name;
     d.outcome = outcome;
-    d.rule = unit.rule_text
-                 ? unit.rule_text
-                 : std::make_shared<const std::string>(describe_rule(rules_.entity, unit));
+    // Assigned from the unit directly: a conditional would copy the pointer into a temporary
+    // first, and each copy of a shared_ptr is an atomic increment.
+    if (unit.rule_text)
+      d.rule = unit.rule_text;
+    else
+      d.rule = std::make_shared<const std::string>(describe_rule(rules_.entity, unit));
     d.why = std::move(reason);
     return d;
   }
@@ -232,12 +258,12 @@ class Decider {
   // A side wrote a unit another side owns. `before` is the golden value before this change
   // (all NULL when the change creates the record), `g` the owner's value that stands, which
   // is also golden after.
-  void foreign_write(const Unit& unit, const std::string& side, UnitValues v, const UnitValues& g,
-                     UnitValues before) {
+  void foreign_write(const Unit& unit, UnitValues v, const UnitValues& g, UnitValues before) {
+    const std::string& side = side_;
     const std::string& owner = unit.policy.owner;
     if (unit.policy.on_foreign_write == ForeignWrite::kRevert) {
       record(unit, Outcome::kRevert, std::move(before), std::move(v), g,
-             Reason(Reason::Form::kReverted, side, owner));
+             Reason(Reason::Form::kReverted, side_name_, owner));
     } else {
       open_conflict(unit.name, ConflictKind::kForeignWrite, {{side, v}, {owner, g}},
                     side + " wrote " + unit.name + ", which " + owner + " owns");
@@ -249,7 +275,8 @@ class Decider {
   const EntityRules& rules_;
   RecordState& after_;
   Plan& plan_;
-  std::string side_;  // the side whose change is decided; empty for a steward
+  const std::string& side_;      // the side whose change is decided; empty for a steward
+  const ShortString side_name_;  // the same, as reasons hold it
 };
 
 void reconcile_create(Decider& d, const EntityRules& rules, const Change& change) {
@@ -289,7 +316,7 @@ void reconcile_create(Decider& d, const EntityRules& rules, const Change& change
                       "invalid value from " + change.side + ": " + *invalid);
       d.decide(unit, Outcome::kInvalid, unit_values(unit, {}), v, *invalid);
     } else if (!unit_equal(rules, unit, v, defaults)) {
-      d.foreign_write(unit, change.side, v, defaults, unit_values(unit, {}));
+      d.foreign_write(unit, v, defaults, unit_values(unit, {}));
     } else {
       d.decide(unit, Outcome::kCreate, unit_values(unit, {}), v,
                unit.policy.owner + " owns " + unit.name + "; the default applies");
@@ -341,68 +368,78 @@ void reconcile_delete(Decider& d, const EntityRules& rules, const Change& change
            owner + " owns deletes; the row is re-created on " + change.side);
 }
 
-// Decides one unit a change touched. `b` refers into the side's base, `g` into golden; an
-// accept writes golden through `g`.
+using ProvenanceCursor = Cursor<std::map<std::string, Provenance>>;
+
+// Decides one unit a change touched. `refs` point into the side's base, the change and
+// golden; an accept writes golden through them.
 void decide_unit(Decider& d, const EntityRules& rules, const Change& change, const Unit& unit,
-                 const MemberRefs& b, const MemberRefs& v, MemberRefs& g) {
+                 UnitRefs& refs, ProvenanceCursor& provenance) {
   RecordState& state = d.after_;
   const std::string& side = change.side;
   // Golden stands unless the unit is accepted: it is then both before and after.
   // Values are copied straight into the plan's decision: no temporaries on the hot path.
-  auto keep = [&](Outcome outcome, Reason reason) {
+  auto keep = [&](Outcome outcome, Reason&& reason) {
     UnitDecision& made = d.start(unit, outcome, std::move(reason));
-    g.copy_to(unit, made.before);
-    v.copy_to(unit, made.proposed);
+    copy_to(unit, refs, &MemberRef::g, made.before);
+    copy_to(unit, refs, &MemberRef::v, made.proposed);
     made.after = made.before;
   };
-  // `g` sees golden change under it, so what golden was is copied before it is written.
-  auto accept = [&](Reason reason) {
+  // Golden changes under `refs`, so what golden was is copied before it is written.
+  auto accept = [&](Reason&& reason, Provenance* known = nullptr) {
     UnitDecision& made = d.start(unit, Outcome::kAccept, std::move(reason));
-    g.copy_to(unit, made.before);
-    v.copy_to(unit, made.proposed);
+    copy_to(unit, refs, &MemberRef::g, made.before);
+    copy_to(unit, refs, &MemberRef::v, made.proposed);
     made.after = made.proposed;
-    for (std::size_t i = 0; i < unit.members.size(); ++i) g.store(unit, i, state.golden, v[i]);
-    Provenance& prov = state.provenance[unit.name];
-    prov.side = side;
+    for (std::size_t i = 0; i < refs.size(); ++i) {
+      MemberRef& ref = refs[i];
+      if (ref.g != &null_value())
+        *const_cast<Value*>(ref.g) = *ref.v;  // it lives in state.golden, which is not const
+      else
+        ref.g = &state.golden.insert_or_assign(unit.members[i], *ref.v).first->second;
+    }
+    Provenance& prov = known != nullptr ? *known : provenance[unit.name];
+    if (prov.side != side) prov.side = side;  // mostly the same side again: no copy then
     prov.steward.clear();
     prov.time_us = change.commit_time_us;
   };
   auto foreign_write = [&] {
-    const UnitValues golden = g.copy(unit);
-    d.foreign_write(unit, side, v.copy(unit), golden, golden);
+    const UnitValues golden = copy(unit, refs, &MemberRef::g);
+    d.foreign_write(unit, copy(unit, refs, &MemberRef::v), golden, golden);
   };
 
-  if (const OpenConflict* held = state.conflict_on(unit.name)) {
-    d.plan_.attached.push_back(ConflictAttached{held->id, side, v.copy(unit)});
-    keep(Outcome::kAttach, "held by open " + std::string(to_string(held->kind)) + " conflict " +
-                               std::to_string(held->id));
-    return;
-  }
-  if (auto invalid = invalid_reason(rules, unit, change.values, change.unconvertible)) {
-    d.open_conflict(unit.name, ConflictKind::kInvalidValue,
-                    {{side, v.copy(unit)}, {"golden", g.copy(unit)}},
-                    "invalid value from " + side + ": " + *invalid);
+  if (!state.open_conflicts.empty())
+    if (const OpenConflict* held = state.conflict_on(unit.name)) {
+      d.plan_.attached.push_back(ConflictAttached{held->id, side, copy(unit, refs, &MemberRef::v)});
+      keep(Outcome::kAttach, "held by open " + std::string(to_string(held->kind)) + " conflict " +
+                                 std::to_string(held->id));
+      return;
+    }
+  if (auto invalid = invalid_reason(rules, unit, refs, change.unconvertible)) {
+    d.open_conflict(
+        unit.name, ConflictKind::kInvalidValue,
+        {{side, copy(unit, refs, &MemberRef::v)}, {"golden", copy(unit, refs, &MemberRef::g)}},
+        "invalid value from " + side + ": " + *invalid);
     keep(Outcome::kInvalid, *invalid);
     return;
   }
-  if (unit_equal(rules, unit, v, g)) {
-    keep(Outcome::kAgree, Reason(Reason::Form::kAlreadyHolds, side));
+  if (unit_equal(rules, unit, refs, &MemberRef::v, &MemberRef::g)) {
+    keep(Outcome::kAgree, Reason(Reason::Form::kAlreadyHolds, d.side_name_));
     return;
   }
   const FieldPolicy& p = unit.policy;
   const bool owner = p.owner == side;
-  if (unit_equal(rules, unit, g, b)) {  // only this side changed it
+  if (unit_equal(rules, unit, refs, &MemberRef::g, &MemberRef::b)) {  // only this side changed it
     if (owner)
-      accept(Reason(Reason::Form::kOwns, side));
+      accept(Reason(Reason::Form::kOwns, d.side_name_));
     else if (p.is_shared())
-      accept(Reason(Reason::Form::kChangedShared, side));
+      accept(Reason(Reason::Form::kChangedShared, d.side_name_));
     else
       foreign_write();
     return;
   }
   // Someone else's change has not reached this side yet, and it changed the unit too.
   if (owner) {
-    accept(Reason(Reason::Form::kOwnsAndWins, side));
+    accept(Reason(Reason::Form::kOwnsAndWins, d.side_name_));
     return;
   }
   if (!p.is_shared()) {
@@ -410,14 +447,16 @@ void decide_unit(Decider& d, const EntityRules& rules, const Change& change, con
     return;
   }
   static const Provenance kNobody;
-  auto prov_it = state.provenance.find(unit.name);
-  const Provenance& prov = prov_it == state.provenance.end() ? kNobody : prov_it->second;
+  const auto prov_it = provenance.find(unit.name);
+  Provenance* known = prov_it == provenance.end() ? nullptr : &prov_it->second;
+  const Provenance& prov = known != nullptr ? *known : kNobody;
   const std::string other = prov.side.empty() ? "steward" : prov.side;
   switch (p.on_conflict) {
     case OnConflict::kQuarantine:
-      d.open_conflict(unit.name, ConflictKind::kConcurrentEdit,
-                      {{side, v.copy(unit)}, {other, g.copy(unit)}},
-                      side + " and " + other + " both changed " + unit.name);
+      d.open_conflict(
+          unit.name, ConflictKind::kConcurrentEdit,
+          {{side, copy(unit, refs, &MemberRef::v)}, {other, copy(unit, refs, &MemberRef::g)}},
+          side + " and " + other + " both changed " + unit.name);
       keep(Outcome::kQuarantine, side + " and " + other + " both changed shared " + unit.name);
       return;
     case OnConflict::kLastWriterWins: {
@@ -425,7 +464,7 @@ void decide_unit(Decider& d, const EntityRules& rules, const Change& change, con
                          (change.commit_time_us == prov.time_us && prov.steward.empty() &&
                           rules.priority_rank(side) < rules.priority_rank(prov.side));
       if (later)
-        accept(Reason(Reason::Form::kWroteLast, side));
+        accept(Reason(Reason::Form::kWroteLast, d.side_name_), known);
       else
         keep(Outcome::kKeepGolden, Reason(Reason::Form::kWroteLast, other));
       return;
@@ -434,13 +473,21 @@ void decide_unit(Decider& d, const EntityRules& rules, const Change& change, con
       const bool wins =
           prov.steward.empty() && rules.priority_rank(side) < rules.priority_rank(prov.side);
       if (wins)
-        accept(Reason(Reason::Form::kRanksBefore, side, other));
+        accept(Reason(Reason::Form::kRanksBefore, d.side_name_, other), known);
       else
-        keep(Outcome::kKeepGolden, Reason(Reason::Form::kRanksBefore, other, side));
+        keep(Outcome::kKeepGolden, Reason(Reason::Form::kRanksBefore, other, d.side_name_));
       return;
     }
   }
 }
+
+// One field of a change that some unit holds, with where its values live.
+struct Touch {
+  std::uint64_t order;  // unit index, then member index: decisions follow the units' order
+  const Value* v;       // in the change
+  Value* b;             // in the side's base, which holds an entry for every touched field
+  const Value* g;       // in golden, or null_value()
+};
 
 void reconcile_update(Decider& d, const EntityRules& rules, const Change& change) {
   RecordState& state = d.after_;
@@ -453,25 +500,79 @@ void reconcile_update(Decider& d, const EntityRules& rules, const Change& change
     overlay(base, change.values);
     return;
   }
+  std::vector<FieldSlot> own_slots;  // unprepared rules only
+  if (rules.field_slots.empty()) own_slots = make_field_slots(rules);
+  const std::vector<FieldSlot>& slots = rules.field_slots.empty() ? own_slots : rules.field_slots;
 
-  d.plan_.decisions.reserve(change.values.size());
-  const TouchedUnits touched(rules, change.values);
-  for (const Unit* unit_ptr : touched) {
-    const Unit& unit = *unit_ptr;
-    // Only the units the change touches are looked at, so unchanged fields cost nothing.
-    MemberRefs b(unit, base);
-    const MemberRefs v(unit, b, change.values);
-    if (!unit_equal(rules, unit, v, b)) {  // v = b: the side did not change it
-      MemberRefs g(unit, state.golden);
-      decide_unit(d, rules, change, unit, b, v, g);
+  // Pass 1, in the change's (key) order, so every map is walked forward: which unit holds
+  // each field, and where its base and golden values are. Only the change's fields are
+  // looked at, so the record's other fields cost nothing.
+  SmallVector<Touch, 32> touches;  // a 20-field change fits
+  bool in_order = true;
+  Cursor<FieldValues> base_at(base), golden_at(state.golden);
+  std::size_t next_slot = 0;
+  for (const auto& [field, value] : change.values) {
+    const FieldSlot* slot = nullptr;
+    if (next_slot < slots.size() && slots[next_slot].field == field) {
+      slot = &slots[next_slot++];
+    } else {
+      auto it = std::lower_bound(
+          slots.begin() + static_cast<std::ptrdiff_t>(next_slot), slots.end(), field,
+          [](const FieldSlot& s, const std::string& f) { return s.field < f; });
+      next_slot = static_cast<std::size_t>(it - slots.begin());
+      if (it != slots.end() && it->field == field) {
+        slot = &*it;
+        ++next_slot;
+      }
     }
-    for (std::size_t i = 0; i < unit.members.size(); ++i)
-      if (!v.same_place(b, i)) b.store(unit, i, base, v[i]);
+    // An entry now, so it can be written through later: NULL, as a missing base value reads.
+    Value& b = base_at[field];
+    if (slot == nullptr) {  // no unit in the ruleset in force holds it: the base still moves
+      b = value;
+      continue;
+    }
+    const auto g = golden_at.find(field);
+    const std::uint64_t order = std::uint64_t{slot->unit} << 32 | slot->member;
+    in_order = in_order && (touches.size() == 0 || touches[touches.size() - 1].order < order);
+    touches.push_back(Touch{order, &value, &b, g == golden_at.end() ? &null_value() : &g->second});
   }
-  // Fields no unit holds (not in the ruleset in force) still move the base.
-  if (touched.fields_matched() != change.values.size())
-    for (const auto& [field, value] : change.values)
-      if (rules.unit_of_field(field) == nullptr) base[field] = value;
+  if (!in_order)  // the entity's fields are not in name order
+    std::sort(touches.begin(), touches.end(),
+              [](const Touch& a, const Touch& b) { return a.order < b.order; });
+
+  // Pass 2, unit by unit in the entity's order, so plans are deterministic.
+  d.plan_.decisions.reserve(touches.size());
+  ProvenanceCursor provenance(state.provenance);
+  for (Touch* t = touches.begin(); t != touches.end();) {
+    const Unit& unit = rules.units[t->order >> 32];
+    UnitRefs refs;
+    Touch* const first = t;
+    for (std::size_t i = 0; i < unit.members.size(); ++i) {
+      if (t != touches.end() && t->order == (std::uint64_t{first->order >> 32} << 32 | i)) {
+        refs.push_back(MemberRef{t->b, t->v, t->g, true});
+        ++t;
+      } else {  // a group member the change did not touch: the side still holds its base
+        const Value* b = &value_or_null(base, unit.members[i]);
+        refs.push_back(MemberRef{b, b, &value_or_null(state.golden, unit.members[i]), false});
+      }
+    }
+    bool changed = false;  // v = b: the side did not change the unit
+    for (std::size_t i = 0; i < refs.size() && !changed; ++i)
+      changed = refs[i].touched && !same_value(member_type(rules, unit, i), unit.policy.compare,
+                                               *refs[i].v, *refs[i].b);
+    if (changed) decide_unit(d, rules, change, unit, refs, provenance);
+    for (const Touch* moved = first; moved != t; ++moved) *moved->b = *moved->v;
+  }
+}
+
+// "crm#42", made without temporaries: it is part of every plan's cost.
+std::string source_of(const Change& change) {
+  char text[64];
+  const std::size_t n = change.side.size();
+  if (n > sizeof text - 22) return change.side + "#" + std::to_string(change.seq);
+  std::memcpy(text, change.side.data(), n);
+  text[n] = '#';
+  return std::string(text, std::to_chars(text + n + 1, text + sizeof text, change.seq).ptr);
 }
 
 }  // namespace
@@ -479,8 +580,7 @@ void reconcile_update(Decider& d, const EntityRules& rules, const Change& change
 Plan reconcile_in_place(const EntityRules& rules, std::int64_t version, RecordState& state,
                         const Change& change) {
   Plan plan;
-  Decider d(rules, version, state, plan, change.side + "#" + std::to_string(change.seq),
-            change.side);
+  Decider d(rules, version, state, plan, source_of(change), change.side);
   if (change.op == Op::kDelete)
     reconcile_delete(d, rules, change);
   else if (!state.exists)
@@ -518,7 +618,7 @@ Reconciliation resolve_record(const EntityRules& rules, std::int64_t version,
                           " conflicts cannot be resolved from the CLI yet");
   Reconciliation out;
   out.after = state;
-  Decider d(rules, version, out.after, out.plan, "steward:" + who, "");
+  Decider d(rules, version, out.after, out.plan, "steward:" + who, kNoSide);
   Unit record{kRecordUnit, {}, rules.default_policy};
   const std::string note = r.note.empty() ? "" : " (" + r.note + ")";
   if (r.kind == Resolution::Kind::kDismiss) {
@@ -563,7 +663,7 @@ Reconciliation resolve(const EntityRules& rules, std::int64_t version, const Rec
                           conflict.unit + "', which the ruleset in force does not have");
   Reconciliation out;
   out.after = state;
-  Decider d(rules, version, out.after, out.plan, "steward:" + who, "");
+  Decider d(rules, version, out.after, out.plan, "steward:" + who, kNoSide);
   const FieldValues g = unit_values(*unit, state.golden);
   FieldValues chosen;
   std::string reason;

@@ -49,13 +49,31 @@ std::string describe_rule(const std::string& entity, const Unit& unit) {
   return s;
 }
 
+std::vector<FieldSlot> make_field_slots(const EntityRules& rules) {
+  std::vector<FieldSlot> slots;
+  for (std::size_t u = 0; u < rules.units.size(); ++u) {
+    const std::vector<std::string>& members = rules.units[u].members;
+    for (std::size_t m = 0; m < members.size(); ++m)
+      slots.push_back(
+          FieldSlot{members[m], static_cast<std::uint32_t>(u), static_cast<std::uint32_t>(m)});
+  }
+  // A field in two units is a broken ruleset the rules reader refuses; should one get here
+  // anyway, the first unit holds it.
+  std::stable_sort(slots.begin(), slots.end(),
+                   [](const FieldSlot& a, const FieldSlot& b) { return a.field < b.field; });
+  slots.erase(
+      std::unique(slots.begin(), slots.end(),
+                  [](const FieldSlot& a, const FieldSlot& b) { return a.field == b.field; }),
+      slots.end());
+  return slots;
+}
+
 void prepare(EntityRules& rules) {
-  rules.unit_index.clear();
-  for (std::size_t i = 0; i < rules.units.size(); ++i)
-    for (const std::string& m : rules.units[i].members) rules.unit_index.emplace(m, i);
+  rules.field_slots = make_field_slots(rules);
   for (Unit& unit : rules.units) {
     unit.member_types.clear();
     for (const std::string& m : unit.members) unit.member_types.push_back(rules.type_of(m));
+    unit.member_names.assign(unit.members.begin(), unit.members.end());
     unit.rule_text = std::make_shared<const std::string>(describe_rule(rules.entity, unit));
     Validation& v = unit.policy.validate;
     if (v.pattern && !v.compiled_pattern) {

@@ -12,24 +12,19 @@ UnitValues::UnitValues(const FieldValues& values) {
 
 UnitValues::operator FieldValues() const {
   FieldValues out;
-  for (const Entry& e : *this) out.emplace(e.first, e.second);
+  for (const Entry& e : *this) out.emplace(e.first.str(), e.second);
   return out;
 }
 
-void UnitValues::add(const std::string& field, const Value& value) {
-  if (size_ == 0) {
-    single_.first = field;  // assigning reuses the entry's buffers: no temporaries
-    single_.second = value;
-  } else {
-    if (size_ == 1) spill_.push_back(std::move(single_));
-    spill_.emplace_back(field, value);
-  }
+void UnitValues::add_spilled(const ShortString& field, const Value& value) {
+  if (size_ == 1) spill_.push_back(std::move(single_));
+  spill_.emplace_back(field, value);
   ++size_;
 }
 
-const Value* UnitValues::find(const std::string& field) const {
+const Value* UnitValues::find(std::string_view field) const {
   for (const Entry& e : *this)
-    if (e.first == field) return &e.second;
+    if (e.first.view() == field) return &e.second;
   return nullptr;
 }
 

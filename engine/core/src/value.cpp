@@ -294,20 +294,29 @@ struct DecimalParts {
   std::string_view frac_part;
 };
 
+// One pass over the text, by pointer: this runs twice for each comparison of two numbers
+// that are not the same text.
 DecimalParts decimal_parts(std::string_view t) {
   DecimalParts d;
-  std::size_t i = 0;
-  if (i < t.size() && (t[i] == '+' || t[i] == '-')) d.negative = t[i++] == '-';
-  const std::string_view rest = t.substr(i);
-  const std::size_t dot = rest.find('.');
-  d.int_part = rest.substr(0, dot);
-  d.frac_part = dot == std::string_view::npos ? std::string_view() : rest.substr(dot + 1);
-  if (d.int_part.empty() && d.frac_part.empty()) return d;
-  for (std::string_view s : {d.int_part, d.frac_part})
-    for (char c : s)
-      if (c < '0' || c > '9') return d;
-  while (!d.int_part.empty() && d.int_part.front() == '0') d.int_part.remove_prefix(1);
-  while (!d.frac_part.empty() && d.frac_part.back() == '0') d.frac_part.remove_suffix(1);
+  const char* p = t.data();
+  const char* const end = p + t.size();
+  auto is_digit = [](char c) { return static_cast<unsigned char>(c - '0') < 10; };
+  if (p != end && (*p == '+' || *p == '-')) d.negative = *p++ == '-';
+  const char* int_begin = p;
+  while (p != end && is_digit(*p)) ++p;
+  const char* const int_end = p;
+  const char* frac_begin = p;
+  const char* frac_end = p;
+  if (p != end && *p == '.') {
+    frac_begin = ++p;
+    while (p != end && is_digit(*p)) ++p;
+    frac_end = p;
+  }
+  if (p != end || (int_begin == int_end && frac_begin == frac_end)) return d;
+  while (int_begin != int_end && *int_begin == '0') ++int_begin;
+  while (frac_end != frac_begin && frac_end[-1] == '0') --frac_end;
+  d.int_part = std::string_view(int_begin, static_cast<std::size_t>(int_end - int_begin));
+  d.frac_part = std::string_view(frac_begin, static_cast<std::size_t>(frac_end - frac_begin));
   if (d.int_part.empty() && d.frac_part.empty()) d.negative = false;  // -0 is 0
   d.valid = true;
   return d;

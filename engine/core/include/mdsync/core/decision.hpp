@@ -35,6 +35,10 @@ enum class Outcome {
 const char* to_string(Outcome o);
 
 struct UnitDecision {
+  // User-provided, so a new decision is not first zeroed whole (as value-initializing a class
+  // with an implicit constructor does) before its members initialize themselves.
+  UnitDecision() {}  // NOLINT(modernize-use-equals-default)
+
   std::string unit;
   Outcome outcome = Outcome::kNoChange;
   UnitValues before;    // golden values of the unit's members before

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "mdsync/core/short_string.hpp"
+
 namespace mdsync::core {
 
 class Reason {
@@ -25,16 +27,17 @@ class Reason {
   Reason() = default;
   Reason(std::string text) : text_(std::move(text)) {}  // NOLINT(google-explicit-constructor)
   Reason(const char* text) : text_(text) {}             // NOLINT(google-explicit-constructor)
-  Reason(Form form, const std::string& side, const std::string& other = std::string())
-      : form_(form), side_(side), text_(other) {}
+  Reason(Form form, const ShortString& side, const ShortString& other = ShortString())
+      : form_(form), side_(side), other_(other) {}
 
   // The one-line sentence; `unit` is the name of the unit the decision is about.
   std::string render(const std::string& unit) const;
 
  private:
   Form form_ = Form::kText;
-  std::string side_;
-  std::string text_;  // the whole sentence for kText, otherwise the other side's name
+  ShortString side_;
+  ShortString other_;
+  std::string text_;  // the whole sentence for kText
 };
 
 }  // namespace mdsync::core

@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "mdsync/core/short_string.hpp"
+
 namespace mdsync::core {
 
 // The owner word that marks a field as owned by no single side.
@@ -73,7 +75,16 @@ struct Unit {
   std::shared_ptr<const std::string> rule_text = nullptr;
   // The members' types, in member order, filled by prepare(); empty until then.
   std::vector<FieldType> member_types = {};
+  // The members' names as decisions record them, filled by prepare(); empty until then.
+  std::vector<ShortString> member_names = {};
   bool is_group() const { return members.size() != 1 || members.front() != name; }
+};
+
+// Where a field sits among an entity's units: the unit (its index in `units`) and the member.
+struct FieldSlot {
+  std::string field;
+  std::uint32_t unit = 0;
+  std::uint32_t member = 0;
 };
 
 struct EntityRules {
@@ -89,8 +100,10 @@ struct EntityRules {
 
   FieldType type_of(const std::string& field) const;  // kText if unknown
   const Unit* unit_of_field(const std::string& field) const;
-  // Index of the unit holding each field, filled by prepare(); empty means "scan the units".
-  std::map<std::string, std::size_t> unit_index;
+  // Every unit member, sorted by field name as field maps are, filled by prepare(); empty
+  // until then (decisions then make their own). Sorted like a change's fields, so a change is
+  // matched to its units by walking forward rather than by one search per field.
+  std::vector<FieldSlot> field_slots;
   const Unit* unit_named(const std::string& name) const;
   bool may_create(const std::string& side) const;
   // Position of a side in the priority list; sides not listed rank after all listed ones.
@@ -99,6 +112,9 @@ struct EntityRules {
 
 // The rule text of a unit as decisions cite it.
 std::string describe_rule(const std::string& entity, const Unit& unit);
+
+// The field slots of `rules` as prepare() files them.
+std::vector<FieldSlot> make_field_slots(const EntityRules& rules);
 
 // Precomputes what decisions reuse (rule texts, compiled patterns). Readers of rules call
 // it once; the core works without it, only slower.
