@@ -145,6 +145,14 @@ std::string trigger_body(pqxx::connection_base& c, const config::EntityConfig& e
   return b.str();
 }
 
+// One (key, value) row of jsonb_each_text over a captured row's fields; a capture without
+// fields (a delete) has a NULL key.
+void add_field(CapturedRow& row, const pqxx::field& key, const pqxx::field& value) {
+  if (key.is_null()) return;
+  row.values[key.as<std::string>()] =
+      value.is_null() ? core::Value{} : core::Value{value.as<std::string>()};
+}
+
 // A table that is gone yields no types rather than an error that would abort the side
 // transaction; its writes then take the row-by-row path and fail one by one.
 ColumnTypes column_types(pqxx::transaction_base& tx, const std::string& table) {
@@ -391,9 +399,7 @@ CaptureBatch SideStore::read_capture(int limit) {
       c.captured_at_us = row[4].as<std::int64_t>();
       rows.push_back(std::move(c));
     }
-    if (!row[5].is_null())
-      rows.back().values[row[5].as<std::string>()] =
-          row[6].is_null() ? core::Value{} : core::Value{row[6].as<std::string>()};
+    add_field(rows.back(), row[5], row[6]);
   }
   resolve_lookups(tx, rows);
   return batch;
@@ -1172,9 +1178,7 @@ std::vector<CapturedRow> SideStore::read_current_rows(const config::EntityConfig
       cr.row_key = row[1].is_null() ? std::string() : row[1].as<std::string>();
       rows.push_back(std::move(cr));
     }
-    if (!row[2].is_null())
-      rows.back().values[row[2].as<std::string>()] =
-          row[3].is_null() ? core::Value{} : core::Value{row[3].as<std::string>()};
+    add_field(rows.back(), row[2], row[3]);
   }
   resolve_lookups(tx, rows);
   return rows;
