@@ -43,8 +43,12 @@ TEST(CliTest, EveryCommandHasHelp) {
     EXPECT_EQ(r.exit_code, 0) << name << "\n" << r.err;
     EXPECT_NE(r.out.find("Usage:"), std::string::npos) << name << " --help:\n" << r.out;
   }
-  EXPECT_NE(s.mdsync({"--help"}).out.find("conflicts"), std::string::npos);
-  EXPECT_NE(s.mdsync({"run", "--help"}).out.find("--once"), std::string::npos);
+  for (const auto& [args, expected] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--help"}, "conflicts"}, {{"run", "--help"}, "--once"}}) {
+    const RunResult r = s.mdsync(args);
+    EXPECT_EQ(r.exit_code, 0) << args.front() << ": " << r.err;
+    EXPECT_NE(r.out.find(expected), std::string::npos) << r.out;
+  }
 }
 
 TEST(CliTest, UsageErrorsExitTwoWithOneLineHint) {
