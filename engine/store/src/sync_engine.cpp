@@ -666,6 +666,10 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
           // field for the steward, and the rest of the row is planned again without it.
           unwritable.emplace_back(gid, res);
           replan.insert(gid);
+          log::warn("value_unwritable", {{"side", side.name()},
+                                         {"golden_id", gid},
+                                         {"field", res.field},
+                                         {"reason", res.error}});
           outcome.add(w.outbox_id, "failed", res.row_key,
                       res.field + ": " + res.error + "; not written, the golden value stays");
           ++result.writes_failed;
@@ -689,10 +693,15 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
           pg_text_array(base_ids), pg_text_array(base_values), side.name());
     // A vetoed delete keeps the record: the core restores it and opens a foreign_delete
     // conflict with the guard's reason; deletes still queued for other sides are withdrawn.
-    for (const auto& [gid, reason] : vetoed) {
+    // A record as it is now, and its entity's rules in force (nullptr: gone, or not ruled).
+    auto record = [&](std::int64_t gid) {
       auto state = repo.load(gid);
       const pqxx::result e = tx.exec_params("SELECT entity FROM mdsync.golden WHERE id = $1", gid);
       const core::EntityRules* rules = e.empty() ? nullptr : rs->find(e[0][0].as<std::string>());
+      return std::make_pair(std::move(state), rules);
+    };
+    for (const auto& [gid, reason] : vetoed) {
+      const auto [state, rules] = record(gid);
       if (!state || rules == nullptr) continue;
       const std::string deleter = repo.deleting_side(gid);
       core::Reconciliation r =
@@ -706,9 +715,7 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
       result.conflicts_opened += static_cast<int>(r.plan.opened.size());
     }
     for (const auto& [gid, res] : unwritable) {
-      auto state = repo.load(gid);
-      const pqxx::result e = tx.exec_params("SELECT entity FROM mdsync.golden WHERE id = $1", gid);
-      const core::EntityRules* rules = e.empty() ? nullptr : rs->find(e[0][0].as<std::string>());
+      const auto [state, rules] = record(gid);
       if (!state || rules == nullptr) continue;
       const core::Reconciliation r =
           core::unwritable_value(*rules, rs->version, *state, side.name(), res.field, res.error);
@@ -720,10 +727,7 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     // reconciled, and the record is planned again from what the engine now knows.
     if (!replan.empty() && rs != nullptr) {
       for (std::int64_t gid : replan) {
-        const auto state = repo.load(gid);
-        const pqxx::result e =
-            tx.exec_params("SELECT entity FROM mdsync.golden WHERE id = $1", gid);
-        const core::EntityRules* rules = e.empty() ? nullptr : rs->find(e[0][0].as<std::string>());
+        const auto [state, rules] = record(gid);
         if (state && rules) repo.plan_and_enqueue(*rules, config_.side_names(), gid, *state);
       }
     }
