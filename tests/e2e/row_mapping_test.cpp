@@ -325,5 +325,36 @@ TEST_F(RowMappingTest, CompositeKeyIsMatchedByAllItsColumns) {
   EXPECT_EQ(open_conflicts(), "");
 }
 
+// A json field held in a jsonb column on one side and a json column (no equality operator)
+// on the other: updates both ways, the write-back condition comparing json as jsonb.
+TEST_F(RowMappingTest, JsonFieldSyncsBetweenJsonbAndJsonColumns) {
+  s_.erp_exec(
+      "CREATE SCHEMA IF NOT EXISTS erp;"
+      "CREATE TABLE erp.doc (id serial PRIMARY KEY, title text, meta jsonb)");
+  s_.crm_exec(
+      "CREATE TABLE public.\"Doc\" (id uuid PRIMARY KEY DEFAULT gen_random_uuid(),"
+      " title text, meta json)");
+  s_.write_config_entities(R"({"doc": {"fields": {"title": "text", "meta": "json"},
+    "sides": {
+      "erp": {"schema": "erp", "table": "doc", "key": "id",
+              "columns": {"title": "title", "meta": "meta"}},
+      "crm": {"table": "Doc", "key": "id", "columns": {"title": "title", "meta": "meta"}}}}})",
+                           {{"doc", R"({"entity": "doc", "create": ["erp", "crm"],
+    "default": {"owner": "shared", "on_conflict": "last_writer_wins"}, "fields": {}})"}});
+  s_.mdsync_ok({"init"});
+  s_.erp_exec("INSERT INTO erp.doc (title, meta) VALUES ('spec', '{\"a\": 1}')");
+  run();
+  EXPECT_EQ(s_.crm("SELECT meta::jsonb::text FROM public.\"Doc\""), R"({"a": 1})");
+  s_.crm_exec("UPDATE public.\"Doc\" SET meta = '{\"b\": [1, 2]}'");
+  run();
+  EXPECT_EQ(s_.erp("SELECT meta::text FROM erp.doc"), R"({"b": [1, 2]})");
+  s_.erp_exec("UPDATE erp.doc SET meta = '{\"c\": \"é\"}', title = 'spec 2'");
+  run();
+  EXPECT_EQ(s_.crm("SELECT meta::jsonb::text || ' ' || title FROM public.\"Doc\""),
+            R"({"c": "é"} spec 2)");
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.outbox WHERE status <> 'done'"), "0");
+  EXPECT_EQ(open_conflicts(), "");
+}
+
 }  // namespace
 }  // namespace mdsync::e2e

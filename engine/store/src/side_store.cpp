@@ -105,7 +105,8 @@ std::string trigger_body(pqxx::connection_base& c, const config::EntityConfig& e
       now += " #> " + path_array(c, fm.json_path);
       before += " #> " + path_array(c, fm.json_path);
     }
-    diff << "    IF " << now << " IS DISTINCT FROM " << before << " THEN d := d || "
+    diff << "    IF " << sql.comparable(fm.column, now) << " IS DISTINCT FROM "
+         << sql.comparable(fm.column, before) << " THEN d := d || "
          << "jsonb_build_object(" << c.quote(fm.field) << ", " << captured_expr(c, sql, fm, "NEW")
          << "); END IF;\n";
   }
@@ -756,8 +757,9 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const config::EntityC
                  sql.column_value(g.fields[i], col, "u." + n);
           // A restored row has no base: the engine last saw it deleted.
           if (!g.restore)
-            cond += " AND t." + c.quote_name(col) + " IS NOT DISTINCT FROM " +
-                    sql.column_value(g.fields[i], col, "u." + e);
+            cond += " AND " + sql.comparable(col, "t." + c.quote_name(col)) +
+                    " IS NOT DISTINCT FROM " +
+                    sql.comparable(col, sql.column_value(g.fields[i], col, "u." + e));
         } else if (!fm.json_path.empty()) {
           cols += ", " + n;
           arrays += ", " + param(values_of(g.fields[i], false)) + "::text[]";
@@ -1068,6 +1070,13 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
     // An update with nothing to set or an insert of no column is malformed: the row-by-row
     // path reports the side's error for it.
     const bool batchable = g.kind == core::RowWrite::Kind::kDelete || !g.fields.empty();
+    // apply_one compares with untyped parameters, which json (no equality operator) refuses;
+    // a group with a json column is redone through apply_chunk, which compares it as jsonb.
+    bool json_columns = false;
+    for (const std::string& f : g.fields) {
+      auto col = t->second.find(g.mapping->field_mapping(f)->column);
+      json_columns = json_columns || (col != t->second.end() && col->second.base == "json");
+    }
     std::size_t next = 0;
     while (next < g.members.size()) {
       // A chunk holds each row key once: two writes of one row in one UPDATE ... FROM would
@@ -1099,7 +1108,7 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
         // their jsonb and lookup writes have one implementation.
         for (std::size_t k = 0; k < reqs.size(); ++k) {
           *res[k] = WriteResult{WriteResult::Status::kApplied, reqs[k]->req->row_key, ""};
-          if ((!g.mapped && !g.row_options) || !batchable) {
+          if ((!g.mapped && !g.row_options && !json_columns) || !batchable) {
             apply_one(tx, c, *g.mapping, *reqs[k]->req, *res[k]);
             continue;
           }

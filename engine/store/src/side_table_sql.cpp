@@ -160,6 +160,15 @@ std::string SideTableSql::zone_of(const std::string& field, const std::string& c
   return m_.timezone;
 }
 
+bool SideTableSql::is_json(const std::string& column) const {
+  auto it = types_.find(column);
+  return it != types_.end() && it->second.base == "json";
+}
+
+std::string SideTableSql::comparable(const std::string& column, const std::string& expr) const {
+  return is_json(column) ? "(" + expr + ")::jsonb" : expr;
+}
+
 std::string SideTableSql::captured_column(const std::string& field, const std::string& row,
                                           const std::string& column) const {
   const std::string col = row + "." + c_.quote_name(column);

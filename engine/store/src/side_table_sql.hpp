@@ -75,6 +75,10 @@ class SideTableSql {
   // the column's type, or for a zoned timestamp the local time of the instant.
   std::string column_value(const std::string& field, const std::string& column,
                            const std::string& text) const;
+  // `expr`, a value of `column`'s type, in a form `IS NOT DISTINCT FROM` can compare: json has
+  // no equality operator, so json values compare as jsonb (which also ignores formatting).
+  std::string comparable(const std::string& column, const std::string& expr) const;
+  bool is_json(const std::string& column) const;
 
  private:
   std::string literal(const mapping::Literal& l) const;
