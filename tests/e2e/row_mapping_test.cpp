@@ -166,6 +166,14 @@ TEST_F(RowMappingTest, ScopeLiteralsAndColumnsCannotInjectSql) {
   EXPECT_NE(r.err.find("has no column 'x\"; DROP TABLE erp.res_partner; --'"), std::string::npos)
       << r.err;
   EXPECT_EQ(erp_count(), "2");
+
+  // A literal the column cannot take would break every write to the table: init refuses it.
+  s_.write_config_entities(entities(R"("scope": {"where": [{"column": "id", "ne": "abc"}]},)", ""),
+                           {{"company", rules("erp")}});
+  const RunResult bad = s_.mdsync({"init"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("cannot be evaluated"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("invalid input syntax for type integer"), std::string::npos) << bad.err;
 }
 
 // A new row the scope would not see is refused with the reason, and nothing is inserted.

@@ -203,6 +203,7 @@ void SideStore::check_mappings() {
     }
     const ColumnTypes types = column_types(tx, table_name(conn(), *m));
     const std::string tbl = "side " + side_.name + ": table " + m->schema + "." + m->table;
+    const std::size_t problems_before = problems.size();
     auto require = [&](const std::string& column, const std::string& what) {
       if (types.count(column)) return true;
       problems.push_back(tbl + " has no column '" + column + "' (" + what + ")");
@@ -256,6 +257,25 @@ void SideStore::check_mappings() {
         require(row_col, at + ".on." + guard_col);
       }
       for (const mapping::Predicate& p : g.where) guard_has(p.column, at + ".where");
+    }
+    // The scope and the guards run inside the side's own writes (the trigger) and deletes: a
+    // literal the column's type cannot take ('abc' for an integer id) would make every write to
+    // the table fail, so they are tried on the live table first. Planned, not run: LIMIT 0.
+    if (problems.size() == problems_before &&
+        (!m->scope.empty() || m->soft_delete || !m->delete_guards.empty())) {
+      const SideTableSql sql(conn(), entity, *m, types);
+      std::string guards;
+      for (const mapping::DeleteGuard& g : m->delete_guards)
+        guards += (guards.empty() ? "" : " OR ") + sql.guard_vetoes("t", g);
+      try {
+        Savepoint savepoint(tx, "check_scope");
+        tx.exec("SELECT 1 FROM " + sql.table() + " t WHERE " + sql.present("t") +
+                (guards.empty() ? "" : " AND (" + guards + ")") + " LIMIT 0");
+        savepoint.release();
+      } catch (const pqxx::sql_error& e) {
+        problems.push_back(tbl + ": the scope, soft_delete or delete_guard of " + where +
+                           " cannot be evaluated: " + first_line(e.what()));
+      }
     }
     for (const mapping::FieldMapping& fm : m->fields) {
       if (!fm.lookup) continue;
