@@ -258,6 +258,17 @@ void SideStore::check_mappings() {
       }
       for (const mapping::Predicate& p : g.where) guard_has(p.column, at + ".where");
     }
+    // The zone converts inside the trigger too: it must be one the side's server knows.
+    if (!m->timezone.empty()) {
+      try {
+        Savepoint savepoint(tx, "check_zone");
+        tx.exec_params("SELECT now() AT TIME ZONE $1", m->timezone);
+        savepoint.release();
+      } catch (const pqxx::sql_error& e) {
+        problems.push_back("side " + side_.name + ": the server does not know the time zone '" +
+                           m->timezone + "' of " + where + ": " + first_line(e.what()));
+      }
+    }
     // The scope and the guards run inside the side's own writes (the trigger) and deletes: a
     // literal the column's type cannot take ('abc' for an integer id) would make every write to
     // the table fail, so they are tried on the live table first. Planned, not run: LIMIT 0.
