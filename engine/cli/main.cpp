@@ -107,9 +107,11 @@ int main(int argc, char** argv) {
   c_resolve->add_option("--field", resolve.field, "With --all: only this field");
   auto* link = c_resolve->add_option(
       "--link", resolve.link,
-      "possible_duplicate: the row is the record SIDE:ROWKEY (or golden id) stands for; link it");
-  auto* create = c_resolve->add_flag("--create", resolve.create,
-                                     "possible_duplicate: the row is a new record; create it");
+      "possible_duplicate, unauthorized_create: the row is the record SIDE:ROWKEY (or golden "
+      "id) stands for; link it");
+  auto* create = c_resolve->add_flag(
+      "--create", resolve.create,
+      "possible_duplicate, unauthorized_create: the row is a new record; create it");
   all->needs(r_entity);
   for (auto* other : {take, value, static_cast<CLI::Option*>(all), create}) link->excludes(other);
   for (auto* other : {take, value, static_cast<CLI::Option*>(all)}) create->excludes(other);

@@ -373,7 +373,7 @@ TEST_F(MatchTest, FuzzyOnlyMatchIsAPossibleDuplicateThenCreatedBySteward) {
   const RunResult wrong = s_.mdsync({"conflicts", "resolve", edit, "--link", "erp:1"});
   EXPECT_EQ(wrong.exit_code, 1) << wrong.err;
   EXPECT_NE(wrong.err.find("is a concurrent_edit conflict; --link and --create resolve "
-                           "possible_duplicate conflicts only"),
+                           "possible_duplicate and unauthorized_create conflicts only"),
             std::string::npos)
       << wrong.err;
 }
@@ -438,6 +438,59 @@ TEST_F(MatchTest, InjectionAndOddUnicodeInKeysAreHarmless) {
   // trim keeps bytes: a differently composed customer number is another key.
   EXPECT_EQ(s_.crm("SELECT count(*) FROM \"Workspace\".company WHERE name LIKE 'Zeta%'"), "2");
   EXPECT_EQ(open_conflicts(), "");
+}
+
+}  // namespace
+}  // namespace mdsync::e2e
+
+namespace mdsync::e2e {
+namespace {
+
+// The CRM may not create companies: its new row is an unauthorized_create that holds the row,
+// attaching later edits. The steward creates the record anyway (--create: the ERP gets the row,
+// with the latest held values) or says which record a row is (--link).
+TEST_F(MatchTest, UnauthorizedCreateIsCreatedOrLinkedByTheSteward) {
+  load_fixtures();
+  std::string rules = kRules;
+  rules.replace(rules.find(R"("create": ["erp", "crm"])"), 24, R"("create": ["erp"])");
+  s_.write_config_entities(kEntities, {{"company", rules}});
+  s_.mdsync_ok({"init"});
+  erp_company("Acme", "https://acme.example", "C-1");
+  s_.mdsync_ok({"run", "--once"});
+  crm_company("Globex", "globex.example", "");
+  s_.mdsync_ok({"run", "--once"});
+  s_.crm_exec(
+      "UPDATE \"Workspace\".company SET \"domainName\" = 'globex.example.org'"
+      " WHERE name = 'Globex'");
+  crm_company("Initech", "initech.example", "");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(s_.control("SELECT string_agg(row_key, ',' ORDER BY id) FROM mdsync.conflict"
+                       " WHERE kind = 'unauthorized_create' AND status = 'open'"),
+            crm_id("Globex") + "," + crm_id("Initech"));
+  EXPECT_EQ(s_.erp("SELECT count(*) FROM erp.res_partner WHERE name IN ('Globex', 'Initech')"),
+            "0");
+
+  const std::string globex =
+      s_.control("SELECT id FROM mdsync.conflict WHERE row_key = '" + crm_id("Globex") + "'");
+  s_.mdsync_ok({"conflicts", "resolve", globex, "--create", "--note", "approved by sales"});
+  const std::string initech =
+      s_.control("SELECT id FROM mdsync.conflict WHERE row_key = '" + crm_id("Initech") + "'");
+  const RunResult wrong = s_.mdsync({"conflicts", "resolve", initech, "--link", "crm:nope"});
+  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_NE(wrong.err.find("no company record is linked to crm row 'nope'"), std::string::npos)
+      << wrong.err;
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(s_.erp("SELECT website FROM erp.res_partner WHERE name = 'Globex'"),
+            "globex.example.org");
+  EXPECT_EQ(s_.control("SELECT status FROM mdsync.conflict WHERE id = " + globex), "resolved");
+  // Every unit is created under the steward's name; customer_no is the ERP's, so it takes
+  // its rule's default.
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.audit WHERE source = 'steward:e2e'"
+                       " AND decision = 'create'"),
+            "4");
+  EXPECT_EQ(s_.control("SELECT string_agg(kind || ' ' || unit || ' ' || row_key, ', ' ORDER BY id)"
+                       " FROM mdsync.conflict WHERE status = 'open'"),
+            "unauthorized_create *record* " + crm_id("Initech"));
 }
 
 }  // namespace

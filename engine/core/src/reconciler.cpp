@@ -279,10 +279,12 @@ class Decider {
   const ShortString side_name_;  // the same, as reasons hold it
 };
 
-void reconcile_create(Decider& d, const EntityRules& rules, const Change& change) {
+// `allowed`: a steward accepted this create from a side the create list does not name.
+void reconcile_create(Decider& d, const EntityRules& rules, const Change& change,
+                      bool allowed = false) {
   RecordState& after = d.after_;
   const Provenance from_side{change.side, "", change.commit_time_us};
-  if (!rules.may_create(change.side)) {
+  if (!allowed && !rules.may_create(change.side)) {
     d.open_conflict(kRecordUnit, ConflictKind::kUnauthorizedCreate, {{change.side, change.values}},
                     change.side + " may not create " + rules.entity + " records");
     Unit record{kRecordUnit, {}, rules.default_policy};
@@ -757,6 +759,18 @@ Reconciliation unwritable_value(const EntityRules& rules, std::int64_t version,
       why + "; the golden value stays, and is not written to " + side + " until a steward decides");
   d.decide(*unit, Outcome::kInvalid, golden, golden, why);
   return out;
+}
+
+}  // namespace mdsync::core
+
+namespace mdsync::core {
+
+Plan create_allowed_by_steward(const EntityRules& rules, std::int64_t version, RecordState& state,
+                               const Change& change, const std::string& steward) {
+  Plan plan;
+  Decider d(rules, version, state, plan, "steward:" + steward, change.side);
+  reconcile_create(d, rules, change, true);
+  return plan;
 }
 
 }  // namespace mdsync::core

@@ -81,10 +81,13 @@ std::string resolve_duplicate(pqxx::connection_base& conn, const config::Config&
   const std::string entity = r[0][0].as<std::string>(), kind = r[0][1].as<std::string>(),
                     status = r[0][2].as<std::string>(), side = r[0][3].as<std::string>(),
                     row_key = r[0][4].as<std::string>();
-  if (kind != "possible_duplicate")
+  // An unauthorized_create holds a row the same way: the steward creates the record anyway,
+  // or says which record the row is.
+  const bool unauthorized = kind == "unauthorized_create";
+  if (kind != "possible_duplicate" && !unauthorized)
     throw StewardError("conflict " + std::to_string(id) + " is a " + kind +
-                       " conflict; --link and --create resolve possible_duplicate conflicts "
-                       "only (use --take or --value)");
+                       " conflict; --link and --create resolve possible_duplicate and "
+                       "unauthorized_create conflicts only (use --take or --value)");
   if (status != "open")
     throw StewardError("conflict " + std::to_string(id) + " is already " + status);
   const config::EntityConfig* ecfg = config.entity(entity);
@@ -132,12 +135,14 @@ std::string resolve_duplicate(pqxx::connection_base& conn, const config::Config&
     change.values = read_against(transforms, entity, side, held, state.golden);
     what = who + " linked " + side + " row '" + row_key + "' to record " + std::to_string(gid);
   } else {
-    if (!rules->may_create(side))
+    if (!unauthorized && !rules->may_create(side))
       throw StewardError(side + " may not create " + entity +
                          " records (the rules' create list); link the row with --link instead");
     change.values = held;
   }
-  core::Plan plan = core::reconcile_in_place(*rules, rs.version, state, change);
+  core::Plan plan = unauthorized && gid == 0
+                        ? core::create_allowed_by_steward(*rules, rs.version, state, change, who)
+                        : core::reconcile_in_place(*rules, rs.version, state, change);
   if (gid != 0) {
     repo.save_golden(gid, state);
     repo.link(entity, side, row_key, gid, state.bases[side]);
@@ -154,7 +159,7 @@ std::string resolve_duplicate(pqxx::connection_base& conn, const config::Config&
   d.unit = core::kRecordUnit;
   d.outcome = core::Outcome::kResolve;
   d.proposed = held;
-  d.rule = std::make_shared<const std::string>(entity + ".match");
+  d.rule = std::make_shared<const std::string>(entity + (unauthorized ? ".create" : ".match"));
   d.why = what;
   plan.closed.push_back(id);
   repo.persist_plan(entity, gid, side, row_key, plan, state);

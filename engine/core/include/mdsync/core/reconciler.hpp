@@ -76,4 +76,11 @@ Reconciliation unwritable_value(const EntityRules& rules, std::int64_t ruleset_v
                                 const RecordState& state, const std::string& side,
                                 const std::string& field, const std::string& reason);
 
+// A steward accepts a create that the create list refused (an unauthorized_create): the
+// record is created from the side's row as if the side might create it. Ownership still
+// applies field by field: a field another side owns takes its rule's default.
+Plan create_allowed_by_steward(const EntityRules& rules, std::int64_t ruleset_version,
+                               RecordState& state, const Change& change,
+                               const std::string& steward);
+
 }  // namespace mdsync::core

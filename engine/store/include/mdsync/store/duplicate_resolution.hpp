@@ -1,7 +1,8 @@
-// A steward's answer to a `possible_duplicate` conflict: the row the conflict holds is the
-// record SIDE:ROWKEY (or golden id) stands for (`conflicts resolve ID --link`), or a new
-// record (`--create`). Either way the row is linked and its held values (the values that
-// opened the conflict, with the later captures attached to it) are reconciled as the engine
+// A steward's answer to a `possible_duplicate` or `unauthorized_create` conflict: the row the
+// conflict holds is the record SIDE:ROWKEY (or golden id) stands for (`conflicts resolve ID
+// --link`), or a new record (`--create`; for an unauthorized_create, created although the
+// side is not in the create list). Either way the row is linked and its held values (the values
+// that opened the conflict, with the later captures attached to it) are reconciled as the engine
 // reconciles a row linked by a match key, in one audited control transaction.
 #pragma once
 
