@@ -189,8 +189,11 @@ int cmd_records_show(const config::Config& config, const std::string& entity, co
     std::cout << "  " << std::left << std::setw(20) << field
               << (r["values"].contains(field) ? shown(r["values"][field]) : "null") << "\n";
   }
-  for (auto it = r["sides"].begin(); it != r["sides"].end(); ++it)
-    std::cout << "  on " << it.key() << ": " << shown(it.value()["row_key"]) << "\n";
+  for (auto it = r["sides"].begin(); it != r["sides"].end(); ++it) {
+    const std::string state = it.value().value("state", "linked");
+    std::cout << "  on " << it.key() << ": " << shown(it.value()["row_key"])
+              << (state == "linked" ? std::string() : " (" + state + ", not synced)") << "\n";
+  }
   for (const json& c : r["open_conflicts"])
     std::cout << "  open conflict " << c["id"].get<std::int64_t>() << " on "
               << c["unit"].get<std::string>() << " (" << c["kind"].get<std::string>() << ")\n";

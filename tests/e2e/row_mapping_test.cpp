@@ -107,6 +107,9 @@ TEST_F(RowMappingTest, RowLeavingTheScopeStopsSyncingAndComesBackWhereItLeft) {
   s_.erp_exec("UPDATE erp.res_partner SET is_company = false WHERE name = 'Acme'");
   run();
   EXPECT_EQ(s_.control("SELECT state FROM mdsync.crosswalk WHERE side = 'erp'"), "out_of_scope");
+  const std::string shown =
+      s_.mdsync_ok({"records", "show", "company", "crm:" + crm_of("id", "Acme")});
+  EXPECT_NE(shown.find("(out_of_scope, not synced)"), std::string::npos) << shown;
   EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.audit WHERE decision = 'left_scope'"), "1");
   s_.crm_exec("UPDATE \"Workspace\".company SET \"customerNumber\" = 'C-9' WHERE name = 'Acme'");
   s_.erp_exec("UPDATE erp.res_partner SET ref = 'ERP-ONLY' WHERE name = 'Acme'");

@@ -82,11 +82,13 @@ json show_record(pqxx::connection_base& conn, const config::Config& config,
   j["created_at"] = g[0][3].as<std::string>();
   j["updated_at"] = g[0][4].as<std::string>();
   j["sides"] = json::object();
-  for (const auto& row : tx.exec_params("SELECT side, row_key, base::text FROM mdsync.crosswalk "
-                                        "WHERE golden_id = $1 ORDER BY side",
-                                        *gid))
+  for (const auto& row :
+       tx.exec_params("SELECT side, row_key, base::text, state FROM mdsync.crosswalk "
+                      "WHERE golden_id = $1 ORDER BY side",
+                      *gid))
     j["sides"][row[0].as<std::string>()] = {{"row_key", row[1].as<std::string>()},
-                                            {"base", json::parse(row[2].as<std::string>())}};
+                                            {"base", json::parse(row[2].as<std::string>())},
+                                            {"state", row[3].as<std::string>()}};
   j["open_conflicts"] = json::array();
   for (const auto& row : tx.exec_params(
            "SELECT id, unit, kind, reason FROM mdsync.conflict WHERE golden_id = $1 AND status = "
