@@ -9,6 +9,7 @@
 #include "mdsync/log/event_log.hpp"
 #include "mdsync/rules/located_json.hpp"
 #include "mdsync/service/service.hpp"
+#include "mdsync/store/db_connection.hpp"
 #include "steward_commands.hpp"
 
 namespace {
@@ -200,8 +201,14 @@ int main(int argc, char** argv) {
     if (*rules_apply) return cli::cmd_rules_apply(config);
     if (*rules_show) return cli::cmd_rules_show(config, show_entity);
     if (*rules_diff) return cli::cmd_rules_diff(config);
-    if (*run) return service::run(config, run_options);
-    if (*sync) return cli::cmd_sync_initial(config, sync_dry_run, run_options.seed);
+    if (*run) {
+      store::set_application_name(store::kServiceApplicationName);
+      return service::run(config, run_options);
+    }
+    if (*sync) {
+      store::set_application_name("mdsync sync");
+      return cli::cmd_sync_initial(config, sync_dry_run, run_options.seed);
+    }
     if (*status) return cli::cmd_status(config, status_json);
     if (*c_list) return cli::cmd_conflicts_list(config, filter, list_json);
     if (*c_show) return cli::cmd_conflicts_show(config, show_id, show_json);

@@ -4,6 +4,7 @@
 // an ambiguous or only fuzzy match is a possible_duplicate for the steward, who links the row
 // (`--link`) or creates a new record (`--create`).
 #include <gtest/gtest.h>
+#include <csignal>
 
 #include <string>
 #include <vector>
@@ -491,6 +492,43 @@ TEST_F(MatchTest, UnauthorizedCreateIsCreatedOrLinkedByTheSteward) {
   EXPECT_EQ(s_.control("SELECT string_agg(kind || ' ' || unit || ' ' || row_key, ', ' ORDER BY id)"
                        " FROM mdsync.conflict WHERE status = 'open'"),
             "unauthorized_create *record* " + crm_id("Initech"));
+}
+
+}  // namespace
+}  // namespace mdsync::e2e
+
+namespace mdsync::e2e {
+namespace {
+
+// sync --initial runs alone: while `mdsync run` is connected to the control store it refuses,
+// naming the service, and changes nothing; once the service is stopped it runs.
+TEST_F(MatchTest, InitialSyncRefusesWhileTheServiceRuns) {
+  load_fixtures();
+  start();
+  erp_company("Acme", "https://acme.example", "C-1");
+  const std::string log = s_.dir() + "/service.log";
+  const int pid = s_.spawn_mdsync({"run"}, log);
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(wait_until(
+                [&] {
+                  return s_.control(
+                      "SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name ="
+                      " 'mdsync run' AND datname = current_database()");
+                },
+                "t", 60),
+            "t");
+  const RunResult refused = s_.mdsync({"sync", "--initial"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("`mdsync run` is connected to this control store"), std::string::npos)
+      << refused.err;
+  EXPECT_NE(refused.err.find("stop the service before `sync --initial`"), std::string::npos)
+      << refused.err;
+  ::kill(pid, SIGTERM);
+  const int code = wait_exit(pid, 60);
+  if (code == -1) ::kill(pid, SIGKILL);
+  EXPECT_EQ(code, 0) << read_file(log);
+  const std::string out = s_.mdsync_ok({"sync", "--initial"});
+  EXPECT_NE(out.find("summary:"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -10,6 +10,17 @@ void ConnectionDeleter::operator()(pqxx::connection_base* conn) const {
   delete static_cast<pqxx::connection*>(conn);
 }
 
+namespace {
+std::string& application_name() {
+  static std::string name = "mdsync";
+  return name;
+}
+}  // namespace
+
+void set_application_name(const std::string& name) {
+  application_name() = name;
+}
+
 PgConnection connect(const std::string& dsn, Role role, const std::string& what) {
   PgConnection conn;
   try {
@@ -26,6 +37,7 @@ PgConnection connect(const std::string& dsn, Role role, const std::string& what)
   setup.exec(
       "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; "
       "SET extra_float_digits = 3; SET client_encoding = 'UTF8'");
+  setup.exec("SET application_name = " + setup.quote(application_name()));
   if (role == Role::kSide) setup.exec("SET mdsync.origin = 'engine'");
   return conn;
 }

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <map>
 #include <pqxx/pqxx>
+#include <thread>
 
 #include "captured_change.hpp"
 #include "field_transforms.hpp"
@@ -58,8 +59,30 @@ std::vector<const config::SideConfig*> side_order(const config::Config& config,
 
 InitialSyncReport run(const config::Config& config, std::uint64_t seed) {
   InitialSyncReport report;
-  SyncEngine engine(config, seed);
   PgConnection control = connect(config.control_dsn, Role::kControl, "control store");
+  {
+    // A service reconciling and writing back meanwhile would see half-taken-in sides, and
+    // its write-backs would race the rows being matched: sync --initial runs alone. A service
+    // keeps its connection; one that just exited may still be listed while its server
+    // process ends, so a session must still be there after a short wait to count.
+    pqxx::result running;
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      pqxx::nontransaction tx(*control);
+      running = tx.exec_params(
+          "SELECT pid, coalesce(client_hostname, host(client_addr), 'local socket')"
+          " FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1"
+          " AND pid <> pg_backend_pid() ORDER BY pid",
+          std::string(kServiceApplicationName));
+      if (running.empty()) break;
+    }
+    if (!running.empty())
+      throw std::runtime_error(
+          "`mdsync run` is connected to this control store (server pid " +
+          running[0][0].as<std::string>() + ", from " + running[0][1].as<std::string>() +
+          "); stop the service before `sync --initial`, and start it again afterwards");
+  }
+  SyncEngine engine(config, seed);
   const core::Ruleset rs = load_ruleset(*control, config);
   for (const config::EntityConfig& entity : config.entities) {
     for (const config::SideConfig* side_ptr : side_order(config, entity, rs)) {

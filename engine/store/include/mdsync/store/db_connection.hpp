@@ -31,4 +31,10 @@ enum class Role { kControl, kSide };
 // database in messages ("control store", "side crm").
 PgConnection connect(const std::string& dsn, Role role, const std::string& what);
 
+// The application_name every later connection of this process sets ("mdsync run", "mdsync
+// sync"; "mdsync" until set), so pg_stat_activity shows what each mdsync session is doing
+// and `sync --initial` can see a running service.
+void set_application_name(const std::string& name);
+inline constexpr const char* kServiceApplicationName = "mdsync run";
+
 }  // namespace mdsync::store
