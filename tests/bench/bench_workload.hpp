@@ -58,4 +58,19 @@ inline Change make_change(const EntityRules& rules, int changed) {
   return c;
 }
 
+// The whole in-place workload: prepared rules, the converged record, and two changes that
+// alternate (new values, then the original ones back), so every reconcile makes real
+// decisions.
+struct Workload {
+  Workload(int fields, int changed)
+      : rules(make_rules(fields)), state(make_state(rules)), forth(make_change(rules, changed)) {
+    prepare(rules);
+    back = forth;
+    for (auto& [name, value] : back.values) value = state.golden[name];
+  }
+  EntityRules rules;
+  RecordState state;
+  Change forth, back;
+};
+
 }  // namespace mdsync::bench

@@ -44,12 +44,10 @@ using mdsync::bench::make_state;
 void BM_ReconcileInPlace(benchmark::State& st) {
   const int fields = static_cast<int>(st.range(0));
   const int changed = static_cast<int>(st.range(1));
-  EntityRules rules = make_rules(fields);
-  prepare(rules);
-  RecordState state = make_state(rules);
-  Change forth = make_change(rules, changed);
-  Change back = forth;
-  for (auto& [name, value] : back.values) value = state.golden[name];
+  mdsync::bench::Workload w(fields, changed);
+  EntityRules& rules = w.rules;
+  RecordState& state = w.state;
+  Change &forth = w.forth, &back = w.back;
   long allocs = 0, decisions = 0;
   bool flip = false;
   for (auto _ : st) {

@@ -18,12 +18,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int fields = std::atoi(argv[1]), changed = std::atoi(argv[2]), n = std::atoi(argv[3]);
-  EntityRules rules = make_rules(fields);
-  prepare(rules);
-  RecordState state = make_state(rules);
-  Change forth = make_change(rules, changed);
-  Change back = forth;
-  for (auto& [name, value] : back.values) value = state.golden[name];
+  Workload w(fields, changed);
+  EntityRules& rules = w.rules;
+  RecordState& state = w.state;
+  Change &forth = w.forth, &back = w.back;
   long decisions = 0;
   for (int i = 0; i < n; ++i) {
     Change& change = i % 2 ? back : forth;

@@ -713,10 +713,6 @@ Reconciliation resolve(const EntityRules& rules, std::int64_t version, const Rec
   return out;
 }
 
-}  // namespace mdsync::core
-
-namespace mdsync::core {
-
 Reconciliation veto_delete(const EntityRules& rules, std::int64_t version, const RecordState& state,
                            const std::string& vetoing_side, const std::string& deleting_side,
                            const std::string& reason) {
@@ -740,10 +736,6 @@ Reconciliation veto_delete(const EntityRules& rules, std::int64_t version, const
   return out;
 }
 
-}  // namespace mdsync::core
-
-namespace mdsync::core {
-
 Reconciliation unwritable_value(const EntityRules& rules, std::int64_t version,
                                 const RecordState& state, const std::string& side,
                                 const std::string& field, const std::string& reason) {
@@ -760,10 +752,6 @@ Reconciliation unwritable_value(const EntityRules& rules, std::int64_t version,
   d.decide(*unit, Outcome::kInvalid, golden, golden, why);
   return out;
 }
-
-}  // namespace mdsync::core
-
-namespace mdsync::core {
 
 Plan create_allowed_by_steward(const EntityRules& rules, std::int64_t version, RecordState& state,
                                const Change& change, const std::string& steward) {

@@ -190,18 +190,22 @@ void SideStore::check_mappings() {
     const config::SideMapping* m = entity.mapping_for(side_.name);
     if (m == nullptr) continue;
     const std::string where = "entities." + entity.name + ".sides." + side_.name;
-    const pqxx::result cols = tx.exec_params(
-        "SELECT a.attname FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid "
-        "JOIN pg_namespace n ON n.oid = t.relnamespace "
-        "WHERE n.nspname = $1 AND t.relname = $2 AND t.relkind IN ('r', 'p') "
-        "AND a.attnum > 0 AND NOT a.attisdropped",
-        m->schema, m->table);
-    if (cols.empty()) {
+    // The table's columns with their types, in one read; a view or anything else that is not
+    // a table counts as missing (capture triggers need a table).
+    ColumnTypes types;
+    for (const auto& row : tx.exec_params(
+             "SELECT a.attname, format_type(a.atttypid, NULL), format_type(a.atttypid, a.atttypmod)"
+             " FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid"
+             " JOIN pg_namespace n ON n.oid = t.relnamespace"
+             " WHERE n.nspname = $1 AND t.relname = $2 AND t.relkind IN ('r', 'p')"
+             " AND a.attnum > 0 AND NOT a.attisdropped",
+             m->schema, m->table))
+      types[row[0].as<std::string>()] = {row[1].as<std::string>(), row[2].as<std::string>()};
+    if (types.empty()) {
       problems.push_back("side " + side_.name + ": table " + m->schema + "." + m->table +
                          " does not exist (" + where + ".table in " + config_.path + ")");
       continue;
     }
-    const ColumnTypes types = column_types(tx, table_name(conn(), *m));
     const std::string tbl = "side " + side_.name + ": table " + m->schema + "." + m->table;
     const std::size_t problems_before = problems.size();
     auto require = [&](const std::string& column, const std::string& what) {
@@ -641,12 +645,6 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const config::EntityC
   const config::SideMapping& m = *g.mapping;
   const SideTableSql sql(c, entity, m, types);
   const std::string table = sql.table();
-  auto type_of = [&](const std::string& column) -> const ColumnType& {
-    auto it = types.find(column);
-    if (it == types.end())  // the mapping is out of date; the row-by-row path reports it
-      throw std::runtime_error("side table " + table + " has no column " + column);
-    return it->second;
-  };
   auto field_type = [&](const std::string& field) {
     return entity.type_of(field).value_or(core::FieldType::kText);
   };
@@ -777,7 +775,7 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const config::EntityC
       for (std::size_t i = 0; i < g.fields.size(); ++i) {
         const mapping::FieldMapping& fm = *m.field_mapping(g.fields[i]);
         const std::string col = fm.column;
-        const std::string& type = type_of(col).base;
+        const std::string& type = sql.column_type(col).base;
         const std::string n = "n" + std::to_string(i), e = "e" + std::to_string(i),
                           h = "h" + std::to_string(i);
         if (fm.plain()) {
@@ -861,7 +859,7 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const config::EntityC
       for (std::size_t i = 0; i < g.fields.size(); ++i) {
         const mapping::FieldMapping& fm = *m.field_mapping(g.fields[i]);
         const std::string& col = fm.column;
-        const ColumnType& type = type_of(col);
+        const ColumnType& type = sql.column_type(col);
         const std::string v = "v" + std::to_string(i);
         cols += ", " + v;
         arrays += ", " + param(values_of(g.fields[i], false)) + "::text[]";
@@ -1103,10 +1101,10 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
     const bool batchable = g.kind == core::RowWrite::Kind::kDelete || !g.fields.empty();
     // apply_one compares with untyped parameters, which json (no equality operator) refuses;
     // a group with a json column is redone through apply_chunk, which compares it as jsonb.
-    bool json_columns = false;
+    bool has_json_column = false;
     for (const std::string& f : g.fields) {
       auto col = t->second.find(g.mapping->field_mapping(f)->column);
-      json_columns = json_columns || (col != t->second.end() && col->second.base == "json");
+      has_json_column = has_json_column || (col != t->second.end() && col->second.base == "json");
     }
     std::size_t next = 0;
     while (next < g.members.size()) {
@@ -1139,7 +1137,7 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
         // their jsonb and lookup writes have one implementation.
         for (std::size_t k = 0; k < reqs.size(); ++k) {
           *res[k] = WriteResult{WriteResult::Status::kApplied, reqs[k]->req->row_key, ""};
-          if ((!g.mapped && !g.row_options && !json_columns) || !batchable) {
+          if ((!g.mapped && !g.row_options && !has_json_column) || !batchable) {
             apply_one(tx, c, *g.mapping, *reqs[k]->req, *res[k]);
             continue;
           }

@@ -13,6 +13,13 @@ std::string SideTableSql::table() const {
   return c_.quote_name(m_.schema) + "." + c_.quote_name(m_.table);
 }
 
+const ColumnType& SideTableSql::column_type(const std::string& column) const {
+  auto it = types_.find(column);
+  if (it == types_.end())  // the mapping is out of date; the caller reports the side's error
+    throw std::runtime_error("side table " + table() + " has no column " + column);
+  return it->second;
+}
+
 std::string SideTableSql::key_text(const std::string& row) const {
   if (!composite_key()) return row + "." + c_.quote_name(m_.key_columns.front()) + "::text";
   std::string s = "jsonb_build_array(";
@@ -22,22 +29,16 @@ std::string SideTableSql::key_text(const std::string& row) const {
 }
 
 std::string SideTableSql::key_equals(const std::string& row, const std::string& k) const {
-  auto type_of = [&](const std::string& column) -> const std::string& {
-    auto it = types_.find(column);
-    if (it == types_.end())  // the mapping is out of date; the caller reports the side's error
-      throw std::runtime_error("side table " + table() + " has no column " + column);
-    return it->second.base;
-  };
   if (!composite_key())
     return row + "." + c_.quote_name(m_.key_columns.front()) + " = (" + k +
-           ")::" + type_of(m_.key_columns.front());
+           ")::" + column_type(m_.key_columns.front()).base;
   // A key text that is not the array the engine wrote matches nothing rather than failing.
   std::string lhs = "(", rhs = "(";
   for (std::size_t i = 0; i < m_.key_columns.size(); ++i) {
     const std::string& col = m_.key_columns[i];
     lhs += (i ? ", " : "") + row + "." + c_.quote_name(col);
     rhs += std::string(i ? ", " : "") + "((" + k + ")::jsonb ->> " + std::to_string(i) +
-           ")::" + type_of(col);
+           ")::" + column_type(col).base;
   }
   return lhs + ") = " + rhs + ")";
 }
@@ -179,11 +180,8 @@ std::string SideTableSql::captured_column(const std::string& field, const std::s
 
 std::string SideTableSql::column_value(const std::string& field, const std::string& column,
                                        const std::string& text) const {
-  auto it = types_.find(column);
-  if (it == types_.end())
-    throw std::runtime_error("side table " + table() + " has no column " + column);
   const std::string zone = zone_of(field, column);
-  if (zone.empty()) return text + "::" + it->second.base;
+  if (zone.empty()) return text + "::" + column_type(column).base;
   return "(" + text + "::timestamptz AT TIME ZONE " + c_.quote(zone) + ")";
 }
 

@@ -35,6 +35,9 @@ class SideTableSql {
 
   const config::SideMapping& mapping() const { return m_; }
   std::string table() const;  // "schema"."table"
+  // The column's type; throws naming the column when the table lacks it (an out-of-date
+  // mapping), so a chunk that needs it falls back to row-by-row writes that report it.
+  const ColumnType& column_type(const std::string& column) const;
 
   // The row key of `row` (NEW, OLD, t) as the text the crosswalk keeps: the column as text,
   // or for a composite key a JSON array of the columns' texts (["7", "BE"]).

@@ -654,7 +654,6 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
         case WriteResult::Status::kVetoed:
           outcome.add(w.outbox_id, "vetoed", res.row_key, res.error);
           vetoed.emplace_back(gid, res.error);
-          replan.insert(gid);
           log::warn("delete_vetoed", {{"side", side.name()},
                                       {"golden_id", gid},
                                       {"row_key", res.row_key},
@@ -665,7 +664,6 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
           // The value is valid where it came from; an invalid_value conflict holds the
           // field for the steward, and the rest of the row is planned again without it.
           unwritable.emplace_back(gid, res);
-          replan.insert(gid);
           log::warn("value_unwritable", {{"side", side.name()},
                                          {"golden_id", gid},
                                          {"field", res.field},
@@ -691,8 +689,6 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
           " FROM unnest($1::bigint[], $2::text[]) AS u(id, v)"
           " WHERE x.golden_id = u.id AND x.side = $3",
           pg_text_array(base_ids), pg_text_array(base_values), side.name());
-    // A vetoed delete keeps the record: the core restores it and opens a foreign_delete
-    // conflict with the guard's reason; deletes still queued for other sides are withdrawn.
     // A record as it is now, and its entity's rules in force (nullptr: gone, or not ruled).
     auto record = [&](std::int64_t gid) {
       auto state = repo.load(gid);
@@ -700,6 +696,8 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
       const core::EntityRules* rules = e.empty() ? nullptr : rs->find(e[0][0].as<std::string>());
       return std::make_pair(std::move(state), rules);
     };
+    // A vetoed delete keeps the record: the core restores it and opens a foreign_delete
+    // conflict with the guard's reason; deletes still queued for other sides are withdrawn.
     for (const auto& [gid, reason] : vetoed) {
       const auto [state, rules] = record(gid);
       if (!state || rules == nullptr) continue;
@@ -712,6 +710,7 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
                         r.after);
       for (const config::SideConfig& other : config_.sides)
         repo.cancel_pending(gid, other.name, {"delete"});
+      repo.plan_and_enqueue(*rules, config_.side_names(), gid, r.after);
       result.conflicts_opened += static_cast<int>(r.plan.opened.size());
     }
     for (const auto& [gid, res] : unwritable) {
@@ -721,6 +720,8 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
           core::unwritable_value(*rules, rs->version, *state, side.name(), res.field, res.error);
       core::RecordState after = r.after;
       repo.persist_plan(rules->entity, gid, side.name(), res.row_key, r.plan, after);
+      // Planned again with the field held: the rest of the row is written.
+      repo.plan_and_enqueue(*rules, config_.side_names(), gid, after);
       result.conflicts_opened += static_cast<int>(r.plan.opened.size());
     }
     // A superseded write means the side changed under us; its change is captured and
