@@ -91,6 +91,20 @@ TEST(Normalizer, UrlHost) {
   for (const Case& c : cases) EXPECT_EQ(norm(Normalizer::kUrlHost, c.in), c.out) << c.in;
 }
 
+// Found by MappingProperties.NormalizersAreIdempotent: a host whose rest begins with '[' once
+// "www." or leading white space is gone was read as an IPv6 literal the second time.
+TEST(Normalizer, UrlHostIsIdempotentWhenTheRestBeginsWithABracket) {
+  const Case cases[] = {
+      {"WWW.[] S.A.", "www.[] s.a"},
+      {"http:// [a] b", "[a]"},
+      {"www. [x] y.z", "www. [x] y.z"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(norm(Normalizer::kUrlHost, c.in), c.out) << c.in;
+    EXPECT_EQ(norm(Normalizer::kUrlHost, c.out), c.out) << c.out;
+  }
+}
+
 TEST(Normalizer, CompanyName) {
   const Case cases[] = {
       {"ACME Inc.", "acme"},

@@ -110,9 +110,14 @@ std::optional<std::string> url_host(std::string_view text) {
     s.remove_prefix(p + 3);
   else if (starts_with(s, "//"))
     s.remove_prefix(2);
-  std::string_view authority = s.substr(0, s.find_first_of("/?#\\"));
-  if (const std::size_t at = authority.rfind('@'); at != std::string_view::npos)
-    authority.remove_prefix(at + 1);
+  std::string_view untrimmed = s.substr(0, s.find_first_of("/?#\\"));
+  if (const std::size_t at = untrimmed.rfind('@'); at != std::string_view::npos)
+    untrimmed.remove_prefix(at + 1);
+  // Trimmed before its first character is looked at, as the result is: "http:// [a] b" must
+  // take the same path as its own host "[a] b" would, or normalizing twice differs.
+  const auto trimmed_authority = trim(untrimmed);
+  if (!trimmed_authority) return std::nullopt;
+  const std::string_view authority = *trimmed_authority;
   std::string_view host;
   if (starts_with(authority, "[")) {  // an IPv6 literal keeps its brackets, loses its port
     const std::size_t close = authority.find(']');
@@ -130,8 +135,13 @@ std::optional<std::string> url_host(std::string_view text) {
     out = trim(*out);
     if (!out) return std::nullopt;
     while (!out->empty() && out->back() == '.') out->pop_back();
-    // "www.com" is a domain of its own: drop "www." only when a dot remains after it.
-    if (starts_with(*out, "www.") && out->find('.', 4) != std::string::npos) out->erase(0, 4);
+    // "www.com" is a domain of its own: drop "www." only when a dot remains after it. Kept
+    // too when the rest would begin with '[': read again, that would be an IPv6 literal and
+    // lose everything after its ']' ("www.[] s.a" is not "[] s.a").
+    if (starts_with(*out, "www.") && out->find('.', 4) != std::string::npos) {
+      const auto rest = trim(std::string_view(*out).substr(4));
+      if (rest && !starts_with(*rest, "[")) out->erase(0, 4);
+    }
   }
   return out;
 }
