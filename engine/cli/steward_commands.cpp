@@ -246,6 +246,10 @@ int cmd_status(const config::Config& config, bool as_json) {
               << v["writeback_lag_seconds"].get<std::int64_t>() << " s), failed "
               << v["writeback_failed"].get<std::int64_t>() << ", changes not reconciled "
               << v["capture_errors"].get<std::int64_t>() << "\n";
+    if (v["writeback_stuck"].get<std::int64_t>() > 0)
+      std::cout << "  " << v["writeback_stuck"].get<std::int64_t>()
+                << " row(s) whose write-backs keep being superseded with no change captured: "
+                   "they back off (see `mdsync records show`, and the outbox note)\n";
     if (!v["last_error"].is_null())
       std::cout << "  last error " << shown(v["last_error_at"]) << ": "
                 << v["last_error"].get<std::string>()

@@ -111,5 +111,93 @@ TEST(PropertyRegression, WriteBackThatWaitsForPendingCapturesConverges) {
   EXPECT_TRUE(m.divergences().empty()) << failure_text(m);
 }
 
+// ---- issue 10: deletes, withdrawn writes ------------------------------------------------
+
+// customer with one shared text field `name`; erp creates it as "a"; `owner` owns deletes.
+Spec deletes_spec(int sides, int owner, bool quarantine = false) {
+  Spec s = shared_name_spec();
+  s.sides = sides;
+  s.priority.clear();
+  for (int i = 0; i < sides; ++i) s.priority.push_back(i);
+  s.del.owner = owner;
+  s.del.quarantine = quarantine;
+  return s;
+}
+
+constexpr int kShop = 2;
+
+Action process(int side) {
+  return step(Action::Kind::kProcess, side);
+}
+Action deliver(int side) {
+  return step(Action::Kind::kDeliver, side);
+}
+Action delete_row(int side) {
+  return step(Action::Kind::kDelete, side);
+}
+
+void expect_converges(SyncModel& m) {
+  ASSERT_TRUE(m.drain()) << failure_text(m);
+  EXPECT_TRUE(m.divergences().empty()) << failure_text(m);
+  EXPECT_TRUE(m.violations().empty()) << failure_text(m);
+}
+
+// Issue 10.1: an update to crm is queued (crm is unreachable); a crm user deletes the row;
+// erp owns deletes, so crm's delete is restored. The queued update was planned again as an
+// update of a row that is gone, and so was the restore; both failed and crm stayed without the
+// row. Now the update is withdrawn and the restore is an insert.
+TEST(PropertyRegression, ForeignDeleteOfARowWithAQueuedUpdateIsRestoredByAnInsert) {
+  SyncModel m =
+      run(deletes_spec(2, kErp), {edit(kErp, "b"), process(kErp), delete_row(kCrm), process(kCrm)});
+  EXPECT_NE(m.trace().find("withdraw #"), std::string::npos) << failure_text(m);
+  expect_converges(m);
+  EXPECT_TRUE(m.sides().at("crm").has_row) << failure_text(m);
+  EXPECT_EQ(m.sides().at("crm").row.at("name"), Value{"b"}) << failure_text(m);
+}
+
+// Issue 10.2: erp creates a record, the insert into crm is queued (crm is down), then erp, the
+// delete owner, deletes it. The queued insert was applied when crm came back and linked to a
+// deleted record. Now it is withdrawn: crm never gets the row.
+TEST(PropertyRegression, DeleteOwnersDeleteWithdrawsAnInsertQueuedElsewhere) {
+  SyncModel late(deletes_spec(2, kErp), {}, kStoreWriteGuard);
+  late.create_record_without_delivery();
+  late.apply(delete_row(kErp));
+  late.apply(process(kErp));
+  EXPECT_NE(late.trace().find("withdraw #"), std::string::npos) << failure_text(late);
+  expect_converges(late);
+  EXPECT_FALSE(late.sides().at("crm").has_row) << failure_text(late);
+  EXPECT_TRUE(late.state().deleted) << failure_text(late);
+}
+
+// The withdrawn insert had in fact been applied (the engine crashed before it heard): the
+// side says so when the withdrawal reaches it, the engine takes the row in, and deletes it.
+TEST(PropertyRegression, AWithdrawnInsertThatWasAppliedIsTakenInAndDeleted) {
+  SyncModel m(deletes_spec(2, kErp), {}, kStoreWriteGuard);
+  m.create_record_without_delivery();
+  m.apply(step(Action::Kind::kDeliverLosingAck, kCrm));
+  m.apply(delete_row(kErp));
+  m.apply(process(kErp));
+  m.apply(deliver(kCrm));
+  EXPECT_NE(m.trace().find("withdrawn, but the side had applied it"), std::string::npos)
+      << failure_text(m);
+  expect_converges(m);
+  EXPECT_FALSE(m.sides().at("crm").has_row) << failure_text(m);
+}
+
+// Found by SyncProperties.ConvergesOnceChangesStop: shop (the delete owner) deleted the record;
+// the delete reached crm while a crm user's edit was still captured and not reconciled. That
+// edit was then reconciled as a change of a row the engine no longer knew (in the store: a new
+// record, created from a row that is gone); when erp's delete guard vetoed its delete and the
+// record was restored, crm got updates of the vanished row for ever. A delete now waits for the
+// row's captured changes, like an update (side_store.cpp apply_chunk).
+TEST(PropertyRegression, APropagatedDeleteWaitsForTheRowsCapturedChanges) {
+  SyncModel m = run(deletes_spec(3, kShop),
+                    {step(Action::Kind::kGuard, kErp), delete_row(kShop), process(kShop),
+                     edit(kCrm, "c"), deliver(kCrm), process(kCrm), deliver(kErp)});
+  expect_converges(m);
+  EXPECT_FALSE(m.state().deleted) << "erp's guard vetoed the delete\n" << failure_text(m);
+  EXPECT_TRUE(m.sides().at("crm").has_row) << failure_text(m);
+}
+
 }  // namespace
 }  // namespace mdsync::core::model

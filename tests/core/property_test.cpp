@@ -31,16 +31,26 @@ namespace {
 
 // Small alphabets, so that values collide: NULL, the empty string, case and blank
 // variants for the compare modes, and several spellings of one number.
-const std::vector<Value> kTextValues = {std::nullopt, "", "a", "A", " a", "b", "abc"};
+const std::vector<Value> kTextValues = {std::nullopt, "", "a", "A", " a", " ", "b", "abc"};
 const std::vector<Value> kNumericValues = {std::nullopt, "0", "-0", "10", "10.0", "10.00", "7.5"};
+const std::vector<Value> kBooleanValues = {std::nullopt, "true", "false"};
 
 rc::Gen<Value> gen_value(FieldType type) {
+  if (type == FieldType::kBoolean) return rc::gen::elementOf(kBooleanValues);
   return rc::gen::elementOf(type == FieldType::kNumeric ? kNumericValues : kTextValues);
 }
 
+// How often a run draws each kind of step. Deletes, guards and steward decisions take part in
+// every run; the delete-heavy mix makes them a large share of it.
+struct Mix {
+  bool delete_heavy = false;
+};
+
 // 3-6 fields (text and numeric), optionally one group of 2-3 of them; a random owner per
 // unit (a side or shared), random policies and compare modes, a random priority order;
-// in one run out of five, max_length 1 and pattern [a-z]* on some text units.
+// in one run out of three, validation (required, max_length 1, pattern [a-z]*) on some text
+// units, groups included; a random delete policy (owner, delete or deactivate, restore or
+// quarantine a foreign delete).
 // rapidcheck scales inRange and element by the test's size, which would make the first
 // runs all "2 sides, shared, exact"; specs and single actions are drawn at full size, and
 // only the number of actions grows with the size.
@@ -60,7 +70,7 @@ rc::Gen<Spec> gen_spec(bool force_group) {
             force_group ? *rc::gen::inRange(2, 4) : *rc::gen::element(0, 0, 2, 3);
         const int group_start =
             group_size > 0 ? *rc::gen::inRange(0, nfields - group_size + 1) : -1;
-        const bool validation = *rc::gen::inRange(0, 5) == 0;
+        const bool validation = *rc::gen::inRange(0, 3) == 0;
         for (int i = 0; i < nfields;) {
           UnitSpec u;
           if (i == group_start) {
@@ -86,10 +96,26 @@ rc::Gen<Spec> gen_spec(bool force_group) {
           if (validation && all_text) {
             if (*rc::gen::arbitrary<bool>()) u.max_length = 1;
             if (*rc::gen::arbitrary<bool>()) u.pattern = "[a-z]*";
+            if (*rc::gen::inRange(0, 3) == 0) u.required = true;
           }
           if (u.owner >= 0 && same_type && *rc::gen::arbitrary<bool>())
             u.default_value = *gen_value(u.members.front().second);
           s.units.push_back(std::move(u));
+        }
+        s.del.owner = *rc::gen::inRange(-1, s.sides);
+        s.del.deactivate = s.del.owner >= 0 && *rc::gen::inRange(0, 3) == 0;
+        s.del.quarantine = *rc::gen::inRange(0, 3) == 0;
+        if (s.del.deactivate) {
+          UnitSpec active;
+          active.name = "active";
+          active.members = {{"active", FieldType::kBoolean}};
+          active.owner = *rc::gen::inRange(-1, s.sides);
+          active.on_foreign_write =
+              *rc::gen::element(ForeignWrite::kRevert, ForeignWrite::kQuarantine);
+          active.on_conflict = *rc::gen::element(
+              OnConflict::kQuarantine, OnConflict::kLastWriterWins, OnConflict::kPriority);
+          fields.emplace_back("active", FieldType::kBoolean);
+          s.units.push_back(std::move(active));
         }
         for (int i = 0; i < s.sides; ++i) s.priority.push_back(i);
         for (int i = s.sides - 1; i > 0; --i)
@@ -100,20 +126,26 @@ rc::Gen<Spec> gen_spec(bool force_group) {
       }));
 }
 
-rc::Gen<Action> gen_action(const Spec& spec) {
+rc::Gen<Action> gen_action(const Spec& spec, Mix mix) {
   std::vector<std::pair<std::string, FieldType>> fields;
   for (const UnitSpec& u : spec.units)
     for (const auto& member : u.members) fields.push_back(member);
+  const int deletes = mix.delete_heavy ? 12 : 2;
+  const int guards = mix.delete_heavy ? 5 : 1;
+  const int lost_acks = mix.delete_heavy ? 12 : 6;
   return rc::gen::resize(
-      kFullSize, rc::gen::exec([spec, fields] {
+      kFullSize, rc::gen::exec([spec, fields, deletes, guards, lost_acks] {
         Action a;
-        a.kind = *rc::gen::weightedElement<Action::Kind>({{30, Action::Kind::kEdit},
-                                                          {20, Action::Kind::kProcess},
-                                                          {6, Action::Kind::kProcessBatch},
-                                                          {25, Action::Kind::kDeliver},
-                                                          {6, Action::Kind::kDeliverLosingAck},
-                                                          {4, Action::Kind::kRedeliverDone},
-                                                          {8, Action::Kind::kResolve}});
+        a.kind =
+            *rc::gen::weightedElement<Action::Kind>({{30, Action::Kind::kEdit},
+                                                     {20, Action::Kind::kProcess},
+                                                     {6, Action::Kind::kProcessBatch},
+                                                     {25, Action::Kind::kDeliver},
+                                                     {lost_acks, Action::Kind::kDeliverLosingAck},
+                                                     {4, Action::Kind::kRedeliverDone},
+                                                     {8, Action::Kind::kResolve},
+                                                     {deletes, Action::Kind::kDelete},
+                                                     {guards, Action::Kind::kGuard}});
         a.side = *rc::gen::inRange(0, spec.sides);
         switch (a.kind) {
           case Action::Kind::kEdit: {
@@ -144,8 +176,8 @@ rc::Gen<Action> gen_action(const Spec& spec) {
       }));
 }
 
-std::vector<Action> draw_actions(const Spec& spec) {
-  return *rc::gen::container<std::vector<Action>>(gen_action(spec));
+std::vector<Action> draw_actions(const Spec& spec, Mix mix = {}) {
+  return *rc::gen::container<std::vector<Action>>(gen_action(spec, mix));
 }
 
 std::string lines(const std::vector<std::string>& items) {
@@ -189,6 +221,39 @@ RC_GTEST_PROP(SyncProperties, ConvergesOnceChangesStop, ()) {
   RC_CLASSIFY(seen("close conflict"), "conflict resolved");
   RC_CLASSIFY(seen(": keep_golden") || seen("wrote last"), "concurrent edit decided");
   RC_CLASSIFY(seen("ack lost"), "lost ack");
+  RC_CLASSIFY(seen("'s row: captured"), "row deleted");
+}
+
+// Guarantee 1 under deletes: rows deleted on every side by their users, the delete owner's
+// delete propagated (as a delete or a deactivation), foreign deletes restored or held for a
+// steward, propagated deletes vetoed by delete guards, sides that stay unreachable for long
+// stretches (their writes queue up, and are withdrawn when the record no longer wants them),
+// lost acknowledgements of inserts, updates and deletes. Once changes stop every side holds
+// exactly what the record says: golden values where it lives, no row where it is deleted,
+// detached, or held away by a foreign_delete conflict.
+RC_GTEST_PROP(SyncProperties, ConvergesWithDeletesRestoresAndVetoes, ()) {
+  const Spec spec = *gen_spec(false);
+  const std::vector<Action> actions = draw_actions(spec, Mix{true});
+  SyncModel m = run(spec, actions, Checks{true, false, false, false, true});
+  assert_converges(m);
+  assert_no_violations(m);
+  const std::string trace = m.trace();
+  auto seen = [&](const char* word) { return trace.find(word) != std::string::npos; };
+  RC_CLASSIFY(seen("'s row: captured"), "row deleted");
+  RC_CLASSIFY(seen("vetoed by"), "delete vetoed");
+  RC_CLASSIFY(seen("withdraw #"), "write withdrawn");
+  RC_CLASSIFY(seen("the side had applied it"), "withdrawn write found applied");
+  RC_CLASSIFY(m.state().deleted, "record deleted at the end");
+}
+
+// (f) Golden takes only values that pass the unit's validation, a group as a whole: a side's
+// value, a create's, a steward's.
+RC_GTEST_PROP(SyncProperties, GoldenHoldsOnlyValidValues, ()) {
+  const Spec spec = *gen_spec(true);
+  const std::vector<Action> actions = draw_actions(spec);
+  SyncModel m = run(spec, actions, Checks{false, false, false, false, true});
+  assert_drains(m);
+  assert_no_violations(m);
 }
 
 // Quiet system: once converged, nothing is written, and a further drain does nothing.
@@ -217,8 +282,10 @@ RC_GTEST_PROP(SyncProperties, OwnedUnitsChangeOnlyByOwnerOrSteward, ()) {
   for (const Unit& unit : m.rules().units) {
     if (unit.policy.is_shared()) continue;
     const std::string& setter = m.setters().at(unit.name);
+    // The delete owner's delete sets a deactivation flag by the delete policy's authority.
     const bool ok = setter == "default" || setter.rfind("steward:", 0) == 0 ||
-                    setter.rfind(unit.policy.owner + "#", 0) == 0;
+                    setter.rfind(unit.policy.owner + "#", 0) == 0 ||
+                    setter.rfind("delete:" + m.rules().delete_policy.owner + "#", 0) == 0;
     if (!ok)
       RC_FAIL(unit.name + " (owner " + unit.policy.owner + ") was last set by " + setter +
               "\ntrace:\n" + m.trace());

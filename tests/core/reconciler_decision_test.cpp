@@ -221,6 +221,29 @@ INSTANTIATE_TEST_SUITE_P(
                       std::string("  f: keep_golden proposed \"3\", golden stays \"2\"  ") +
                           kSharedPriority + " erp ranks before crm\n"),
             "2", std::nullopt},
+        // DESIGN.md: a steward's decision counts as an edit at the moment it is made
+        DecisionCase{"BothChangedLastWriterWinsSideEditAfterTheStewardWins", kTwoSides,
+                     shared_field(OnConflict::kLastWriterWins), "2", Provenance{"", "alice", 100},
+                     "1", "crm", "3", 101,
+                     plan_from("crm#7", std::string("  f: accept golden \"2\" -> \"3\"  ") +
+                                            kSharedLww + " crm wrote last\n"),
+                     "3", std::nullopt},
+        DecisionCase{
+            "BothChangedLastWriterWinsSideEditBeforeTheStewardLoses", kTwoSides,
+            shared_field(OnConflict::kLastWriterWins), "2", Provenance{"", "alice", 100}, "1",
+            "crm", "3", 99,
+            plan_from("crm#7",
+                      std::string("  f: keep_golden proposed \"3\", golden stays \"2\"  ") +
+                          kSharedLww + " steward wrote last\n"),
+            "2", std::nullopt},
+        DecisionCase{
+            "BothChangedPriorityStewardCountsAsTheFirstSide", kTwoSides,
+            shared_field(OnConflict::kPriority), "2", Provenance{"", "alice", 100}, "1", "erp", "3",
+            500,
+            plan_from("erp#7",
+                      std::string("  f: keep_golden proposed \"3\", golden stays \"2\"  ") +
+                          kSharedPriority + " steward ranks before erp\n"),
+            "2", std::nullopt},
         // NULL and "" are different values
         DecisionCase{"NullToEmptyIsAChange", kTwoSides, owned_by("crm"), kNull, by("crm", 100),
                      kNull, "crm", "", 200,

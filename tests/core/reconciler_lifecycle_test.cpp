@@ -121,7 +121,7 @@ TEST(Create, ValueForAnotherOwnersFieldIsAForeignWriteReverted) {
   EXPECT_EQ(r.after.bases.at("crm").at("credit_limit"), Value{"500"});
   EXPECT_TRUE(r.plan.opened.empty());
   // and the revert is written back to crm, conditional on crm still holding 500
-  const auto writes = plan_writebacks(rules, r.after, {"crm"}, {});
+  const auto writes = plan_writebacks(rules, r.after, {"crm"}, {}).writes;
   ASSERT_EQ(writes.size(), 1u);
   EXPECT_EQ(writes[0].kind, RowWrite::Kind::kUpdate);
   EXPECT_EQ(writes[0].values, (FieldValues{{"credit_limit", "0"}, {"vat", kNull}}));
@@ -193,7 +193,7 @@ TEST(Create, SideNotInCreateIsUnauthorized) {
             "exists=0 deleted=0\n"
             "golden: \n"
             "conflict 0 unauthorized_create on *record*\n");
-  EXPECT_TRUE(plan_writebacks(rules, r.after, kSides, {}).empty());
+  EXPECT_TRUE(plan_writebacks(rules, r.after, kSides, {}).writes.empty());
 }
 
 // ---- deletes --------------------------------------------------------------------------
@@ -260,7 +260,7 @@ TEST(Delete, ForeignDeleteIsRestored) {
   EXPECT_EQ(r.after.bases.count("crm"), 0u);
   EXPECT_EQ(r.after.golden, live_record().golden);
   // the restore is an insert of the whole golden record on crm
-  const auto writes = plan_writebacks(rules, r.after, {"erp", "crm"}, {});
+  const auto writes = plan_writebacks(rules, r.after, {"erp", "crm"}, {}).writes;
   ASSERT_EQ(writes.size(), 1u);
   EXPECT_EQ(writes[0].side, "crm");
   EXPECT_EQ(writes[0].kind, RowWrite::Kind::kInsert);
@@ -300,7 +300,7 @@ TEST(Delete, UpsertOnDeletedRecordChangesNoGolden) {
   EXPECT_EQ(r.after.golden, state.golden);
   EXPECT_TRUE(r.after.deleted);
   // and the write-back deletes the rows still linked
-  const auto writes = plan_writebacks(rules, r.after, {"erp", "crm"}, {});
+  const auto writes = plan_writebacks(rules, r.after, {"erp", "crm"}, {}).writes;
   ASSERT_EQ(writes.size(), 2u);
   EXPECT_EQ(writes[0].kind, RowWrite::Kind::kDelete);
   EXPECT_EQ(writes[1].kind, RowWrite::Kind::kDelete);

@@ -51,14 +51,14 @@ TEST(ForeignDelete, QuarantineOpensConflictAndKeepsTheRowGone) {
   EXPECT_FALSE(r.after.deleted);
   EXPECT_EQ(r.after.bases.count("crm"), 0u);
   // While the conflict is open, the CRM row is not re-created.
-  EXPECT_TRUE(plan_writebacks(rules, r.after, {"erp", "crm"}, {}).empty());
+  EXPECT_TRUE(plan_writebacks(rules, r.after, {"erp", "crm"}, {}).writes.empty());
 }
 
 TEST(ForeignDelete, RestoreIsTheDefault) {
   const EntityRules rules = delete_rules(DeletePropagation::kDelete, ForeignDelete::kRestore);
   const Reconciliation r = reconcile(rules, 3, linked_record(), erase("crm", 7));
   EXPECT_TRUE(r.after.open_conflicts.empty());
-  const auto writes = plan_writebacks(rules, r.after, {"erp", "crm"}, {});
+  const auto writes = plan_writebacks(rules, r.after, {"erp", "crm"}, {}).writes;
   ASSERT_EQ(writes.size(), 1u);
   EXPECT_EQ(writes[0].side, "crm");
   EXPECT_EQ(writes[0].kind, RowWrite::Kind::kInsert);
@@ -80,7 +80,7 @@ TEST(ForeignDelete, DismissRestoresTheRow) {
   EXPECT_TRUE(r.after.open_conflicts.empty());
   EXPECT_EQ(r.plan.closed, std::vector<std::int64_t>{41});
   EXPECT_FALSE(r.after.deleted);
-  const auto writes = plan_writebacks(rules, r.after, {"erp", "crm"}, {});
+  const auto writes = plan_writebacks(rules, r.after, {"erp", "crm"}, {}).writes;
   ASSERT_EQ(writes.size(), 1u);
   EXPECT_EQ(writes[0].kind, RowWrite::Kind::kInsert);
 }
@@ -94,7 +94,7 @@ TEST(ForeignDelete, TakingTheDeletingSideAcceptsTheDelete) {
   accept.steward = "ana";
   const Reconciliation r = resolve(rules, 4, state, state.open_conflicts[0], accept);
   EXPECT_TRUE(r.after.deleted);
-  const auto writes = plan_writebacks(rules, r.after, {"erp", "crm"}, {});
+  const auto writes = plan_writebacks(rules, r.after, {"erp", "crm"}, {}).writes;
   ASSERT_EQ(writes.size(), 1u);
   EXPECT_EQ(writes[0].side, "erp");
   EXPECT_EQ(writes[0].kind, RowWrite::Kind::kDelete);
@@ -111,7 +111,7 @@ TEST(ForeignDelete, AcceptedUnderDeactivationSetsTheFlagAndDetaches) {
   EXPECT_FALSE(r.after.deleted);
   EXPECT_EQ(r.after.golden.at("active"), Value{"false"});
   EXPECT_EQ(r.after.detached, std::vector<std::string>{"crm"});
-  const auto writes = plan_writebacks(rules, r.after, {"erp", "crm"}, {});
+  const auto writes = plan_writebacks(rules, r.after, {"erp", "crm"}, {}).writes;
   ASSERT_EQ(writes.size(), 1u);
   EXPECT_EQ(writes[0].side, "erp");
   EXPECT_EQ(writes[0].values.at("active"), Value{"false"});

@@ -16,11 +16,20 @@
 //     stays pending and is redelivered (a no-op on the side) before the side's next change
 //     is reconciled, as run_pass delivers before it reconciles. Inserts never lose theirs;
 //   - a steward resolves an open conflict through core::resolve (time from the logical
-//     clock), then the record is planned.
-// One record, no deletes. Every step is appended to a text trace, so a failing property
-// shows the whole run.
+//     clock), then the record is planned;
+//   - a user deletes a side's row (captured as a delete); the record's delete policy decides
+//     (the delete owner's delete propagates as a delete or a deactivation; another side's
+//     delete is restored or quarantined); a side whose delete guard is on vetoes a propagated
+//     delete (core::veto_delete), and the record lives on;
+//   - planning withdraws queued writes the record no longer wants; a withdrawn write is
+//     'cancelling' until its side confirms it never applied it (the side records the id as
+//     cancelled) or reports that it did (an insert or update whose ack was lost), in which
+//     case the engine takes it in as applied and plans the record again.
+// One record. Every step is appended to a text trace, so a failing property shows the whole
+// run.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -32,6 +41,7 @@
 #include <vector>
 
 #include "mdsync/core/reconciler.hpp"
+#include "mdsync/core/validation.hpp"
 #include "mdsync/core/writeback_plan.hpp"
 #include "test_support.hpp"
 
@@ -51,7 +61,15 @@ struct UnitSpec {
   Compare compare = Compare::kExact;
   std::optional<std::size_t> max_length;
   std::optional<std::string> pattern;
+  bool required = false;
   Value default_value;
+};
+
+// The record's delete policy (rules' `delete`).
+struct DeleteSpec {
+  int owner = -1;           // the side whose delete counts; -1: no side's
+  bool deactivate = false;  // propagate as active = false (the spec then has a unit "active")
+  bool quarantine = false;  // another side's delete opens foreign_delete instead of a restore
 };
 
 struct Spec {
@@ -60,6 +78,7 @@ struct Spec {
   std::vector<int> priority;  // a permutation of the side indexes
   int creator = 0;            // the side whose row creates the record
   FieldValues initial;        // the creator's row, raw
+  DeleteSpec del;
 
   std::vector<std::string> side_names() const {
     return std::vector<std::string>(kAllSides.begin(), kAllSides.begin() + sides);
@@ -84,9 +103,16 @@ struct Spec {
       unit.policy.compare = u.compare;
       unit.policy.validate.max_length = u.max_length;
       unit.policy.validate.pattern = u.pattern;
+      unit.policy.validate.required = u.required;
       unit.policy.default_value = u.default_value;
       r.units.push_back(std::move(unit));
     }
+    if (del.owner >= 0) r.delete_policy.owner = kAllSides[del.owner];
+    r.delete_policy.propagate =
+        del.deactivate ? DeletePropagation::kDeactivate : DeletePropagation::kDelete;
+    if (del.deactivate) r.delete_policy.deactivate_field = "active";
+    r.delete_policy.on_foreign_delete =
+        del.quarantine ? ForeignDelete::kQuarantine : ForeignDelete::kRestore;
     return r;
   }
 };
@@ -106,8 +132,13 @@ inline std::string spec_text(const Spec& s) {
         << " on_conflict=" << to_string(u.on_conflict) << " compare=" << to_string(u.compare);
     if (u.max_length) out << " max_length=" << *u.max_length;
     if (u.pattern) out << " pattern=" << *u.pattern;
+    if (u.required) out << " required";
     out << " default=" << show(u.default_value) << "\n";
   }
+  out << "  delete: owner=" << (s.del.owner < 0 ? std::string("none") : kAllSides[s.del.owner])
+      << (s.del.deactivate ? " deactivate:active" : " delete")
+      << (s.del.quarantine ? " on_foreign_delete=quarantine" : " on_foreign_delete=restore")
+      << "\n";
   out << "  initial: " << test::values_text(s.initial) << "\n";
   return out.str();
 }
@@ -124,6 +155,8 @@ struct Action {
     kRedeliverDone,     // an already delivered write-back (#pick) reaches `side` again
     kResolve,           // a steward resolves open conflict #pick: take `side`, dismiss, or
                         // set the unit's members to their `edits` values
+    kDelete,            // a user deletes `side`'s row
+    kGuard,             // `side`'s delete guard turns on (or off again): it vetoes deletes
   };
   Kind kind = Kind::kProcess;
   int side = 0;
@@ -149,6 +182,10 @@ inline std::string action_text(const Action& a) {
       return "deliver " + side + " losing the ack";
     case Action::Kind::kRedeliverDone:
       return "redeliver done write #" + std::to_string(a.pick) + " to " + side;
+    case Action::Kind::kDelete:
+      return "delete " + side + "'s row";
+    case Action::Kind::kGuard:
+      return "toggle " + side + "'s delete guard";
     case Action::Kind::kResolve:
       return "resolve conflict #" + std::to_string(a.pick) +
              (a.resolution == Resolution::Kind::kDismiss ? " dismiss"
@@ -167,6 +204,7 @@ struct Checks {
   bool idempotence = false;  // (c) the same change reconciled twice changes nothing more
   bool groups = false;       // (d) a group's golden comes whole from one source
   bool determinism = false;  // (e) the same core call twice gives the same plan and state
+  bool validity = false;     // (f) golden takes only values that pass the unit's validation
 };
 
 // What a side checks before it applies a write-back update.
@@ -232,9 +270,12 @@ class SyncModel {
     std::int64_t next_seq = 0;         // the capture sequence
     std::deque<Change> captured;       // not yet reconciled, oldest first
     std::int64_t last_edit_time = -1;  // for kEdit same_tick
+    std::set<std::int64_t> cancelled;  // outbox ids the side recorded as withdrawn
+    bool guarded = false;              // its delete guard vetoes deletes
+    int row_number = 0;                // rows this side has had for the record (trace only)
   };
   struct OutboxEntry {
-    enum class Status { kPending, kDone, kSuperseded };
+    enum class Status { kPending, kCancelling, kDone, kSuperseded, kCancelled, kVetoed };
     std::int64_t id = 0;
     RowWrite write;
     Status status = Status::kPending;
@@ -255,9 +296,18 @@ class SyncModel {
   // The creator's row exists, its insert is captured and reconciled, and the inserts on the
   // other sides are delivered.
   void create_record() {
+    create_record_without_delivery();
+    for (const std::string& s : sides_)  // the inserts (bounded: a broken core may loop)
+      for (int k = 0; k < 3 && deliver(s, false); ++k) {
+      }
+  }
+
+  // The same, with the inserts into the other sides still queued.
+  void create_record_without_delivery() {
     const std::string& creator = sides_[spec_.creator];
     SideRow& c = side_rows_[creator];
     c.has_row = true;
+    ++c.row_number;
     c.row = spec_.initial;
     Change change = captured_change(creator);
     for (const auto& [field, type] : rules_.fields)
@@ -265,9 +315,6 @@ class SyncModel {
     c.captured.push_back(change);
     trace_ << "create on " << creator << ": " << test::values_text(c.row) << "\n";
     process(creator);
-    for (const std::string& s : sides_)  // the inserts (bounded: a broken core may loop)
-      for (int k = 0; k < 3 && deliver(s, false); ++k) {
-      }
   }
 
   void apply(const Action& a) {
@@ -294,6 +341,13 @@ class SyncModel {
       case Action::Kind::kResolve:
         resolve_conflict(a.pick, side, a.resolution, a.edits);
         break;
+      case Action::Kind::kDelete:
+        delete_row(side);
+        break;
+      case Action::Kind::kGuard:
+        side_rows_[side].guarded = !side_rows_[side].guarded;
+        trace_ << side << "'s delete guard " << (side_rows_[side].guarded ? "on" : "off") << "\n";
+        break;
     }
   }
 
@@ -313,15 +367,33 @@ class SyncModel {
     return false;
   }
 
-  // Guarantee 1: what differs from golden on a side, outside units held by a conflict.
+  // Guarantee 1: what differs from golden on a side, outside units held by a conflict; and a
+  // row where the record should have none (deleted, detached, a foreign delete waiting for a
+  // steward) or none where it should have one.
   std::vector<std::string> divergences() const {
     std::vector<std::string> out;
     for (const std::string& s : sides_) {
       const SideRow& r = side_rows_.at(s);
+      const bool detached =
+          std::find(state_.detached.begin(), state_.detached.end(), s) != state_.detached.end();
+      const bool held_away = std::any_of(
+          state_.open_conflicts.begin(), state_.open_conflicts.end(), [&](const OpenConflict& c) {
+            return c.kind == ConflictKind::kForeignDelete && c.side == s && c.vetoed_by.empty();
+          });
+      const bool wanted = state_.exists && !state_.deleted && !detached && !held_away;
+      if (!wanted) {
+        if (r.has_row)
+          out.push_back(s + " has a row, but the record is " +
+                        (state_.deleted ? "deleted"
+                         : detached     ? "detached there"
+                                        : "deleted there, waiting for a steward"));
+        continue;
+      }
       if (!r.has_row) {
         out.push_back(s + " has no row");
         continue;
       }
+      if (state_.bases.find(s) == state_.bases.end()) out.push_back(s + "'s row is not linked");
       for (const Unit& unit : rules_.units) {
         if (state_.conflict_on(unit.name) != nullptr) continue;
         for (const std::string& m : unit.members)
@@ -334,16 +406,16 @@ class SyncModel {
     return out;
   }
 
-  // plan_writebacks with what is in flight now (nothing, once drained).
+  // plan_writebacks with what is queued now (nothing, once drained).
   std::vector<RowWrite> plan_now() const {
-    return plan_writebacks(rules_, state_, sides_, in_flight());
+    return plan_writebacks(rules_, state_, sides_, pending_writes()).writes;
   }
 
   bool quiet() const {
     for (const auto& [s, r] : side_rows_)
       if (!r.captured.empty()) return false;
     for (const OutboxEntry& e : outbox_)
-      if (e.status == OutboxEntry::Status::kPending) return false;
+      if (queued(e)) return false;
     return true;
   }
 
@@ -376,6 +448,25 @@ class SyncModel {
   void violation(const std::string& what) {
     violations_.push_back(what);
     trace_ << "  VIOLATION: " << what << "\n";
+  }
+
+  static bool queued(const OutboxEntry& e) {
+    return e.status == OutboxEntry::Status::kPending ||
+           e.status == OutboxEntry::Status::kCancelling;
+  }
+
+  // A user deletes the side's row: the trigger captures a delete.
+  void delete_row(const std::string& side) {
+    SideRow& r = side_rows_[side];
+    if (!r.has_row) return;
+    r.has_row = false;
+    r.row.clear();
+    Change change = captured_change(side);
+    change.op = Op::kDelete;
+    r.last_edit_time = change.commit_time_us;
+    trace_ << "delete " << side << "'s row: captured " << side << "#" << change.seq << "@"
+           << change.commit_time_us << "\n";
+    r.captured.push_back(std::move(change));
   }
 
   void edit(const std::string& side, const FieldValues& edits, bool same_tick) {
@@ -423,7 +514,10 @@ class SyncModel {
   // the side a steward took), empty for a dismissal.
   void check_golden_changes(const RecordState& before, const RecordState& after,
                             const std::string& source, const std::string& side, bool steward,
-                            bool create) {
+                            bool create, bool deletes = false) {
+    // The delete owner's delete under a deactivation policy sets the flag, whoever owns it.
+    const bool deactivation = deletes && rules_.delete_policy.owner == side &&
+                              rules_.delete_policy.propagate == DeletePropagation::kDeactivate;
     for (const Unit& unit : rules_.units) {
       FieldValues b, a;
       for (const std::string& m : unit.members) {
@@ -449,10 +543,21 @@ class SyncModel {
       }
       if (!create && a == b) continue;
       setters_[unit.name] = source;
+      if (deactivation && unit.name == rules_.delete_policy.deactivate_field) {
+        setters_[unit.name] = "delete:" + source;  // the delete policy's own authority
+        continue;
+      }
+      if (checks_.validity)
+        for (std::size_t i = 0; i < unit.members.size(); ++i)
+          if (auto why = validate(unit.policy.validate, rules_.type_of(unit.members[i]),
+                                  a.at(unit.members[i]), unit.policy.compare))
+            violation("(f) golden " + unit.name + " set by " + source + " to {" +
+                      test::values_text(a) + "}, which is invalid: " + unit.members[i] + " " +
+                      *why);
       if (checks_.ownership && !steward && !unit.policy.is_shared() && unit.policy.owner != side)
         violation("(b) golden " + unit.name + " owned by " + unit.policy.owner + " set to " +
                   test::values_text(a) + " by " + source);
-      if (checks_.groups && unit.is_group() && !side.empty()) {
+      if (checks_.groups && unit.is_group() && !side.empty() && !deletes) {
         auto base = after.bases.find(side);
         for (const std::string& m : unit.members)
           if (base == after.bases.end() || value_in(base->second, m) != a.at(m))
@@ -481,26 +586,38 @@ class SyncModel {
       }
   }
 
-  std::map<std::string, FieldValues> in_flight() const {
-    std::map<std::string, FieldValues> out;
-    for (const OutboxEntry& e : outbox_) {
-      if (e.status != OutboxEntry::Status::kPending) continue;
-      FieldValues& v = out[e.write.side];
-      for (const auto& [f, val] : e.write.values) v[f] = val;
-    }
+  std::vector<PendingWrite> pending_writes() const {
+    std::vector<PendingWrite> out;
+    for (const OutboxEntry& e : outbox_)
+      if (e.status == OutboxEntry::Status::kPending)
+        out.push_back(PendingWrite{e.id, e.write.side, e.write.kind, e.write.values});
     return out;
   }
 
+  static std::string plan_text(const WritebackPlan& plan) {
+    std::string s = writes_text(plan.writes);
+    for (std::int64_t id : plan.cancel) s += "withdraw #" + std::to_string(id) + "\n";
+    return s;
+  }
+
+  // As record_repository.cpp plan_and_enqueue: withdraw what the record no longer wants,
+  // queue the rest.
   void plan_and_enqueue() {
-    const std::map<std::string, FieldValues> flight = in_flight();
-    std::vector<RowWrite> writes = plan_writebacks(rules_, state_, sides_, flight);
+    const std::vector<PendingWrite> pending = pending_writes();
+    WritebackPlan plan = plan_writebacks(rules_, state_, sides_, pending);
     if (checks_.determinism) {
-      std::vector<RowWrite> again = plan_writebacks(rules_, state_, sides_, flight);
-      if (writes_text(again) != writes_text(writes))
+      const WritebackPlan again = plan_writebacks(rules_, state_, sides_, pending);
+      if (plan_text(again) != plan_text(plan))
         violation("(e) plan_writebacks gave two answers for one input");
     }
-    check_writes(writes);
-    for (RowWrite& w : writes) {
+    check_writes(plan.writes);
+    for (std::int64_t id : plan.cancel)
+      for (OutboxEntry& e : outbox_)
+        if (e.id == id && e.status == OutboxEntry::Status::kPending) {
+          e.status = OutboxEntry::Status::kCancelling;
+          trace_ << "  withdraw #" << id << " " << write_text(e.write) << "\n";
+        }
+    for (RowWrite& w : plan.writes) {
       OutboxEntry e;
       e.id = ++next_outbox_id_;
       e.write = std::move(w);
@@ -512,9 +629,9 @@ class SyncModel {
   // run_pass delivers write-backs before it reconciles captures: a write whose ack was lost
   // is delivered again (and acknowledged) before the side's next change is reconciled.
   void redeliver_lost_acks(const std::string& side) {
-    for (OutboxEntry& e : outbox_)
-      if (e.status == OutboxEntry::Status::kPending && e.write.side == side && e.applied_on_side)
-        deliver_entry(e, false);
+    for (std::size_t i = 0; i < outbox_.size(); ++i)
+      if (queued(outbox_[i]) && outbox_[i].write.side == side && outbox_[i].applied_on_side)
+        deliver_entry(i, false);
   }
 
   // Every captured change of every side, merged by commit time (each side's in sequence
@@ -576,82 +693,146 @@ class SyncModel {
       if (!twice_plan.opened.empty())
         violation("(c) " + decided.source + " reconciled twice opens another conflict");
     }
-    check_golden_changes(before, after, decided.source, side, false, !before.exists);
+    check_golden_changes(before, after, decided.source, side, false, !before.exists,
+                         change.op == Op::kDelete);
+    // The side whose delete made the record deleted (RecordRepository::deleting_side), for a
+    // veto.
+    if (change.op == Op::kDelete && rules_.delete_policy.owner == side) deleter_ = side;
     state_ = std::move(after);
     if (plan) plan_and_enqueue();
     return true;
   }
 
-  OutboxEntry* oldest_pending(const std::string& side) {
-    for (OutboxEntry& e : outbox_)
-      if (e.status == OutboxEntry::Status::kPending && e.write.side == side) return &e;
-    return nullptr;
+  // The store's per-record order: the oldest queued (or withdrawn) write to the side.
+  std::optional<std::size_t> oldest_queued(const std::string& side) const {
+    for (std::size_t i = 0; i < outbox_.size(); ++i)
+      if (queued(outbox_[i]) && outbox_[i].write.side == side) return i;
+    return std::nullopt;
   }
 
   bool deliver(const std::string& side, bool lose_ack) {
-    OutboxEntry* e = oldest_pending(side);
-    if (e == nullptr) return false;
-    deliver_entry(*e, lose_ack);
+    const auto i = oldest_queued(side);
+    if (!i) return false;
+    deliver_entry(*i, lose_ack);
     return true;
   }
 
-  // side_store.cpp apply, then the engine's bookkeeping in sync_engine.cpp apply_writebacks.
-  void deliver_entry(OutboxEntry& e, bool lose_ack) {
-    SideRow& r = side_rows_[e.write.side];
-    const RowWrite& w = e.write;
-    trace_ << "deliver #" << e.id << " " << write_text(w);
-    bool applied = true;
-    if (r.applied.count(e.id) != 0) {
-      trace_ << ": already applied on the side";
-    } else if (w.kind == RowWrite::Kind::kInsert) {
-      r.has_row = true;
-      r.row = w.values;
-      r.applied.insert(e.id);
-    } else {
-      for (const auto& [f, v] : w.expected)
-        if (!r.has_row || !sql_equal(rules_.type_of(f), value_in(r.row, f), v)) applied = false;
-      if (guard_ == WriteGuard::kNoPendingCapture)
-        for (const Change& c : r.captured)
-          for (const auto& [f, v] : w.values)
-            if (c.values.count(f) != 0) applied = false;
-      if (applied) {
-        for (const auto& [f, v] : w.values) r.row[f] = v;
-        r.applied.insert(e.id);
-      }
-    }
-    if (applied && lose_ack && w.kind == RowWrite::Kind::kUpdate) {
-      e.applied_on_side = true;
-      trace_ << ": applied, ack lost\n";
+  // The engine's record of a write the side applied: sync_engine.cpp apply_writebacks.
+  void take_in(const RowWrite& w) {
+    if (w.kind == RowWrite::Kind::kDelete) {
+      state_.bases.erase(w.side);
       return;
     }
-    if (!applied) {
-      e.status = OutboxEntry::Status::kSuperseded;
-      trace_ << ": superseded (side holds {" << test::values_text(r.row) << "}"
-             << (r.captured.empty() ? "" : ", with changes not yet reconciled") << ")\n";
-      plan_and_enqueue();
-      return;
-    }
-    e.status = OutboxEntry::Status::kDone;
-    e.applied_on_side = true;
-    trace_ << ": applied\n";
     FieldValues& base = state_.bases[w.side];
     if (w.kind == RowWrite::Kind::kInsert) base.clear();
     for (const auto& [f, v] : w.values) base[f] = v;
   }
 
+  // side_store.cpp apply, then the engine's bookkeeping in sync_engine.cpp apply_writebacks.
+  // By index: the bookkeeping may queue new writes, which moves the outbox.
+  void deliver_entry(std::size_t index, bool lose_ack) {
+    const std::int64_t id = outbox_[index].id;
+    const RowWrite w = outbox_[index].write;
+    SideRow& r = side_rows_[w.side];
+    auto status = [&](OutboxEntry::Status st) { outbox_[index].status = st; };
+    trace_ << "deliver #" << id << " " << write_text(w);
+    if (outbox_[index].status == OutboxEntry::Status::kCancelling) {
+      if (r.applied.count(id) != 0) {
+        // An earlier attempt applied it and the engine did not hear: taken in as applied.
+        trace_ << ": withdrawn, but the side had applied it\n";
+        status(OutboxEntry::Status::kDone);
+        take_in(w);
+        plan_and_enqueue();
+      } else {
+        r.cancelled.insert(id);
+        status(OutboxEntry::Status::kCancelled);
+        trace_ << ": withdrawn, the side records it as cancelled\n";
+      }
+      return;
+    }
+    bool applied = true;
+    if (r.applied.count(id) != 0) {
+      trace_ << ": already applied on the side";
+    } else if (w.kind == RowWrite::Kind::kInsert) {
+      if (r.has_row)
+        violation("insert #" + std::to_string(id) + " into " + w.side +
+                  ", which already holds a row of the record (a duplicate)");
+      r.has_row = true;
+      ++r.row_number;
+      r.row = w.values;
+      r.applied.insert(id);
+    } else if (w.kind == RowWrite::Kind::kDelete) {
+      if (r.guarded) {
+        // A delete guard refuses: the record lives on (sync_engine.cpp, vetoed).
+        status(OutboxEntry::Status::kVetoed);
+        trace_ << ": vetoed by " << w.side << "'s delete guard\n";
+        Reconciliation v = veto_delete(rules_, kVersion, state_, w.side, deleter_, "guard");
+        trace_ << indent(v.plan.to_text());
+        assign_ids(v.plan, v.after);
+        state_ = std::move(v.after);
+        plan_and_enqueue();
+        return;
+      }
+      if (guard_ == WriteGuard::kNoPendingCapture && !r.captured.empty()) {
+        applied = false;  // the row's captured changes go first (side_store.cpp apply_chunk)
+      } else {
+        r.has_row = false;
+        r.row.clear();
+        r.applied.insert(id);
+      }
+    } else {
+      for (const auto& [f, v] : w.expected)
+        if (!r.has_row || !sql_equal(rules_.type_of(f), value_in(r.row, f), v)) applied = false;
+      if (!r.has_row) applied = false;
+      if (guard_ == WriteGuard::kNoPendingCapture)
+        for (const Change& c : r.captured)
+          for (const auto& [f, v] : w.values)
+            if (c.values.count(f) != 0 || c.op == Op::kDelete) applied = false;
+      if (applied) {
+        for (const auto& [f, v] : w.values) r.row[f] = v;
+        r.applied.insert(id);
+      }
+    }
+    if (applied && lose_ack) {
+      outbox_[index].applied_on_side = true;
+      trace_ << ": applied, ack lost\n";
+      return;
+    }
+    if (!applied) {
+      status(OutboxEntry::Status::kSuperseded);
+      // Later queued writes of the record to this side expected what this one would write;
+      // they were never sent (one write per record per pass, in id order).
+      for (OutboxEntry& later : outbox_)
+        if (later.id > id && later.write.side == w.side &&
+            later.status == OutboxEntry::Status::kPending)
+          later.status = OutboxEntry::Status::kSuperseded;
+      trace_ << ": superseded (side holds {" << test::values_text(r.row) << "}"
+             << (r.captured.empty() ? "" : ", with changes not yet reconciled") << ")\n";
+      plan_and_enqueue();
+      return;
+    }
+    status(OutboxEntry::Status::kDone);
+    outbox_[index].applied_on_side = true;
+    trace_ << ": applied\n";
+    take_in(w);
+  }
+
   void redeliver_done(const std::string& side, int pick) {
     std::vector<OutboxEntry*> done;
     for (OutboxEntry& e : outbox_)
-      if (e.status == OutboxEntry::Status::kDone && e.write.side == side) done.push_back(&e);
+      if ((e.status == OutboxEntry::Status::kDone || e.status == OutboxEntry::Status::kCancelled) &&
+          e.write.side == side)
+        done.push_back(&e);
     if (done.empty()) return;
     OutboxEntry& e = *done[static_cast<std::size_t>(pick) % done.size()];
     SideRow& r = side_rows_[side];
-    const FieldValues row = r.row;
     trace_ << "redeliver #" << e.id << " to " << side << "\n";
-    // The side's idempotency table knows the outbox id: the write is not applied again.
-    if (r.applied.count(e.id) == 0)
+    // The side's idempotency table knows the outbox id, applied or cancelled: the write is
+    // not applied (again).
+    if (e.status == OutboxEntry::Status::kDone && r.applied.count(e.id) == 0)
       violation("write #" + std::to_string(e.id) + " was done but the side does not know it");
-    if (r.row != row) violation("a duplicate delivery changed " + side + "'s row");
+    if (e.status == OutboxEntry::Status::kCancelled && r.cancelled.count(e.id) == 0)
+      violation("write #" + std::to_string(e.id) + " was withdrawn but the side does not know it");
   }
 
   void resolve_conflict(int pick, const std::string& side, Resolution::Kind kind,
@@ -720,6 +901,7 @@ class SyncModel {
   std::int64_t clock_ = 1000;
   std::int64_t next_outbox_id_ = 0;
   std::int64_t next_conflict_id_ = 0;
+  std::string deleter_;  // the side whose delete deleted the record last
   std::map<std::string, std::string> setters_;
   std::vector<std::string> violations_;
   std::ostringstream trace_;

@@ -58,6 +58,30 @@ TEST(Validate, RequiredRejectsNullAndEmpty) {
   EXPECT_TRUE(passes(required(), FieldType::kText, Value{"x"}));
 }
 
+// DESIGN.md: `required` rejects NULL and the empty string after the unit's compare trimming:
+// under `trim` and `case_insensitive` blank text is empty; under `exact` it is a value.
+TEST(Validate, RequiredRejectsBlankTextUnderTrimmingCompareModes) {
+  for (Compare mode : {Compare::kTrim, Compare::kCaseInsensitive}) {
+    const auto blank = validate(required(), FieldType::kText, Value{" \t\n"}, mode);
+    ASSERT_TRUE(blank.has_value()) << to_string(mode);
+    EXPECT_EQ(*blank, "required, but blank");
+    EXPECT_TRUE(validate(required(), FieldType::kText, Value{""}, mode).has_value());
+    EXPECT_FALSE(validate(required(), FieldType::kText, Value{" x "}, mode).has_value());
+  }
+  EXPECT_FALSE(validate(required(), FieldType::kText, Value{" "}, Compare::kExact).has_value());
+}
+
+// Every value is held to the engine's 1 MiB limit, whatever the rules say: one runaway value
+// is not copied to every side.
+TEST(Validate, ValuesLargerThanTheLimitAreInvalidWithoutAnyRule) {
+  const std::string big(kMaxValueBytes + 1, 'x');
+  const auto why = validate(Validation{}, FieldType::kText, Value{big});
+  ASSERT_TRUE(why.has_value());
+  EXPECT_EQ(*why, "larger than the 1 MiB value limit (1048577 bytes)");
+  EXPECT_FALSE(validate(Validation{}, FieldType::kText, Value{std::string(kMaxValueBytes, 'x')})
+                   .has_value());
+}
+
 TEST(Validate, NullPassesEveryCheckButRequired) {
   Validation all = range("1", "2");
   all.max_length = 1;

@@ -62,7 +62,7 @@ TEST(VetoDelete, RestoresTheRecordAndOpensAForeignDeleteWithTheReason) {
   EXPECT_EQ(r.plan.opened[0].vetoed_by, "erp");
 
   // The conflict does not keep crm's row gone: the restore is planned at once.
-  const auto writes = plan_writebacks(rules(), r.after, {"erp", "crm"}, {});
+  const auto writes = plan_writebacks(rules(), r.after, {"erp", "crm"}, {}).writes;
   ASSERT_EQ(writes.size(), 1u);
   EXPECT_EQ(writes[0].side, "crm");
   EXPECT_EQ(writes[0].kind, RowWrite::Kind::kInsert);
@@ -80,7 +80,7 @@ TEST(VetoDelete, AcceptingTheDeleteLaterPropagatesItAgain) {
       resolve(rules(), kVersion, vetoed.after, vetoed.after.open_conflicts[0], take);
   EXPECT_TRUE(r.after.deleted);
   EXPECT_EQ(r.plan.closed, (std::vector<std::int64_t>{31}));
-  const auto writes = plan_writebacks(rules(), r.after, {"erp", "crm"}, {});
+  const auto writes = plan_writebacks(rules(), r.after, {"erp", "crm"}, {}).writes;
   ASSERT_EQ(writes.size(), 1u);
   EXPECT_EQ(writes[0].side, "erp");
   EXPECT_EQ(writes[0].kind, RowWrite::Kind::kDelete);

@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <initializer_list>
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "test_support.hpp"
@@ -19,7 +21,23 @@ using test::RulesBuilder;
 using test::shared_field;
 using test::StateBuilder;
 
-using InFlight = std::map<std::string, FieldValues>;
+// Queued writes, each `side kind values`, ids in the order given.
+std::vector<PendingWrite> queued(
+    std::initializer_list<std::tuple<std::string, RowWrite::Kind, FieldValues>> writes) {
+  std::vector<PendingWrite> out;
+  std::int64_t id = 0;
+  for (const auto& [side, kind, values] : writes) out.push_back({++id, side, kind, values});
+  return out;
+}
+constexpr auto kIns = RowWrite::Kind::kInsert;
+constexpr auto kUpd = RowWrite::Kind::kUpdate;
+constexpr auto kDel = RowWrite::Kind::kDelete;
+
+std::string ids_text(const std::vector<std::int64_t>& ids) {
+  std::string s;
+  for (std::int64_t id : ids) s += (s.empty() ? "" : " ") + std::to_string(id);
+  return s;
+}
 
 EntityRules rules() {
   return RulesBuilder()
@@ -55,7 +73,7 @@ std::string writes_text(const std::vector<RowWrite>& writes) {
 TEST(PlanWritebacks, SidesHoldingGoldenGetNothing) {
   const RecordState s =
       StateBuilder().golden(kGolden).base("erp", kGolden).base("crm", kGolden).build();
-  EXPECT_TRUE(plan_writebacks(rules(), s, {"erp", "crm"}, {}).empty());
+  EXPECT_TRUE(plan_writebacks(rules(), s, {"erp", "crm"}, {}).writes.empty());
 }
 
 TEST(PlanWritebacks, StaleBaseGetsConditionalUpdate) {
@@ -64,7 +82,7 @@ TEST(PlanWritebacks, StaleBaseGetsConditionalUpdate) {
                             .base("erp", with(kGolden, "name", "Acme Old"))
                             .base("crm", kGolden)
                             .build();
-  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"erp", "crm"}, {})),
+  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"erp", "crm"}, {}).writes),
             "erp update name=\"Acme\" | expected name=\"Acme Old\"\n");
 }
 
@@ -73,7 +91,7 @@ TEST(PlanWritebacks, ComparesUnderTheFieldsRules) {
   near["email"] = "A@ACME.example";  // case_insensitive
   near["credit_limit"] = "100.00";   // numeric
   const RecordState s = StateBuilder().golden(kGolden).base("crm", near).build();
-  EXPECT_TRUE(plan_writebacks(rules(), s, {"crm"}, {}).empty());
+  EXPECT_TRUE(plan_writebacks(rules(), s, {"crm"}, {}).writes.empty());
 }
 
 TEST(PlanWritebacks, NullAndEmptyDiffer) {
@@ -81,22 +99,23 @@ TEST(PlanWritebacks, NullAndEmptyDiffer) {
                             .golden(with(kGolden, "name", ""))
                             .base("crm", with(kGolden, "name", kNull))
                             .build();
-  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"crm"}, {})),
+  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"crm"}, {}).writes),
             "crm update name=\"\" | expected name=NULL\n");
 }
 
 TEST(PlanWritebacks, InFlightValueCountsAsHeld) {
   const RecordState s =
       StateBuilder().golden(kGolden).base("erp", with(kGolden, "name", "Acme Old")).build();
-  const InFlight flight = {{"erp", {{"name", "Acme"}}}};
-  EXPECT_TRUE(plan_writebacks(rules(), s, {"erp"}, flight).empty());
+  const auto flight = queued({{"erp", kUpd, {{"name", "Acme"}}}});
+  EXPECT_TRUE(plan_writebacks(rules(), s, {"erp"}, flight).writes.empty());
+  EXPECT_TRUE(plan_writebacks(rules(), s, {"erp"}, flight).cancel.empty());
 }
 
 TEST(PlanWritebacks, NewerGoldenOverInFlightExpectsTheInFlightValue) {
   const RecordState s =
       StateBuilder().golden(kGolden).base("erp", with(kGolden, "name", "Acme v1")).build();
-  const InFlight flight = {{"erp", {{"name", "Acme v2"}}}};
-  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"erp"}, flight)),
+  const auto flight = queued({{"erp", kUpd, {{"name", "Acme v2"}}}});
+  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"erp"}, flight).writes),
             "erp update name=\"Acme\" | expected name=\"Acme v2\"\n");
 }
 
@@ -104,18 +123,18 @@ TEST(PlanWritebacks, UnlinkedSideGetsInsertOfEveryField) {
   FieldValues golden = with(kGolden, "city", kNull);
   golden.erase("street");  // a field golden holds no value for is inserted as NULL
   const RecordState s = StateBuilder().golden(golden).base("erp", kGolden).build();
-  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"crm"}, {})),
+  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"crm"}, {}).writes),
             "crm insert city=NULL credit_limit=\"100\" email=\"a@acme.example\" name=\"Acme\" "
             "street=NULL\n");
 }
 
 TEST(PlanWritebacks, InsertInFlightIsNotRepeated) {
   const RecordState s = StateBuilder().golden(kGolden).base("erp", kGolden).build();
-  const InFlight flight = {{"crm", kGolden}};
-  EXPECT_TRUE(plan_writebacks(rules(), s, {"erp", "crm"}, flight).empty());
+  const auto flight = queued({{"crm", kIns, kGolden}});
+  EXPECT_TRUE(plan_writebacks(rules(), s, {"erp", "crm"}, flight).writes.empty());
   // golden moved on after the insert was queued: an update follows it
-  const InFlight older = {{"crm", with(kGolden, "credit_limit", "90")}};
-  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"erp", "crm"}, older)),
+  const auto older = queued({{"crm", kIns, with(kGolden, "credit_limit", "90")}});
+  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"erp", "crm"}, older).writes),
             "crm update credit_limit=\"100\" | expected credit_limit=\"90\"\n");
 }
 
@@ -128,14 +147,14 @@ TEST(PlanWritebacks, UnitsHeldByOpenConflictAreNotWritten) {
                             .base("crm", stale)
                             .conflict(3, "address", ConflictKind::kConcurrentEdit)
                             .build();
-  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"crm"}, {})),
+  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"crm"}, {}).writes),
             "crm update name=\"Acme\" | expected name=\"Old\"\n");
 }
 
 TEST(PlanWritebacks, GroupsAreWrittenWhole) {
   const RecordState s =
       StateBuilder().golden(kGolden).base("crm", with(kGolden, "city", "Brugge")).build();
-  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"crm"}, {})),
+  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"crm"}, {}).writes),
             "crm update city=\"Gent\" street=\"Main 1\" | expected city=\"Brugge\" "
             "street=\"Main 1\"\n");
 }
@@ -143,7 +162,7 @@ TEST(PlanWritebacks, GroupsAreWrittenWhole) {
 TEST(PlanWritebacks, DeletedGoldenDeletesLinkedSidesOnly) {
   const RecordState s =
       StateBuilder().golden(kGolden).deleted().base("crm", kGolden).base("shop", kGolden).build();
-  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"erp", "crm", "shop"}, {})),
+  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"erp", "crm", "shop"}, {}).writes),
             "crm delete \nshop delete \n");
 }
 
@@ -154,13 +173,13 @@ TEST(PlanWritebacks, DetachedSidesGetNothing) {
                             .base("crm", kGolden)
                             .detached("erp")
                             .build();
-  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"erp", "crm"}, {})),
+  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"erp", "crm"}, {}).writes),
             "crm update name=\"Deactivated\" | expected name=\"Acme\"\n");
 }
 
 TEST(PlanWritebacks, NoGoldenRecordNoWrites) {
   const RecordState s = StateBuilder().absent().base("crm", kGolden).build();
-  EXPECT_TRUE(plan_writebacks(rules(), s, {"erp", "crm"}, {}).empty());
+  EXPECT_TRUE(plan_writebacks(rules(), s, {"erp", "crm"}, {}).writes.empty());
 }
 
 TEST(PlanWritebacks, OrderFollowsTheSidesArgument) {
@@ -169,17 +188,74 @@ TEST(PlanWritebacks, OrderFollowsTheSidesArgument) {
                             .base("crm", with(kGolden, "name", "Old"))
                             .base("erp", with(kGolden, "credit_limit", "1"))
                             .build();
-  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"shop", "erp", "crm"}, {})),
+  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"shop", "erp", "crm"}, {}).writes),
             "shop insert city=\"Gent\" credit_limit=\"100\" email=\"a@acme.example\" "
             "name=\"Acme\" street=\"Main 1\"\n"
             "erp update credit_limit=\"100\" | expected credit_limit=\"1\"\n"
             "crm update name=\"Acme\" | expected name=\"Old\"\n");
-  const auto reversed = plan_writebacks(rules(), s, {"crm", "erp"}, {});
+  const auto reversed = plan_writebacks(rules(), s, {"crm", "erp"}, {}).writes;
   ASSERT_EQ(reversed.size(), 2u);
   EXPECT_EQ(reversed[0].side, "crm");
   EXPECT_EQ(reversed[1].side, "erp");
   // a side the caller does not list is not written, even if linked and stale
-  EXPECT_EQ(plan_writebacks(rules(), s, {"erp"}, {}).size(), 1u);
+  EXPECT_EQ(plan_writebacks(rules(), s, {"erp"}, {}).writes.size(), 1u);
+}
+
+// Issue 10.1: a side's row was deleted while an update to it was queued (the side was down). The
+// row is gone, so the update is withdrawn, and the restore is an insert, not another update.
+TEST(PlanWritebacks, QueuedUpdateOfARowThatIsGoneIsWithdrawnAndTheRowInserted) {
+  const RecordState s = StateBuilder().golden(kGolden).base("erp", kGolden).build();
+  const auto plan =
+      plan_writebacks(rules(), s, {"erp", "crm"}, queued({{"crm", kUpd, {{"name", "Acme"}}}}));
+  EXPECT_EQ(ids_text(plan.cancel), "1");
+  EXPECT_EQ(writes_text(plan.writes),
+            "crm insert city=\"Gent\" credit_limit=\"100\" email=\"a@acme.example\" "
+            "name=\"Acme\" street=\"Main 1\"\n");
+}
+
+// Issue 10.2: the delete owner deleted the record while an insert into another side was queued
+// (that side was down): the insert is withdrawn, nothing is written there.
+TEST(PlanWritebacks, DeletedRecordWithdrawsQueuedInsertsAndUpdates) {
+  const RecordState s = StateBuilder().golden(kGolden).deleted().base("shop", kGolden).build();
+  const auto plan = plan_writebacks(rules(), s, {"erp", "crm", "shop"},
+                                    queued({{"crm", kIns, kGolden},
+                                            {"crm", kUpd, {{"name", "Acme 2"}}},
+                                            {"shop", kUpd, {{"name", "Acme 2"}}}}));
+  EXPECT_EQ(ids_text(plan.cancel), "1 2 3");
+  EXPECT_EQ(writes_text(plan.writes), "shop delete \n");
+}
+
+TEST(PlanWritebacks, QueuedDeleteIsNotRepeatedAndIsWithdrawnWhenTheRecordLivesOn) {
+  const RecordState deleted = StateBuilder().golden(kGolden).deleted().base("crm", kGolden).build();
+  const auto delete_queued = queued({{"crm", kDel, {}}});
+  const auto once = plan_writebacks(rules(), deleted, {"crm"}, delete_queued);
+  EXPECT_TRUE(once.writes.empty());
+  EXPECT_TRUE(once.cancel.empty());
+  // a vetoed delete: the record is no longer deleted
+  const RecordState restored = StateBuilder().golden(kGolden).base("crm", kGolden).build();
+  const auto vetoed = plan_writebacks(rules(), restored, {"crm"}, delete_queued);
+  EXPECT_EQ(ids_text(vetoed.cancel), "1");
+  EXPECT_TRUE(vetoed.writes.empty());
+}
+
+// The side got a linked row another way (a match key, a steward's --link): a queued insert and
+// the updates planned on top of it are withdrawn; the row is updated from its own base.
+TEST(PlanWritebacks, InsertIntoASideThatIsLinkedAgainIsWithdrawn) {
+  const RecordState s =
+      StateBuilder().golden(kGolden).base("crm", with(kGolden, "name", "Acme Ltd")).build();
+  const auto plan = plan_writebacks(
+      rules(), s, {"crm"},
+      queued({{"crm", kIns, with(kGolden, "name", "Old")}, {"crm", kUpd, {{"name", "Acme"}}}}));
+  EXPECT_EQ(ids_text(plan.cancel), "1 2");
+  EXPECT_EQ(writes_text(plan.writes), "crm update name=\"Acme\" | expected name=\"Acme Ltd\"\n");
+}
+
+TEST(PlanWritebacks, DetachedSideHasItsQueuedWritesWithdrawn) {
+  const RecordState s = StateBuilder().golden(kGolden).base("crm", kGolden).detached("erp").build();
+  const auto plan = plan_writebacks(rules(), s, {"erp", "crm"},
+                                    queued({{"erp", kUpd, {{"name", "X"}}}, {"crm", kUpd, {}}}));
+  EXPECT_EQ(ids_text(plan.cancel), "1");
+  EXPECT_TRUE(plan.writes.empty());
 }
 
 }  // namespace

@@ -161,34 +161,51 @@ bool unit_equal(const EntityRules& rules, const Unit& unit, const FieldValues& a
   return true;
 }
 
-// The first validation failure among the members the change touched.
-std::optional<std::string> invalid_reason(
-    const EntityRules& rules, const Unit& unit, const FieldValues& changed,
-    const std::map<std::string, std::string>& unconvertible = {}) {
-  if (unit.policy.validate.empty() && unconvertible.empty()) return std::nullopt;
-  for (std::size_t i = 0; i < unit.members.size(); ++i) {
-    const std::string& m = unit.members[i];
-    if (auto bad = unconvertible.find(m); bad != unconvertible.end()) return m + " " + bad->second;
-    auto it = changed.find(m);
-    if (it == changed.end()) continue;
-    if (auto why = validate(unit.policy.validate, member_type(rules, unit, i), it->second))
-      return m + " " + *why;
+// Whether any value of a unit can fail: rules that validate, or a value the change could not
+// read. Every value is still held to the engine's size limit, which costs one comparison.
+bool may_be_invalid(const Unit& unit, const std::map<std::string, std::string>& unconvertible) {
+  return !unit.policy.validate.empty() || !unconvertible.empty();
+}
+
+std::optional<std::string> member_invalid(const EntityRules& rules, const Unit& unit, std::size_t i,
+                                          const Value& value,
+                                          const std::map<std::string, std::string>& unconvertible,
+                                          bool validate_rules) {
+  const std::string& m = unit.members[i];
+  if (auto bad = unconvertible.find(m); bad != unconvertible.end()) return m + " " + bad->second;
+  if (!validate_rules) {
+    if (!value || value->size() <= kMaxValueBytes) return std::nullopt;
+    return m + " larger than the 1 MiB value limit (" + std::to_string(value->size()) + " bytes)";
   }
+  if (auto why =
+          validate(unit.policy.validate, member_type(rules, unit, i), value, unit.policy.compare))
+    return m + " " + *why;
   return std::nullopt;
 }
 
-// The same for the members of `refs` the change touched.
+// The first validation failure of the unit's whole proposed value: a group is valid only as a
+// whole, so a member the change did not touch is validated too (with the value the side holds,
+// which is what golden would take), and a value validated once is no exemption later.
+std::optional<std::string> invalid_reason(
+    const EntityRules& rules, const Unit& unit, const FieldValues& proposed,
+    const std::map<std::string, std::string>& unconvertible = {}) {
+  const bool validate_rules = may_be_invalid(unit, unconvertible);
+  for (std::size_t i = 0; i < unit.members.size(); ++i)
+    if (auto why = member_invalid(rules, unit, i, value_or_null(proposed, unit.members[i]),
+                                  unconvertible, validate_rules))
+      return why;
+  return std::nullopt;
+}
+
+// The same for the unit's values in `refs`: what the change carries for the members it
+// touched, what the side holds (its base) for the others.
 std::optional<std::string> invalid_reason(const EntityRules& rules, const Unit& unit,
                                           const UnitRefs& refs,
                                           const std::map<std::string, std::string>& unconvertible) {
-  if (unit.policy.validate.empty() && unconvertible.empty()) return std::nullopt;
-  for (std::size_t i = 0; i < refs.size(); ++i) {
-    const std::string& m = unit.members[i];
-    if (auto bad = unconvertible.find(m); bad != unconvertible.end()) return m + " " + bad->second;
-    if (!refs[i].touched) continue;
-    if (auto why = validate(unit.policy.validate, member_type(rules, unit, i), *refs[i].v))
-      return m + " " + *why;
-  }
+  const bool validate_rules = may_be_invalid(unit, unconvertible);
+  for (std::size_t i = 0; i < refs.size(); ++i)
+    if (auto why = member_invalid(rules, unit, i, *refs[i].v, unconvertible, validate_rules))
+      return why;
   return std::nullopt;
 }
 
@@ -331,9 +348,15 @@ void reconcile_delete(Decider& d, const EntityRules& rules, const Change& change
   RecordState& after = d.after_;
   Unit record{kRecordUnit, {}, rules.default_policy};
   d.plan_.unlink_source = true;
-  after.bases.erase(change.side);
   if (!after.exists || after.deleted) {
+    after.bases.erase(change.side);
     d.decide(record, Outcome::kNoChange, {}, {}, "record already deleted");
+    return;
+  }
+  // A row the record is not linked to (its delete was already decided): nothing to decide
+  // again, so a redelivered delete changes nothing.
+  if (after.bases.erase(change.side) == 0) {
+    d.decide(record, Outcome::kNoChange, {}, {}, change.side + "'s row is not linked");
     return;
   }
   const DeletePolicy& policy = rules.delete_policy;

@@ -5,34 +5,27 @@
 
 namespace mdsync::core {
 
-std::size_t utf8_length(const std::string& text) {
-  // Decodes sequence by sequence: a lead byte with the continuation bytes it announces is
-  // one code point; any byte that is not part of such a sequence counts as one on its own,
-  // so malformed input can never slip past max_length.
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < text.size(); ++n) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    const std::size_t len = c < 0x80           ? 1
-                            : (c >> 5) == 0x6  ? 2
-                            : (c >> 4) == 0xE  ? 3
-                            : (c >> 3) == 0x1E ? 4
-                                               : 0;
-    std::size_t k = 1;
-    while (len > 1 && k < len && i + k < text.size() &&
-           (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80)
-      ++k;
-    i += (len > 1 && k == len) ? len : 1;
-  }
-  return n;
+namespace {
+
+bool blank(const std::string& v) {
+  return v.find_first_not_of(" \t\n\r\f\v") == std::string::npos;
 }
 
-std::optional<std::string> validate(const Validation& rules, FieldType type, const Value& value) {
+}  // namespace
+
+std::optional<std::string> validate(const Validation& rules, FieldType type, const Value& value,
+                                    Compare compare) {
   if (!value) {
     if (rules.required) return std::string("required, but NULL");
     return std::nullopt;
   }
   const std::string& v = *value;
+  if (v.size() > kMaxValueBytes)
+    return "larger than the 1 MiB value limit (" + std::to_string(v.size()) + " bytes)";
   if (rules.required && v.empty()) return std::string("required, but empty");
+  // The unit's compare mode says which values are the same; one it reads as empty is empty.
+  if (rules.required && type == FieldType::kText && compare != Compare::kExact && blank(v))
+    return std::string("required, but blank");
   if (rules.max_length && utf8_length(v) > *rules.max_length)
     return "longer than max_length " + std::to_string(*rules.max_length) + " (" +
            std::to_string(utf8_length(v)) + " characters)";

@@ -24,42 +24,87 @@ const Value& value_in(const FieldValues& values, const std::string& field) {
   return it == values.end() ? kNull : it->second;
 }
 
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+// A foreign delete waiting for a steward keeps the row gone until it is resolved; one that
+// another side vetoed is restored meanwhile.
+bool held_away(const RecordState& state, const std::string& side) {
+  return std::any_of(
+      state.open_conflicts.begin(), state.open_conflicts.end(), [&](const OpenConflict& c) {
+        return c.kind == ConflictKind::kForeignDelete && c.side == side && c.vetoed_by.empty();
+      });
+}
+
 }  // namespace
 
-std::vector<RowWrite> plan_writebacks(const EntityRules& rules, const RecordState& state,
-                                      const std::vector<std::string>& sides,
-                                      const std::map<std::string, FieldValues>& in_flight) {
-  std::vector<RowWrite> writes;
-  if (!state.exists) return writes;
+WritebackPlan plan_writebacks(const EntityRules& rules, const RecordState& state,
+                              const std::vector<std::string>& sides,
+                              const std::vector<PendingWrite>& pending) {
+  WritebackPlan plan;
+  // The side's queued writes in the order they will apply.
+  std::vector<const PendingWrite*> queued;
+  for (const PendingWrite& p : pending) queued.push_back(&p);
+  std::sort(queued.begin(), queued.end(),
+            [](const PendingWrite* a, const PendingWrite* b) { return a->id < b->id; });
+
   for (const std::string& side : sides) {
     const auto base = state.bases.find(side);
-    const auto flight = in_flight.find(side);
-    const bool linked = base != state.bases.end();
+    const bool linked = state.exists && base != state.bases.end();
+    const bool detached = contains(state.detached, side);
+    // Which queued writes still serve the record on this side: on a live record, one insert
+    // into a side with no linked row, and updates of a linked row or of the row a queued insert
+    // will make; on a deleted record, one delete of a linked row.
+    const bool live = state.exists && !state.deleted && !detached;
+    const bool want_delete = state.exists && state.deleted && linked;
+    bool insert_queued = false, delete_queued = false;
+    // Updates queued after an insert that is withdrawn expected what that insert would write.
+    bool insert_withdrawn = false;
+    // What the side will hold once the kept writes are applied.
+    FieldValues effective = linked ? base->second : FieldValues{};
+    for (const PendingWrite* p : queued) {
+      if (p->side != side) continue;
+      bool keep = false;
+      switch (p->kind) {
+        case RowWrite::Kind::kInsert:
+          keep = live && !linked && !insert_queued;
+          insert_queued = insert_queued || keep;
+          insert_withdrawn = insert_withdrawn || !keep;
+          break;
+        case RowWrite::Kind::kUpdate:
+          keep = live && (insert_queued || (linked && !insert_withdrawn));
+          break;
+        case RowWrite::Kind::kDelete:
+          keep = want_delete && !delete_queued;
+          delete_queued = delete_queued || keep;
+          break;
+      }
+      if (!keep) {
+        plan.cancel.push_back(p->id);
+        continue;
+      }
+      if (p->kind != RowWrite::Kind::kDelete)
+        for (const auto& [f, v] : p->values) effective[f] = v;
+    }
+    if (!state.exists) continue;
     if (state.deleted) {
-      if (linked) writes.push_back(RowWrite{side, RowWrite::Kind::kDelete, {}, {}});
+      if (want_delete && !delete_queued)
+        plan.writes.push_back(RowWrite{side, RowWrite::Kind::kDelete, {}, {}});
       continue;
     }
-    if (std::find(state.detached.begin(), state.detached.end(), side) != state.detached.end())
-      continue;
-    if (!linked && flight == in_flight.end()) {
-      // A foreign delete waiting for a steward keeps the row gone until it is resolved;
-      // one that another side vetoed is restored meanwhile.
-      const bool held = std::any_of(
-          state.open_conflicts.begin(), state.open_conflicts.end(), [&](const OpenConflict& c) {
-            return c.kind == ConflictKind::kForeignDelete && c.side == side && c.vetoed_by.empty();
-          });
-      if (held) continue;
+    if (detached) continue;
+    if (!linked && !insert_queued) {
+      if (held_away(state, side)) continue;
       RowWrite insert{side, RowWrite::Kind::kInsert, {}, {}};
       for (const auto& [field, type] : rules.fields) {
         (void)type;
         insert.values[field] = value_in(state.golden, field);
       }
-      writes.push_back(std::move(insert));
+      plan.writes.push_back(std::move(insert));
       continue;
     }
-    FieldValues effective = linked ? base->second : FieldValues{};
-    if (flight != in_flight.end())
-      for (const auto& [f, v] : flight->second) effective[f] = v;
+    // A linked row, or the row a queued insert will make: it gets what golden moved on to.
     RowWrite update{side, RowWrite::Kind::kUpdate, {}, {}};
     for (const Unit& unit : rules.units) {
       if (state.conflict_on(unit.name) != nullptr) continue;
@@ -75,9 +120,10 @@ std::vector<RowWrite> plan_writebacks(const EntityRules& rules, const RecordStat
         update.expected[m] = value_in(effective, m);
       }
     }
-    if (!update.values.empty()) writes.push_back(std::move(update));
+    if (!update.values.empty()) plan.writes.push_back(std::move(update));
   }
-  return writes;
+  std::sort(plan.cancel.begin(), plan.cancel.end());
+  return plan;
 }
 
 }  // namespace mdsync::core

@@ -170,7 +170,7 @@ void RecordRepository::link(const std::string& entity, const std::string& side,
       "INSERT INTO mdsync.crosswalk (entity, side, row_key, golden_id, base)"
       " VALUES ($1, $2, $3, $4, $5::jsonb)"
       " ON CONFLICT (entity, side, row_key) DO UPDATE SET golden_id = EXCLUDED.golden_id,"
-      "  base = EXCLUDED.base, state = 'linked', linked_at = now()"
+      "  base = EXCLUDED.base, state = 'linked', linked_at = now(), superseded_streak = 0"
       " WHERE mdsync.crosswalk.state <> 'linked' OR mdsync.crosswalk.golden_id = "
       "EXCLUDED.golden_id",
       entity, side, row_key, id, values_to_json(base));
@@ -197,7 +197,7 @@ void RecordRepository::cancel_pending(std::int64_t id, const std::string& side,
                                       const std::vector<std::string>& kinds,
                                       const std::string& why) {
   tx_.exec_params(
-      "UPDATE mdsync.outbox SET status = 'superseded', done_at = now(),"
+      "UPDATE mdsync.outbox SET status = 'cancelling',"
       " last_error = coalesce(nullif($4, ''), last_error)"
       " WHERE golden_id = $1 AND side = $2 AND status = 'pending' AND kind = ANY($3::text[])",
       id, side, pg_text_array(kinds), why);
@@ -209,8 +209,11 @@ void RecordRepository::unlink(std::int64_t id, const std::string& side) {
 
 void RecordRepository::save_base(std::int64_t id, const std::string& side,
                                  const core::FieldValues& base) {
-  tx_.exec_params("UPDATE mdsync.crosswalk SET base = $3::jsonb WHERE golden_id = $1 AND side = $2",
-                  id, side, values_to_json(base));
+  // A change of the row was reconciled: the engine knows again what the side holds.
+  tx_.exec_params(
+      "UPDATE mdsync.crosswalk SET base = $3::jsonb, superseded_streak = 0"
+      " WHERE golden_id = $1 AND side = $2",
+      id, side, values_to_json(base));
 }
 
 void RecordRepository::persist_plan(const std::string& entity, std::optional<std::int64_t> id,
@@ -306,33 +309,51 @@ std::optional<std::int64_t> RecordRepository::open_create_conflict(const std::st
   return r[0][0].as<std::int64_t>();
 }
 
-std::map<std::string, core::FieldValues> RecordRepository::in_flight(std::int64_t id) {
-  std::map<std::string, core::FieldValues> out;
-  for (const auto& row : tx_.exec_params(
-           "SELECT side, \"values\"::text FROM mdsync.outbox"
-           " WHERE golden_id = $1 AND status = 'pending' AND kind <> 'delete' ORDER BY id",
-           id)) {
-    core::FieldValues& v = out[row[0].as<std::string>()];
-    for (auto& [f, val] : values_from_json(row[1].as<std::string>())) v[f] = val;
+std::vector<core::PendingWrite> RecordRepository::pending_writes(std::int64_t id) {
+  std::vector<core::PendingWrite> out;
+  for (const auto& row :
+       tx_.exec_params("SELECT id, side, kind, \"values\"::text FROM mdsync.outbox"
+                       " WHERE golden_id = $1 AND status = 'pending' ORDER BY id",
+                       id)) {
+    core::PendingWrite w;
+    w.id = row[0].as<std::int64_t>();
+    w.side = row[1].as<std::string>();
+    const std::string kind = row[2].as<std::string>();
+    w.kind = kind == "insert"   ? core::RowWrite::Kind::kInsert
+             : kind == "delete" ? core::RowWrite::Kind::kDelete
+                                : core::RowWrite::Kind::kUpdate;
+    w.values = values_from_json(row[3].as<std::string>());
+    out.push_back(std::move(w));
   }
   return out;
 }
 
-void RecordRepository::enqueue(const std::string& entity, std::int64_t id,
-                               const core::RowWrite& w) {
+void RecordRepository::enqueue(const std::string& entity, std::int64_t id, const core::RowWrite& w,
+                               std::int64_t delay_ms) {
   tx_.exec_params(
-      "INSERT INTO mdsync.outbox (side, entity, golden_id, kind, \"values\", expected)"
-      " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb)",
+      "INSERT INTO mdsync.outbox (side, entity, golden_id, kind, \"values\", expected, not_before)"
+      " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb,"
+      "  CASE WHEN $7::bigint > 0 THEN now() + $7::bigint * interval '1 millisecond' END)",
       w.side, entity, id, std::string(core::to_string(w.kind)), values_to_json(w.values),
-      values_to_json(w.expected));
+      values_to_json(w.expected), delay_ms);
 }
 
 void RecordRepository::plan_and_enqueue(const core::EntityRules& rules,
                                         const std::vector<std::string>& sides,
-                                        std::int64_t golden_id, const core::RecordState& state) {
-  const auto flight = in_flight(golden_id);
-  for (const core::RowWrite& w : core::plan_writebacks(rules, state, sides, flight))
-    enqueue(rules.entity, golden_id, w);
+                                        std::int64_t golden_id, const core::RecordState& state,
+                                        const std::map<std::string, std::int64_t>& delays_ms) {
+  const core::WritebackPlan plan =
+      core::plan_writebacks(rules, state, sides, pending_writes(golden_id));
+  if (!plan.cancel.empty())
+    tx_.exec_params(
+        "UPDATE mdsync.outbox SET status = 'cancelling',"
+        " last_error = 'withdrawn: the record no longer needs this write'"
+        " WHERE id = ANY($1::bigint[]) AND status = 'pending'",
+        pg_bigint_array(plan.cancel));
+  for (const core::RowWrite& w : plan.writes) {
+    auto delay = delays_ms.find(w.side);
+    enqueue(rules.entity, golden_id, w, delay == delays_ms.end() ? 0 : delay->second);
+  }
 }
 
 }  // namespace mdsync::store

@@ -98,11 +98,11 @@ json show_record(pqxx::connection_base& conn, const config::Config& config,
                                    {"unit", row[1].as<std::string>()},
                                    {"kind", row[2].as<std::string>()},
                                    {"reason", row[3].as<std::string>()}});
-  j["pending_writebacks"] =
-      tx.exec_params1(
-            "SELECT count(*) FROM mdsync.outbox WHERE golden_id = $1 AND status = 'pending'",
-            *gid)[0]
-          .as<std::int64_t>();
+  j["pending_writebacks"] = tx.exec_params1(
+                                  "SELECT count(*) FROM mdsync.outbox WHERE golden_id = $1"
+                                  " AND status IN ('pending', 'cancelling')",
+                                  *gid)[0]
+                                .as<std::int64_t>();
   if (history) {
     AuditFilter f;
     f.golden_id = gid;
@@ -140,13 +140,20 @@ json status_report(pqxx::connection_base& conn, const config::Config& config) {
       s["last_error_at"] = st.empty() ? json(nullptr) : text(st[0][3]);
       s["consecutive_failures"] = st.empty() ? 0 : st[0][4].as<int>();
       const auto ob = tx.exec_params(
-          "SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = "
-          "'failed'), coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE status = "
-          "'pending')), 0)::bigint FROM mdsync.outbox WHERE side = $1",
+          "SELECT count(*) FILTER (WHERE status IN ('pending', 'cancelling')),"
+          " count(*) FILTER (WHERE status = 'failed'), coalesce(extract(epoch FROM now() -"
+          " min(created_at) FILTER (WHERE status IN ('pending', 'cancelling'))), 0)::bigint"
+          " FROM mdsync.outbox WHERE side = $1",
           side.name);
       s["writeback_pending"] = ob[0][0].as<std::int64_t>();
       s["writeback_failed"] = ob[0][1].as<std::int64_t>();
       s["writeback_lag_seconds"] = ob[0][2].as<std::int64_t>();
+      // Rows whose write-backs keep being superseded with no change captured (they back off).
+      s["writeback_stuck"] =
+          tx.exec_params1(
+                "SELECT count(*) FROM mdsync.crosswalk WHERE side = $1 AND superseded_streak >= 2",
+                side.name)[0]
+              .as<std::int64_t>();
       s["capture_errors"] =
           tx.exec_params1("SELECT count(*) FROM mdsync.capture_error WHERE side = $1", side.name)[0]
               .as<std::int64_t>();

@@ -358,6 +358,13 @@ std::vector<std::string> SideStore::install_capture() {
         " applied_at timestamptz NOT NULL DEFAULT now())");
     changed.push_back("created table mdsync.applied");
   }
+  // A withdrawn write-back's id, recorded so that it is never applied (control migration 0004).
+  if (tx.exec1("SELECT count(*) FROM pg_attribute WHERE attrelid = 'mdsync.applied'::regclass"
+               " AND attname = 'cancelled' AND NOT attisdropped")[0]
+          .as<int>() == 0) {
+    tx.exec("ALTER TABLE mdsync.applied ADD COLUMN cancelled boolean NOT NULL DEFAULT false");
+    changed.push_back("added column mdsync.applied.cancelled");
+  }
 
   auto ensure_function = [&](const std::string& name, const std::string& body) {
     const pqxx::result r = tx.exec_params(
@@ -555,13 +562,23 @@ void apply_one(pqxx::work& tx, pqxx::connection_base& c, const config::SideMappi
       break;
     }
     case core::RowWrite::Kind::kDelete:
-      sql = "DELETE FROM " + table + " WHERE " + key + " = " + param(req.row_key);
+      // As in apply_chunk: a row with unreconciled captured changes waits for them.
+      sql =
+          "DELETE FROM " + table + " WHERE " + key + " = " + param(req.row_key) +
+          " AND NOT EXISTS (SELECT 1 FROM mdsync.capture c WHERE c.entity = " + param(req.entity) +
+          " AND c.row_key = " + param(req.row_key) + ")";
       break;
   }
   try {
     Savepoint savepoint(tx, "writeback");
-    if (req.kind == core::RowWrite::Kind::kUpdate)
+    if (req.kind != core::RowWrite::Kind::kInsert)
       tx.exec_params("SELECT 1 FROM " + table + " WHERE " + key + " = $1 FOR UPDATE", req.row_key);
+    if (req.kind == core::RowWrite::Kind::kDelete &&
+        tx.exec_params1("SELECT EXISTS (SELECT 1 FROM mdsync.capture c WHERE c.entity = $1"
+                        " AND c.row_key = $2)",
+                        req.entity, req.row_key)[0]
+            .as<bool>())
+      res.status = WriteResult::Status::kSuperseded;
     const pqxx::result r = tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
     if (req.kind == core::RowWrite::Kind::kInsert) {
       res.row_key = r[0][0].as<std::string>();
@@ -656,7 +673,7 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const config::EntityC
 
   Savepoint savepoint(tx, "writeback_chunk");
   const bool writes_rows = g.kind == core::RowWrite::Kind::kUpdate || g.restore ||
-                           (g.kind == core::RowWrite::Kind::kDelete && !m.delete_guards.empty());
+                           g.kind == core::RowWrite::Kind::kDelete;
   if (writes_rows) {
     // The rows are locked first, in a statement of their own, so that later statements'
     // snapshots (taken after any transaction that held one of them has committed) see the
@@ -943,16 +960,32 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const config::EntityC
         }
       }
       if (del_ids.empty()) break;
-      // A delete is not conditional: the record is gone by the delete owner's word. A side
-      // that deletes softly gets its soft-delete column set instead.
+      // The record is gone by the delete owner's word, so a delete does not depend on the
+      // row's values; but a row with captured changes the engine has not reconciled yet waits
+      // for them (superseded, planned again once they are): deleted first, they would be
+      // changes of a row the engine no longer knows, read as a new record. A row already gone
+      // is deleted as far as the record is concerned. A side that deletes softly gets its
+      // soft-delete column set instead.
+      const std::string waiting =
+          "EXISTS (SELECT 1 FROM mdsync.capture c WHERE c.entity = $3"
+          " AND c.row_key = u.k)";
       std::string q = "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS u(id, k)),";
       if (m.soft_delete)
         q += " d AS (UPDATE " + table + " t SET " + sql.soft_delete_set() + " FROM u WHERE " +
-             sql.key_equals("t", "u.k") + ")";
+             sql.key_equals("t", "u.k") + " AND NOT " + waiting + "),";
       else
-        q += " d AS (DELETE FROM " + table + " t USING u WHERE " + sql.key_equals("t", "u.k") + ")";
-      q += " INSERT INTO mdsync.applied (outbox_id, row_key) SELECT id, k FROM u";
-      tx.exec_params(q, pg_bigint_array(del_ids), pg_text_array(del_keys));
+        q += " d AS (DELETE FROM " + table + " t USING u WHERE " + sql.key_equals("t", "u.k") +
+             " AND NOT " + waiting + "),";
+      q += " a AS (INSERT INTO mdsync.applied (outbox_id, row_key) SELECT id, k FROM u";
+      q += "  WHERE NOT " + waiting + " RETURNING outbox_id)";
+      q += " SELECT outbox_id FROM a";
+      std::set<std::int64_t> deleted;
+      for (const auto& row :
+           tx.exec_params(q, pg_bigint_array(del_ids), pg_text_array(del_keys), entity.name))
+        deleted.insert(row[0].as<std::int64_t>());
+      for (std::size_t k = 0; k < reqs.size(); ++k)
+        if (out[k]->status != WriteResult::Status::kVetoed && !deleted.count(ids[k]))
+          out[k]->status = WriteResult::Status::kSuperseded;
       break;
     }
   }
@@ -970,13 +1003,36 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
   // by an earlier attempt that committed on this side while its control update was lost.
   std::vector<std::int64_t> ids;
   for (const WriteRequest& req : requests) ids.push_back(req.outbox_id);
-  std::map<std::int64_t, std::optional<std::string>> done;
+  // A request found cancelled was withdrawn by an earlier attempt of its cancellation.
+  struct Done {
+    std::optional<std::string> row_key;
+    bool cancelled = false;
+  };
+  std::map<std::int64_t, Done> done;
   if (!ids.empty())
-    for (const auto& row : tx.exec_params("SELECT outbox_id, row_key FROM mdsync.applied"
+    for (const auto& row : tx.exec_params("SELECT outbox_id, row_key, cancelled FROM mdsync.applied"
                                           " WHERE outbox_id = ANY($1::bigint[])",
                                           pg_bigint_array(ids)))
-      done[row[0].as<std::int64_t>()] =
-          row[1].is_null() ? std::nullopt : std::optional<std::string>(row[1].as<std::string>());
+      done[row[0].as<std::int64_t>()] = Done{
+          row[1].is_null() ? std::nullopt : std::optional<std::string>(row[1].as<std::string>()),
+          row[2].as<bool>()};
+  // Withdrawn writes not applied before are recorded as cancelled, in this transaction: the
+  // id can then never be applied by a late retry of the write itself.
+  std::vector<std::int64_t> cancelled;
+  for (std::size_t k = 0; k < requests.size(); ++k) {
+    auto d = done.find(requests[k].outbox_id);
+    if (d != done.end() && d->second.cancelled) {
+      results[k].status = WriteResult::Status::kCancelled;
+    } else if (requests[k].cancel && d == done.end()) {
+      results[k].status = WriteResult::Status::kCancelled;
+      cancelled.push_back(requests[k].outbox_id);
+    }
+  }
+  if (!cancelled.empty())
+    tx.exec_params(
+        "INSERT INTO mdsync.applied (outbox_id, row_key, cancelled)"
+        " SELECT unnest($1::bigint[]), NULL, true ON CONFLICT DO NOTHING",
+        pg_bigint_array(cancelled));
 
   // Each value in the side's terms. A golden value this side cannot hold (outside its value
   // map, more decimals than its scale, a code its lookup table lacks) fails this row's write
@@ -996,10 +1052,12 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
   std::map<std::pair<std::string, std::string>, std::set<std::string>> lookups;
   for (std::size_t k = 0; k < requests.size(); ++k) {
     const WriteRequest& req = requests[k];
-    results[k].row_key = req.row_key;
     prepared[k].req = &req;
+    if (results[k].status == WriteResult::Status::kCancelled) continue;
+    results[k].row_key = req.row_key;
     prepared[k].side = req.values;
-    if (done.count(req.outbox_id) || req.kind == core::RowWrite::Kind::kDelete) continue;
+    if (done.count(req.outbox_id) || req.cancel || req.kind == core::RowWrite::Kind::kDelete)
+      continue;
     const config::EntityConfig* entity = config_.entity(req.entity);
     const config::SideMapping* m = entity ? entity->mapping_for(side_.name) : nullptr;
     if (m == nullptr) continue;
@@ -1055,9 +1113,18 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
   for (std::size_t k = 0; k < requests.size(); ++k) {
     const WriteRequest& req = requests[k];
     WriteResult& res = results[k];
-    if (skip[k]) continue;
+    if (skip[k] || res.status == WriteResult::Status::kCancelled) continue;
     if (auto d = done.find(req.outbox_id); d != done.end()) {
-      if (d->second) res.row_key = *d->second;
+      if (d->second.row_key) res.row_key = *d->second.row_key;
+      continue;
+    }
+    // A withdrawn write not found applied was recorded as cancelled above; one found applied
+    // is reported applied, so the engine takes in what the side holds.
+    if (req.cancel) continue;
+    // The row this update or delete was for is no longer linked (its link went after the write
+    // was queued): nothing to write; the record is planned again.
+    if (req.kind != core::RowWrite::Kind::kInsert && req.row_key.empty()) {
+      res.status = WriteResult::Status::kSuperseded;
       continue;
     }
     const config::EntityConfig* entity = config_.entity(req.entity);
@@ -1158,6 +1225,26 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
       // side transaction still open.
       for (std::size_t k = 0; k < res.size(); ++k) crash_point("writeback.mid_side");
     }
+  }
+
+  // Which superseded rows have captured changes still to reconcile (they explain the
+  // difference): one statement for the whole batch, asked only when something was superseded.
+  std::vector<std::size_t> superseded;
+  std::vector<std::string> sup_entities, sup_keys;
+  for (std::size_t k = 0; k < requests.size(); ++k)
+    if (results[k].status == WriteResult::Status::kSuperseded && !results[k].row_key.empty()) {
+      superseded.push_back(k);
+      sup_entities.push_back(requests[k].entity);
+      sup_keys.push_back(results[k].row_key);
+    }
+  if (!superseded.empty()) {
+    const pqxx::result r = tx.exec_params(
+        "SELECT u.i, EXISTS (SELECT 1 FROM mdsync.capture c WHERE c.entity = u.e"
+        " AND c.row_key = u.k) FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(e, k, i)"
+        " ORDER BY u.i",
+        pg_text_array(sup_entities), pg_text_array(sup_keys));
+    for (const auto& row : r)
+      results[superseded[row[0].as<std::size_t>() - 1]].unreconciled_capture = row[1].as<bool>();
   }
   tx.commit();
   return results;

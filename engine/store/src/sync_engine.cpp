@@ -9,6 +9,7 @@
 #include "field_transforms.hpp"
 #include "match_index.hpp"
 #include "mdsync/core/reconciler.hpp"
+#include "mdsync/core/utf8.hpp"
 #include "mdsync/core/writeback_plan.hpp"
 #include "mdsync/log/event_log.hpp"
 #include "mdsync/rules/located_json.hpp"
@@ -27,6 +28,7 @@ PassResult& PassResult::operator+=(const PassResult& o) {
   writes_applied += o.writes_applied;
   writes_superseded += o.writes_superseded;
   writes_failed += o.writes_failed;
+  writes_cancelled += o.writes_cancelled;
   change_errors += o.change_errors;
   side_errors += o.side_errors;
   created += o.created;
@@ -146,15 +148,23 @@ PassResult SyncEngine::drain(std::chrono::milliseconds max_wait) {
 
 std::int64_t SyncEngine::pending_writebacks() {
   pqxx::read_transaction tx(control());
-  return tx.exec1("SELECT count(*) FROM mdsync.outbox WHERE status = 'pending'")[0]
+  return tx.exec1("SELECT count(*) FROM mdsync.outbox WHERE status IN ('pending', 'cancelling')")[0]
       .as<std::int64_t>();
 }
 
 namespace {
 
-// The largest value the engine accepts from a side; a larger one becomes an invalid_value
-// conflict for its field instead of being copied to every side.
-constexpr std::size_t kMaxValueBytes = 1 << 20;
+// `values` with any text that is not UTF-8 made readable, so that keeping a change as an error
+// cannot itself fail on it.
+core::FieldValues readable(core::FieldValues values) {
+  for (auto& [field, value] : values)
+    if (value && !core::is_valid_utf8(*value)) value = core::utf8_lossy(*value);
+  return values;
+}
+
+// Consecutive supersedes of a record's write to a side, with no change of the row captured,
+// from which its next write backs off (the first may be a stale expectation, never a second).
+constexpr int kStuckStreak = 2;
 
 // `base` is the side's base of the record (empty for a row not linked yet): a mapped field
 // whose side value still holds its base is read as the base itself, so a formatting-only
@@ -172,10 +182,13 @@ core::Change to_change(const CapturedRow& row, const std::string& side,
   for (const auto& [field, type] : entity.fields) {
     auto it = row.values.find(field);
     if (it == row.values.end()) continue;
-    if (it->second && it->second->size() > kMaxValueBytes) {
-      change.values[field] = it->second->substr(0, 64) + "...";
-      change.unconvertible[field] =
-          "is larger than the 1 MiB value limit (" + std::to_string(it->second->size()) + " bytes)";
+    // Text that is not UTF-8 (a side database in SQL_ASCII) cannot be stored or compared as
+    // text: the field is an invalid value, shown with its bad bytes replaced. Every other value
+    // is kept whole, however large (the core holds it to the size limit): the base must be
+    // what the side holds, or every write-back to the row would be superseded.
+    if (it->second && !core::is_valid_utf8(*it->second)) {
+      change.values[field] = core::utf8_lossy(*it->second);
+      change.unconvertible[field] = "is not valid UTF-8 text";
       continue;
     }
     if (auto bad = row.invalid.find(field); bad != row.invalid.end()) {
@@ -214,7 +227,10 @@ class OutboxOutcomes {
     if (ids_.empty()) return;
     tx.exec_params(
         "UPDATE mdsync.outbox o SET status = u.status, done_at = now(),"
-        " row_key = nullif(u.row_key, ''), last_error = nullif(u.error, ''),"
+        " row_key = nullif(u.row_key, ''),"
+        // A superseded or withdrawn write keeps the note that says why.
+        " last_error = CASE WHEN u.error <> '' THEN u.error"
+        "  WHEN u.status = 'superseded' THEN o.last_error END,"
         " attempts = o.attempts + 1"
         " FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])"
         "  AS u(id, status, row_key, error) WHERE o.id = u.id",
@@ -325,7 +341,7 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now, const std::stri
           std::string(row.op == core::Op::kDelete ? "delete" : "upsert"),
           row.row_key.empty() ? std::optional<std::string>()
                               : std::optional<std::string>(row.row_key),
-          values_to_json(row.values), why);
+          values_to_json(readable(row.values)), why);
       log::error("change_not_reconciled",
                  {{"side", side}, {"seq", row.seq}, {"entity", row.entity}, {"error", why}});
       ++result.change_errors;
@@ -554,16 +570,19 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     {
       pqxx::read_transaction tx(control());
       // One write per record per pass: a later write of the same record may need the key an
-      // earlier insert is about to get.
+      // earlier insert is about to get, and expects what the earlier ones will have written.
+      // A record whose oldest write backs off (not_before) waits whole.
       for (const auto& row : tx.exec_params(
                "SELECT o.id, o.entity, o.golden_id, o.kind,"
                // An insert names the record's soft-deleted row, to restore it; an update or
                // a delete names the row that is synced.
                " CASE WHEN (o.kind = 'insert') = (x.state = 'deleted') THEN x.row_key END,"
-               " o.\"values\"::text,"
-               " o.expected::text FROM (SELECT DISTINCT ON (golden_id) * FROM mdsync.outbox"
-               "  WHERE side = $1 AND status = 'pending' ORDER BY golden_id, id) o"
+               " o.\"values\"::text, o.expected::text, o.status = 'cancelling'"
+               " FROM (SELECT DISTINCT ON (golden_id) * FROM mdsync.outbox"
+               "  WHERE side = $1 AND status IN ('pending', 'cancelling')"
+               "  ORDER BY golden_id, id) o"
                " LEFT JOIN mdsync.crosswalk x ON x.golden_id = o.golden_id AND x.side = o.side"
+               " WHERE o.not_before IS NULL OR o.not_before <= now()"
                " ORDER BY o.id LIMIT $2",
                side.name(), config_.service.batch_size)) {
         WriteRequest w;
@@ -576,6 +595,7 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
         w.row_key = row[4].is_null() ? std::string() : row[4].as<std::string>();
         w.values = values_from_json(row[5].as<std::string>());
         w.expected = values_from_json(row[6].as<std::string>());
+        w.cancel = row[7].as<bool>();
         requests.push_back(std::move(w));
         ids.push_back(row[2].as<std::int64_t>());
       }
@@ -605,6 +625,8 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     // Superseded writes are planned again under the ruleset in force; it is looked up before
     // the control transaction opens (one transaction at a time on a connection).
     const bool any_superseded =
+        std::any_of(requests.begin(), requests.end(),
+                    [](const WriteRequest& w) { return w.cancel; }) ||
         std::any_of(results.begin(), results.end(), [](const WriteResult& r) {
           return r.status == WriteResult::Status::kSuperseded ||
                  r.status == WriteResult::Status::kVetoed ||
@@ -623,13 +645,40 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     std::vector<std::pair<std::int64_t, WriteResult>> unwritable;
     OutboxOutcomes outcome;
     std::vector<std::string> base_ids, base_values;  // applied updates: what the side now holds
+    // Superseded with no change of the row captured: the side holds what the engine never saw.
+    std::vector<std::pair<std::int64_t, std::int64_t>> unexplained;  // golden id, outbox id
+    // Later queued writes of a record whose write was superseded expected what it would write.
+    std::vector<std::string> stale_gids, stale_after;
     for (std::size_t k = 0; k < requests.size(); ++k) {
       const WriteRequest& w = requests[k];
       const WriteResult& res = results[k];
       const std::int64_t gid = ids[k];
       switch (res.status) {
         case WriteResult::Status::kApplied:
+          if (w.cancel) {
+            // A withdrawn write that an earlier attempt had applied (the engine crashed before
+            // it heard): the side holds it, so it is taken in, and the record planned again.
+            replan.insert(gid);
+            log::warn("withdrawn_write_was_applied",
+                      {{"side", side.name()}, {"golden_id", gid}, {"outbox_id", w.outbox_id}});
+          }
           if (w.kind == core::RowWrite::Kind::kInsert) {
+            const auto linked = repo.row_keys(gid);
+            if (auto other = linked.find(side.name());
+                other != linked.end() && other->second != res.row_key) {
+              // Only a withdrawn insert can land here: the record was linked to another row
+              // meanwhile. The inserted row is the engine's and nobody else's; say so.
+              const std::string why = "inserted row " + res.row_key + " on " + side.name() +
+                                      " was withdrawn but had been applied; the record is "
+                                      "linked to row " +
+                                      other->second + ": delete row " + res.row_key + " on " +
+                                      side.name();
+              outcome.add(w.outbox_id, "failed", res.row_key, why);
+              log::error("writeback_orphan_row",
+                         {{"side", side.name()}, {"golden_id", gid}, {"error", why}});
+              ++result.writes_failed;
+              break;
+            }
             repo.link(w.entity, side.name(), res.row_key, gid, w.values);
           } else if (w.kind == core::RowWrite::Kind::kDelete && soft_deletes(w.entity)) {
             repo.retire(gid, side.name(), "deleted");
@@ -642,12 +691,20 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
           outcome.add(w.outbox_id, "done", res.row_key, "");
           ++result.writes_applied;
           break;
+        case WriteResult::Status::kCancelled:
+          outcome.add(w.outbox_id, "superseded", res.row_key, "");
+          ++result.writes_cancelled;
+          break;
         case WriteResult::Status::kSuperseded:
           // A soft-deleted row to restore that is gone for good: forgotten, so the record is
           // inserted as a new row.
           if (w.kind == core::RowWrite::Kind::kInsert && !w.row_key.empty() && res.row_key.empty())
             repo.unlink(gid, side.name());
+          else if (!res.unreconciled_capture && !res.row_key.empty())
+            unexplained.emplace_back(gid, w.outbox_id);
           outcome.add(w.outbox_id, "superseded", res.row_key, "");
+          stale_gids.push_back(std::to_string(gid));
+          stale_after.push_back(std::to_string(w.outbox_id));
           replan.insert(gid);
           ++result.writes_superseded;
           break;
@@ -685,10 +742,58 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     outcome.save(tx);
     if (!base_ids.empty())
       tx.exec_params(
-          "UPDATE mdsync.crosswalk x SET base = x.base || u.v::jsonb"
+          "UPDATE mdsync.crosswalk x SET base = x.base || u.v::jsonb, superseded_streak = 0"
           " FROM unnest($1::bigint[], $2::text[]) AS u(id, v)"
           " WHERE x.golden_id = u.id AND x.side = $3",
           pg_text_array(base_ids), pg_text_array(base_values), side.name());
+    if (!stale_gids.empty())
+      // Never sent: a record's writes go one per pass in id order, and these come later.
+      tx.exec_params(
+          "UPDATE mdsync.outbox o SET status = 'superseded', done_at = now(),"
+          " last_error = 'an earlier write of the record to this side was superseded'"
+          " FROM unnest($1::bigint[], $2::bigint[]) AS u(gid, after)"
+          " WHERE o.golden_id = u.gid AND o.side = $3 AND o.id > u.after"
+          " AND o.status = 'pending'",
+          pg_text_array(stale_gids), pg_text_array(stale_after), side.name());
+    // A write superseded again and again with no change captured on the side would otherwise
+    // be planned and superseded at every pass: past the first time it backs off, and the
+    // streak shows in `mdsync status` until a change of the row is reconciled or a write lands.
+    std::map<std::int64_t, std::int64_t> delay_of;  // golden id -> ms
+    if (!unexplained.empty()) {
+      std::vector<std::string> gids, outbox_ids;
+      for (const auto& [gid, oid] : unexplained) {
+        gids.push_back(std::to_string(gid));
+        outbox_ids.push_back(std::to_string(oid));
+      }
+      for (const auto& row : tx.exec_params(
+               "UPDATE mdsync.crosswalk x SET superseded_streak = x.superseded_streak + 1"
+               " FROM unnest($1::bigint[]) AS u(gid) WHERE x.golden_id = u.gid AND x.side = $2"
+               " RETURNING x.golden_id, x.superseded_streak",
+               pg_text_array(gids), side.name())) {
+        const auto gid = row[0].as<std::int64_t>();
+        const int streak = row[1].as<int>();
+        if (streak < kStuckStreak) continue;
+        const std::int64_t delay = std::min<std::int64_t>(
+            config_.service.writeback_backoff_max_ms,
+            static_cast<std::int64_t>(config_.service.writeback_backoff_initial_ms)
+                << std::min(streak - kStuckStreak, 20));
+        delay_of[gid] = delay;
+        const std::string why = "superseded " + std::to_string(streak) +
+                                " times in a row with no change captured on " + side.name() +
+                                ": the row holds values the engine never saw (a trigger that "
+                                "rewrites them, a column that rounds, capture disabled?); next "
+                                "attempt in " +
+                                std::to_string(delay) + " ms";
+        log::warn("writeback_stuck", {{"side", side.name()},
+                                      {"golden_id", gid},
+                                      {"streak", static_cast<std::int64_t>(streak)},
+                                      {"retry_in_ms", delay}});
+        tx.exec_params(
+            "UPDATE mdsync.outbox SET last_error = $3 WHERE id = ANY($1::bigint[])"
+            " AND golden_id = $2",
+            pg_text_array(outbox_ids), gid, why);
+      }
+    }
     // A record as it is now, and its entity's rules in force (nullptr: gone, or not ruled).
     auto record = [&](std::int64_t gid) {
       auto state = repo.load(gid);
@@ -708,8 +813,6 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
       // The conflict is the deleting side's, so the steward can accept that side's delete.
       repo.persist_plan(rules->entity, gid, deleter.empty() ? side.name() : deleter, "", r.plan,
                         r.after);
-      for (const config::SideConfig& other : config_.sides)
-        repo.cancel_pending(gid, other.name, {"delete"});
       repo.plan_and_enqueue(*rules, config_.side_names(), gid, r.after);
       result.conflicts_opened += static_cast<int>(r.plan.opened.size());
     }
@@ -729,7 +832,10 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     if (!replan.empty() && rs != nullptr) {
       for (std::int64_t gid : replan) {
         const auto [state, rules] = record(gid);
-        if (state && rules) repo.plan_and_enqueue(*rules, config_.side_names(), gid, *state);
+        std::map<std::string, std::int64_t> delays;
+        if (auto d = delay_of.find(gid); d != delay_of.end()) delays[side.name()] = d->second;
+        if (state && rules)
+          repo.plan_and_enqueue(*rules, config_.side_names(), gid, *state, delays);
       }
     }
     tx.exec_params(

@@ -1,20 +1,26 @@
 // Field validation from the rules (`required`, `max_length`, `pattern`, `min`, `max`,
-// `one_of`). A failing value is never propagated; the core turns the message returned here
-// into an invalid_value conflict.
+// `one_of`) and the engine's own value limit. A failing value is never propagated; the core
+// turns the message returned here into an invalid_value conflict.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 
 #include "mdsync/core/ruleset.hpp"
+#include "mdsync/core/utf8.hpp"
 #include "mdsync/core/value.hpp"
 
 namespace mdsync::core {
 
-// nullopt when `value` passes; otherwise a one-line reason naming the failed check.
-std::optional<std::string> validate(const Validation& rules, FieldType type, const Value& value);
+// The largest value the engine copies between sides: a larger one is an invalid value of its
+// field, whatever the rules say, so one runaway value cannot be written to every side.
+inline constexpr std::size_t kMaxValueBytes = std::size_t{1} << 20;
 
-// Number of Unicode code points in UTF-8 text (a malformed byte counts as one).
-std::size_t utf8_length(const std::string& text);
+// nullopt when `value` passes; otherwise a one-line reason naming the failed check. `compare`
+// is the unit's compare mode: `required` rejects a value that is empty as the unit compares
+// it (blank text under `trim` and `case_insensitive`).
+std::optional<std::string> validate(const Validation& rules, FieldType type, const Value& value,
+                                    Compare compare = Compare::kExact);
 
 }  // namespace mdsync::core

@@ -1,8 +1,11 @@
 // What must be written to each side so that it holds the golden record: computed from the
-// golden values and each side's base (plus writes already in flight), so that a write is
-// conditional on the side still holding the base (guarantee 4) and nothing is written twice.
+// golden values, each side's base and the write-backs already queued, so that a write is
+// conditional on the side still holding the base (guarantee 4), nothing is written twice, and
+// a queued write the record no longer wants (an insert into a side whose record was deleted
+// meanwhile, an update of a row that is gone) is withdrawn rather than applied.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -21,11 +24,30 @@ struct RowWrite {
 };
 const char* to_string(RowWrite::Kind k);
 
-// `in_flight`: per side, values of write-backs already queued but not yet confirmed; a
-// side with an entry and no base has an insert in flight. Units held by an open conflict
-// are not written. Sides are visited in `sides` order, so the result is deterministic.
-std::vector<RowWrite> plan_writebacks(const EntityRules& rules, const RecordState& state,
-                                      const std::vector<std::string>& sides,
-                                      const std::map<std::string, FieldValues>& in_flight);
+// A write-back queued earlier and not yet confirmed by its side.
+struct PendingWrite {
+  std::int64_t id = 0;  // the outbox id; queued writes of a record apply in id order
+  std::string side;
+  RowWrite::Kind kind = RowWrite::Kind::kUpdate;
+  FieldValues values;
+};
+
+struct WritebackPlan {
+  std::vector<RowWrite> writes;      // to queue, in `sides` order
+  std::vector<std::int64_t> cancel;  // pending writes to withdraw, ascending
+};
+
+// `pending`: the record's queued writes, any order. A pending write is withdrawn when the
+// record no longer wants it: every insert and update once the record is deleted; an update or
+// a delete of a side with no linked row (its row is gone: the record is inserted again there
+// instead); an insert into a side that has a linked row again (matched, restored); a delete of
+// a record that is no longer deleted (a vetoed delete); anything to a detached side. Pending
+// inserts and updates that stay count as what the side will hold, so the same values are not
+// queued twice and a new update expects what they will have written. Units held by an open
+// conflict are not written. Sides are visited in `sides` order, so the result is
+// deterministic.
+WritebackPlan plan_writebacks(const EntityRules& rules, const RecordState& state,
+                              const std::vector<std::string>& sides,
+                              const std::vector<PendingWrite>& pending);
 
 }  // namespace mdsync::core

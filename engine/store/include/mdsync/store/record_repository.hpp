@@ -61,8 +61,9 @@ class RecordRepository {
   void retire(std::int64_t golden_id, const std::string& side, const std::string& state);
   // Syncs a retired link again and returns its base (the row came back into scope).
   core::FieldValues revive(std::int64_t golden_id, const std::string& side);
-  // Marks the record's pending write-backs of these kinds to `side` superseded, with `why` as
-  // the outbox row's note when given.
+  // Withdraws the record's pending write-backs of these kinds to `side` ('cancelling': the
+  // side confirms they were never applied, see migration 0004), with `why` as the outbox
+  // row's note when given.
   void cancel_pending(std::int64_t golden_id, const std::string& side,
                       const std::vector<std::string>& kinds, const std::string& why = "");
   void save_base(std::int64_t golden_id, const std::string& side, const core::FieldValues& base);
@@ -87,13 +88,18 @@ class RecordRepository {
                                                    const std::string& side,
                                                    const std::string& row_key);
 
-  // Pending write-back values per side for a record (what the sides will hold).
-  std::map<std::string, core::FieldValues> in_flight(std::int64_t golden_id);
-  void enqueue(const std::string& entity, std::int64_t golden_id, const core::RowWrite& write);
+  // The record's queued write-backs, not yet confirmed by their sides.
+  std::vector<core::PendingWrite> pending_writes(std::int64_t golden_id);
+  // Queues `write`; not sent before `delay_ms` from now when it is positive.
+  void enqueue(const std::string& entity, std::int64_t golden_id, const core::RowWrite& write,
+               std::int64_t delay_ms = 0);
   // Plans what each side must receive to hold the record's golden values (given the
-  // write-backs already queued) and queues it.
+  // write-backs already queued), withdraws the queued writes the record no longer wants, and
+  // queues the rest. `delays_ms`: per side, how long its new writes wait (a write that keeps
+  // being superseded backs off).
   void plan_and_enqueue(const core::EntityRules& rules, const std::vector<std::string>& sides,
-                        std::int64_t golden_id, const core::RecordState& state);
+                        std::int64_t golden_id, const core::RecordState& state,
+                        const std::map<std::string, std::int64_t>& delays_ms = {});
 
  private:
   pqxx::transaction_base& tx_;

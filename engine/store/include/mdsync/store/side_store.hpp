@@ -60,6 +60,10 @@ struct WriteRequest {
   std::string row_key;
   core::FieldValues values;
   core::FieldValues expected;
+  // The record no longer wants this write (migration 0004): it is not written; the side only
+  // says whether an earlier attempt applied it (kApplied: the engine did not hear of it) or
+  // records the id as cancelled so that it never will be (kCancelled).
+  bool cancel = false;
 };
 
 struct WriteResult {
@@ -71,6 +75,7 @@ struct WriteResult {
     // The side cannot hold the golden value of `field` (outside its value map, finer than its
     // scale, a code its lookup table lacks); nothing of the row was written. `error` says why.
     kUnwritable,
+    kCancelled,  // a withdrawn write (WriteRequest::cancel) that was never applied
   };
   Status status = Status::kApplied;
   // The side's key (for an insert: the key the side generated). A restore reported
@@ -78,6 +83,9 @@ struct WriteResult {
   std::string row_key;
   std::string error;
   std::string field = {};  // kUnwritable: the field
+  // kSuperseded: the row has captured changes the engine has not reconciled yet, which
+  // explain the difference. Without them the side holds values the engine never saw.
+  bool unreconciled_capture = false;
 };
 
 class SideStore {

@@ -32,8 +32,9 @@ struct PassResult {
   int writes_applied = 0;
   int writes_superseded = 0;
   int writes_failed = 0;
-  int side_errors = 0;    // sides that could not be reached or refused a batch
-  int change_errors = 0;  // captured changes kept in capture_error instead of reconciled
+  int writes_cancelled = 0;  // withdrawn writes the side confirmed it never applied
+  int side_errors = 0;       // sides that could not be reached or refused a batch
+  int change_errors = 0;     // captured changes kept in capture_error instead of reconciled
   // Of the changes captured: rows not linked before that created a record, were linked to an
   // existing one by a match key, or opened a possible_duplicate conflict.
   int created = 0;
@@ -42,7 +43,7 @@ struct PassResult {
   int held = 0;  // rows not linked that a conflict holds (unauthorized create, open conflict)
   bool did_work() const {
     return captured > 0 || writes_applied > 0 || writes_superseded > 0 || writes_failed > 0 ||
-           change_errors > 0;
+           writes_cancelled > 0 || change_errors > 0;
   }
   PassResult& operator+=(const PassResult& o);
 };
