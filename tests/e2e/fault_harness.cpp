@@ -489,7 +489,9 @@ std::vector<std::string> exactly_once_problems(const Dbs& d) {
     out.push_back("audit row repeated for one change: " + dup);
   for (const auto& [side, dsn] : {std::pair<std::string, std::string>{"erp", d.erp},
                                   std::pair<std::string, std::string>{"crm", d.crm}}) {
-    const auto applied = sql_rows(dsn, "SELECT outbox_id FROM mdsync.applied ORDER BY 1");
+    // Withdrawn writes are recorded as cancelled on the side: never applied, never done.
+    const auto applied =
+        sql_rows(dsn, "SELECT outbox_id FROM mdsync.applied WHERE NOT cancelled ORDER BY 1");
     const auto done =
         sql_rows(d.control, "SELECT id FROM mdsync.outbox WHERE status = 'done' AND side = '" +
                                 side + "' ORDER BY 1");
@@ -500,8 +502,8 @@ std::vector<std::string> exactly_once_problems(const Dbs& d) {
     const std::string backlog = sql1(dsn, "SELECT count(*) FROM mdsync.capture");
     if (backlog != "0") out.push_back(side + ": " + backlog + " capture rows left");
   }
-  const std::string pending =
-      sql1(d.control, "SELECT count(*) FROM mdsync.outbox WHERE status = 'pending'");
+  const std::string pending = sql1(
+      d.control, "SELECT count(*) FROM mdsync.outbox WHERE status IN ('pending', 'cancelling')");
   if (pending != "0") out.push_back(pending + " write-backs still pending");
   return out;
 }

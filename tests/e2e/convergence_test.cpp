@@ -1,0 +1,233 @@
+// Convergence holes around deletes and large values (issue 10, points 1-4), on the real binary
+// and real PostgreSQL. A side is "down" for a run by pointing its DSN at a database that does
+// not exist, so every step is a deterministic `mdsync run --once`; each test states what broke
+// before and fails when it breaks again.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "e2e_harness.hpp"
+#include "fault_harness.hpp"
+
+namespace mdsync::e2e {
+namespace {
+
+using nlohmann::json;
+using namespace fault;
+
+// The demo rules with the ERP's delete propagating as a delete everywhere.
+std::string rules_with_deletes() {
+  json rules = json::parse(default_rules());
+  rules["delete"] = {{"owner", "erp"}, {"propagate", "delete"}};
+  return rules.dump();
+}
+
+class ConvergenceTest : public ::testing::Test {
+ protected:
+  explicit ConvergenceTest(std::string rules = default_rules(), int backoff_ms = 50)
+      : s_(::testing::UnitTest::GetInstance()->current_test_info()->name()),
+        rules_(std::move(rules)),
+        backoff_ms_(backoff_ms) {
+    crm_up();
+    run_ok(s_, {"init"});
+  }
+
+  // Writes the config with the CRM reachable, or pointing at a database that does not exist.
+  void crm_up() { s_.write_config(rules_, patch(s_.dsn(s_.crm_db()))); }
+  void crm_down() { s_.write_config(rules_, patch(s_.dsn(s_.crm_db() + "_gone"))); }
+
+  std::string patch(const std::string& crm_dsn) const {
+    return json{{"sides", {{"crm", {{"dsn", crm_dsn}}}}},
+                {"service",
+                 {{"writeback_backoff_initial_ms", backoff_ms_},
+                  {"writeback_backoff_max_ms", std::max(200, backoff_ms_)}}}}
+        .dump();
+  }
+
+  // `mdsync run --once`; with the CRM down it exits 1 (work left for the CRM).
+  RunResult once() { return run(s_, {"run", "--once"}); }
+  void once_ok() {
+    const RunResult r = once();
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+
+  std::string outbox(const std::string& where) {
+    return s_.control("SELECT count(*) FROM mdsync.outbox WHERE " + where);
+  }
+
+  Scenario s_;
+  std::string rules_;
+  int backoff_ms_;
+};
+
+// Point 1: a CRM row with an update queued (the CRM was down) is deleted by a CRM user. The ERP
+// owns deletes, so the delete is undone. The queued update was superseded and planned again as
+// an update, the restore was planned as an update too, both failed (`invalid input syntax for
+// type uuid: ""`), no conflict opened and the row stayed missing.
+TEST_F(ConvergenceTest, ForeignDeleteOfARowWithAQueuedUpdateIsRestored) {
+  s_.erp_exec(
+      "INSERT INTO erp.customers (account_num, cust_name, credit_lim) VALUES (1, 'Acme', 100)");
+  once_ok();
+  ASSERT_EQ(s_.crm("SELECT count(*) FROM crm.accounts"), "1");
+
+  crm_down();
+  s_.erp_exec("UPDATE erp.customers SET credit_lim = 250 WHERE account_num = 1");
+  EXPECT_EQ(once().exit_code, 1);
+  ASSERT_EQ(outbox("side = 'crm' AND status = 'pending' AND kind = 'update'"), "1");
+
+  s_.crm_exec("DELETE FROM crm.accounts");
+  crm_up();
+  once_ok();
+  EXPECT_EQ(s_.crm("SELECT count(*) || ' ' || min(credit_limit)::numeric(10,2) || ' ' ||"
+                   " min(\"accountName\") FROM crm.accounts"),
+            "1 250.00 Acme");
+  EXPECT_EQ(outbox("status IN ('failed', 'pending', 'cancelling')"), "0");
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.capture_error"), "0");
+  // The queued update was withdrawn (the side recorded it as cancelled), not applied.
+  EXPECT_EQ(s_.crm("SELECT count(*) FROM mdsync.applied WHERE cancelled"), "1");
+  // The restored row is linked: the next ERP change reaches it.
+  s_.erp_exec("UPDATE erp.customers SET credit_lim = 300 WHERE account_num = 1");
+  once_ok();
+  EXPECT_EQ(s_.crm("SELECT credit_limit::numeric(10,2) FROM crm.accounts"), "300.00");
+}
+
+class DeletePropagatesTest : public ConvergenceTest {
+ protected:
+  DeletePropagatesTest() : ConvergenceTest(rules_with_deletes()) {}
+};
+
+// Point 2: the ERP creates a row while the CRM is down, then deletes it. The insert queued for
+// the CRM was applied when the CRM came back and linked to a deleted record: silently, with
+// nothing pending or failed.
+TEST_F(DeletePropagatesTest, DeleteOwnersDeleteWithdrawsAnInsertQueuedForASideThatIsDown) {
+  crm_down();
+  s_.erp_exec("INSERT INTO erp.customers (account_num, cust_name) VALUES (7, 'Short-lived')");
+  EXPECT_EQ(once().exit_code, 1);
+  ASSERT_EQ(outbox("side = 'crm' AND status = 'pending' AND kind = 'insert'"), "1");
+  s_.erp_exec("DELETE FROM erp.customers WHERE account_num = 7");
+  EXPECT_EQ(once().exit_code, 1);  // the withdrawal itself waits for the CRM
+  EXPECT_EQ(outbox("side = 'crm' AND status = 'cancelling'"), "1");
+
+  crm_up();
+  once_ok();
+  EXPECT_EQ(s_.crm("SELECT count(*) FROM crm.accounts"), "0");
+  EXPECT_EQ(s_.control("SELECT deleted FROM mdsync.golden"), "t");
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.crosswalk"), "0");
+  EXPECT_EQ(outbox("status IN ('failed', 'pending', 'cancelling')"), "0");
+  EXPECT_EQ(s_.crm("SELECT count(*) FROM mdsync.applied WHERE cancelled"), "1");
+  const json status = json::parse(run_ok(s_, {"status", "--json"}));
+  EXPECT_EQ(status["sides"]["crm"]["writeback_pending"], 0) << status.dump(2);
+  EXPECT_EQ(status["sides"]["crm"]["writeback_failed"], 0) << status.dump(2);
+}
+
+// A propagated delete waits for the row's captured changes that are not reconciled yet (found
+// by the core's delete-heavy property): deleted first, the CRM user's edit was later read as a
+// change of a row the engine no longer knew, that is, as a new record.
+TEST_F(DeletePropagatesTest, APropagatedDeleteWaitsForTheRowsUnreconciledChanges) {
+  s_.erp_exec("INSERT INTO erp.customers (account_num, cust_name) VALUES (3, 'Acme')");
+  once_ok();
+  ASSERT_EQ(s_.crm("SELECT count(*) FROM crm.accounts"), "1");
+  // A CRM user edits the row, and the ERP deletes it; the ERP's delete is reconciled while the
+  // CRM is down, so the CRM's edit is still in its capture table when the delete reaches it.
+  s_.crm_exec("UPDATE crm.accounts SET phone = '+32 9 000'");
+  s_.erp_exec("DELETE FROM erp.customers WHERE account_num = 3");
+  crm_down();
+  EXPECT_EQ(once().exit_code, 1);
+  // The CRM comes back. A pass writes back first: the delete meets the pending edit and waits;
+  // the edit is reconciled against the deleted record; then the delete is written.
+  crm_up();
+  once_ok();
+  EXPECT_EQ(s_.crm("SELECT count(*) FROM crm.accounts"), "0");
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.golden"), "1");
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.golden WHERE NOT deleted"), "0");
+  EXPECT_EQ(s_.erp("SELECT count(*) FROM erp.customers"), "0");
+  EXPECT_EQ(outbox("status IN ('failed', 'pending', 'cancelling')"), "0");
+}
+
+// Points 3 and 4: a value over 1 MiB of multibyte text. Its reason was cut by bytes, which split
+// a UTF-8 sequence; the JSON encoder threw, and the whole row landed in capture_error. Then,
+// once a steward resolved the conflict, a 64-byte placeholder had become the side's base, and
+// the engine superseded the same write about 40 times a second until a user edited the row.
+TEST_F(ConvergenceTest, AValueOverOneMebibyteIsAConflictAndTheRestOfTheRowSyncs) {
+  s_.erp_exec("INSERT INTO erp.customers (account_num, cust_name) VALUES (1, 'Acme')");
+  once_ok();
+  // One UPDATE: a huge phone (the CRM owns it) and a new segment.
+  s_.crm_exec(
+      "UPDATE crm.accounts SET segment = 'smb',"
+      " phone = repeat('t\u00e9l\u00e9phone ', 110000)");  // about 1.2 MB
+  once_ok();
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.capture_error"), "0");
+  EXPECT_EQ(s_.erp("SELECT segment_code FROM erp.customers"), "smb");
+  EXPECT_EQ(s_.control("SELECT kind || ' ' || unit || ' ' || status FROM mdsync.conflict"),
+            "invalid_value phone open");
+  EXPECT_EQ(s_.control("SELECT reason LIKE '%larger than the 1 MiB value limit (1320000 bytes)'"
+                       " FROM mdsync.conflict"),
+            "t");
+  EXPECT_EQ(s_.erp("SELECT phone_no IS NULL FROM erp.customers"), "t");
+  // The CRM's base is what the CRM holds, byte for byte.
+  EXPECT_EQ(s_.control("SELECT base->>'phone' = repeat('t\u00e9l\u00e9phone ', 110000)"
+                       " FROM mdsync.crosswalk WHERE side = 'crm'"),
+            "t");
+
+  // The steward keeps the golden value (NULL): it is written over the huge one, once.
+  const std::string id = s_.control("SELECT id FROM mdsync.conflict");
+  run_ok(s_, {"conflicts", "dismiss", id});
+  once_ok();
+  EXPECT_EQ(s_.crm("SELECT phone IS NULL FROM crm.accounts"), "t");
+  EXPECT_EQ(outbox("side = 'crm' AND status = 'superseded'"), "0");
+  EXPECT_EQ(outbox("status IN ('failed', 'pending', 'cancelling')"), "0");
+  const std::string writes = outbox("true");
+  once_ok();  // and nothing more happens
+  EXPECT_EQ(outbox("true"), writes);
+}
+
+// Point 4: a write superseded again and again with no change captured (here a trigger on the
+// CRM rewrites what the engine writes, so the CRM never holds what the engine saw) must stop,
+// back off and show in `status`, instead of a new outbox row at every pass.
+class BackoffTest : public ConvergenceTest {
+ protected:
+  // A first back-off of a minute: longer than any pass, so the run ends with the write waiting.
+  BackoffTest() : ConvergenceTest(default_rules(), 60000) {}
+};
+
+TEST_F(BackoffTest, AWriteSupersededWithoutAnyCapturedChangeBacksOffAndShowsInStatus) {
+  s_.erp_exec(
+      "INSERT INTO erp.customers (account_num, cust_name, credit_lim) VALUES (1, 'Acme', 10)");
+  once_ok();
+  s_.crm_exec(
+      "CREATE FUNCTION crm.pad() RETURNS trigger LANGUAGE plpgsql AS"
+      " $$ BEGIN NEW.credit_limit := NEW.credit_limit + 1; RETURN NEW; END $$;"
+      " CREATE TRIGGER pad BEFORE UPDATE ON crm.accounts FOR EACH ROW EXECUTE FUNCTION crm.pad()");
+  s_.erp_exec("UPDATE erp.customers SET credit_lim = 20 WHERE account_num = 1");
+  once_ok();  // written as 20, held as 21: the engine's base says 20
+  s_.erp_exec("UPDATE erp.customers SET credit_lim = 30 WHERE account_num = 1");
+  const RunResult r = once();
+  EXPECT_EQ(r.exit_code, 1) << "a write is left waiting\n" << r.err;
+  const auto stuck = events(r.err, "writeback_stuck");
+  ASSERT_EQ(stuck.size(), 1u) << r.err;
+  EXPECT_EQ(stuck[0]["side"], "crm");
+  EXPECT_EQ(stuck[0]["streak"], 2);
+  // Two attempts, not one per pass: the third waits (not_before) and the drain ends.
+  EXPECT_EQ(outbox("side = 'crm' AND status = 'superseded'"), "2");
+  EXPECT_EQ(outbox("side = 'crm' AND status = 'pending' AND not_before > now()"), "1");
+  EXPECT_EQ(s_.control("SELECT last_error LIKE 'superseded 2 times in a row with no change "
+                       "captured on crm%' FROM mdsync.outbox WHERE side = 'crm'"
+                       " AND status = 'superseded' ORDER BY id DESC LIMIT 1"),
+            "t");
+  const json status = json::parse(run_ok(s_, {"status", "--json"}));
+  EXPECT_EQ(status["sides"]["crm"]["writeback_stuck"], 1) << status.dump(2);
+
+  // A change of the field, captured and reconciled (a CRM user's write of the ERP's credit
+  // limit, reverted), tells the engine what the CRM holds: the streak clears, the write lands.
+  s_.crm_exec("DROP TRIGGER pad ON crm.accounts");
+  s_.crm_exec("UPDATE crm.accounts SET credit_limit = 5");
+  s_.control_exec("UPDATE mdsync.outbox SET not_before = NULL WHERE status = 'pending'");
+  once_ok();
+  EXPECT_EQ(s_.control("SELECT superseded_streak FROM mdsync.crosswalk WHERE side = 'crm'"), "0");
+  EXPECT_EQ(s_.crm("SELECT credit_limit::numeric(10,2) FROM crm.accounts"), "30.00");
+}
+
+}  // namespace
+}  // namespace mdsync::e2e
