@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <iostream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <string>
 
 #include "e2e_harness.hpp"
@@ -227,6 +229,83 @@ TEST_F(BackoffTest, AWriteSupersededWithoutAnyCapturedChangeBacksOffAndShowsInSt
   once_ok();
   EXPECT_EQ(s_.control("SELECT superseded_streak FROM mdsync.crosswalk WHERE side = 'crm'"), "0");
   EXPECT_EQ(s_.crm("SELECT credit_limit::numeric(10,2) FROM crm.accounts"), "30.00");
+}
+
+// The randomized delete-heavy run (issue 10): a seeded workload of creates, edits and deletes
+// on both sides (the ERP's deletes propagate as deletes, the CRM's are restored), phases in
+// which the CRM cannot be reached while both sides keep changing, and open invoices on the
+// CRM whose delete guard vetoes some of the ERP's deletes. At the end every side holds exactly
+// what golden says: each live record has one linked row per side holding its values, a deleted
+// one has none, no row is left unlinked, nothing is pending, failed or lost.
+TEST(DeleteHeavyTest, DeletesRestoresVetoesAndOutagesConverge) {
+  const std::uint32_t seed = test_seed();
+  std::mt19937 rng(seed ^ 0xde1e7eu);
+  Scenario s("delete_heavy");
+  s.crm_exec("CREATE TABLE crm.invoices (account_id uuid NOT NULL, open boolean NOT NULL)");
+  auto config = [&](bool crm_reachable) {
+    const json patch = {
+        {"sides", {{"crm", {{"dsn", s.dsn(crm_reachable ? s.crm_db() : s.crm_db() + "_gone")}}}}},
+        {"service", {{"writeback_backoff_initial_ms", 20}, {"writeback_backoff_max_ms", 100}}},
+        {"entities",
+         {{"customer",
+           {{"sides",
+             {{"crm",
+               {{"delete_guard",
+                 {{"table", "invoices"},
+                  {"on", {{"account_id", "id"}}},
+                  {"where", json::array({{{"column", "open"}, {"eq", true}}})},
+                  {"reason", "the account has open invoices"}}}}}}}}}}}};
+    s.write_config(rules_with_deletes(), patch.dump());
+  };
+  config(true);
+  run_ok(s, {"init"});
+  const Dbs d = dbs_of(s);
+  Applier apply(d);
+  Workload workload(seed);
+  int outages = 0;
+  for (int phase = 0; phase < 8; ++phase) {
+    const bool down = phase > 0 && rng() % 3 == 0;
+    outages += down ? 1 : 0;
+    config(!down);
+    apply.apply(phase == 0 ? workload.phase(60, 1.0, 0) : workload.phase(80, 0.15, 14));
+    // Some CRM accounts get an open invoice, some get theirs paid.
+    s.crm_exec("INSERT INTO crm.invoices SELECT id, true FROM crm.accounts ORDER BY id OFFSET " +
+               std::to_string(rng() % 40) + " LIMIT 3");
+    s.crm_exec(
+        "UPDATE crm.invoices SET open = false WHERE ctid IN (SELECT ctid FROM"
+        " crm.invoices ORDER BY account_id OFFSET " +
+        std::to_string(rng() % 5) + " LIMIT 2)");
+    const RunResult r = run(s, {"run", "--once"});
+    ASSERT_EQ(r.exit_code, down ? 1 : 0) << "phase " << phase << "\n" << r.err;
+    if (!down) apply.learn_keys();
+  }
+  config(true);
+  run_ok(s, {"run", "--once"});
+  std::cout << "[workload] 8 phases, " << outages << " with the CRM unreachable; "
+            << s.control(
+                   "SELECT count(*) FILTER (WHERE deleted) || ' deleted, ' ||"
+                   " count(*) FILTER (WHERE NOT deleted) || ' live' FROM mdsync.golden")
+            << "; " << s.control("SELECT count(*) FROM mdsync.outbox WHERE status = 'vetoed'")
+            << " deletes vetoed, "
+            << s.control("SELECT count(*) FROM mdsync.outbox WHERE last_error LIKE 'withdrawn%'")
+            << " writes withdrawn\n";
+
+  EXPECT_EQ(lines(divergences(d)), "");
+  EXPECT_EQ(lines(exactly_once_problems(d)), "");
+  EXPECT_EQ(s.control("SELECT count(*) FROM mdsync.capture_error"), "0");
+  EXPECT_EQ(s.control("SELECT count(*) FROM mdsync.outbox WHERE status = 'failed'"), "0");
+  // One linked row per side for each live record, none for a deleted one, and no row a side
+  // holds that is not linked (a duplicate, or a record that should be gone).
+  EXPECT_EQ(s.control("SELECT count(*) FROM mdsync.golden g WHERE NOT g.deleted AND"
+                      " (SELECT count(*) FROM mdsync.crosswalk x WHERE x.golden_id = g.id) <> 2"),
+            "0");
+  EXPECT_EQ(s.control("SELECT count(*) FROM mdsync.crosswalk x JOIN mdsync.golden g"
+                      " ON g.id = x.golden_id WHERE g.deleted"),
+            "0");
+  EXPECT_EQ(s.erp("SELECT count(*) FROM erp.customers"),
+            s.control("SELECT count(*) FROM mdsync.crosswalk WHERE side = 'erp'"));
+  EXPECT_EQ(s.crm("SELECT count(*) FROM crm.accounts"),
+            s.control("SELECT count(*) FROM mdsync.crosswalk WHERE side = 'crm'"));
 }
 
 }  // namespace

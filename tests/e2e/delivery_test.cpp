@@ -22,14 +22,6 @@ using namespace fault;
 
 // The seed of a randomized test: MDSYNC_FAULT_SEED when set (to replay a failure), else
 // fresh. Printed and recorded in the test's XML properties.
-std::uint32_t test_seed() {
-  std::uint32_t seed = std::random_device{}();
-  if (const char* s = std::getenv("MDSYNC_FAULT_SEED")) seed = std::strtoul(s, nullptr, 10);
-  std::cout << "[seed] MDSYNC_FAULT_SEED=" << seed << "\n";
-  ::testing::Test::RecordProperty("seed", std::to_string(seed));
-  return seed;
-}
-
 std::string current_test_name() {
   return ::testing::UnitTest::GetInstance()->current_test_info()->name();
 }

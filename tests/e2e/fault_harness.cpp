@@ -484,7 +484,9 @@ std::vector<std::string> exactly_once_problems(const Dbs& d) {
   for (const std::string& dup :
        sql_rows(d.control,
                 "SELECT source || ' ' || unit || ' x' || count(*) FROM mdsync.audit"
-                " WHERE source NOT LIKE 'steward:%' GROUP BY source, unit HAVING count(*) > 1"
+                // A captured change ("crm#42") is decided once; a steward's resolutions and a
+                // delete guard's vetoes ("crm:delete_guard") are events of their own.
+                " WHERE source ~ '^[a-z0-9_]+#[0-9]+$' GROUP BY source, unit HAVING count(*) > 1"
                 " ORDER BY 1"))
     out.push_back("audit row repeated for one change: " + dup);
   for (const auto& [side, dsn] : {std::pair<std::string, std::string>{"erp", d.erp},
@@ -506,6 +508,14 @@ std::vector<std::string> exactly_once_problems(const Dbs& d) {
       d.control, "SELECT count(*) FROM mdsync.outbox WHERE status IN ('pending', 'cancelling')");
   if (pending != "0") out.push_back(pending + " write-backs still pending");
   return out;
+}
+
+std::uint32_t test_seed() {
+  std::uint32_t seed = std::random_device{}();
+  if (const char* s = std::getenv("MDSYNC_FAULT_SEED")) seed = std::strtoul(s, nullptr, 10);
+  std::cout << "[seed] MDSYNC_FAULT_SEED=" << seed << "\n";
+  ::testing::Test::RecordProperty("seed", std::to_string(seed));
+  return seed;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -112,6 +112,10 @@ std::vector<std::string> exactly_once_problems(const Dbs& d);
 
 std::string lines(const std::vector<std::string>& v);
 
+// The seed of a randomized test: $MDSYNC_FAULT_SEED, else random; printed and recorded, so a
+// failing run can be replayed.
+std::uint32_t test_seed();
+
 // A seeded workload of customer changes on both sides, phase by phase. Records are
 // logical; each scenario keeps its own map to row keys (rows the engine creates get keys
 // of the engine's choosing, found through the crosswalk after each phase converges).
