@@ -23,3 +23,7 @@ CREATE INDEX outbox_queued ON mdsync.outbox (side, golden_id, id)
 -- captured: 0 after any reconciled change of the row or any applied write. Above 1 the side
 -- holds something the engine never saw, and the write backs off (`mdsync status` shows it).
 ALTER TABLE mdsync.crosswalk ADD COLUMN superseded_streak integer NOT NULL DEFAULT 0;
+
+-- Write-back transactions retried because they deadlocked with users' transactions (or failed
+-- to serialize): contention, counted for `mdsync status`, never a side error.
+ALTER TABLE mdsync.side_state ADD COLUMN contention_retries bigint NOT NULL DEFAULT 0;

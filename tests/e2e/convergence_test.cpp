@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
 #include <random>
 #include <string>
 
@@ -229,6 +230,59 @@ TEST_F(BackoffTest, AWriteSupersededWithoutAnyCapturedChangeBacksOffAndShowsInSt
   once_ok();
   EXPECT_EQ(s_.control("SELECT superseded_streak FROM mdsync.crosswalk WHERE side = 'crm'"), "0");
   EXPECT_EQ(s_.crm("SELECT credit_limit::numeric(10,2) FROM crm.accounts"), "30.00");
+}
+
+// Point 15: a write-back that deadlocks with a user's transaction (the user locks the rows in
+// the other order) is retried: counted, logged at debug, and never the side's last_error.
+TEST(ContentionTest, AWriteBackThatDeadlocksWithAUsersTransactionIsRetriedQuietly) {
+  Scenario s("deadlock");
+  s.write_config();
+  run_ok(s, {"init"});
+  s.erp_exec(
+      "INSERT INTO erp.customers (account_num, cust_name, credit_lim) VALUES"
+      " (1, 'A', 1), (2, 'B', 2)");
+  run_ok(s, {"run", "--once"});
+  // The engine locks the rows it writes in key order; the user takes them the other way round.
+  const std::string first = s.crm("SELECT id FROM crm.accounts ORDER BY id LIMIT 1");
+  const std::string second = s.crm("SELECT id FROM crm.accounts ORDER BY id DESC LIMIT 1");
+  pqxx::connection user(s.dsn(s.crm_db()));
+  pqxx::work utx(user);
+  // The engine's backend looks for the deadlock first, so it is the engine's statement that
+  // is cancelled, deterministically.
+  utx.exec("SET LOCAL deadlock_timeout = '60s'");
+  utx.exec_params("UPDATE crm.accounts SET phone = 'user 2' WHERE id = $1::uuid", second);
+  s.erp_exec("UPDATE erp.customers SET credit_lim = credit_lim + 100");
+  const std::string log = s.dir() + "/deadlock.log";
+  const int pid = s.spawn_mdsync({"run", "--once", "--log-level", "debug"}, log);
+  ASSERT_EQ(wait_until(
+                [&] {
+                  return s.crm(
+                      "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                      " current_database() AND application_name = 'mdsync run'"
+                      " AND wait_event_type = 'Lock'");
+                },
+                "1", 60),
+            "1")
+      << read_file(log);
+  utx.exec_params("UPDATE crm.accounts SET phone = 'user 1' WHERE id = $1::uuid", first);
+  utx.commit();
+  ASSERT_EQ(wait_exit(pid, 120), 0) << read_file(log);
+
+  const auto retried = events(read_file(log), "writeback_contention");
+  ASSERT_FALSE(retried.empty()) << read_file(log);
+  EXPECT_EQ(retried[0]["level"], "debug");
+  EXPECT_TRUE(events(read_file(log), "side_unavailable").empty()) << read_file(log);
+  EXPECT_EQ(s.control("SELECT coalesce(last_error, '<none>') || ' ' || (contention_retries > 0)"
+                      " FROM mdsync.side_state WHERE side = 'crm'"),
+            "<none> true");
+  const json status = json::parse(run_ok(s, {"status", "--json"}));
+  EXPECT_GE(status["sides"]["crm"]["contention_retries"].get<int>(), 1) << status.dump(2);
+  EXPECT_EQ(s.crm("SELECT string_agg(credit_limit::numeric(10,2) || ' ' || phone, ', ' ORDER BY"
+                  " \"accountName\") FROM crm.accounts"),
+            "101.00 " + std::string(first < second ? "user 1" : "user 2") + ", 102.00 " +
+                std::string(first < second ? "user 2" : "user 1"));
+  EXPECT_EQ(s.control("SELECT count(*) FROM mdsync.outbox WHERE status IN ('failed', 'pending')"),
+            "0");
 }
 
 // The randomized delete-heavy run (issue 10): a seeded workload of creates, edits and deletes

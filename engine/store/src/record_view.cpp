@@ -129,7 +129,8 @@ json status_report(pqxx::connection_base& conn, const config::Config& config) {
           tx.exec_params(std::string("SELECT to_char(last_capture_at AT TIME ZONE 'UTC', ") + kUtc +
                              "), to_char(last_writeback_at AT TIME ZONE 'UTC', " + kUtc +
                              "), last_error, to_char(last_error_at AT TIME ZONE 'UTC', " + kUtc +
-                             "), consecutive_failures FROM mdsync.side_state WHERE side = $1",
+                             "), consecutive_failures, contention_retries FROM mdsync.side_state"
+                             " WHERE side = $1",
                          side.name);
       auto text = [](const pqxx::field& f) {
         return f.is_null() ? json(nullptr) : json(f.as<std::string>());
@@ -139,6 +140,7 @@ json status_report(pqxx::connection_base& conn, const config::Config& config) {
       s["last_error"] = st.empty() ? json(nullptr) : text(st[0][2]);
       s["last_error_at"] = st.empty() ? json(nullptr) : text(st[0][3]);
       s["consecutive_failures"] = st.empty() ? 0 : st[0][4].as<int>();
+      s["contention_retries"] = st.empty() ? 0 : st[0][5].as<std::int64_t>();
       const auto ob = tx.exec_params(
           "SELECT count(*) FILTER (WHERE status IN ('pending', 'cancelling')),"
           " count(*) FILTER (WHERE status = 'failed'), coalesce(extract(epoch FROM now() -"

@@ -5,6 +5,7 @@
 #include <pqxx/pqxx>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <tuple>
 
 #include "field_transforms.hpp"
@@ -592,6 +593,8 @@ void apply_one(pqxx::work& tx, pqxx::connection_base& c, const config::SideMappi
     crash_point("writeback.mid_side");
   } catch (const pqxx::broken_connection&) {
     throw;
+  } catch (const pqxx::transaction_rollback&) {
+    throw;  // a deadlock with a user's transaction: the whole side transaction is retried
   } catch (const pqxx::sql_error& e) {
     res.status = WriteResult::Status::kFailed;
     res.error = first_line(e.what());
@@ -995,6 +998,27 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const config::EntityC
 }  // namespace
 
 std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& requests) {
+  // A deadlock with a user's transaction that locks the same rows in another order (or a
+  // serialization failure) aborts the side transaction: nothing of it took effect, so it is
+  // simply run again. Users' transactions come and go; a few attempts get through.
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return apply_once(requests);
+    } catch (const pqxx::statement_completion_unknown&) {
+      throw;  // the outcome is unknown: the idempotency keys settle it on the next pass
+    } catch (const pqxx::transaction_rollback& e) {
+      ++contention_retries_;
+      if (attempt >= kContentionAttempts)
+        throw SideContention("side " + side_.name +
+                             ": write-backs kept deadlocking with other "
+                             "transactions (" +
+                             std::to_string(attempt) + " attempts): " + first_line(e.what()));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20 * attempt));
+    }
+  }
+}
+
+std::vector<WriteResult> SideStore::apply_once(const std::vector<WriteRequest>& requests) {
   std::vector<WriteResult> results(requests.size());
   pqxx::connection_base& c = conn();
   pqxx::work tx(c);
@@ -1193,6 +1217,8 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
           batched = true;
         } catch (const pqxx::broken_connection&) {
           throw;
+        } catch (const pqxx::transaction_rollback&) {
+          throw;
         } catch (const std::runtime_error&) {
           // The side refused a row (pqxx::sql_error), the insert order did not hold, or the
           // mapping names a column the table lacks: the savepoint undid the whole chunk.
@@ -1212,6 +1238,8 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
             apply_chunk(tx, c, entity, *transforms_, side_.name, g, t->second, {reqs[k]}, {res[k]});
             crash_point("writeback.mid_side");
           } catch (const pqxx::broken_connection&) {
+            throw;
+          } catch (const pqxx::transaction_rollback&) {
             throw;
           } catch (const std::runtime_error& e) {
             *res[k] = WriteResult{WriteResult::Status::kFailed, reqs[k]->req->row_key,

@@ -603,9 +603,28 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     if (requests.empty()) continue;
 
     std::vector<WriteResult> results;
+    const std::int64_t retries_before = side.contention_retries();
+    // Deadlocks with users' transactions are contention, not failure: retried (by apply, and
+    // else on the next pass), counted and logged at debug, never the side's last_error.
+    auto record_contention = [&] {
+      const std::int64_t retried = side.contention_retries() - retries_before;
+      if (retried == 0) return;
+      log::debug("writeback_contention", {{"side", side.name()}, {"retries", retried}});
+      pqxx::work tx(control());
+      tx.exec_params(
+          "INSERT INTO mdsync.side_state (side, contention_retries) VALUES ($1, $2)"
+          " ON CONFLICT (side) DO UPDATE SET contention_retries ="
+          " mdsync.side_state.contention_retries + $2",
+          side.name(), retried);
+      tx.commit();
+    };
     try {
       results = side.apply(requests);
       crash_point("writeback.after_side_commit");
+    } catch (const SideContention& e) {
+      record_contention();
+      log::debug("writeback_deferred", {{"side", side.name()}, {"reason", std::string(e.what())}});
+      continue;
     } catch (const std::exception& e) {
       side_failed(side, e.what(), now);
       ++result.side_errors;
@@ -620,6 +639,7 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
       continue;
     }
     side_ok(side);
+    record_contention();
 
     const PassResult before = result;
     // Superseded writes are planned again under the ruleset in force; it is looked up before

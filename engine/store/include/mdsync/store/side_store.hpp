@@ -29,6 +29,13 @@ class MappingError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The side's write-back transaction deadlocked (or failed to serialize) with other
+// transactions on every attempt: contention, not an outage. Nothing was written; the writes
+// are tried again on the next pass.
+class SideContention : public std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 struct CapturedRow {
   std::int64_t seq = 0;
   std::string entity;
@@ -111,8 +118,12 @@ class SideStore {
   // idempotency keys already recorded, then each group of requests of one table, kind and
   // column set is locked and written by a statement or two per chunk, in a savepoint. A chunk
   // the side refuses is redone row by row, so the refused row fails alone. Results are in
-  // request order.
+  // request order. A transaction that deadlocks with users' transactions is run again, up to
+  // kContentionAttempts times, then SideContention is thrown.
   std::vector<WriteResult> apply(const std::vector<WriteRequest>& requests);
+  static constexpr int kContentionAttempts = 4;
+  // Side transactions retried because of a deadlock or serialization failure, so far.
+  std::int64_t contention_retries() const { return contention_retries_; }
 
   // `sync --initial`: every row of the entity's table that takes part in the sync, enqueued
   // into the side's capture table as a full-row upsert exactly as the trigger captures an
@@ -128,11 +139,13 @@ class SideStore {
  private:
   pqxx::connection_base& conn();
   void resolve_lookups(pqxx::transaction_base& tx, std::vector<CapturedRow>& rows);
+  std::vector<WriteResult> apply_once(const std::vector<WriteRequest>& requests);
 
   const config::Config& config_;
   const config::SideConfig& side_;
   PgConnection conn_;
   std::unique_ptr<FieldTransforms> transforms_;
+  std::int64_t contention_retries_ = 0;
 };
 
 }  // namespace mdsync::store
