@@ -37,22 +37,34 @@ CREATE TABLE mdsync.audit_head (
 INSERT INTO mdsync.audit_head (seq, hash) VALUES (0, decode(repeat('00', 32), 'hex'));
 
 -- Appends one audit row to the chain. Not callable by other roles (a forged call would
--- append a link for a row that is not there); the trigger below runs it as its owner.
+-- append a link for a row that is not there); the trigger below runs it as its owner, with
+-- a safe search_path. A transaction that links many rows updates the head once per row: each
+-- update finds the head by the tuple id the previous one left (a hint, transaction-local; a
+-- wrong or stale hint finds no row and the head is looked up), not by scanning past every
+-- version the transaction has made of it, which would make a large batch quadratic.
 CREATE FUNCTION mdsync.audit_chain_append(a mdsync.audit) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
+  head_tid  tid;
   head_seq  bigint;
   head_hash bytea;
   next_hash bytea;
 BEGIN
-  SELECT h.seq, h.hash INTO STRICT head_seq, head_hash FROM mdsync.audit_head h FOR UPDATE;
+  SELECT h.ctid, h.seq, h.hash INTO head_tid, head_seq, head_hash FROM mdsync.audit_head h
+    WHERE h.ctid = nullif(current_setting('mdsync.audit_head_tid', true), '')::tid FOR UPDATE;
+  IF NOT FOUND THEN
+    SELECT h.ctid, h.seq, h.hash INTO STRICT head_tid, head_seq, head_hash
+      FROM mdsync.audit_head h FOR UPDATE;
+  END IF;
   next_hash := sha256(head_hash || convert_to(jsonb_build_array(
     head_seq + 1, a.id, (extract(epoch FROM a.at) * 1000000)::bigint, a.entity, a.golden_id,
     a.unit, a.decision, a.old_value::text, a.new_value::text, a.proposed::text, a.source,
     a.rule, a.ruleset_version, a.reason)::text, 'UTF8'));
   INSERT INTO mdsync.audit_chain (chain_seq, audit_id, prev_hash, hash)
     VALUES (head_seq + 1, a.id, head_hash, next_hash);
-  UPDATE mdsync.audit_head SET seq = head_seq + 1, hash = next_hash;
+  UPDATE mdsync.audit_head h SET seq = head_seq + 1, hash = next_hash WHERE h.ctid = head_tid
+    RETURNING h.ctid INTO STRICT head_tid;
+  PERFORM set_config('mdsync.audit_head_tid', head_tid::text, true);
 END
 $$;
 REVOKE ALL ON FUNCTION mdsync.audit_chain_append(mdsync.audit) FROM PUBLIC;

@@ -353,11 +353,11 @@ TEST_F(AuditTest, WritersWhoseLocksCrossDoNotDeadlock) {
 
 // One multi-row INSERT ... SELECT links every row, in the statement's order, with values
 // that test the content's canonical form: NULLs, JSON null, quotes, Unicode, a time written
-// in another session time zone.
+// in another session time zone. The session's hint to the head's tuple is a stale one.
 TEST_F(AuditTest, MultiRowInsertSelectChainsEveryRow) {
   insert_audit_rows(s_, 2, "before");
   s_.control_exec(
-      "SET TimeZone = 'Asia/Kathmandu';"
+      "SET TimeZone = 'Asia/Kathmandu'; SET mdsync.audit_head_tid = '(0,1)';"
       " INSERT INTO mdsync.audit (at, entity, golden_id, unit, decision, old_value, new_value,"
       " proposed, source, rule, ruleset_version, reason)"
       " SELECT timestamptz '2024-02-29 23:59:59.999999' + i * interval '1 second', 'customer',"
