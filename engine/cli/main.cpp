@@ -141,6 +141,10 @@ int main(int argc, char** argv) {
   audit->add_option("--id", audit_filter.golden_id, "Only this golden id");
   audit->add_option("--since", audit_filter.since, "Only rows at or after this time (ISO 8601)");
   audit->add_flag("--json", audit_json, "Machine-readable output");
+  auto* audit_verify = audit->add_subcommand(
+      "verify", "Check the audit chain: no row changed, removed or added past it; print its head");
+  bool verify_json = false;
+  audit_verify->add_flag("--json", verify_json, "Machine-readable output");
 
   try {
     app.parse(argc, argv);
@@ -169,6 +173,11 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (*audit_verify && (audit_filter.entity || audit_filter.golden_id || audit_filter.since)) {
+    std::cerr << "mdsync: audit verify checks the whole chain and takes no filter (see 'mdsync "
+                 "audit verify --help')\n";
+    return kUsage;
+  }
   if (*sync && !sync_initial) {
     std::cerr << "mdsync: sync needs --initial (see 'mdsync sync --help')\n";
     return kUsage;
@@ -215,6 +224,7 @@ int main(int argc, char** argv) {
     if (*c_resolve) return cli::cmd_conflicts_resolve(config, resolve);
     if (*c_dismiss) return cli::cmd_conflicts_resolve(config, dismiss);
     if (*r_show) return cli::cmd_records_show(config, rec_entity, rec_id, rec_history, rec_json);
+    if (*audit_verify) return cli::cmd_audit_verify(config, audit_json || verify_json);
     if (*audit) return cli::cmd_audit(config, audit_filter, audit_json);
   } catch (const rules::CheckError& e) {
     for (const auto& d : e.diagnostics()) std::cerr << d.to_string() << "\n";

@@ -6,6 +6,7 @@
 #include <pqxx/pqxx>
 
 #include "mdsync/rules/located_json.hpp"
+#include "mdsync/store/audit_chain.hpp"
 #include "mdsync/store/db_connection.hpp"
 #include "mdsync/store/duplicate_resolution.hpp"
 
@@ -224,6 +225,29 @@ int cmd_audit(const config::Config& config, const store::AuditFilter& filter, bo
               << a["rule"].get<std::string>() << " v" << a["ruleset_version"].get<std::int64_t>()
               << "] " << a["reason"].get<std::string>() << "\n";
   return 0;
+}
+
+int cmd_audit_verify(const config::Config& config, bool as_json) {
+  auto conn = control(config);
+  const store::AuditChainReport report = store::verify_audit_chain(*conn);
+  if (as_json) {
+    std::cout << report.to_json().dump(2) << "\n";
+  } else {
+    std::cout << "audit chain: " << report.rows << " rows, "
+              << (report.intact() ? "intact" : "BROKEN") << "\n";
+    if (report.head_seq)
+      std::cout << "head: chain_seq " << *report.head_seq << ", hash " << report.head_hash
+                << " (keep a copy elsewhere: a later head must extend it)\n";
+  }
+  if (report.intact()) return 0;
+  const store::AuditChainBreak& b = *report.first_broken;
+  std::cerr << "mdsync: the audit chain is broken at "
+            << (b.id ? "audit row " + std::to_string(*b.id) +
+                           (b.chain_seq ? " (chain_seq " + std::to_string(*b.chain_seq) + ")" : "")
+                : b.chain_seq ? "chain_seq " + std::to_string(*b.chain_seq)
+                              : std::string("its head"))
+            << ": " << b.problem << "\n";
+  return 1;
 }
 
 int cmd_status(const config::Config& config, bool as_json) {

@@ -36,6 +36,8 @@ int cmd_conflicts_resolve(const config::Config& config, const ResolveRequest& re
 int cmd_records_show(const config::Config& config, const std::string& entity, const std::string& id,
                      bool history, bool json);
 int cmd_audit(const config::Config& config, const store::AuditFilter& filter, bool json);
+// Exit 0 when the audit chain is intact, 1 when it is broken (stderr names the first row).
+int cmd_audit_verify(const config::Config& config, bool json);
 int cmd_status(const config::Config& config, bool json);
 
 }  // namespace mdsync::cli
