@@ -199,5 +199,26 @@ TEST(PropertyRegression, APropagatedDeleteWaitsForTheRowsCapturedChanges) {
   EXPECT_TRUE(m.sides().at("crm").has_row) << failure_text(m);
 }
 
+// DESIGN.md: a resolution is written back even when a capture of the unit, reconciled after
+// it, opens a new conflict (the write is conditional on the base, so the newer side value is
+// not overwritten): erp gets the steward's value; crm keeps its newer one, held by the new
+// conflict.
+TEST(PropertyRegression, AResolutionIsWrittenBackWhenANewConflictOpensRightAfter) {
+  Spec spec = shared_name_spec();
+  spec.units[0].on_conflict = OnConflict::kQuarantine;
+  Action resolve;
+  resolve.kind = Action::Kind::kResolve;
+  resolve.resolution = Resolution::Kind::kValue;
+  resolve.edits = {{"name", "d"}};
+  SyncModel m = run(spec, {edit(kErp, "b"), edit(kCrm, "c"), process(kErp), process(kCrm), resolve,
+                           edit(kCrm, "e"), process(kCrm)});
+  ASSERT_TRUE(m.drain()) << failure_text(m);
+  EXPECT_EQ(m.state().golden.at("name"), Value{"d"}) << failure_text(m);
+  EXPECT_EQ(m.sides().at("erp").row.at("name"), Value{"d"}) << failure_text(m);
+  EXPECT_EQ(m.sides().at("crm").row.at("name"), Value{"e"}) << failure_text(m);
+  ASSERT_EQ(m.state().open_conflicts.size(), 1u) << failure_text(m);
+  EXPECT_TRUE(m.divergences().empty()) << failure_text(m);
+}
+
 }  // namespace
 }  // namespace mdsync::core::model
