@@ -683,11 +683,12 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
                       {{"side", side.name()}, {"golden_id", gid}, {"outbox_id", w.outbox_id}});
           }
           if (w.kind == core::RowWrite::Kind::kInsert) {
-            const auto linked = repo.row_keys(gid);
+            // A withdrawn insert may find the record linked to another row meanwhile (a match,
+            // a steward's --link): the inserted row is the engine's and nobody else's; say so.
+            const auto linked =
+                w.cancel ? repo.row_keys(gid) : std::map<std::string, std::string>{};
             if (auto other = linked.find(side.name());
                 other != linked.end() && other->second != res.row_key) {
-              // Only a withdrawn insert can land here: the record was linked to another row
-              // meanwhile. The inserted row is the engine's and nobody else's; say so.
               const std::string why = "inserted row " + res.row_key + " on " + side.name() +
                                       " was withdrawn but had been applied; the record is "
                                       "linked to row " +
