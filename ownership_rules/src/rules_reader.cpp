@@ -1,5 +1,7 @@
 #include "mdsync/rules/rules_reader.hpp"
 
+#include "mdsync/core/validation.hpp"
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -145,6 +147,9 @@ std::optional<std::string> validation_failure(const core::Validation& v, FieldTy
                                               const std::string& value) {
   if (v.max_length && code_points(value) > *v.max_length)
     return "it is longer than max_length " + std::to_string(*v.max_length);
+  if (v.pattern && value.size() > core::kMaxPatternInputBytes)
+    return "it is longer than the " + std::to_string(core::kMaxPatternInputBytes) +
+           " bytes a pattern is checked on";
   if (v.pattern && !std::regex_match(value, std::regex(*v.pattern, std::regex::ECMAScript)))
     return "it does not match the pattern";
   if (is_numeric(type) && (v.min || v.max)) {
@@ -578,6 +583,7 @@ class FileChecker {
           out.pattern = pat->text;
           if (auto why = wrong_member(members, subject, is_group, is_text))
             error(pat->pos, "pattern applies to text fields only; " + *why);
+          if (auto hazard = core::pattern_hazard(pat->text)) error(pat->pos, "pattern: " + *hazard);
         } catch (const std::regex_error& e) {
           error(pat->pos, "pattern does not compile: " + std::string(e.what()));
         }

@@ -82,6 +82,32 @@ TEST(Validate, ValuesLargerThanTheLimitAreInvalidWithoutAnyRule) {
                    .has_value());
 }
 
+// std::regex matches by recursion: a 100 kB value crashed the engine (stack overflow) on
+// every pass. A value longer than a pattern is checked on fails the pattern instead.
+TEST(Validate, APatternIsNotRunOnAHostileLongValue) {
+  Validation v;
+  v.pattern = "^[^@\\s]+@[^@\\s]+$";
+  const std::string hostile = std::string(100000, 'a') + "@b";
+  const auto why = validate(v, FieldType::kText, Value{hostile});
+  ASSERT_TRUE(why.has_value());
+  EXPECT_EQ(*why, "longer than the 1000 bytes a pattern is checked on (100002 bytes)");
+  EXPECT_FALSE(validate(v, FieldType::kText, Value{std::string(990, 'a') + "@b"}).has_value());
+}
+
+TEST(PatternHazard, NestedRepetitionIsNamedOtherPatternsPass) {
+  EXPECT_TRUE(pattern_hazard("(a+)*").has_value());
+  EXPECT_TRUE(pattern_hazard("^(\\w+\\s?)+@x$").has_value());
+  EXPECT_TRUE(pattern_hazard("((ab)*c)+").has_value());
+  EXPECT_TRUE(pattern_hazard("(?:x*)+").has_value());
+  EXPECT_TRUE(pattern_hazard("(a{2,})*").has_value());
+  EXPECT_FALSE(pattern_hazard("^[^@\\s]+@[^@\\s]+$").has_value());
+  EXPECT_FALSE(pattern_hazard("^[A-Z]{2}[0-9]+$").has_value());
+  EXPECT_FALSE(pattern_hazard("(ab)+").has_value());
+  EXPECT_FALSE(pattern_hazard("(a+)?b").has_value());     // optional, not repeated
+  EXPECT_FALSE(pattern_hazard("[(+)]*").has_value());     // quantifiers inside a class are literals
+  EXPECT_FALSE(pattern_hazard("\\(a+\\)*").has_value());  // escaped parentheses
+}
+
 TEST(Validate, NullPassesEveryCheckButRequired) {
   Validation all = range("1", "2");
   all.max_length = 1;

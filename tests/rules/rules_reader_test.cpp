@@ -393,6 +393,13 @@ INSTANTIATE_TEST_SUITE_P(
             "\"fields\": {\"email\": {\"owner\": \"crm\", \"validate\": {\"pattern\": \"[a-\"}}}}",
             {"customer.json:2:62: pattern does not compile: ..."}},
         CheckCase{
+            "PatternWithNestedRepetition",
+            "{\"entity\": \"customer\",\n"
+            "\"fields\": {\"email\": {\"owner\": \"crm\", \"validate\": {\"pattern\": "
+            "\"^(\\\\w+\\\\s?)+@x$\"}}}}",
+            {"customer.json:2:62: pattern: a repeated group holds a repetition (^(\\w+\\s?)+...): "
+             "matching can take exponential time on a hostile value; write it without nesting"}},
+        CheckCase{
             "MinGreaterThanMax",
             "{\"entity\": \"customer\",\n"
             "\"fields\": {\"credit_limit\": {\"owner\": \"erp\", \"validate\": {\"min\": 10.5, "

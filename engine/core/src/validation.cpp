@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <regex>
+#include <vector>
 
 namespace mdsync::core {
 
@@ -12,6 +13,44 @@ bool blank(const std::string& v) {
 }
 
 }  // namespace
+
+std::optional<std::string> pattern_hazard(const std::string& pattern) {
+  // One frame per open group: whether anything inside it repeats.
+  std::vector<bool> repeats_inside;
+  auto is_quantifier = [&](std::size_t i) {
+    return i < pattern.size() && (pattern[i] == '*' || pattern[i] == '+' || pattern[i] == '{');
+  };
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\') {
+      ++i;  // an escaped character is an atom
+    } else if (c == '[') {
+      // A class is an atom: skip to its end (a ']' first in the class is a literal).
+      std::size_t j = i + 1;
+      if (j < pattern.size() && pattern[j] == '^') ++j;
+      if (j < pattern.size() && pattern[j] == ']') ++j;
+      while (j < pattern.size() && pattern[j] != ']') j += pattern[j] == '\\' ? 2 : 1;
+      i = j;
+    } else if (c == '(') {
+      repeats_inside.push_back(false);
+      if (i + 1 < pattern.size() && pattern[i + 1] == '?') ++i;  // (?: (?= (?! : not quantifiers
+    } else if (c == ')') {
+      if (repeats_inside.empty()) continue;
+      const bool inner = repeats_inside.back();
+      repeats_inside.pop_back();
+      const bool repeated = is_quantifier(i + 1);
+      if (inner && repeated)
+        return "a repeated group holds a repetition (" +
+               pattern.substr(0, std::min(pattern.size(), i + 2)) +
+               "...): matching can take exponential time on a hostile value; write it without "
+               "nesting";
+      if (!repeats_inside.empty() && (inner || repeated)) repeats_inside.back() = true;
+    } else if (is_quantifier(i) && !repeats_inside.empty()) {
+      repeats_inside.back() = true;
+    }
+  }
+  return std::nullopt;
+}
 
 std::optional<std::string> validate(const Validation& rules, FieldType type, const Value& value,
                                     Compare compare) {
@@ -30,6 +69,9 @@ std::optional<std::string> validate(const Validation& rules, FieldType type, con
     return "longer than max_length " + std::to_string(*rules.max_length) + " (" +
            std::to_string(utf8_length(v)) + " characters)";
   if (rules.pattern) {
+    if (v.size() > kMaxPatternInputBytes)
+      return "longer than the " + std::to_string(kMaxPatternInputBytes) +
+             " bytes a pattern is checked on (" + std::to_string(v.size()) + " bytes)";
     // Rules are checked when read, so the pattern compiles; a failure here would be a bug,
     // and reporting the value invalid keeps it from propagating.
     try {
