@@ -1,6 +1,7 @@
 // Steward commands of the mdsync CLI: the conflict queue (list, show, resolve, dismiss),
-// records, the audit trail and status. JSON output is the store's documents as they are;
-// text output renders them for a terminal, with values JSON-quoted so no byte hides.
+// records, the audit trail and status (with its health checks and exit code). JSON output is the
+// store's documents as they are; text output renders them for a terminal, with values JSON-quoted
+// so no byte hides.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +37,8 @@ int cmd_conflicts_resolve(const config::Config& config, const ResolveRequest& re
 int cmd_records_show(const config::Config& config, const std::string& entity, const std::string& id,
                      bool history, bool json);
 int cmd_audit(const config::Config& config, const store::AuditFilter& filter, bool json);
-int cmd_status(const config::Config& config, bool json);
+// Exit 1 (problems on stderr, one line each) when a side is unreachable, error items are open,
+// or a --check threshold (NAME=VALUE: lag, backlog, conflicts, failed, errors) is exceeded.
+int cmd_status(const config::Config& config, bool json, const std::vector<std::string>& checks);
 
 }  // namespace mdsync::cli
