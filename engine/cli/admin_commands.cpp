@@ -4,8 +4,10 @@
 #include <pqxx/pqxx>
 #include <stdexcept>
 
+#include "control_session.hpp"
 #include "mdsync/rules/rules_reader.hpp"
 #include "mdsync/store/control_schema.hpp"
+#include "mdsync/store/database_errors.hpp"
 #include "mdsync/store/db_connection.hpp"
 #include "mdsync/store/initial_sync.hpp"
 #include "mdsync/store/ruleset_store.hpp"
@@ -22,14 +24,15 @@ core::Ruleset checked_folder(const config::Config& config, rules::RuleTexts* tex
   return rs;
 }
 
-store::PgConnection control(const config::Config& config) {
-  return store::connect(config.control_dsn, store::Role::kControl, "control store");
+// Commands other than init need the control schema: open_control says to run init.
+store::PgConnection control(const config::Config& config, bool need_schema = true) {
+  return open_control(config, need_schema).conn;
 }
 
 }  // namespace
 
 int cmd_init(const config::Config& config) {
-  auto conn = control(config);
+  auto conn = control(config, false);
   const auto applied = store::migrate_control(*conn);
   if (applied.empty())
     std::cout << "control store: schema up to date (version "
@@ -44,12 +47,19 @@ int cmd_init(const config::Config& config) {
       store::SideStore(config, side).check_mappings();
     } catch (const store::MappingError& e) {
       mismatches += (mismatches.empty() ? "" : "\n") + std::string(e.what());
+    } catch (const std::exception&) {
+      store::rethrow_for_steward("side " + side.name, "");
     }
   }
   if (!mismatches.empty()) throw store::MappingError(mismatches);
   for (const config::SideConfig& side : config.sides) {
     store::SideStore store(config, side);
-    const auto changes = store.install_capture();
+    std::vector<std::string> changes;
+    try {
+      changes = store.install_capture();
+    } catch (const std::exception&) {
+      store::rethrow_for_steward("side " + side.name, "");
+    }
     if (changes.empty()) std::cout << "side " << side.name << ": capture already installed\n";
     for (const auto& c : changes) std::cout << "side " << side.name << ": " << c << "\n";
   }
@@ -90,17 +100,15 @@ int cmd_rules_apply(const config::Config& config) {
 int cmd_rules_show(const config::Config& config, const std::optional<std::string>& entity) {
   auto conn = control(config);
   const core::Ruleset rs = store::load_ruleset(*conn, config);
+  if (entity && !rs.entities.count(*entity)) {
+    std::string names;
+    for (const auto& [name, rules] : rs.entities) names += (names.empty() ? "" : ", ") + name;
+    throw UsageError("'" + *entity + "' is not an entity of the ruleset (entities: " + names + ")",
+                     "rules show");
+  }
   std::cout << "ruleset v" << rs.version << "\n";
-  bool found = false;
-  for (const auto& [name, rules] : rs.entities) {
-    if (entity && *entity != name) continue;
-    found = true;
-    std::cout << "\n" << rules::describe(rules);
-  }
-  if (entity && !found) {
-    std::cerr << "mdsync: '" << *entity << "' is not an entity of the ruleset\n";
-    return 1;
-  }
+  for (const auto& [name, rules] : rs.entities)
+    if (!entity || *entity == name) std::cout << "\n" << rules::describe(rules);
   return 0;
 }
 

@@ -6,9 +6,12 @@
 #include <iostream>
 
 #include "admin_commands.hpp"
+#include "control_session.hpp"
+#include "error_commands.hpp"
 #include "mdsync/log/event_log.hpp"
 #include "mdsync/rules/located_json.hpp"
 #include "mdsync/service/service.hpp"
+#include "mdsync/store/database_errors.hpp"
 #include "mdsync/store/db_connection.hpp"
 #include "steward_commands.hpp"
 
@@ -38,6 +41,10 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level,
                  "debug, info, warn or error (default: info for run, warn otherwise)")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  std::string steward_as;
+  app.add_option("--as", steward_as,
+                 "Your name in the audit trail, next to the database user the control store "
+                 "knows you as (default: $MDSYNC_STEWARD)");
 
   auto* init = app.add_subcommand("init",
                                   "Create or upgrade the control schema, check every side's "
@@ -72,7 +79,11 @@ int main(int argc, char** argv) {
   auto* status =
       app.add_subcommand("status", "Lag, backlog, open conflicts and last error, per side");
   bool status_json = false;
+  std::vector<std::string> status_checks;
   status->add_flag("--json", status_json, "Machine-readable output");
+  status->add_option("--check", status_checks,
+                     "Exit 1 past a threshold: lag=SECONDS, backlog=N, conflicts=N, failed=N, "
+                     "errors=N (failed and errors default to 0)");
 
   auto* conflicts = app.add_subcommand("conflicts", "Review and resolve the conflict queue");
   auto* c_list = conflicts->add_subcommand("list", "List conflicts (open ones by default)");
@@ -124,6 +135,37 @@ int main(int argc, char** argv) {
   c_dismiss->add_option("ID", dismiss.ids, "Conflict ids")->required();
   c_dismiss->add_option("--note", dismiss.note, "A note kept with the resolution");
 
+  auto* errors = app.add_subcommand(
+      "errors", "Changes the engine could not reconcile and write-backs the sides refused");
+  auto* e_list = errors->add_subcommand("list", "List error items (open ones by default)");
+  store::ErrorFilter error_filter;
+  bool e_list_json = false;
+  e_list->add_option("--side", error_filter.side, "Only this side");
+  e_list->add_option("--entity", error_filter.entity, "Only this entity");
+  e_list->add_option("--status", error_filter.status, "open (default), retried, discarded or all")
+      ->check(CLI::IsMember({"open", "retried", "discarded", "all"}));
+  e_list->add_flag("--json", e_list_json, "Machine-readable output");
+  auto* e_show = errors->add_subcommand("show", "Show one error item");
+  std::string e_show_id;
+  bool e_show_json = false;
+  e_show
+      ->add_option("ID", e_show_id, "c12 (a change kept as an error) or w34 (a failed write-back)")
+      ->required();
+  e_show->add_flag("--json", e_show_json, "Machine-readable output");
+  auto* e_retry = errors->add_subcommand(
+      "retry",
+      "Retry items, all or none: a change is re-captured from its row as it is now; a "
+      "write-back is planned again");
+  cli::ErrorsRequest error_retry;
+  e_retry->add_option("ID", error_retry.ids, "Item ids (c12, w34)")->required();
+  e_retry->add_option("--note", error_retry.note, "A note kept in the audit trail");
+  auto* e_discard =
+      errors->add_subcommand("discard", "Close items without doing anything, all or none");
+  cli::ErrorsRequest error_discard;
+  error_discard.discard = true;
+  e_discard->add_option("ID", error_discard.ids, "Item ids (c12, w34)")->required();
+  e_discard->add_option("--note", error_discard.note, "A note kept in the audit trail");
+
   auto* records = app.add_subcommand("records", "Look at golden records");
   auto* r_show = records->add_subcommand(
       "show", "Show a golden record, its links to every side and its conflicts");
@@ -160,12 +202,13 @@ int main(int argc, char** argv) {
   // A command group without its command is a usage error with the choices named.
   if (app.get_subcommands().empty()) {
     std::cerr << "mdsync: a command is required: init, rules, sync, run, status, conflicts, "
-                 "records or audit (see 'mdsync --help')\n";
+                 "errors, records or audit (see 'mdsync --help')\n";
     return kUsage;
   }
   for (const auto& [group, choices] :
        {std::pair{rules, "check, apply, show or diff"},
-        std::pair{conflicts, "list, show, resolve or dismiss"}, std::pair{records, "show"}}) {
+        std::pair{conflicts, "list, show, resolve or dismiss"},
+        std::pair{errors, "list, show, retry or discard"}, std::pair{records, "show"}}) {
     if (*group && group->get_subcommands().empty()) {
       std::cerr << "mdsync: " << group->get_name() << " needs a command: " << choices
                 << " (see 'mdsync " << group->get_name() << " --help')\n";
@@ -203,6 +246,12 @@ int main(int argc, char** argv) {
 
   log::init(log::level_from_string(log_level.empty() ? (*run ? "info" : "warn") : log_level));
   if (config_path.empty()) config_path = default_config_path();
+  if (steward_as.empty())
+    if (const char* env = std::getenv("MDSYNC_STEWARD"); env && *env) steward_as = env;
+  cli::set_display_name(steward_as);
+  // Which database a PostgreSQL error that reaches main() came from: the control store, but
+  // for `sync`, whose side errors are not told apart from the control store's.
+  std::string database = "control store";
   try {
     const config::Config config = config::load_config(config_path);
     if (*init) return cli::cmd_init(config);
@@ -212,13 +261,20 @@ int main(int argc, char** argv) {
     if (*rules_diff) return cli::cmd_rules_diff(config);
     if (*run) {
       store::set_application_name(store::kServiceApplicationName);
+      cli::open_control(config);  // says to run `init` when the schema is missing
       return service::run(config, run_options);
     }
     if (*sync) {
       store::set_application_name("mdsync sync");
+      cli::open_control(config);
+      database = "a database (the control store or a side)";
       return cli::cmd_sync_initial(config, sync_dry_run, run_options.seed);
     }
-    if (*status) return cli::cmd_status(config, status_json);
+    if (*status) return cli::cmd_status(config, status_json, status_checks);
+    if (*e_list) return cli::cmd_errors_list(config, error_filter, e_list_json);
+    if (*e_show) return cli::cmd_errors_show(config, e_show_id, e_show_json);
+    if (*e_retry) return cli::cmd_errors_handle(config, error_retry);
+    if (*e_discard) return cli::cmd_errors_handle(config, error_discard);
     if (*c_list) return cli::cmd_conflicts_list(config, filter, list_json);
     if (*c_show) return cli::cmd_conflicts_show(config, show_id, show_json);
     if (*c_resolve) return cli::cmd_conflicts_resolve(config, resolve);
@@ -226,11 +282,19 @@ int main(int argc, char** argv) {
     if (*r_show) return cli::cmd_records_show(config, rec_entity, rec_id, rec_history, rec_json);
     if (*audit_verify) return cli::cmd_audit_verify(config, audit_json || verify_json);
     if (*audit) return cli::cmd_audit(config, audit_filter, audit_json);
+  } catch (const cli::UsageError& e) {
+    std::cerr << "mdsync: " << e.what() << "\n";
+    return kUsage;
   } catch (const rules::CheckError& e) {
     for (const auto& d : e.diagnostics()) std::cerr << d.to_string() << "\n";
     return 1;
+  } catch (const store::StewardRefusals& e) {
+    for (const std::string& p : e.problems()) std::cerr << "mdsync: " << p << "\n";
+    std::cerr << "mdsync: nothing was changed\n";
+    return 1;
   } catch (const std::exception& e) {
-    std::cerr << "mdsync: " << e.what() << "\n";
+    // The one place a PostgreSQL error becomes a steward's message (database, object, fix).
+    std::cerr << "mdsync: " << store::steward_message(e, database, cli::control_role()) << "\n";
     return 1;
   }
   std::cerr << "mdsync: nothing to do (see 'mdsync --help')\n";

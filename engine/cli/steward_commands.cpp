@@ -5,6 +5,7 @@
 #include <iostream>
 #include <pqxx/pqxx>
 
+#include "control_session.hpp"
 #include "mdsync/rules/located_json.hpp"
 #include "mdsync/store/audit_chain.hpp"
 #include "mdsync/store/db_connection.hpp"
@@ -15,10 +16,6 @@ namespace mdsync::cli {
 using nlohmann::json;
 
 namespace {
-
-store::PgConnection control(const config::Config& config) {
-  return store::connect(config.control_dsn, store::Role::kControl, "control store");
-}
 
 std::string shown(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -35,21 +32,25 @@ std::string values_line(const json& values) {
   return s;
 }
 
-std::string steward_name() {
-  for (const char* var : {"MDSYNC_STEWARD", "USER", "LOGNAME"})
-    if (const char* v = std::getenv(var); v && *v) return v;
-  return "steward";
-}
-
 // Reads --value: a JSON object {field: value} or, for a one-field unit, a bare value.
-// Numbers keep their text (money never becomes a double).
+// Numbers keep their text (money never becomes a double). Malformed JSON is a usage error.
 core::FieldValues parse_value(const std::string& text) {
-  const rules::JsonNode node = rules::parse_located_json(text, "--value");
-  auto scalar = [](const rules::JsonNode& n) -> core::Value {
+  constexpr const char* kCommand = "conflicts resolve";
+  rules::JsonNode node;
+  try {
+    node = rules::parse_located_json(text, "--value");
+  } catch (const rules::CheckError& e) {
+    const std::string why =
+        e.diagnostics().empty() ? std::string(e.what()) : e.diagnostics().front().to_string();
+    throw UsageError("--value is not valid JSON: " + why.substr(0, why.find('\n')) +
+                         " (a string needs its quotes: '\"smb\"')",
+                     kCommand);
+  }
+  auto scalar = [&](const rules::JsonNode& n) -> core::Value {
     if (n.is_null()) return std::nullopt;
     if (n.is_object() || n.is_array())
-      throw store::StewardError(
-          "--value: a field's value must be a string, number, boolean or null");
+      throw UsageError("--value: a field's value must be a string, number, boolean or null",
+                       kCommand);
     return n.text;
   };
   core::FieldValues out;
@@ -65,8 +66,10 @@ core::FieldValues parse_value(const std::string& text) {
 
 int cmd_conflicts_list(const config::Config& config, const store::ConflictFilter& filter,
                        bool as_json) {
-  auto conn = control(config);
-  const json list = store::list_conflicts(*conn, filter);
+  if (filter.entity) check_entity(config, *filter.entity, "conflicts list");
+  ControlSession session = open_control(config);
+  if (filter.field) check_field(config, session, filter.entity, *filter.field, "conflicts list");
+  const json list = store::list_conflicts(*session.conn, filter);
   if (as_json) {
     std::cout << list.dump(2) << "\n";
     return 0;
@@ -93,8 +96,8 @@ int cmd_conflicts_list(const config::Config& config, const store::ConflictFilter
 }
 
 int cmd_conflicts_show(const config::Config& config, std::int64_t id, bool as_json) {
-  auto conn = control(config);
-  const json c = store::show_conflict(*conn, id);
+  ControlSession session = open_control(config);
+  const json c = store::show_conflict(*session.conn, id);
   if (as_json) {
     std::cout << c.dump(2) << "\n";
     return 0;
@@ -122,13 +125,31 @@ int cmd_conflicts_show(const config::Config& config, std::int64_t id, bool as_js
 }
 
 int cmd_conflicts_resolve(const config::Config& config, const ResolveRequest& req) {
-  auto conn = control(config);
+  const std::string command = req.dismiss ? "conflicts dismiss" : "conflicts resolve";
+  // Usage first: nothing is read or changed for a request that names what does not exist.
+  core::Resolution r;
+  r.note = req.note.value_or("");
+  if (req.dismiss) {
+    r.kind = core::Resolution::Kind::kDismiss;
+  } else if (req.take_side) {
+    check_side(config, *req.take_side, command);
+    r.kind = core::Resolution::Kind::kTakeSide;
+    r.side = *req.take_side;
+  } else if (req.value_json) {
+    r.kind = core::Resolution::Kind::kValue;
+    r.values = parse_value(*req.value_json);
+  }
+  if (req.entity) check_entity(config, *req.entity, command);
+  ControlSession session = open_control(config);
+  if (req.field) check_field(config, session, req.entity, *req.field, command);
+  auto& conn = session.conn;
+  r.steward = steward_identity(session);
   if (req.link || req.create) {
     store::DuplicateResolution d;
     d.kind = req.link ? store::DuplicateResolution::Kind::kLink
                       : store::DuplicateResolution::Kind::kCreate;
     d.target = req.link.value_or("");
-    d.steward = steward_name();
+    d.steward = r.steward;
     d.note = req.note.value_or("");
     try {
       std::cout << store::resolve_duplicate(*conn, config, req.ids.front(), d);
@@ -150,34 +171,18 @@ int cmd_conflicts_resolve(const config::Config& config, const ResolveRequest& re
       return 0;
     }
   }
-  core::Resolution r;
-  r.steward = steward_name();
-  r.note = req.note.value_or("");
-  if (req.dismiss) {
-    r.kind = core::Resolution::Kind::kDismiss;
-  } else if (req.take_side) {
-    r.kind = core::Resolution::Kind::kTakeSide;
-    r.side = *req.take_side;
-  } else {
-    r.kind = core::Resolution::Kind::kValue;
-    r.values = parse_value(*req.value_json);
-  }
-  int failures = 0;
-  for (std::int64_t id : ids) {
-    try {
-      std::cout << store::resolve_conflict(*conn, config, id, r);
-    } catch (const store::StewardError& e) {
-      std::cerr << "mdsync: conflict " << id << ": " << e.what() << "\n";
-      ++failures;
-    }
-  }
-  return failures == 0 ? 0 : 1;
+  // All or nothing: any id refused throws store::StewardRefusals, which main() reports.
+  std::cout << store::resolve_conflicts(*conn, config, ids, r);
+  return 0;
 }
 
 int cmd_records_show(const config::Config& config, const std::string& entity, const std::string& id,
                      bool history, bool as_json) {
-  auto conn = control(config);
-  const json r = store::show_record(*conn, config, entity, id, history);
+  check_entity(config, entity, "records show");
+  if (const auto colon = id.find(':'); colon != std::string::npos)
+    check_side(config, id.substr(0, colon), "records show");
+  ControlSession session = open_control(config);
+  const json r = store::show_record(*session.conn, config, entity, id, history);
   if (as_json) {
     std::cout << r.dump(2) << "\n";
     return 0;
@@ -211,8 +216,10 @@ int cmd_records_show(const config::Config& config, const std::string& entity, co
 }
 
 int cmd_audit(const config::Config& config, const store::AuditFilter& filter, bool as_json) {
-  auto conn = control(config);
-  const json rows = store::audit_log(*conn, filter);
+  if (filter.entity) check_entity(config, *filter.entity, "audit");
+  if (filter.since) check_time(*filter.since, "--since", "audit");
+  ControlSession session = open_control(config);
+  const json rows = store::audit_log(*session.conn, filter);
   if (as_json) {
     std::cout << rows.dump(2) << "\n";
     return 0;
@@ -228,8 +235,8 @@ int cmd_audit(const config::Config& config, const store::AuditFilter& filter, bo
 }
 
 int cmd_audit_verify(const config::Config& config, bool as_json) {
-  auto conn = control(config);
-  const store::AuditChainReport report = store::verify_audit_chain(*conn);
+  ControlSession session = open_control(config);
+  const store::AuditChainReport report = store::verify_audit_chain(*session.conn);
   if (as_json) {
     std::cout << report.to_json().dump(2) << "\n";
   } else {
@@ -250,41 +257,156 @@ int cmd_audit_verify(const config::Config& config, bool as_json) {
   return 1;
 }
 
-int cmd_status(const config::Config& config, bool as_json) {
-  auto conn = control(config);
-  const json s = store::status_report(*conn, config);
-  if (as_json) {
-    std::cout << s.dump(2) << "\n";
-    return 0;
+namespace {
+
+// --check NAME=VALUE: the thresholds `status` holds the system to (errors and failed default to
+// 0; the others apply only when given).
+struct StatusChecks {
+  std::optional<std::int64_t> lag, backlog, conflicts;
+  std::int64_t failed = 0, errors = 0, stuck = 0;
+};
+
+StatusChecks parse_checks(const std::vector<std::string>& given) {
+  StatusChecks c;
+  for (const std::string& g : given) {
+    const auto eq = g.find('=');
+    const std::string name = g.substr(0, eq);
+    const std::string value = eq == std::string::npos ? "" : g.substr(eq + 1);
+    if (value.empty() || value.size() > 15 ||
+        value.find_first_not_of("0123456789") != std::string::npos)
+      throw UsageError("--check " + g + ": give NAME=N with N a whole number >= 0 (lag=300)",
+                       "status");
+    const std::int64_t n = std::stoll(value);
+    if (name == "lag")
+      c.lag = n;
+    else if (name == "backlog")
+      c.backlog = n;
+    else if (name == "conflicts")
+      c.conflicts = n;
+    else if (name == "failed")
+      c.failed = n;
+    else if (name == "errors")
+      c.errors = n;
+    else if (name == "stuck")
+      c.stuck = n;
+    else
+      throw UsageError(
+          "--check: '" + name +
+              "' is not a check (checks: lag, backlog, conflicts, failed, errors, stuck)",
+          "status");
   }
-  std::cout << "ruleset: "
-            << (s["ruleset_version"].is_null() ? std::string("none applied")
-                                               : "v" + shown(s["ruleset_version"]))
-            << "\n";
+  return c;
+}
+
+// What makes `status` exit 1, one entry per problem.
+json status_problems(const json& s, const StatusChecks& checks) {
+  json problems = json::array();
+  auto add = [&](const std::string& check, const json& side, std::int64_t value,
+                 std::optional<std::int64_t> limit, const std::string& message) {
+    problems.push_back({{"check", check},
+                        {"side", side},
+                        {"value", value},
+                        {"limit", limit ? json(*limit) : json(nullptr)},
+                        {"message", message}});
+  };
   for (auto it = s["sides"].begin(); it != s["sides"].end(); ++it) {
+    const std::string side = it.key();
     const json& v = it.value();
-    std::cout << "side " << it.key() << ": "
-              << (v["reachable"].get<bool>() ? "reachable" : "UNREACHABLE") << ", capture backlog "
-              << shown(v["capture_backlog"]) << ", write-backs pending "
-              << v["writeback_pending"].get<std::int64_t>() << " (oldest "
-              << v["writeback_lag_seconds"].get<std::int64_t>() << " s), failed "
-              << v["writeback_failed"].get<std::int64_t>() << ", changes not reconciled "
-              << v["capture_errors"].get<std::int64_t>() << "\n";
-    if (v["writeback_stuck"].get<std::int64_t>() > 0)
-      std::cout << "  " << v["writeback_stuck"].get<std::int64_t>()
-                << " row(s) whose write-backs keep being superseded with no change captured: "
-                   "they back off (see `mdsync records show`, and the outbox note)\n";
-    if (!v["last_error"].is_null())
-      std::cout << "  last error " << shown(v["last_error_at"]) << ": "
-                << v["last_error"].get<std::string>()
-                << (v["consecutive_failures"].get<int>() > 0
-                        ? " (" + std::to_string(v["consecutive_failures"].get<int>()) + " in a row)"
-                        : std::string(" (recovered since)"))
-                << "\n";
+    if (!v["reachable"].get<bool>())
+      add("reachable", side, 0, std::nullopt,
+          "side " + side + " is unreachable: " + v.value("reach_error", std::string("unknown")));
+    const auto errors = v["capture_errors"].get<std::int64_t>();
+    if (errors > checks.errors)
+      add("errors", side, errors, checks.errors,
+          "side " + side + ": " + std::to_string(errors) + " change(s) kept as errors (limit " +
+              std::to_string(checks.errors) + "); see `mdsync errors list --side " + side + "`");
+    const auto failed = v["writeback_failed"].get<std::int64_t>();
+    if (failed > checks.failed)
+      add("failed", side, failed, checks.failed,
+          "side " + side + ": " + std::to_string(failed) + " failed write-back(s) (limit " +
+              std::to_string(checks.failed) + "); see `mdsync errors list --side " + side + "`");
+    const auto lag = v["writeback_lag_seconds"].get<std::int64_t>();
+    if (checks.lag && lag > *checks.lag)
+      add("lag", side, lag, checks.lag,
+          "side " + side + ": the oldest pending write-back waits " + std::to_string(lag) +
+              " s (limit " + std::to_string(*checks.lag) + ")");
+    if (checks.backlog && v["capture_backlog"].is_number() &&
+        v["capture_backlog"].get<std::int64_t>() > *checks.backlog)
+      add("backlog", side, v["capture_backlog"].get<std::int64_t>(), checks.backlog,
+          "side " + side + ": " + shown(v["capture_backlog"]) + " captured changes wait (limit " +
+              std::to_string(*checks.backlog) + ")");
+    const auto stuck = v["writeback_stuck"].get<std::int64_t>();
+    if (stuck > checks.stuck)
+      add("stuck", side, stuck, checks.stuck,
+          "side " + side + ": " + std::to_string(stuck) +
+              " row(s) whose write-backs keep being superseded with no change captured (limit " +
+              std::to_string(checks.stuck) + "); they back off, see the outbox note");
   }
-  std::cout << "open conflicts: "
-            << (s["open_conflicts"].empty() ? "none" : shown(s["open_conflicts"])) << "\n";
-  return 0;
+  if (checks.conflicts) {
+    std::int64_t open = 0;
+    for (const auto& [entity, kinds] : s["open_conflicts"].items()) {
+      (void)entity;
+      for (const auto& [kind, n] : kinds.items()) {
+        (void)kind;
+        open += n.get<std::int64_t>();
+      }
+    }
+    if (open > *checks.conflicts)
+      add("conflicts", nullptr, open, checks.conflicts,
+          std::to_string(open) + " open conflict(s) (limit " + std::to_string(*checks.conflicts) +
+              "); see `mdsync conflicts list`");
+  }
+  return problems;
+}
+
+}  // namespace
+
+int cmd_status(const config::Config& config, bool as_json, const std::vector<std::string>& checks) {
+  const StatusChecks limits = parse_checks(checks);
+  ControlSession session = open_control(config);
+  json s = store::status_report(*session.conn, config);
+  const json problems = status_problems(s, limits);
+  if (as_json) {
+    s["problems"] = problems;
+    std::cout << s.dump(2) << "\n";
+  } else {
+    std::cout << "ruleset: "
+              << (s["ruleset_version"].is_null() ? std::string("none applied")
+                                                 : "v" + shown(s["ruleset_version"]))
+              << "\n";
+    for (auto it = s["sides"].begin(); it != s["sides"].end(); ++it) {
+      const json& v = it.value();
+      std::cout << "side " << it.key() << ": "
+                << (v["reachable"].get<bool>() ? "reachable" : "UNREACHABLE")
+                << ", capture backlog " << shown(v["capture_backlog"]) << ", write-backs pending "
+                << v["writeback_pending"].get<std::int64_t>() << " (oldest "
+                << v["writeback_lag_seconds"].get<std::int64_t>() << " s), failed "
+                << v["writeback_failed"].get<std::int64_t>() << ", changes kept as errors "
+                << v["capture_errors"].get<std::int64_t>() << "\n";
+      if (v["writeback_stuck"].get<std::int64_t>() > 0)
+        std::cout << "  " << v["writeback_stuck"].get<std::int64_t>()
+                  << " row(s) whose write-backs keep being superseded with no change captured:"
+                     " they back off (the outbox note says why)\n";
+      if (v["contention_retries"].get<std::int64_t>() > 0)
+        std::cout << "  write-backs retried after deadlocks with other transactions: "
+                  << v["contention_retries"].get<std::int64_t>() << "\n";
+      if (!v["last_error"].is_null())
+        std::cout << "  error since " << shown(v["last_error_at"]) << ": "
+                  << v["last_error"].get<std::string>() << " ("
+                  << v["consecutive_failures"].get<int>() << " in a row)\n";
+      int shown_events = 0;
+      for (const json& e : v["recent_errors"]) {
+        if (++shown_events > 3) break;
+        std::cout << "  " << (shown_events == 1 ? "history: " : "         ")
+                  << e["at"].get<std::string>() << " " << e["event"].get<std::string>() << ": "
+                  << e["message"].get<std::string>() << "\n";
+      }
+    }
+    std::cout << "open conflicts: "
+              << (s["open_conflicts"].empty() ? "none" : shown(s["open_conflicts"])) << "\n";
+  }
+  for (const json& p : problems) std::cerr << "mdsync: " << p["message"].get<std::string>() << "\n";
+  return problems.empty() ? 0 : 1;
 }
 
 }  // namespace mdsync::cli

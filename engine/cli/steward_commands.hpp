@@ -1,6 +1,7 @@
 // Steward commands of the mdsync CLI: the conflict queue (list, show, resolve, dismiss),
-// records, the audit trail and status. JSON output is the store's documents as they are;
-// text output renders them for a terminal, with values JSON-quoted so no byte hides.
+// records, the audit trail and status (with its health checks and exit code). JSON output is the
+// store's documents as they are; text output renders them for a terminal, with values JSON-quoted
+// so no byte hides.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +39,8 @@ int cmd_records_show(const config::Config& config, const std::string& entity, co
 int cmd_audit(const config::Config& config, const store::AuditFilter& filter, bool json);
 // Exit 0 when the audit chain is intact, 1 when it is broken (stderr names the first row).
 int cmd_audit_verify(const config::Config& config, bool json);
-int cmd_status(const config::Config& config, bool json);
+// Exit 1 (problems on stderr, one line each) when a side is unreachable, error items are open,
+// or a --check threshold (NAME=VALUE: lag, backlog, conflicts, failed, errors) is exceeded.
+int cmd_status(const config::Config& config, bool json, const std::vector<std::string>& checks);
 
 }  // namespace mdsync::cli

@@ -103,7 +103,8 @@ TEST_F(AuditTest, NormalWorkloadLeavesAnIntactChainWhoseHeadIsTheLastRow) {
   s_.mdsync_ok(
       {"conflicts", "resolve", std::to_string(open[0]["id"].get<std::int64_t>()), "--take", "crm"});
   s_.mdsync_ok({"run", "--once"});
-  ASSERT_EQ(s_.control("SELECT count(*) FROM mdsync.audit WHERE source = 'steward:e2e'"), "1");
+  ASSERT_EQ(s_.control("SELECT count(*) FROM mdsync.audit WHERE source = " + steward_source_sql()),
+            "1");
 
   const Verified v = verify(s_);
   EXPECT_EQ(v.exit_code, 0) << v.err;

@@ -219,8 +219,13 @@ TEST_F(BackoffTest, AWriteSupersededWithoutAnyCapturedChangeBacksOffAndShowsInSt
                        "captured on crm%' FROM mdsync.outbox WHERE side = 'crm'"
                        " AND status = 'superseded' ORDER BY id DESC LIMIT 1"),
             "t");
-  const json status = json::parse(run_ok(s_, {"status", "--json"}));
+  // `status` says so, and exits 1 (a row that keeps backing off is a problem to look at).
+  const RunResult st = run(s_, {"status", "--json"});
+  EXPECT_EQ(st.exit_code, 1) << st.err;
+  const json status = json::parse(st.out);
   EXPECT_EQ(status["sides"]["crm"]["writeback_stuck"], 1) << status.dump(2);
+  ASSERT_EQ(status["problems"].size(), 1u) << status.dump(2);
+  EXPECT_EQ(status["problems"][0]["check"], "stuck") << status.dump(2);
 
   // A change of the field, captured and reconciled (a CRM user's write of the ERP's credit
   // limit, reverted), tells the engine what the CRM holds: the streak clears, the write lands.

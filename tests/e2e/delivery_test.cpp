@@ -561,7 +561,9 @@ TEST(BatchedWriteBackTest, RowTheSideRefusesFailsAloneAndTheRestOfTheBatchApplie
   s.erp_exec("UPDATE erp.customers SET credit_lim = credit_lim + 100");
   s.erp_exec("UPDATE erp.customers SET credit_lim = 2000000 WHERE cust_name = 'Refuse 7'");
   const RunResult r = run(s, {"run", "--once"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // The refused write-back is an open error item: the drain says so and exits 1.
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("mdsync: run --once: 1 write-back failed"), std::string::npos) << r.err;
   EXPECT_EQ(s.control("SELECT count(*) FROM mdsync.outbox WHERE side = 'crm' AND status = 'failed'"
                       " AND last_error LIKE '%small_credit%'"),
             "1");
@@ -817,7 +819,8 @@ TEST(BadRowsTest, BadChangesAreIsolatedAndGoodOnesProceed) {
       " ('customer', 'U', '', '{\"name\": \"Empty key\"}'),"
       " ('vendor', 'U', '7', '{\"name\": \"Not an entity\"}')");
   const RunResult r = run(s, {"run", "--once"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("3 changes kept as errors"), std::string::npos) << r.err;
 
   // Good changes went through.
   EXPECT_EQ(s.erp("SELECT count(*) FROM erp.customers WHERE cust_name = 'Good Crm'"
@@ -867,7 +870,9 @@ TEST(BadRowsTest, BadChangesAreIsolatedAndGoodOnesProceed) {
   EXPECT_NE(errors[2].find("erp vendor 7 Not an entity: "), std::string::npos) << errors[2];
   EXPECT_NE(errors[2].find("entity 'vendor' is not in the config"), std::string::npos) << errors[2];
   EXPECT_EQ(events(r.err, "change_not_reconciled").size(), 3u) << r.err.substr(0, 4000);
-  const json status = json::parse(run_ok(s, {"status", "--json"}));
+  const RunResult st = run(s, {"status", "--json"});
+  EXPECT_EQ(st.exit_code, 1) << st.err;
+  const json status = json::parse(st.out);
   EXPECT_EQ(status["sides"]["erp"]["capture_errors"], 3) << status.dump(2);
   // Nothing is stuck: the capture tables are empty and a second run has nothing to do.
   EXPECT_EQ(s.erp("SELECT count(*) FROM mdsync.capture"), "0");
@@ -901,7 +906,7 @@ TEST(BadRowsTest, ChangeTheControlStoreRefusesIsKeptAndTheBatchProceeds) {
   s.erp_exec("UPDATE erp.customers SET cust_name = 'Poison' WHERE account_num = 2");
   s.erp_exec("UPDATE erp.customers SET credit_lim = 33 WHERE account_num = 3");
   const RunResult r = run(s, {"run", "--once"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.exit_code, 1) << r.err;  // a change kept as an error
   EXPECT_EQ(s.control("SELECT count(*) FROM mdsync.capture_error WHERE row_key = '2'"
                       " AND error LIKE '%refused by the test%'"),
             "1")

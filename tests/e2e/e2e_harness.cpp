@@ -47,6 +47,16 @@ std::string shell_quote(const std::string& s) {
 
 }  // namespace
 
+std::string steward_source() {
+  return "steward:" + env_or_fail("MDSYNC_TEST_PGUSER") + " as e2e";
+}
+
+std::string steward_source_sql() {
+  std::string q = "'";
+  for (char c : steward_source()) q += c == '\'' ? std::string("''") : std::string(1, c);
+  return q + "'";
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream s;

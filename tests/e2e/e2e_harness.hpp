@@ -72,6 +72,12 @@ class Scenario {
   std::string dir_;
 };
 
+// The audit source of a steward action by this harness's mdsync runs: the control store's
+// session user (the test cluster's role) as the display name MDSYNC_STEWARD=e2e gives.
+std::string steward_source();
+// The same as an SQL string literal.
+std::string steward_source_sql();
+
 std::string read_file(const std::string& path);
 // Waits for `pid` up to `seconds`; returns its exit code, or -1 if it is still running.
 int wait_exit(int pid, int seconds);

@@ -305,10 +305,11 @@ TEST_F(MatchTest, AmbiguousExactMatchIsAPossibleDuplicateThenLinkedBySteward) {
   EXPECT_EQ(s_.control("SELECT status || ' ' || golden_id || ' ' || resolved_by"
                        " FROM mdsync.conflict WHERE id = " +
                        cid),
-            "resolved " + one + " steward:e2e");
+            "resolved " + one + " " + steward_source());
   EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.audit WHERE unit = '*record*'"
-                       " AND decision = 'resolve' AND source = 'steward:e2e' AND golden_id = " +
-                       one + " AND reason LIKE '%linked crm row%same customer number%'"),
+                       " AND decision = 'resolve' AND source = " +
+                       steward_source_sql() + " AND golden_id = " + one +
+                       " AND reason LIKE '%linked crm row%same customer number%'"),
             "1");
   s_.mdsync_ok({"run", "--once"});
   // The ERP's name wins; the country held by the conflict arrives; Alpha Two reaches the CRM.
@@ -356,7 +357,7 @@ TEST_F(MatchTest, FuzzyOnlyMatchIsAPossibleDuplicateThenCreatedBySteward) {
   EXPECT_EQ(open_conflicts(), "");
   EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.audit WHERE decision = 'resolve'"
                        " AND golden_id = " +
-                       created + " AND reason LIKE 'e2e created record%'"),
+                       created + " AND reason LIKE '% as e2e created record%'"),
             "1");
 
   // --link and --create resolve possible duplicates only.
@@ -486,7 +487,7 @@ TEST_F(MatchTest, UnauthorizedCreateIsCreatedOrLinkedByTheSteward) {
   EXPECT_EQ(s_.control("SELECT status FROM mdsync.conflict WHERE id = " + globex), "resolved");
   // Every unit is created under the steward's name; customer_no is the ERP's, so it takes
   // its rule's default.
-  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.audit WHERE source = 'steward:e2e'"
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.audit WHERE source = " + steward_source_sql() +
                        " AND decision = 'create'"),
             "4");
   EXPECT_EQ(s_.control("SELECT string_agg(kind || ' ' || unit || ' ' || row_key, ', ' ORDER BY id)"

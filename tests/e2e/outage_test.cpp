@@ -102,8 +102,10 @@ TEST(OutageTest, CrmDownWhileErpKeepsChangingThenEverythingConverges) {
     down.push_back(e);
   }
   expect_growing_retries(down, 4, svc.log());
+  // An unreachable side makes status fail, naming the side on stderr.
   const RunResult st = run(s, {"status", "--json"});
-  ASSERT_EQ(st.exit_code, 0) << st.err;
+  ASSERT_EQ(st.exit_code, 1) << st.err;
+  EXPECT_NE(st.err.find("side crm is unreachable"), std::string::npos) << st.err;
   const json status = json::parse(st.out);
   EXPECT_EQ(status["sides"]["crm"]["reachable"], false) << status.dump(2);
   EXPECT_TRUE(status["sides"]["crm"]["last_error"].is_string()) << status.dump(2);
@@ -133,6 +135,14 @@ TEST(OutageTest, CrmDownWhileErpKeepsChangingThenEverythingConverges) {
   const json after = json::parse(run_ok(s, {"status", "--json"}));
   EXPECT_EQ(after["sides"]["crm"]["reachable"], true) << after.dump(2);
   EXPECT_EQ(after["sides"]["crm"]["consecutive_failures"], 0) << after.dump(2);
+  // The error is history once the side is back: not the current error, but kept.
+  EXPECT_TRUE(after["sides"]["crm"]["last_error"].is_null()) << after.dump(2);
+  const json& history = after["sides"]["crm"]["recent_errors"];
+  ASSERT_GE(history.size(), 2u) << after.dump(2);
+  EXPECT_EQ(history[0]["event"], "recovered") << after.dump(2);
+  EXPECT_EQ(history[1]["event"], "error") << after.dump(2);
+  EXPECT_FALSE(history[1]["message"].get<std::string>().empty()) << after.dump(2);
+  EXPECT_TRUE(after["problems"].empty()) << after.dump(2);
   EXPECT_EQ(svc.stop(), 0) << svc.log();
   EXPECT_EQ(lines(exactly_once_problems(d)), "");
   EXPECT_EQ(s.control("SELECT count(*) FROM mdsync.outbox WHERE status = 'failed'"), "0");

@@ -183,7 +183,10 @@ TEST_F(RowMappingTest, ScopeLiteralsAndColumnsCannotInjectSql) {
 TEST_F(RowMappingTest, InsertTheScopeWouldNotSeeIsRefusedWithTheReason) {
   start(R"("scope": {"where": [{"column": "email", "ne": null}]},)", "");
   s_.crm_exec("INSERT INTO \"Workspace\".company (name) VALUES ('Initech')");
-  run();
+  // The refused insert is a failed write-back: the drain exits 1 and names it.
+  const RunResult r = s_.mdsync({"run", "--once"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("1 write-back failed"), std::string::npos) << r.err;
   EXPECT_EQ(erp_count(), "1");
   const std::string error = s_.control("SELECT last_error FROM mdsync.outbox WHERE side = 'erp'");
   EXPECT_NE(error.find("would not be synced"), std::string::npos) << error;

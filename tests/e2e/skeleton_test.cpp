@@ -276,10 +276,11 @@ TEST_F(SkeletonTest, ConcurrentSharedEditIsQueuedThenResolvedBySteward) {
             "enterprise");
   EXPECT_EQ(json::parse(s_.mdsync_ok({"conflicts", "list", "--json"})).size(), 0u);
   EXPECT_EQ(s_.control("SELECT status || ' ' || resolved_by FROM mdsync.conflict WHERE id = " + id),
-            "resolved steward:e2e");
-  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.audit WHERE decision = 'resolve' AND source = "
-                       "'steward:e2e'"),
-            "1");
+            "resolved " + steward_source());
+  EXPECT_EQ(
+      s_.control("SELECT count(*) FROM mdsync.audit WHERE decision = 'resolve' AND source = " +
+                 steward_source_sql()),
+      "1");
   EXPECT_EQ(joined(divergences(s_)), "");
   // Resolving again is refused with a clear message.
   const RunResult again = s_.mdsync({"conflicts", "resolve", id, "--take", "erp"});

@@ -3,7 +3,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cstdio>
 #include <random>
+#include <string>
 
 #include "mdsync/log/event_log.hpp"
 #include "mdsync/store/sync_engine.hpp"
@@ -97,9 +99,28 @@ int run(const config::Config& config, const RunOptions& options) {
                           {"writes_failed", static_cast<std::int64_t>(r.writes_failed)},
                           {"conflicts_opened", static_cast<std::int64_t>(r.conflicts_opened)},
                           {"pending_writebacks", pending}});
-    if (r.side_errors > 0 || pending > 0) {
-      log::error("drain_incomplete", {{"side_errors", static_cast<std::int64_t>(r.side_errors)},
-                                      {"pending_writebacks", pending}});
+    // Write-backs a side refused (not deletes a guard vetoed: a conflict holds those) and
+    // changes kept as errors are open error items (`mdsync errors list`): the drain did not
+    // do all it was asked to.
+    const int refused = r.writes_failed - r.writes_vetoed;
+    if (r.side_errors > 0 || pending > 0 || refused > 0 || r.change_errors > 0) {
+      log::error("drain_incomplete",
+                 {{"side_errors", static_cast<std::int64_t>(r.side_errors)},
+                  {"pending_writebacks", pending},
+                  {"writes_failed", static_cast<std::int64_t>(refused)},
+                  {"change_errors", static_cast<std::int64_t>(r.change_errors)}});
+      std::string summary;
+      auto part = [&](std::int64_t n, const std::string& one, const std::string& many) {
+        if (n > 0)
+          summary +=
+              (summary.empty() ? "" : ", ") + std::to_string(n) + " " + (n == 1 ? one : many);
+      };
+      part(r.side_errors, "side could not be reached", "side errors");
+      part(pending, "write-back still pending", "write-backs still pending");
+      part(refused, "write-back failed", "write-backs failed");
+      part(r.change_errors, "change kept as an error", "changes kept as errors");
+      std::fprintf(stderr, "mdsync: run --once: %s; see `mdsync status` and `mdsync errors list`\n",
+                   summary.c_str());
       return 1;
     }
     return 0;

@@ -1,5 +1,6 @@
 #include "mdsync/store/conflict_queue.hpp"
 
+#include <algorithm>
 #include <pqxx/pqxx>
 
 #include "match_index.hpp"
@@ -9,6 +10,14 @@
 namespace mdsync::store {
 
 using nlohmann::json;
+
+StewardRefusals::StewardRefusals(std::vector<std::string> problems)
+    : StewardError([&] {
+        std::string s;
+        for (const auto& p : problems) s += (s.empty() ? "" : "; ") + p;
+        return s;
+      }()),
+      problems_(std::move(problems)) {}
 
 namespace {
 
@@ -75,10 +84,12 @@ json show_conflict(pqxx::connection_base& conn, std::int64_t id) {
   return j;
 }
 
-std::string resolve_conflict(pqxx::connection_base& conn, const config::Config& config,
-                             std::int64_t id, const core::Resolution& resolution) {
-  const core::Ruleset rs = load_ruleset(conn, config);
-  pqxx::work tx(conn);
+namespace {
+
+// Resolves one open conflict inside the caller's transaction. Every check comes before the
+// first write, so a refused id leaves the transaction as it was.
+std::string resolve_one(pqxx::work& tx, const config::Config& config, const core::Ruleset& rs,
+                        std::int64_t id, const core::Resolution& resolution) {
   const pqxx::result r = tx.exec_params(
       "SELECT entity, golden_id, unit, kind, status, side, row_key FROM mdsync.conflict"
       " WHERE id = $1 FOR UPDATE",
@@ -141,8 +152,31 @@ std::string resolve_conflict(pqxx::connection_base& conn, const config::Config& 
     if (plan_changes_keys(e->match, rec.plan)) index.changed(*e, gid, rec.after);
     index.flush();
   }
-  tx.commit();
   return rec.plan.to_text();
+}
+
+}  // namespace
+
+std::string resolve_conflicts(pqxx::connection_base& conn, const config::Config& config,
+                              const std::vector<std::int64_t>& given,
+                              const core::Resolution& resolution) {
+  std::vector<std::int64_t> ids;
+  for (std::int64_t id : given)
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  const core::Ruleset rs = load_ruleset(conn, config);
+  pqxx::work tx(conn);
+  std::string plans;
+  std::vector<std::string> problems;
+  for (std::int64_t id : ids) {
+    try {
+      plans += resolve_one(tx, config, rs, id, resolution);
+    } catch (const StewardError& e) {
+      problems.push_back("conflict " + std::to_string(id) + ": " + e.what());
+    }
+  }
+  if (!problems.empty()) throw StewardRefusals(std::move(problems));
+  tx.commit();
+  return plans;
 }
 
 }  // namespace mdsync::store

@@ -18,6 +18,20 @@ int control_schema_version(pqxx::connection_base& conn) {
   return tx.exec1("SELECT coalesce(max(version), 0) FROM mdsync.schema_migrations")[0].as<int>();
 }
 
+void require_control_schema(pqxx::connection_base& conn) {
+  pqxx::read_transaction tx(conn);
+  const pqxx::row r = tx.exec1("SELECT to_regclass('mdsync.schema_migrations') IS NOT NULL");
+  if (!r[0].as<bool>())
+    throw SchemaMissing("the control store is not initialized: run `mdsync init`");
+  std::set<int> recorded;
+  for (const auto& row : tx.exec("SELECT version FROM mdsync.schema_migrations"))
+    recorded.insert(row[0].as<int>());
+  for (const Migration& m : control_migrations())
+    if (!recorded.count(m.version))
+      throw SchemaMissing(std::string("the control store's schema lacks migration ") + m.name +
+                          " of this mdsync: run `mdsync init` to upgrade it");
+}
+
 std::vector<std::string> migrate_control(pqxx::connection_base& conn) {
   std::vector<std::string> applied;
   pqxx::work tx(conn);

@@ -274,7 +274,7 @@ void RecordRepository::persist_plan(const std::string& entity, std::optional<std
   }
 }
 
-void RecordRepository::audit_event(const std::string& entity, std::int64_t id,
+void RecordRepository::audit_event(const std::string& entity, std::optional<std::int64_t> id,
                                    const std::string& decision, const std::string& source,
                                    std::int64_t ruleset_version, const std::string& reason) {
   tx_.exec_params(

@@ -143,11 +143,12 @@ json status_report(pqxx::connection_base& conn, const config::Config& config) {
       s["contention_retries"] = st.empty() ? 0 : st[0][5].as<std::int64_t>();
       const auto ob = tx.exec_params(
           "SELECT count(*) FILTER (WHERE status IN ('pending', 'cancelling')),"
-          " count(*) FILTER (WHERE status = 'failed'), coalesce(extract(epoch FROM now() -"
-          " min(created_at) FILTER (WHERE status IN ('pending', 'cancelling'))), 0)::bigint"
-          " FROM mdsync.outbox WHERE side = $1",
+          " count(*) FILTER (WHERE status = 'failed' AND review IS NULL),"
+          " coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE status IN"
+          " ('pending', 'cancelling'))), 0)::bigint FROM mdsync.outbox WHERE side = $1",
           side.name);
       s["writeback_pending"] = ob[0][0].as<std::int64_t>();
+      // Open items only: a failed write-back a steward retried or discarded is history.
       s["writeback_failed"] = ob[0][1].as<std::int64_t>();
       s["writeback_lag_seconds"] = ob[0][2].as<std::int64_t>();
       // Rows whose write-backs keep being superseded with no change captured (they back off).
@@ -157,8 +158,20 @@ json status_report(pqxx::connection_base& conn, const config::Config& config) {
                 side.name)[0]
               .as<std::int64_t>();
       s["capture_errors"] =
-          tx.exec_params1("SELECT count(*) FROM mdsync.capture_error WHERE side = $1", side.name)[0]
+          tx.exec_params1(
+                "SELECT count(*) FROM mdsync.capture_error WHERE side = $1 AND status = 'open'",
+                side.name)[0]
               .as<std::int64_t>();
+      // The side's last episodes of going away and coming back, newest first; last_error
+      // above is only the current one (cleared when the side recovers).
+      s["recent_errors"] = json::array();
+      for (const auto& row : tx.exec_params(
+               std::string("SELECT kind, message, to_char(at AT TIME ZONE 'UTC', ") + kUtc +
+                   ") FROM mdsync.side_event WHERE side = $1 ORDER BY id DESC LIMIT 5",
+               side.name))
+        s["recent_errors"].push_back({{"event", row[0].as<std::string>()},
+                                      {"message", row[1].as<std::string>()},
+                                      {"at", row[2].as<std::string>()}});
       sides[side.name] = s;
     }
     json conflicts = json::object();

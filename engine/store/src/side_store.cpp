@@ -1310,6 +1310,29 @@ std::int64_t SideStore::enqueue_current_rows(const config::EntityConfig& entity)
   return static_cast<std::int64_t>(r.affected_rows());
 }
 
+std::string SideStore::recapture_row(const config::EntityConfig& entity,
+                                     const std::string& row_key) {
+  const config::SideMapping& m = mapping_of(entity, side_.name);
+  pqxx::connection_base& c = conn();
+  pqxx::work tx(c);
+  const ColumnTypes types = column_types(tx, table_name(c, m));
+  const SideTableSql sql(c, entity, m, types);
+  // The same SQL as the trigger and enqueue_current_rows: presence, liveness, the full row.
+  // FOR SHARE: a change of the row in flight commits (and is captured) first.
+  const pqxx::row r = tx.exec_params1(
+      "WITH cur AS (SELECT " + sql.present("t") + " AS p, " + sql.live("t") + " AS l, " +
+          full_row_expr(c, sql, "t") + " AS j FROM " + sql.table() + " t WHERE " +
+          sql.key_equals("t", "$2::text") +
+          " FOR SHARE OF t)"
+          " INSERT INTO mdsync.capture (entity, op, row_key, changed)"
+          " SELECT $1, CASE WHEN cur.p THEN 'U' WHEN cur.l THEN 'L' ELSE 'D' END, $2::text,"
+          "  CASE WHEN cur.p THEN cur.j ELSE '{}'::jsonb END"
+          " FROM (VALUES (1)) one LEFT JOIN cur ON true RETURNING op",
+      entity.name, row_key);
+  tx.commit();
+  return r[0].as<std::string>();
+}
+
 std::vector<CapturedRow> SideStore::read_current_rows(const config::EntityConfig& entity) {
   const config::SideMapping& m = mapping_of(entity, side_.name);
   pqxx::connection_base& c = conn();

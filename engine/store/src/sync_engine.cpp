@@ -29,6 +29,7 @@ PassResult& PassResult::operator+=(const PassResult& o) {
   writes_superseded += o.writes_superseded;
   writes_failed += o.writes_failed;
   writes_cancelled += o.writes_cancelled;
+  writes_vetoed += o.writes_vetoed;
   change_errors += o.change_errors;
   side_errors += o.side_errors;
   created += o.created;
@@ -90,6 +91,7 @@ void SyncEngine::side_failed(SideStore& side, const std::string& what, Clock::ti
   std::uniform_real_distribution<double> jitter(0.8, 1.2);
   const auto delay = std::chrono::milliseconds(static_cast<std::int64_t>(base * jitter(rng_)));
   h.next_attempt = now + delay;
+  const bool new_error = h.failures == 1 || h.last_error != first_line(what);
   h.last_error = first_line(what);
   log::warn("side_unavailable", {{"side", side.name()},
                                  {"error", h.last_error},
@@ -102,6 +104,10 @@ void SyncEngine::side_failed(SideStore& side, const std::string& what, Clock::ti
         " VALUES ($1, $2, now(), $3) ON CONFLICT (side) DO UPDATE SET last_error = $2,"
         " last_error_at = now(), consecutive_failures = $3",
         side.name(), h.last_error, h.failures);
+    // The history status shows after recovery: one event per episode (or changed error).
+    if (new_error)
+      tx.exec_params("INSERT INTO mdsync.side_event (side, kind, message) VALUES ($1, 'error', $2)",
+                     side.name(), h.last_error);
     tx.commit();
   } catch (const std::exception&) {
     control_.reset();  // the control store is down too; the pass reports that
@@ -111,7 +117,27 @@ void SyncEngine::side_failed(SideStore& side, const std::string& what, Clock::ti
 void SyncEngine::side_ok(SideStore& side) {
   SideHealth& h = health_[side.name()];
   if (h.failures > 0) log::info("side_recovered", {{"side", side.name()}});
+  // The side's current error is cleared once it answers again (also one recorded by an
+  // earlier process), and its recovery joins the history; checked once per process and
+  // after each failure, so a healthy side costs nothing here.
+  bool recorded = h.recovery_recorded && h.failures == 0;
+  if (!recorded) {
+    try {
+      pqxx::work tx(control());
+      tx.exec_params(
+          "WITH cleared AS (UPDATE mdsync.side_state SET last_error = NULL, last_error_at = NULL,"
+          " consecutive_failures = 0 WHERE side = $1 AND last_error IS NOT NULL RETURNING side)"
+          " INSERT INTO mdsync.side_event (side, kind, message)"
+          " SELECT side, 'recovered', 'reachable again' FROM cleared",
+          side.name());
+      tx.commit();
+      recorded = true;
+    } catch (const std::exception&) {
+      control_.reset();  // the control store is down; the pass reports that, and this is redone
+    }
+  }
   h = SideHealth{};
+  h.recovery_recorded = recorded;
 }
 
 PassResult SyncEngine::run_pass(Clock::time_point now) {
@@ -254,6 +280,7 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now, const std::stri
     if (only_side != nullptr && side.name() != *only_side) continue;
     try {
       captured[i] = side.read_capture(config_.service.batch_size);
+      side_ok(side);
       any = any || !captured[i].rows.empty();
     } catch (const std::exception& e) {
       side_failed(side, e.what(), now);
@@ -737,6 +764,7 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
                                       {"row_key", res.row_key},
                                       {"reason", res.error}});
           ++result.writes_failed;
+          ++result.writes_vetoed;
           break;
         case WriteResult::Status::kUnwritable:
           // The value is valid where it came from; an invalid_value conflict holds the

@@ -16,7 +16,8 @@ struct RunOptions {
 };
 
 // Returns the process exit code: 0 after a clean stop (or a complete drain with --once),
-// 1 when --once could not drain everything (a side or the control store unreachable).
+// 1 when --once could not drain everything (a side or the control store unreachable) or left
+// error items (write-backs a side refused, changes kept in capture_error).
 int run(const config::Config& config, const RunOptions& options);
 
 }  // namespace mdsync::service

@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -24,6 +25,17 @@ class StewardError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A request about several ids refused as a whole: one problem per id that could not be
+// carried out. Nothing was changed.
+class StewardRefusals : public StewardError {
+ public:
+  explicit StewardRefusals(std::vector<std::string> problems);
+  const std::vector<std::string>& problems() const { return problems_; }
+
+ private:
+  std::vector<std::string> problems_;
+};
+
 struct ConflictFilter {
   std::optional<std::string> entity, field, kind;
   std::string status = "open";  // open | resolved | dismissed | all
@@ -33,8 +45,11 @@ struct ConflictFilter {
 nlohmann::json list_conflicts(pqxx::connection_base& conn, const ConflictFilter& filter);
 nlohmann::json show_conflict(pqxx::connection_base& conn, std::int64_t id);
 
-// Resolves (or dismisses) one open conflict; returns the core's plan as text.
-std::string resolve_conflict(pqxx::connection_base& conn, const config::Config& config,
-                             std::int64_t id, const core::Resolution& resolution);
+// Resolves (or dismisses) open conflicts in one control transaction, all or none: an id that
+// cannot be resolved (unknown, not open, the wrong kind, a bad value) throws StewardRefusals
+// naming every such id, and nothing changes. Returns the core's plans as text.
+std::string resolve_conflicts(pqxx::connection_base& conn, const config::Config& config,
+                              const std::vector<std::int64_t>& ids,
+                              const core::Resolution& resolution);
 
 }  // namespace mdsync::store

@@ -75,10 +75,11 @@ class RecordRepository {
                     const std::string& side, const std::string& row_key, const core::Plan& plan,
                     core::RecordState& after);
 
-  // An audit row for an event that changes no golden value (a row left the side's scope).
-  void audit_event(const std::string& entity, std::int64_t golden_id, const std::string& decision,
-                   const std::string& source, std::int64_t ruleset_version,
-                   const std::string& reason);
+  // An audit row for an event that changes no golden value (a row left the side's scope, a
+  // steward retried an error item). `golden_id` is empty for a row linked to no record.
+  void audit_event(const std::string& entity, std::optional<std::int64_t> golden_id,
+                   const std::string& decision, const std::string& source,
+                   std::int64_t ruleset_version, const std::string& reason);
   // The side whose delete made the record deleted, from the audit trail ("" if unknown).
   std::string deleting_side(std::int64_t golden_id);
 

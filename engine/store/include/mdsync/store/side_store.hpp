@@ -129,6 +129,11 @@ class SideStore {
   // into the side's capture table as a full-row upsert exactly as the trigger captures an
   // insert, so the engine reconciles it like any other change. Returns how many rows.
   std::int64_t enqueue_current_rows(const config::EntityConfig& entity);
+  // `errors retry`: one row as it is now, enqueued the way the trigger captures it: a full-row
+  // upsert ('U') while it takes part, 'L' when it is live but outside the scope, 'D' when it is
+  // soft-deleted or gone. Returns the op enqueued. The engine then reconciles it like any
+  // change, after the row's earlier captures (guarantee 6).
+  std::string recapture_row(const config::EntityConfig& entity, const std::string& row_key);
   // The same rows as capture would deliver them (lookups resolved; seq numbers the rows in key
   // order), read without writing anything: for `sync --initial --dry-run`.
   std::vector<CapturedRow> read_current_rows(const config::EntityConfig& entity);

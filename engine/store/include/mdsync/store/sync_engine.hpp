@@ -32,6 +32,7 @@ struct PassResult {
   int writes_applied = 0;
   int writes_superseded = 0;
   int writes_failed = 0;
+  int writes_vetoed = 0;     // of writes_failed: deletes a guard refused (a conflict holds them)
   int writes_cancelled = 0;  // withdrawn writes the side confirmed it never applied
   int side_errors = 0;       // sides that could not be reached or refused a batch
   int change_errors = 0;     // captured changes kept in capture_error instead of reconciled
@@ -77,6 +78,7 @@ class SyncEngine {
     int failures = 0;
     Clock::time_point next_attempt{};
     std::string last_error;
+    bool recovery_recorded = false;  // side_state checked for a stale error by this process
   };
 
   pqxx::connection_base& control();
