@@ -43,12 +43,14 @@ int main(int argc, char** argv) {
                                   "Create or upgrade the control schema, check every side's "
                                   "mapping, install capture; idempotent");
   cli::InitOptions init_options;
-  init->add_flag("--print-grants", init_options.print_grants,
-                 "Print the SQL a DBA runs (as a superuser, per side) so that init needs no "
-                 "CREATEROLE; connects to nothing");
+  auto* print_grants =
+      init->add_flag("--print-grants", init_options.print_grants,
+                     "Print the SQL a DBA runs (as a superuser, per side) so that init needs no "
+                     "CREATEROLE; connects to nothing");
   init->add_option("--adopt-side", init_options.adopt_side,
                    "Move SIDE, stamped by another control store, to this one (new capture "
-                   "epoch, its write-back idempotency keys cleared)");
+                   "epoch, its write-back idempotency keys cleared)")
+      ->excludes(print_grants);
 
   auto* rules = app.add_subcommand("rules", "Check, apply, show or diff the ownership rules");
   auto* rules_check = rules->add_subcommand(
