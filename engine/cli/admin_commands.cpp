@@ -9,9 +9,12 @@
 #include "mdsync/store/control_schema.hpp"
 #include "mdsync/store/database_errors.hpp"
 #include "mdsync/store/db_connection.hpp"
+#include "mdsync/store/engine_lease.hpp"
+#include "mdsync/store/grants.hpp"
 #include "mdsync/store/initial_sync.hpp"
 #include "mdsync/store/ruleset_store.hpp"
 #include "mdsync/store/side_store.hpp"
+#include "mdsync/store/store_identity.hpp"
 
 namespace mdsync::cli {
 
@@ -31,13 +34,32 @@ store::PgConnection control(const config::Config& config, bool need_schema = tru
 
 }  // namespace
 
-int cmd_init(const config::Config& config) {
+int cmd_init(const config::Config& config, const InitOptions& options) {
+  if (options.print_grants) {
+    std::cout << store::grants_script(config);
+    return 0;
+  }
+  if (options.adopt_side && config.side(*options.adopt_side) == nullptr) {
+    std::string sides;
+    for (const std::string& s : config.side_names()) sides += (sides.empty() ? "" : ", ") + s;
+    std::cerr << "mdsync: --adopt-side: '" << *options.adopt_side << "' is not a side of "
+              << config.path << " (sides: " << sides << ") (see 'mdsync init --help')\n";
+    return 2;
+  }
   auto conn = control(config, false);
+  try {
+    store::take_engine_lease(*conn);
+  } catch (const store::LeaseHeld& e) {
+    throw std::runtime_error(std::string(e.what()) +
+                             ". init runs alone: stop the service, run init, start it again");
+  }
   const auto applied = store::migrate_control(*conn);
   if (applied.empty())
     std::cout << "control store: schema up to date (version "
               << store::control_schema_version(*conn) << ")\n";
   for (const auto& name : applied) std::cout << "control store: applied migration " << name << "\n";
+  const store::StoreIdentity identity = store::load_store_identity(*conn);
+  const auto keys = store::load_side_keys(*conn, config.side_names());
 
   // Every side's mapping is checked before anything is installed anywhere, and every
   // mismatch is reported at once.
@@ -52,11 +74,17 @@ int cmd_init(const config::Config& config) {
     }
   }
   if (!mismatches.empty()) throw store::MappingError(mismatches);
+  // A side that belongs to another store is refused alone; the others are installed.
+  std::vector<std::string> refused;
   for (const config::SideConfig& side : config.sides) {
     store::SideStore store(config, side);
     std::vector<std::string> changes;
     try {
-      changes = store.install_capture();
+      changes =
+          store.install_capture(identity, keys.at(side.name), options.adopt_side == side.name);
+    } catch (const store::SideOwnershipError& e) {
+      refused.push_back(e.what());
+      continue;
     } catch (const std::exception&) {
       store::rethrow_for_steward("side " + side.name, "");
     }
@@ -73,7 +101,8 @@ int cmd_init(const config::Config& config) {
     const auto v = store::apply_ruleset(*conn, texts, &created);
     std::cout << "ruleset v" << v << " applied from " << config.rules_dir << "\n";
   }
-  return 0;
+  for (const std::string& r : refused) std::cerr << "mdsync: " << r << "\n";
+  return refused.empty() ? 0 : 1;
 }
 
 int cmd_rules_check(const config::Config& config) {

@@ -11,7 +11,16 @@
 
 namespace mdsync::cli {
 
-int cmd_init(const config::Config& config);
+struct InitOptions {
+  // Print the SQL a DBA runs so that init needs no CREATEROLE (per side), connect to nothing.
+  bool print_grants = false;
+  // Move this side, stamped by another control store, to this one.
+  std::optional<std::string> adopt_side;
+};
+
+// `init`: exit 1 when a side belongs to another control store (the others are installed),
+// 2 when --adopt-side names no side.
+int cmd_init(const config::Config& config, const InitOptions& options);
 int cmd_rules_check(const config::Config& config);
 int cmd_rules_apply(const config::Config& config);
 int cmd_rules_show(const config::Config& config, const std::optional<std::string>& entity);

@@ -49,6 +49,15 @@ int main(int argc, char** argv) {
   auto* init = app.add_subcommand("init",
                                   "Create or upgrade the control schema, check every side's "
                                   "mapping, install capture; idempotent");
+  cli::InitOptions init_options;
+  auto* print_grants =
+      init->add_flag("--print-grants", init_options.print_grants,
+                     "Print the SQL a DBA runs (as a superuser, per side) so that init needs no "
+                     "CREATEROLE; connects to nothing");
+  init->add_option("--adopt-side", init_options.adopt_side,
+                   "Move SIDE, stamped by another control store, to this one (new capture "
+                   "epoch, its write-back idempotency keys cleared)")
+      ->excludes(print_grants);
 
   auto* rules = app.add_subcommand("rules", "Check, apply, show or diff the ownership rules");
   auto* rules_check = rules->add_subcommand(
@@ -254,7 +263,7 @@ int main(int argc, char** argv) {
   std::string database = "control store";
   try {
     const config::Config config = config::load_config(config_path);
-    if (*init) return cli::cmd_init(config);
+    if (*init) return cli::cmd_init(config, init_options);
     if (*rules_check) return cli::cmd_rules_check(config);
     if (*rules_apply) return cli::cmd_rules_apply(config);
     if (*rules_show) return cli::cmd_rules_show(config, show_entity);

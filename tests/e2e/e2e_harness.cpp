@@ -81,6 +81,7 @@ Scenario::Scenario(const std::string& name) {
   std::string base = "t_" + name.substr(0, 30) + "_" + suffix;
   for (char& c : base)
     c = static_cast<char>(std::isalnum(static_cast<unsigned char>(c)) ? std::tolower(c) : '_');
+  base_ = base;
   erp_db_ = base + "_erp";
   crm_db_ = base + "_crm";
   control_db_ = base + "_ctl";
@@ -102,8 +103,15 @@ Scenario::~Scenario() {
   try {
     pqxx::connection admin(admin_dsn("postgres"));
     pqxx::nontransaction tx(admin);
-    for (const auto& db : {erp_db_, crm_db_, control_db_})
+    std::vector<std::string> dbs = {erp_db_, crm_db_, control_db_};
+    dbs.insert(dbs.end(), extra_dbs_.begin(), extra_dbs_.end());
+    for (const auto& db : dbs)
       tx.exec("DROP DATABASE IF EXISTS " + tx.quote_name(db) + " WITH (FORCE)");
+    // After the databases: a role that owns objects or holds privileges in one cannot go.
+    std::vector<std::string> roles = extra_roles_;
+    for (const char* what : {"capture", "service", "steward", "viewer"})
+      roles.push_back(role(what));
+    for (const auto& r : roles) tx.exec("DROP ROLE IF EXISTS " + tx.quote_name(r));
   } catch (const std::exception& e) {
     std::cerr << "cleanup: " << e.what() << "\n";
   }
@@ -119,6 +127,29 @@ std::string Scenario::dsn(const std::string& db) const {
   return admin_dsn(db);
 }
 
+std::string Scenario::dsn_as(const std::string& db, const std::string& user) const {
+  return "host='" + env_or_fail("MDSYNC_TEST_PGHOST") +
+         "' port=" + env_or_fail("MDSYNC_TEST_PGPORT") + " user=" + user + " dbname=" + db;
+}
+
+std::string Scenario::create_database(const std::string& what) {
+  const std::string name = base_ + "_" + what;
+  pqxx::connection admin(admin_dsn("postgres"));
+  pqxx::nontransaction tx(admin);
+  tx.exec("CREATE DATABASE " + tx.quote_name(name));
+  extra_dbs_.push_back(name);
+  return name;
+}
+
+std::string Scenario::create_role(const std::string& what, const std::string& options) {
+  const std::string name = role(what);
+  pqxx::connection admin(admin_dsn("postgres"));
+  pqxx::nontransaction tx(admin);
+  tx.exec("CREATE ROLE " + tx.quote_name(name) + " " + options);
+  extra_roles_.push_back(name);
+  return name;
+}
+
 void Scenario::write_config(const std::string& rules_json, const std::string& config_patch) {
   nlohmann::json config =
       nlohmann::json::parse(read_file(std::string(MDSYNC_DEMO_DATA) + "/mdsync.json"));
@@ -127,6 +158,10 @@ void Scenario::write_config(const std::string& rules_json, const std::string& co
   config["sides"]["crm"]["dsn"] = dsn(crm_db_);
   config["service"] = {
       {"poll_interval_ms", 50}, {"batch_size", 500}, {"writeback_backoff_initial_ms", 100}};
+  config["roles"] = {{"capture", role("capture")},
+                     {"service", role("service")},
+                     {"steward", role("steward")},
+                     {"viewer", role("viewer")}};
   config.merge_patch(nlohmann::json::parse(config_patch));
   write_file(config_path(), config.dump(2));
   std::filesystem::remove_all(dir_ + "/rules");

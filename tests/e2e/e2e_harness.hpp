@@ -63,13 +63,27 @@ class Scenario {
   std::string crm_db() const { return crm_db_; }
   std::string control_db() const { return control_db_; }
   std::string dsn(const std::string& db) const;
+  // The same database, connecting as `user` (the cluster trusts local connections).
+  std::string dsn_as(const std::string& db, const std::string& user) const;
+
+  // Roles are cluster-wide and tests run in parallel: every role of a scenario carries its
+  // name suffix. The config's `roles` (capture, service, steward, viewer) are these names, and
+  // the destructor drops them, and the roles made by create_role, after the databases.
+  std::string role(const std::string& what) const { return base_ + "_" + what; }
+  // CREATE ROLE role(what) with `options` ("LOGIN", "LOGIN CREATEROLE"); returns its name.
+  std::string create_role(const std::string& what, const std::string& options);
+  // Another empty database of this scenario (a second control store), dropped with the others.
+  std::string create_database(const std::string& what);
 
  private:
   std::string query(const std::string& db, const std::string& sql) const;
   void exec(const std::string& db, const std::string& sql) const;
 
+  std::string base_;
   std::string erp_db_, crm_db_, control_db_;
   std::string dir_;
+  std::vector<std::string> extra_roles_;
+  std::vector<std::string> extra_dbs_;
 };
 
 // The audit source of a steward action by this harness's mdsync runs: the control store's

@@ -501,8 +501,8 @@ TEST_F(MatchTest, UnauthorizedCreateIsCreatedOrLinkedByTheSteward) {
 namespace mdsync::e2e {
 namespace {
 
-// sync --initial runs alone: while `mdsync run` is connected to the control store it refuses,
-// naming the service, and changes nothing; once the service is stopped it runs.
+// sync --initial runs alone: while `mdsync run` holds the engine lease on the control store
+// it refuses, naming the service, and changes nothing; once the service is stopped it runs.
 TEST_F(MatchTest, InitialSyncRefusesWhileTheServiceRuns) {
   load_fixtures();
   start();
@@ -513,15 +513,18 @@ TEST_F(MatchTest, InitialSyncRefusesWhileTheServiceRuns) {
   EXPECT_EQ(wait_until(
                 [&] {
                   return s_.control(
-                      "SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name ="
-                      " 'mdsync run' AND datname = current_database()");
+                      "SELECT count(*) > 0 FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                      " WHERE l.locktype = 'advisory' AND l.granted AND a.application_name ="
+                      " 'mdsync run' AND a.datname = current_database()");
                 },
                 "t", 60),
             "t");
   const RunResult refused = s_.mdsync({"sync", "--initial"});
   EXPECT_EQ(refused.exit_code, 1);
-  EXPECT_NE(refused.err.find("`mdsync run` is connected to this control store"), std::string::npos)
+  EXPECT_NE(refused.err.find("another mdsync engine holds this control store's lease (server pid "),
+            std::string::npos)
       << refused.err;
+  EXPECT_NE(refused.err.find("application_name 'mdsync run'"), std::string::npos) << refused.err;
   EXPECT_NE(refused.err.find("stop the service before `sync --initial`"), std::string::npos)
       << refused.err;
   ::kill(pid, SIGTERM);

@@ -1,6 +1,7 @@
 #include "mdsync/config/config.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -827,7 +828,8 @@ Config parse_config(const std::string& text, const std::string& path) {
     check.error(root.pos, "the config must be a JSON object");
     check.finish();
   }
-  check.only_keys(root, "the config", {"control", "rules", "sides", "entities", "service"});
+  check.only_keys(root, "the config",
+                  {"control", "rules", "sides", "entities", "service", "roles"});
 
   if (auto control = check.string(root, "control", "the config", true))
     cfg.control_dsn = check.expand(*control, root.find("control")->pos);
@@ -1006,6 +1008,27 @@ Config parse_config(const std::string& text, const std::string& path) {
     if (auto v = check.positive_int(*service, "writeback_backoff_max_ms", "service"))
       cfg.service.writeback_backoff_max_ms = *v;
   }
+  if (const JsonNode* roles = check.object(root, "roles", "the config", false)) {
+    check.only_keys(*roles, "roles", {"capture", "service", "steward", "viewer"});
+    std::set<std::string> seen;
+    for (auto [key, target] :
+         {std::pair{"capture", &cfg.roles.capture}, std::pair{"service", &cfg.roles.service},
+          std::pair{"steward", &cfg.roles.steward}, std::pair{"viewer", &cfg.roles.viewer}}) {
+      auto name = check.string(*roles, key, "roles", false);
+      if (!name) continue;
+      const rules::SourcePos& pos = roles->find(key)->pos;
+      if (!is_name(*name) || name->rfind("pg_", 0) == 0)
+        check.error(pos, std::string("roles.") + key + ": '" + *name +
+                             "' must be lower-case letters, digits and _ (at most 63, not "
+                             "starting with pg_)");
+      else
+        *target = *name;
+    }
+    for (const std::string* r :
+         {&cfg.roles.capture, &cfg.roles.service, &cfg.roles.steward, &cfg.roles.viewer})
+      if (!seen.insert(*r).second)
+        check.error(roles->pos, "roles: '" + *r + "' is named for two roles; each needs its own");
+  }
   check.finish();
   return cfg;
 }
@@ -1018,6 +1041,93 @@ Config load_config(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   return parse_config(text.str(), path);
+}
+
+namespace {
+
+std::string percent_decode(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string> dsn_parameter(const std::string& dsn, const std::string& key) {
+  static const std::regex kUri(R"(^postgres(ql)?://([^/?]*)(/([^?]*))?(\?(.*))?$)");
+  std::smatch m;
+  if (std::regex_match(dsn, m, kUri)) {
+    // postgresql://[user[:password]@][host][:port][/dbname][?key=value&...]
+    const std::string query = m[6].str();
+    for (std::size_t at = 0; at <= query.size();) {
+      const std::size_t end = std::min(query.find('&', at), query.size());
+      const std::string item = query.substr(at, end - at);
+      const std::size_t eq = item.find('=');
+      if (eq != std::string::npos && percent_decode(item.substr(0, eq)) == key)
+        return percent_decode(item.substr(eq + 1));
+      at = end + 1;
+    }
+    const std::string authority = m[2].str();
+    const std::size_t at_sign = authority.rfind('@');
+    const std::string userinfo = at_sign == std::string::npos ? "" : authority.substr(0, at_sign);
+    std::string hostport = at_sign == std::string::npos ? authority : authority.substr(at_sign + 1);
+    if (key == "user" && !userinfo.empty())
+      return percent_decode(userinfo.substr(0, userinfo.find(':')));
+    if (key == "dbname" && m[3].matched && !m[4].str().empty()) return percent_decode(m[4].str());
+    const std::size_t bracket = hostport.rfind(']');
+    const std::size_t colon = hostport.rfind(':');
+    const bool has_port =
+        colon != std::string::npos && (bracket == std::string::npos || colon > bracket);
+    if (key == "host" && !hostport.empty() && (!has_port || colon > 0)) {
+      std::string host = percent_decode(has_port ? hostport.substr(0, colon) : hostport);
+      if (host.size() > 2 && host.front() == '[' && host.back() == ']')  // an IPv6 literal
+        host = host.substr(1, host.size() - 2);
+      return host;
+    }
+    if (key == "port" && has_port) return hostport.substr(colon + 1);
+    return std::nullopt;
+  }
+  // key = value pairs; a value is a run of non-space characters or single-quoted with \' and
+  // \\ escapes. The last mention of a key wins, as in libpq.
+  std::optional<std::string> found;
+  std::size_t i = 0;
+  auto skip_space = [&] {
+    while (i < dsn.size() && std::isspace(static_cast<unsigned char>(dsn[i]))) ++i;
+  };
+  while (true) {
+    skip_space();
+    if (i >= dsn.size()) break;
+    std::string k;
+    while (i < dsn.size() && dsn[i] != '=' && !std::isspace(static_cast<unsigned char>(dsn[i])))
+      k += dsn[i++];
+    skip_space();
+    if (i >= dsn.size() || dsn[i] != '=') break;  // malformed: libpq reports it when connecting
+    ++i;
+    skip_space();
+    std::string v;
+    if (i < dsn.size() && dsn[i] == '\'') {
+      for (++i; i < dsn.size() && dsn[i] != '\''; ++i) {
+        if (dsn[i] == '\\' && i + 1 < dsn.size()) ++i;
+        v += dsn[i];
+      }
+      ++i;
+    } else {
+      while (i < dsn.size() && !std::isspace(static_cast<unsigned char>(dsn[i]))) {
+        if (dsn[i] == '\\' && i + 1 < dsn.size()) ++i;
+        v += dsn[i++];
+      }
+    }
+    if (k == key) found = v;
+  }
+  return found;
 }
 
 std::string redact_dsn(const std::string& dsn) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "mdsync/log/event_log.hpp"
+#include "mdsync/store/engine_lease.hpp"
 #include "mdsync/store/sync_engine.hpp"
 
 namespace mdsync::service {
@@ -22,6 +23,16 @@ class Service {
       : config_(config), engine_(config, seed), signals_(io_, SIGINT, SIGTERM), timer_(io_) {}
 
   void start() {
+    // One engine per control store: a second service stops here, naming the one that runs.
+    // A control store that is down is waited for like any outage; on every reconnect the
+    // lease is taken again, and while another engine holds it this one only retries.
+    try {
+      engine_.connect_control();
+    } catch (const store::LeaseHeld&) {
+      throw;
+    } catch (const std::exception& e) {
+      log::error("control_unavailable", {{"error", std::string(e.what())}});
+    }
     signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
       if (ec) return;
       log::info("service_stopping", {{"signal", static_cast<std::int64_t>(signo)}});
@@ -91,6 +102,7 @@ int run(const config::Config& config, const RunOptions& options) {
              {"poll_interval_ms", static_cast<std::int64_t>(config.service.poll_interval_ms)}});
   if (options.once) {
     store::SyncEngine engine(config, seed);
+    engine.connect_control();
     const store::PassResult r = engine.drain(
         std::chrono::milliseconds(std::max(5000, 4 * config.service.writeback_backoff_initial_ms)));
     const std::int64_t pending = engine.pending_writebacks();

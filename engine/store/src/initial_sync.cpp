@@ -4,13 +4,13 @@
 #include <chrono>
 #include <map>
 #include <pqxx/pqxx>
-#include <thread>
 
 #include "captured_change.hpp"
 #include "field_transforms.hpp"
 #include "match_index.hpp"
 #include "mdsync/core/reconciler.hpp"
 #include "mdsync/store/db_connection.hpp"
+#include "mdsync/store/engine_lease.hpp"
 #include "mdsync/store/record_repository.hpp"
 #include "mdsync/store/ruleset_store.hpp"
 #include "mdsync/store/side_store.hpp"
@@ -59,35 +59,23 @@ std::vector<const config::SideConfig*> side_order(const config::Config& config,
 
 InitialSyncReport run(const config::Config& config, std::uint64_t seed) {
   InitialSyncReport report;
-  PgConnection control = connect(config.control_dsn, Role::kControl, "control store");
-  {
-    // A service reconciling and writing back meanwhile would see half-taken-in sides, and
-    // its write-backs would race the rows being matched: sync --initial runs alone. A service
-    // keeps its connection; one that just exited may still be listed while its server
-    // process ends, so a session must still be there after a short wait to count.
-    pqxx::result running;
-    for (int attempt = 0; attempt < 20; ++attempt) {
-      if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      pqxx::nontransaction tx(*control);
-      running = tx.exec_params(
-          "SELECT pid, coalesce(client_hostname, host(client_addr), 'local socket')"
-          " FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1"
-          " AND pid <> pg_backend_pid() ORDER BY pid",
-          std::string(kServiceApplicationName));
-      if (running.empty()) break;
-    }
-    if (!running.empty())
-      throw std::runtime_error(
-          "`mdsync run` is connected to this control store (server pid " +
-          running[0][0].as<std::string>() + ", from " + running[0][1].as<std::string>() +
-          "); stop the service before `sync --initial`, and start it again afterwards");
-  }
+  // A service reconciling and writing back meanwhile would see half-taken-in sides, and its
+  // write-backs would race the rows being matched: sync --initial runs alone, holding the
+  // engine lease for the whole run.
   SyncEngine engine(config, seed);
+  try {
+    engine.connect_control();
+  } catch (const LeaseHeld& e) {
+    throw std::runtime_error(std::string(e.what()) +
+                             ". sync --initial runs alone: stop the service before `sync "
+                             "--initial`, and start it again afterwards");
+  }
+  PgConnection control = connect(config.control_dsn, Role::kControl, "control store");
   const core::Ruleset rs = load_ruleset(*control, config);
   for (const config::EntityConfig& entity : config.entities) {
     for (const config::SideConfig* side_ptr : side_order(config, entity, rs)) {
       const config::SideConfig& side = *side_ptr;
-      SideStore store(config, side);
+      SideStore& store = engine.side_store(side.name);
       InitialSyncStep step;
       step.entity = entity.name;
       step.side = side.name;

@@ -15,9 +15,11 @@
 #include "mdsync/rules/located_json.hpp"
 #include "mdsync/store/crash_points.hpp"
 #include "mdsync/store/db_connection.hpp"
+#include "mdsync/store/engine_lease.hpp"
 #include "mdsync/store/pg_arrays.hpp"
 #include "mdsync/store/record_repository.hpp"
 #include "mdsync/store/ruleset_store.hpp"
+#include "mdsync/store/store_identity.hpp"
 #include "savepoint.hpp"
 
 namespace mdsync::store {
@@ -56,9 +58,30 @@ SyncEngine::SyncEngine(const config::Config& config, std::uint64_t seed)
 SyncEngine::~SyncEngine() = default;
 
 pqxx::connection_base& SyncEngine::control() {
-  if (!control_ || !control_->is_open())
-    control_ = connect(config_.control_dsn, Role::kControl, "control store");
+  if (control_ && control_->is_open()) return *control_;
+  PgConnection fresh = connect(config_.control_dsn, Role::kControl, "control store");
+  take_engine_lease(*fresh);
+  // The store's identity and side keys, read again on every connection: the sides' sessions
+  // are marked with the keys of the store the engine is connected to.
+  const StoreIdentity identity = load_store_identity(*fresh);
+  const std::map<std::string, SideKey> keys = load_side_keys(*fresh, config_.side_names());
+  for (auto& side : sides_) side->bind(identity, keys.at(side->name()));
+  control_ = std::move(fresh);
   return *control_;
+}
+
+void SyncEngine::connect_control() {
+  try {
+    control();
+  } catch (const pqxx::broken_connection& e) {
+    throw ConnectionError("lost the control store: " + first_line(e.what()));
+  }
+}
+
+SideStore& SyncEngine::side_store(const std::string& side) {
+  for (auto& s : sides_)
+    if (s->name() == side) return *s;
+  throw std::runtime_error("'" + side + "' is not a side");
 }
 
 const core::Ruleset& SyncEngine::ruleset() {

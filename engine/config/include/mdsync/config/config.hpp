@@ -71,6 +71,16 @@ struct ServiceConfig {
   int writeback_backoff_max_ms = 30000;
 };
 
+// The PostgreSQL roles mdsync creates and grants (`roles` in mdsync.json): cluster-wide names,
+// so two deployments on one cluster can keep theirs apart. `capture` owns the side's capture
+// functions (SECURITY DEFINER); the others are for the control store.
+struct RolesConfig {
+  std::string capture = "mdsync_capture";
+  std::string service = "mdsync_service";
+  std::string steward = "mdsync_steward";
+  std::string viewer = "mdsync_viewer";
+};
+
 struct Config {
   std::string path;      // the file it was read from
   std::string base_dir;  // relative paths resolve against this folder
@@ -79,6 +89,7 @@ struct Config {
   std::vector<SideConfig> sides;
   std::vector<EntityConfig> entities;
   ServiceConfig service;
+  RolesConfig roles;
 
   std::vector<std::string> side_names() const;
   const EntityConfig* entity(const std::string& name) const;
@@ -93,6 +104,10 @@ Config load_config(const std::string& path);
 
 // Parses config text; `path` is used for messages and to resolve the rules folder.
 Config parse_config(const std::string& text, const std::string& path);
+
+// The value of a connection parameter (`user`, `dbname`, `host`, `port`) as the DSN or URI
+// spells it, without connecting; nullopt when the DSN leaves it to libpq's defaults.
+std::optional<std::string> dsn_parameter(const std::string& dsn, const std::string& key);
 
 // A DSN or URI with any password replaced by "****", safe for logs and error messages.
 std::string redact_dsn(const std::string& dsn);

@@ -26,14 +26,17 @@ class ConnectionError : public std::runtime_error {
 
 enum class Role { kControl, kSide };
 
-// Connects and prepares the session: TimeZone UTC, DateStyle ISO, and for sides the
-// `mdsync.origin = engine` mark that the capture triggers skip (no echo). `what` names the
-// database in messages ("control store", "side crm").
-PgConnection connect(const std::string& dsn, Role role, const std::string& what);
+// Connects and prepares the session: TimeZone UTC, DateStyle ISO, and for a side the engine
+// writes to, `origin_mark` (the side's secret, store_identity.hpp) as `mdsync.origin`, which
+// the capture trigger recognizes to skip the engine's own writes (no echo). The mark travels
+// as a parameter, so no statement text holds it. `what` names the database in messages
+// ("control store", "side crm").
+PgConnection connect(const std::string& dsn, Role role, const std::string& what,
+                     const std::string& origin_mark = {});
 
 // The application_name every later connection of this process sets ("mdsync run", "mdsync
 // sync"; "mdsync" until set), so pg_stat_activity shows what each mdsync session is doing
-// and `sync --initial` can see a running service.
+// and a lease holder can be named.
 void set_application_name(const std::string& name);
 inline constexpr const char* kServiceApplicationName = "mdsync run";
 

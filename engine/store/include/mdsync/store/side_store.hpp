@@ -14,6 +14,7 @@
 #include "mdsync/core/change.hpp"
 #include "mdsync/core/writeback_plan.hpp"
 #include "mdsync/store/db_connection.hpp"
+#include "mdsync/store/store_identity.hpp"
 
 namespace pqxx {
 class connection_base;
@@ -33,6 +34,18 @@ class MappingError : public std::runtime_error {
 // transactions on every attempt: contention, not an outage. Nothing was written; the writes
 // are tried again on the next pass.
 class SideContention : public std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The side is stamped for another control store (or for none): the engine leaves it alone,
+// and `init` changes nothing on it. The message names the owner and how to move the side.
+class SideOwnershipError : public std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// `init` may not create or use the capture role (no CREATEROLE, not a member, cannot change a
+// function's owner); the message names what is missing and points to `--print-grants`.
+class CapturePrivilegeError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
@@ -104,11 +117,23 @@ class SideStore {
 
   const std::string& name() const { return side_.name; }
 
+  // Makes this the engine's view of the side, working for control store `store`: every
+  // connection carries `key.secret` as its origin mark (its writes are not captured) and first
+  // checks that the side is stamped for `store` (SideOwnershipError if not). Reading and
+  // forgetting captures and writing back check the stamp again in their transaction, so a side
+  // adopted by another store is refused from then on. An unbound store (status, init's
+  // checks) carries no mark and checks no stamp.
+  void bind(const StoreIdentity& store, const SideKey& key);
+
   // Throws MappingError naming each missing table or column, with the config path.
   void check_mappings();
-  // Creates the side's mdsync schema, capture table and triggers where missing or
-  // different; returns a line per thing it changed (empty: already installed).
-  std::vector<std::string> install_capture();
+  // Creates the side's mdsync schema, capture table, stamp, capture role, SECURITY DEFINER
+  // capture functions, triggers and privileges where missing or different, for control store
+  // `store`; returns a line per thing it changed (empty: already installed). A side stamped
+  // by another store is refused (SideOwnershipError) unless `adopt`: then it is re-stamped,
+  // gets a new capture epoch and loses its write-back idempotency keys.
+  std::vector<std::string> install_capture(const StoreIdentity& store, const SideKey& key,
+                                           bool adopt);
 
   CaptureBatch read_capture(int limit);
   void forget_capture(const std::vector<std::int64_t>& seqs);
@@ -145,12 +170,21 @@ class SideStore {
   pqxx::connection_base& conn();
   void resolve_lookups(pqxx::transaction_base& tx, std::vector<CapturedRow>& rows);
   std::vector<WriteResult> apply_once(const std::vector<WriteRequest>& requests);
+  // Throws SideOwnershipError unless `owner` (mdsync.owner's store_id; empty: no stamp) is the
+  // bound store.
+  void require_owner(const std::string& owner, const std::string& owner_text = {}) const;
+  // In a writing transaction of a bound store: waits for an `--adopt-side` in progress and
+  // checks the stamp, so nothing is written to a side that has just been moved.
+  void hold_ownership(pqxx::transaction_base& tx);
 
   const config::Config& config_;
   const config::SideConfig& side_;
   PgConnection conn_;
   std::unique_ptr<FieldTransforms> transforms_;
   std::int64_t contention_retries_ = 0;
+  bool bound_ = false;
+  StoreIdentity store_;
+  SideKey key_;
 };
 
 }  // namespace mdsync::store

@@ -57,6 +57,16 @@ class SyncEngine {
   SyncEngine(const config::Config& config, std::uint64_t seed);
   ~SyncEngine();
 
+  // Connects to the control store and takes the engine lease (engine_lease.hpp) if the engine
+  // is not connected yet; throws LeaseHeld naming the holder, ConnectionError when the store
+  // cannot be reached. Every pass starts with it, so an engine that lost its connection and
+  // finds the lease taken on reconnecting does no work (a standby that keeps retrying).
+  void connect_control();
+
+  // The engine's view of a side (bound to this store: marked writes, stamp checked); throws
+  // for a name that is not a side.
+  SideStore& side_store(const std::string& side);
+
   PassResult run_pass(Clock::time_point now);
 
   // Runs passes until one does no work; returns the totals. Sides in backoff are retried

@@ -1,0 +1,34 @@
+// Who may do what on mdsync's objects, said in one place: the privileges `mdsync init` leaves
+// on a side's mdsync schema, and the script `mdsync init --print-grants` prints for a DBA, who
+// runs it as a superuser so that init then needs no CREATEROLE. Built from the config alone,
+// without connecting.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "mdsync/config/config.hpp"
+
+namespace mdsync::store {
+
+// An identifier quoted by PostgreSQL's rule ("a""b"), for SQL written without a connection.
+std::string quote_ident(const std::string& name);
+
+// The statements that leave a side's schema mdsync with exactly what capture needs: nothing
+// for PUBLIC (no schema usage, no table, sequence or function privilege), and for the capture
+// role USAGE on the schema, INSERT on mdsync.capture and USAGE on `capture_sequence` (its
+// serial's sequence, already quoted). The capture functions run as that role (SECURITY
+// DEFINER); the engine's own role owns the tables.
+std::vector<std::string> side_capture_privileges(const config::RolesConfig& roles,
+                                                 const std::string& capture_sequence);
+
+// The role mdsync connects to a side as: the DSN's `user`, else $PGUSER, else the login name
+// (libpq's own defaults).
+std::string side_login_role(const config::SideConfig& side);
+
+// The DBA's script, one section per side (`-- side NAME: ...`, to run in that side's
+// database): the capture role, its membership for the role mdsync connects as, schema mdsync
+// owned by that role, and the privileges init and the engine need on the mapped tables.
+std::string grants_script(const config::Config& config);
+
+}  // namespace mdsync::store
