@@ -6,6 +6,7 @@
 
 #include "control_session.hpp"
 #include "mdsync/rules/rules_reader.hpp"
+#include "mdsync/store/control_roles.hpp"
 #include "mdsync/store/control_schema.hpp"
 #include "mdsync/store/database_errors.hpp"
 #include "mdsync/store/db_connection.hpp"
@@ -58,6 +59,8 @@ int cmd_init(const config::Config& config, const InitOptions& options) {
     std::cout << "control store: schema up to date (version "
               << store::control_schema_version(*conn) << ")\n";
   for (const auto& name : applied) std::cout << "control store: applied migration " << name << "\n";
+  for (const auto& line : store::install_control_roles(*conn, config.roles))
+    std::cout << "control store: " << line << "\n";
   const store::StoreIdentity identity = store::load_store_identity(*conn);
   const auto keys = store::load_side_keys(*conn, config.side_names());
 

@@ -49,6 +49,10 @@ void set_display_name(const std::string& name) {
   display_slot() = name;
 }
 
+const std::string& display_name() {
+  return display_slot();
+}
+
 std::string steward_identity(const ControlSession& session) {
   const std::string& as = display_slot();
   if (as.empty() || as == session.session_user) return session.session_user;

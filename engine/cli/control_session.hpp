@@ -35,6 +35,7 @@ const std::string& control_role();
 
 // The display name a steward gave with --as (or $MDSYNC_STEWARD); empty for none.
 void set_display_name(const std::string& name);
+const std::string& display_name();
 // The steward's name in the audit trail (source "steward:<this>", a conflict's resolved_by):
 // the database session user, which the control store authenticated, with the display name
 // as an annotation: "alice" or "alice as Alice Smith". Never the OS user.

@@ -122,6 +122,11 @@ int main(int argc, char** argv) {
                                       "Set this JSON value (or {field: value} for a group)");
   take->excludes(value);
   c_resolve->add_option("--note", resolve.note, "A note kept with the resolution");
+  c_resolve
+      ->add_option("--wait", resolve.wait_seconds,
+                   "A steward without write access: seconds to wait for the engine to "
+                   "apply the decision (default 30)")
+      ->check(CLI::Range(0, 3600));
   auto* all =
       c_resolve->add_flag("--all", resolve.all, "Every open conflict of --entity (and --field)");
   auto* r_entity = c_resolve->add_option("--entity", resolve.entity, "With --all: the entity");
@@ -143,6 +148,11 @@ int main(int argc, char** argv) {
   dismiss.dismiss = true;
   c_dismiss->add_option("ID", dismiss.ids, "Conflict ids")->required();
   c_dismiss->add_option("--note", dismiss.note, "A note kept with the resolution");
+  c_dismiss
+      ->add_option("--wait", dismiss.wait_seconds,
+                   "A steward without write access: seconds to wait for the engine to "
+                   "apply the decision (default 30)")
+      ->check(CLI::Range(0, 3600));
 
   auto* errors = app.add_subcommand(
       "errors", "Changes the engine could not reconcile and write-backs the sides refused");

@@ -10,6 +10,7 @@
 #include "mdsync/store/audit_chain.hpp"
 #include "mdsync/store/db_connection.hpp"
 #include "mdsync/store/duplicate_resolution.hpp"
+#include "mdsync/store/steward_actions.hpp"
 
 namespace mdsync::cli {
 
@@ -124,6 +125,60 @@ int cmd_conflicts_show(const config::Config& config, std::int64_t id, bool as_js
   return 0;
 }
 
+namespace {
+
+// A steward without write access: the decision is recorded through mdsync's function, which
+// names the session user, and the engine applies it at its next pass; this waits for it.
+int request_of_engine(const config::Config& config, ControlSession& session,
+                      const ResolveRequest& req, const core::Resolution& r) {
+  store::StewardRequest q;
+  q.conflict_ids = req.ids;
+  if (req.all) {
+    store::ConflictFilter f;
+    f.entity = req.entity;
+    f.field = req.field;
+    for (const json& c : store::list_conflicts(*session.conn, f))
+      q.conflict_ids.push_back(c["id"].get<std::int64_t>());
+    if (q.conflict_ids.empty()) {
+      std::cout << "no open conflicts match\n";
+      return 0;
+    }
+  }
+  q.note = req.note.value_or("");
+  q.display_as = display_name() == session.session_user ? std::string() : display_name();
+  if (req.link) {
+    q.kind = store::StewardRequest::Kind::kLink;
+    q.link_target = *req.link;
+  } else if (req.create) {
+    q.kind = store::StewardRequest::Kind::kCreate;
+  } else if (r.kind == core::Resolution::Kind::kDismiss) {
+    q.kind = store::StewardRequest::Kind::kDismiss;
+  } else if (r.kind == core::Resolution::Kind::kTakeSide) {
+    q.kind = store::StewardRequest::Kind::kTake;
+    q.take_side = r.side;
+  } else {
+    q.kind = store::StewardRequest::Kind::kValue;
+    q.values = r.values;
+  }
+  const std::int64_t id = store::request_steward_action(*session.conn, q);
+  const store::StewardActionState state =
+      store::wait_for_steward_action(*session.conn, id, std::chrono::seconds(req.wait_seconds));
+  if (state.status == "applied") {
+    std::cout << state.result;
+    return 0;
+  }
+  if (state.status == "refused")
+    throw store::StewardError("steward action " + std::to_string(id) +
+                              " was refused, nothing changed: " + state.result);
+  (void)config;
+  std::cout << "steward action " << id << " is queued: the engine (`mdsync run`) applies it at "
+            << "its next pass, as " << session.session_user << " asked it at "
+            << "this moment; `mdsync conflicts show ID` shows when it is done\n";
+  return 0;
+}
+
+}  // namespace
+
 int cmd_conflicts_resolve(const config::Config& config, const ResolveRequest& req) {
   const std::string command = req.dismiss ? "conflicts dismiss" : "conflicts resolve";
   // Usage first: nothing is read or changed for a request that names what does not exist.
@@ -144,6 +199,16 @@ int cmd_conflicts_resolve(const config::Config& config, const ResolveRequest& re
   if (req.field) check_field(config, session, req.entity, *req.field, command);
   auto& conn = session.conn;
   r.steward = steward_identity(session);
+  const store::ControlAccess access = store::control_access(*conn);
+  if (access == store::ControlAccess::kRead)
+    throw store::StewardError(session.session_user +
+                              " may read the conflict queue but not decide on it: a steward's "
+                              "login needs the steward role (" +
+                              config.roles.steward +
+                              ", config `roles`), an "
+                              "operator's the service role (" +
+                              config.roles.service + ")");
+  if (access == store::ControlAccess::kRequest) return request_of_engine(config, session, req, r);
   if (req.link || req.create) {
     store::DuplicateResolution d;
     d.kind = req.link ? store::DuplicateResolution::Kind::kLink

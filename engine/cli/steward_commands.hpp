@@ -31,6 +31,9 @@ struct ResolveRequest {
   // stands for, or create a new record from it.
   std::optional<std::string> link;
   bool create = false;
+  // A steward who may not write the control store asks the engine (mdsync's functions); how
+  // long to wait for the engine to apply the decision before returning with it queued.
+  int wait_seconds = 30;
 };
 int cmd_conflicts_resolve(const config::Config& config, const ResolveRequest& request);
 

@@ -88,8 +88,15 @@ namespace {
 
 // Resolves one open conflict inside the caller's transaction. Every check comes before the
 // first write, so a refused id leaves the transaction as it was.
-std::string resolve_one(pqxx::work& tx, const config::Config& config, const core::Ruleset& rs,
-                        std::int64_t id, const core::Resolution& resolution) {
+std::string resolve_one(pqxx::transaction_base& tx, const config::Config& config,
+                        const core::Ruleset& rs, std::int64_t id,
+                        const core::Resolution& resolution) {
+  // The record is locked before its conflict, in the order the engine's batches lock them
+  // (records, then their conflicts): the other order could deadlock with a batch.
+  const pqxx::result g = tx.exec_params("SELECT golden_id FROM mdsync.conflict WHERE id = $1", id);
+  if (!g.empty() && !g[0][0].is_null())
+    tx.exec_params("SELECT 1 FROM mdsync.golden WHERE id = $1 FOR UPDATE",
+                   g[0][0].as<std::int64_t>());
   const pqxx::result r = tx.exec_params(
       "SELECT entity, golden_id, unit, kind, status, side, row_key FROM mdsync.conflict"
       " WHERE id = $1 FOR UPDATE",
@@ -125,9 +132,11 @@ std::string resolve_one(pqxx::work& tx, const config::Config& config, const core
     }() + ")");
   core::Resolution chosen = resolution;
   // The steward's decision time comes from the control store's clock (the capture times it
-  // is compared with come from the sides' database clocks).
-  chosen.time_us = tx.exec1("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")[0]
-                       .as<std::int64_t>();
+  // is compared with come from the sides' database clocks): now, or when a steward who
+  // asked through mdsync.request_steward_action asked.
+  if (chosen.time_us == 0)
+    chosen.time_us = tx.exec1("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")[0]
+                         .as<std::int64_t>();
   if (chosen.kind == core::Resolution::Kind::kValue && chosen.values.count("")) {
     const core::Unit* unit = rules->unit_named(open->unit);
     if (unit == nullptr || unit->members.size() != 1)
@@ -157,14 +166,12 @@ std::string resolve_one(pqxx::work& tx, const config::Config& config, const core
 
 }  // namespace
 
-std::string resolve_conflicts(pqxx::connection_base& conn, const config::Config& config,
-                              const std::vector<std::int64_t>& given,
-                              const core::Resolution& resolution) {
+std::string resolve_conflicts_in(pqxx::transaction_base& tx, const config::Config& config,
+                                 const core::Ruleset& rs, const std::vector<std::int64_t>& given,
+                                 const core::Resolution& resolution) {
   std::vector<std::int64_t> ids;
   for (std::int64_t id : given)
     if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
-  const core::Ruleset rs = load_ruleset(conn, config);
-  pqxx::work tx(conn);
   std::string plans;
   std::vector<std::string> problems;
   for (std::int64_t id : ids) {
@@ -175,6 +182,15 @@ std::string resolve_conflicts(pqxx::connection_base& conn, const config::Config&
     }
   }
   if (!problems.empty()) throw StewardRefusals(std::move(problems));
+  return plans;
+}
+
+std::string resolve_conflicts(pqxx::connection_base& conn, const config::Config& config,
+                              const std::vector<std::int64_t>& ids,
+                              const core::Resolution& resolution) {
+  const core::Ruleset rs = load_ruleset(conn, config);
+  pqxx::work tx(conn);
+  std::string plans = resolve_conflicts_in(tx, config, rs, ids, resolution);
   tx.commit();
   return plans;
 }

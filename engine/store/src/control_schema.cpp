@@ -36,7 +36,10 @@ std::vector<std::string> migrate_control(pqxx::connection_base& conn) {
   std::vector<std::string> applied;
   pqxx::work tx(conn);
   tx.exec_params("SELECT pg_advisory_xact_lock($1)", kMigrationLock);
-  tx.exec("CREATE SCHEMA IF NOT EXISTS mdsync");
+  // Only when missing: CREATE SCHEMA checks CREATE on the database even with IF NOT EXISTS, and
+  // a DBA may have made the schema for a login that has no such privilege (--print-grants).
+  if (!tx.exec1("SELECT to_regnamespace('mdsync') IS NOT NULL")[0].as<bool>())
+    tx.exec("CREATE SCHEMA mdsync");
   tx.exec(
       "CREATE TABLE IF NOT EXISTS mdsync.schema_migrations ("
       " version integer PRIMARY KEY, name text NOT NULL,"

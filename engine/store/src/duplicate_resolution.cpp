@@ -70,8 +70,16 @@ core::FieldValues read_against(const FieldTransforms& transforms, const std::str
 std::string resolve_duplicate(pqxx::connection_base& conn, const config::Config& config,
                               std::int64_t id, const DuplicateResolution& resolution) {
   const core::Ruleset rs = load_ruleset(conn, config);
-  const FieldTransforms transforms(config);
   pqxx::work tx(conn);
+  std::string plan = resolve_duplicate_in(tx, config, rs, id, resolution);
+  tx.commit();
+  return plan;
+}
+
+std::string resolve_duplicate_in(pqxx::transaction_base& tx, const config::Config& config,
+                                 const core::Ruleset& rs, std::int64_t id,
+                                 const DuplicateResolution& resolution) {
+  const FieldTransforms transforms(config);
   const pqxx::result r = tx.exec_params(
       "SELECT entity, kind, status, side, row_key, \"values\"::text, attached::text,"
       " (extract(epoch FROM opened_at) * 1000000)::bigint FROM mdsync.conflict"
@@ -176,7 +184,6 @@ std::string resolve_duplicate(pqxx::connection_base& conn, const config::Config&
   MatchIndex index(tx, !ecfg->match.empty());
   if (!ecfg->match.empty()) index.changed(*ecfg, gid, state);
   index.flush();
-  tx.commit();
   return plan.to_text();
 }
 

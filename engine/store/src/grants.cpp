@@ -65,6 +65,56 @@ std::vector<std::string> side_capture_privileges(const config::RolesConfig& role
   };
 }
 
+std::vector<std::string> control_privileges(const config::RolesConfig& roles) {
+  const std::string service = quote_ident(roles.service), steward = quote_ident(roles.steward),
+                    viewer = quote_ident(roles.viewer);
+  const std::string all = viewer + ", " + steward + ", " + service;
+  std::vector<std::string> out = {
+      "REVOKE ALL ON SCHEMA mdsync FROM PUBLIC",
+      "REVOKE ALL ON ALL TABLES IN SCHEMA mdsync FROM PUBLIC",
+      "REVOKE ALL ON ALL SEQUENCES IN SCHEMA mdsync FROM PUBLIC",
+      "REVOKE ALL ON ALL FUNCTIONS IN SCHEMA mdsync FROM PUBLIC",
+      // From nothing: a privilege an older mdsync or a person granted does not linger.
+      "REVOKE ALL ON ALL TABLES IN SCHEMA mdsync FROM " + all,
+      "REVOKE ALL ON ALL SEQUENCES IN SCHEMA mdsync FROM " + all,
+      "REVOKE ALL ON ALL FUNCTIONS IN SCHEMA mdsync FROM " + all,
+      "GRANT USAGE ON SCHEMA mdsync TO " + all,
+  };
+  // What everybody may read: every table but the one that holds the engine's secret, of which
+  // only the store's identity is readable.
+  static const char* const kTables[] = {
+      "ruleset",        "golden",           "crosswalk",    "conflict",      "audit",
+      "audit_chain",    "audit_head",       "capture_done", "capture_error", "outbox",
+      "side_state",     "side_event",       "match_key",    "match_spec",    "duplicate_candidate",
+      "steward_action", "schema_migrations"};
+  std::string tables;
+  for (const char* t : kTables)
+    tables += (tables.empty() ? "mdsync." : ", mdsync.") + std::string(t);
+  out.push_back("GRANT SELECT ON " + tables + " TO " + all);
+  out.push_back("GRANT SELECT (store_id, created_at) ON mdsync.store_identity TO " + viewer + ", " +
+                steward);
+  // Stewards decide through functions that record who asked (the session user).
+  out.push_back(
+      "GRANT EXECUTE ON FUNCTION mdsync.request_steward_action(text, bigint[], text, jsonb,"
+      " text, text, text), mdsync.apply_ruleset(jsonb) TO " +
+      steward);
+  // The engine: the secret, the record tables, an append-only audit, the stewards' queue.
+  out.push_back("GRANT SELECT ON mdsync.store_identity TO " + service);
+  static const std::pair<const char*, const char*> kWrites[] = {
+      {"golden", "INSERT, UPDATE"},       {"crosswalk", "INSERT, UPDATE, DELETE"},
+      {"conflict", "INSERT, UPDATE"},     {"audit", "INSERT"},
+      {"capture_done", "INSERT, DELETE"}, {"capture_error", "INSERT, UPDATE"},
+      {"outbox", "INSERT, UPDATE"},       {"side_state", "INSERT, UPDATE"},
+      {"side_event", "INSERT"},           {"match_key", "INSERT, DELETE"},
+      {"match_spec", "INSERT, UPDATE"},   {"duplicate_candidate", "INSERT"},
+      {"steward_action", "UPDATE"},
+  };
+  for (const auto& [table, privileges] : kWrites)
+    out.push_back(std::string("GRANT ") + privileges + " ON mdsync." + table + " TO " + service);
+  out.push_back("GRANT USAGE ON ALL SEQUENCES IN SCHEMA mdsync TO " + service);
+  return out;
+}
+
 std::string side_login_role(const config::SideConfig& side) {
   if (auto user = config::dsn_parameter(side.dsn, "user"); user && !user->empty()) return *user;
   if (const char* env = std::getenv("PGUSER"); env && *env) return env;
@@ -78,6 +128,35 @@ std::string grants_script(const config::Config& config) {
       << "-- Run each side's section as a superuser in that side's database; roles are\n"
       << "-- cluster-wide, so running a role's part twice on one cluster changes nothing.\n"
       << "-- Afterwards `mdsync init` needs neither CREATEROLE nor CREATE on the database.\n";
+  {
+    const std::string login = [&] {
+      if (auto user = config::dsn_parameter(config.control_dsn, "user"); user && !user->empty())
+        return *user;
+      if (const char* env = std::getenv("PGUSER"); env && *env) return std::string(env);
+      if (const passwd* pw = ::getpwuid(::geteuid())) return std::string(pw->pw_name);
+      return std::string("postgres");
+    }();
+    auto param = [&](const char* key, const char* fallback) {
+      auto v = config::dsn_parameter(config.control_dsn, key);
+      return v && !v->empty() ? *v : std::string(fallback);
+    };
+    out << "\n-- control store: in database "
+        << comment_text(param("dbname", "(the DSN's default)")) << " (host "
+        << comment_text(param("host", "(default)")) << ", port "
+        << comment_text(param("port", "5432")) << "); mdsync init connects as "
+        << comment_text(login) << "\n"
+        << "-- the roles people and the engine are given (GRANT ROLE TO a login): the engine's\n"
+        << "-- login gets the service role, stewards the steward role, readers the viewer role\n";
+    for (const std::string* role :
+         {&config.roles.service, &config.roles.steward, &config.roles.viewer}) {
+      const std::string create = "BEGIN CREATE ROLE " + quote_ident(*role) +
+                                 " NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END";
+      const std::string tag = dollar_tag(create);
+      out << "DO " << tag << " " << create << " " << tag << ";\n";
+    }
+    out << "CREATE SCHEMA IF NOT EXISTS mdsync AUTHORIZATION " << quote_ident(login) << ";\n"
+        << "-- `mdsync init` then grants each role what it may do on the schema's objects.\n";
+  }
   const std::string capture = quote_ident(config.roles.capture);
   for (const config::SideConfig& side : config.sides) {
     const std::string login = side_login_role(side);

@@ -28,22 +28,14 @@ std::int64_t apply_ruleset(pqxx::connection_base& conn, const rules::RuleTexts& 
                            bool* created) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [name, text] : texts) j[name] = text;
+  // Through mdsync.apply_ruleset (migration 0008): a steward's role may execute it without any
+  // privilege on the table, and it records the session user as the one who applied.
   pqxx::work tx(conn);
-  tx.exec("LOCK TABLE mdsync.ruleset IN EXCLUSIVE MODE");
-  const auto r = tx.exec_params(
-      "SELECT version, texts = $1::jsonb FROM mdsync.ruleset ORDER BY version DESC LIMIT 1",
-      j.dump());
-  if (!r.empty() && r[0][1].as<bool>()) {
-    if (created) *created = false;
-    return r[0][0].as<std::int64_t>();
-  }
-  const auto v =
-      tx.exec_params1("INSERT INTO mdsync.ruleset (texts) VALUES ($1::jsonb) RETURNING version",
-                      j.dump())[0]
-          .as<std::int64_t>();
+  const pqxx::row r = tx.exec_params1(
+      "SELECT applied_version, created FROM mdsync.apply_ruleset($1::jsonb)", j.dump());
   tx.commit();
-  if (created) *created = true;
-  return v;
+  if (created) *created = r[1].as<bool>();
+  return r[0].as<std::int64_t>();
 }
 
 core::Ruleset load_ruleset(pqxx::connection_base& conn, const config::Config& config) {

@@ -19,6 +19,7 @@
 #include "mdsync/store/pg_arrays.hpp"
 #include "mdsync/store/record_repository.hpp"
 #include "mdsync/store/ruleset_store.hpp"
+#include "mdsync/store/steward_actions.hpp"
 #include "mdsync/store/store_identity.hpp"
 #include "savepoint.hpp"
 
@@ -31,6 +32,7 @@ PassResult& PassResult::operator+=(const PassResult& o) {
   writes_superseded += o.writes_superseded;
   writes_failed += o.writes_failed;
   writes_cancelled += o.writes_cancelled;
+  steward_actions += o.steward_actions;
   writes_vetoed += o.writes_vetoed;
   change_errors += o.change_errors;
   side_errors += o.side_errors;
@@ -165,7 +167,13 @@ void SyncEngine::side_ok(SideStore& side) {
 
 PassResult SyncEngine::run_pass(Clock::time_point now) {
   try {
-    PassResult r = apply_writebacks(now);
+    // Stewards' decisions first: each is planned (its write-backs queued) before this pass
+    // reconciles captures, so a capture that opens a new conflict on the unit does not keep the
+    // resolution from being written back (DESIGN.md).
+    PassResult r;
+    if (store::steward_actions_pending(control()))
+      r.steward_actions = apply_steward_actions(control(), config_, ruleset());
+    r += apply_writebacks(now);
     r += reconcile_captures(now);
     r += apply_writebacks(now);
     return r;

@@ -16,7 +16,8 @@
 
 namespace pqxx {
 class connection_base;
-}
+class transaction_base;
+}  // namespace pqxx
 
 namespace mdsync::store {
 
@@ -51,5 +52,10 @@ nlohmann::json show_conflict(pqxx::connection_base& conn, std::int64_t id);
 std::string resolve_conflicts(pqxx::connection_base& conn, const config::Config& config,
                               const std::vector<std::int64_t>& ids,
                               const core::Resolution& resolution);
+// The same inside the caller's transaction (the engine applying a steward's queued action),
+// under ruleset `rs`. A resolution's time_us, when set, is when the steward decided.
+std::string resolve_conflicts_in(pqxx::transaction_base& tx, const config::Config& config,
+                                 const core::Ruleset& rs, const std::vector<std::int64_t>& ids,
+                                 const core::Resolution& resolution);
 
 }  // namespace mdsync::store

@@ -10,10 +10,12 @@
 #include <string>
 
 #include "mdsync/config/config.hpp"
+#include "mdsync/core/ruleset.hpp"
 
 namespace pqxx {
 class connection_base;
-}
+class transaction_base;
+}  // namespace pqxx
 
 namespace mdsync::store {
 
@@ -30,5 +32,10 @@ struct DuplicateResolution {
 // already has a row on the conflict's side, a side that may not create records.
 std::string resolve_duplicate(pqxx::connection_base& conn, const config::Config& config,
                               std::int64_t id, const DuplicateResolution& resolution);
+// The same inside the caller's transaction, under ruleset `rs` (the engine applying a
+// steward's queued action).
+std::string resolve_duplicate_in(pqxx::transaction_base& tx, const config::Config& config,
+                                 const core::Ruleset& rs, std::int64_t id,
+                                 const DuplicateResolution& resolution);
 
 }  // namespace mdsync::store

@@ -34,6 +34,7 @@ struct PassResult {
   int writes_failed = 0;
   int writes_vetoed = 0;     // of writes_failed: deletes a guard refused (a conflict holds them)
   int writes_cancelled = 0;  // withdrawn writes the side confirmed it never applied
+  int steward_actions = 0;   // stewards' queued decisions applied or refused
   int side_errors = 0;       // sides that could not be reached or refused a batch
   int change_errors = 0;     // captured changes kept in capture_error instead of reconciled
   // Of the changes captured: rows not linked before that created a record, were linked to an
@@ -44,7 +45,7 @@ struct PassResult {
   int held = 0;  // rows not linked that a conflict holds (unauthorized create, open conflict)
   bool did_work() const {
     return captured > 0 || writes_applied > 0 || writes_superseded > 0 || writes_failed > 0 ||
-           writes_cancelled > 0 || change_errors > 0;
+           writes_cancelled > 0 || steward_actions > 0 || change_errors > 0;
   }
   PassResult& operator+=(const PassResult& o);
 };
