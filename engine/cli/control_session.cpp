@@ -31,7 +31,7 @@ std::string joined(const std::vector<std::string>& names) {
 
 ControlSession open_control(const config::Config& config, bool need_schema) {
   ControlSession s;
-  s.conn = store::connect(config.control_dsn, store::Role::kControl, "control store");
+  s.conn = store::connect(config.control_dsn, "control store");
   {
     pqxx::read_transaction tx(*s.conn);
     s.session_user = tx.exec1("SELECT session_user")[0].as<std::string>();

@@ -333,6 +333,45 @@ TEST(SecurityTest, ColumnWithoutPgCatalogEqualityIsComparedAsText) {
   EXPECT_EQ(s.crm("SELECT tags -> 'a' FROM crm.accounts WHERE \"accountName\" = 'Tagged'"), "2");
 }
 
+// The capture trigger runs as the capture role, which may insert capture rows: it must never run
+// a function a user wrote. The owner of a mapped column's type (here an enum the application
+// role owns) can define a cast from it to json, which jsonb_build_object would call inside the
+// trigger: the cast's function inserted a forged capture row. A user's type is now turned into
+// text by its output function only, which no user can replace.
+TEST(SecurityTest, ACastOnAUsersTypeRunsNothingInsideTheCaptureTrigger) {
+  Scenario s("sec_cast");
+  const std::string app = make_app_role(s);
+  s.crm_exec("CREATE TYPE crm.tier AS ENUM ('bronze', 'gold'); ALTER TYPE crm.tier OWNER TO " +
+             q(app) + "; ALTER TABLE crm.accounts ADD COLUMN tier crm.tier");
+  s.erp_exec("ALTER TABLE erp.customers ADD COLUMN tier text");
+  s.write_config(default_rules(), R"({"entities": {"customer": {
+      "fields": {"tier": "text"},
+      "sides": {"erp": {"columns": {"tier": "tier"}}, "crm": {"columns": {"tier": "tier"}}}}}})");
+  run_ok(s, {"init"});
+  s.erp_exec(
+      "INSERT INTO erp.customers (cust_name, credit_lim, tier) VALUES ('Acme', 1, 'bronze')");
+  run_ok(s, {"run", "--once"});
+  ASSERT_EQ(s.crm("SELECT tier FROM crm.accounts"), "bronze");
+
+  // The application role, owner of the type, writes a cast whose function forges a capture.
+  const std::string crm_app = s.dsn_as(s.crm_db(), app);
+  s.crm_exec("GRANT CREATE ON SCHEMA crm TO " + q(app));
+  sql_exec(crm_app,
+           "CREATE FUNCTION crm.forge(crm.tier) RETURNS json LANGUAGE plpgsql AS $$ BEGIN"
+           " INSERT INTO mdsync.capture (entity, op, row_key, changed) VALUES ('customer', 'U',"
+           " 'forged', '{\"credit_limit\": \"999999\"}'); RETURN '\"x\"'::json; END $$;"
+           " CREATE CAST (crm.tier AS json) WITH FUNCTION crm.forge(crm.tier)");
+  sql_exec(crm_app, "UPDATE crm.accounts SET tier = 'gold'");
+  EXPECT_EQ(s.crm("SELECT count(*) FROM mdsync.capture WHERE row_key = 'forged'"), "0");
+  EXPECT_EQ(s.crm("SELECT changed->>'tier' FROM mdsync.capture"), "gold");
+  // The real change is reconciled: the ERP owns the field, so the CRM's write is reverted.
+  run_ok(s, {"run", "--once"});
+  EXPECT_EQ(s.crm("SELECT tier FROM crm.accounts"), "bronze");
+  EXPECT_EQ(s.control("SELECT count(*) FROM mdsync.audit WHERE unit = 'tier' AND decision ="
+                      " 'revert' AND proposed->>'tier' = 'gold'"),
+            "1");
+}
+
 // Point 8: a second control store's init on the same sides is refused, naming the owner and
 // `--adopt-side`; adopting moves a side (new stamp and epoch, idempotency keys cleared); the
 // first store's running engine then refuses that side with the same advice and keeps

@@ -21,8 +21,7 @@ void set_application_name(const std::string& name) {
   application_name() = name;
 }
 
-PgConnection connect(const std::string& dsn, Role role, const std::string& what,
-                     const std::string& origin_mark) {
+PgConnection connect(const std::string& dsn, const std::string& what) {
   PgConnection conn;
   try {
     conn.reset(new pqxx::connection(dsn));
@@ -39,8 +38,6 @@ PgConnection connect(const std::string& dsn, Role role, const std::string& what,
       "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; "
       "SET extra_float_digits = 3; SET client_encoding = 'UTF8'");
   setup.exec("SET application_name = " + setup.quote(application_name()));
-  if (role == Role::kSide && !origin_mark.empty())
-    setup.exec_params("SELECT set_config('mdsync.origin', $1, false)", origin_mark);
   return conn;
 }
 

@@ -70,7 +70,7 @@ InitialSyncReport run(const config::Config& config, std::uint64_t seed) {
                              ". sync --initial runs alone: stop the service before `sync "
                              "--initial`, and start it again afterwards");
   }
-  PgConnection control = connect(config.control_dsn, Role::kControl, "control store");
+  PgConnection control = connect(config.control_dsn, "control store");
   const core::Ruleset rs = load_ruleset(*control, config);
   for (const config::EntityConfig& entity : config.entities) {
     for (const config::SideConfig* side_ptr : side_order(config, entity, rs)) {
@@ -102,7 +102,7 @@ InitialSyncReport run(const config::Config& config, std::uint64_t seed) {
 InitialSyncReport preview(const config::Config& config) {
   InitialSyncReport report;
   report.dry_run = true;
-  PgConnection control = connect(config.control_dsn, Role::kControl, "control store");
+  PgConnection control = connect(config.control_dsn, "control store");
   const core::Ruleset rs = load_ruleset(*control, config);
   const FieldTransforms transforms(config);
   pqxx::work tx(*control);

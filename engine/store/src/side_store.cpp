@@ -97,7 +97,8 @@ std::string field_changed(pqxx::connection_base& c, const SideTableSql& sql,
     now += " #> " + path_array(c, fm.json_path);
     before += " #> " + path_array(c, fm.json_path);
   }
-  if (as_text) return "(" + now + ")::text IS DISTINCT FROM (" + before + ")::text";
+  if (as_text)
+    return sql.as_text(fm.column, now) + " IS DISTINCT FROM " + sql.as_text(fm.column, before);
   return sql.comparable(fm.column, now) + " IS DISTINCT FROM " + sql.comparable(fm.column, before);
 }
 
@@ -228,11 +229,13 @@ void add_field(CapturedRow& row, const pqxx::field& key, const pqxx::field& valu
 ColumnTypes column_types(pqxx::transaction_base& tx, const std::string& table) {
   ColumnTypes types;
   for (const auto& row : tx.exec_params(
-           "SELECT a.attname, format_type(a.atttypid, NULL), format_type(a.atttypid, a.atttypmod)"
-           " FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0"
-           " AND NOT a.attisdropped",
+           "SELECT a.attname, format_type(a.atttypid, NULL), format_type(a.atttypid, a.atttypmod),"
+           " ty.typnamespace <> 'pg_catalog'::regnamespace"
+           " FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid"
+           " WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
            table))
-    types[row[0].as<std::string>()] = {row[1].as<std::string>(), row[2].as<std::string>()};
+    types[row[0].as<std::string>()] = {row[1].as<std::string>(), row[2].as<std::string>(),
+                                       row[3].as<bool>()};
   return types;
 }
 
@@ -270,8 +273,10 @@ SideStore::~SideStore() = default;
 
 pqxx::connection_base& SideStore::conn() {
   if (conn_ && conn_->is_open()) return *conn_;
-  PgConnection fresh =
-      connect(side_.dsn, Role::kSide, "side " + side_.name, bound_ ? key_.secret : std::string());
+  // The mark is set per writing transaction (apply_once), not for the session: a session
+  // setting would outlive the engine's writes (a connection pooler hands the server session to
+  // other clients) and be readable by any code the session runs meanwhile.
+  PgConnection fresh = connect(side_.dsn, "side " + side_.name);
   if (bound_) {
     // One statement per connection: the side must be stamped for this engine's store.
     pqxx::read_transaction tx(*fresh);
@@ -296,14 +301,18 @@ void SideStore::check_mappings() {
     // The table's columns with their types, in one read; a view or anything else that is not
     // a table counts as missing (capture triggers need a table).
     ColumnTypes types;
-    for (const auto& row : tx.exec_params(
-             "SELECT a.attname, format_type(a.atttypid, NULL), format_type(a.atttypid, a.atttypmod)"
-             " FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid"
-             " JOIN pg_namespace n ON n.oid = t.relnamespace"
-             " WHERE n.nspname = $1 AND t.relname = $2 AND t.relkind IN ('r', 'p')"
-             " AND a.attnum > 0 AND NOT a.attisdropped",
-             m->schema, m->table))
-      types[row[0].as<std::string>()] = {row[1].as<std::string>(), row[2].as<std::string>()};
+    for (const auto& row :
+         tx.exec_params("SELECT a.attname, format_type(a.atttypid, NULL), format_type(a.atttypid, "
+                        "a.atttypmod),"
+                        " ty.typnamespace <> 'pg_catalog'::regnamespace"
+                        " FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid"
+                        " JOIN pg_type ty ON ty.oid = a.atttypid"
+                        " JOIN pg_namespace n ON n.oid = t.relnamespace"
+                        " WHERE n.nspname = $1 AND t.relname = $2 AND t.relkind IN ('r', 'p')"
+                        " AND a.attnum > 0 AND NOT a.attisdropped",
+                        m->schema, m->table))
+      types[row[0].as<std::string>()] = {row[1].as<std::string>(), row[2].as<std::string>(),
+                                         row[3].as<bool>()};
     if (types.empty()) {
       problems.push_back("side " + side_.name + ": table " + m->schema + "." + m->table +
                          " does not exist (" + where + ".table in " + config_.path + ")");
@@ -1318,6 +1327,8 @@ std::vector<WriteResult> SideStore::apply_once(const std::vector<WriteRequest>& 
   pqxx::connection_base& c = conn();
   pqxx::work tx(c);
   hold_ownership(tx);
+  // The engine's writes are this transaction's: the capture trigger skips exactly them.
+  if (bound_) tx.exec_params("SELECT set_config('mdsync.origin', $1, true)", key_.secret);
 
   // Idempotency keys of the whole batch in one statement: a request found here was written
   // by an earlier attempt that committed on this side while its control update was lost.

@@ -21,11 +21,20 @@ const ColumnType& SideTableSql::column_type(const std::string& column) const {
 }
 
 std::string SideTableSql::key_text(const std::string& row) const {
-  if (!composite_key()) return row + "." + c_.quote_name(m_.key_columns.front()) + "::text";
+  auto column = [&](const std::string& k) { return as_text(k, row + "." + c_.quote_name(k)); };
+  if (!composite_key()) return column(m_.key_columns.front());
   std::string s = "jsonb_build_array(";
   for (std::size_t i = 0; i < m_.key_columns.size(); ++i)
-    s += (i ? ", " : "") + row + "." + c_.quote_name(m_.key_columns[i]) + "::text";
+    s += (i ? ", " : "") + column(m_.key_columns[i]);
   return s + ")::text";
+}
+
+std::string SideTableSql::as_text(const std::string& column, const std::string& expr) const {
+  auto it = types_.find(column);
+  if (it == types_.end() || !it->second.user_type) return "(" + expr + ")::text";
+  // In parentheses: PL/pgSQL reads an IF's condition up to the first THEN outside them.
+  return "(CASE WHEN (" + expr + ") IS NULL THEN NULL ELSE pg_catalog.format('%s', " + expr +
+         ") END)";
 }
 
 std::string SideTableSql::key_equals(const std::string& row, const std::string& k) const {
@@ -174,8 +183,11 @@ std::string SideTableSql::captured_column(const std::string& field, const std::s
                                           const std::string& column) const {
   const std::string col = row + "." + c_.quote_name(column);
   const std::string zone = zone_of(field, column);
-  if (zone.empty()) return col;
-  return "(" + col + " AT TIME ZONE " + c_.quote(zone) + ")";
+  if (!zone.empty()) return "(" + col + " AT TIME ZONE " + c_.quote(zone) + ")";
+  // jsonb_build_object would call a cast to json the type's owner may have written.
+  auto it = types_.find(column);
+  if (it != types_.end() && it->second.user_type) return as_text(column, col);
+  return col;
 }
 
 std::string SideTableSql::column_value(const std::string& field, const std::string& column,

@@ -23,6 +23,10 @@ namespace mdsync::store {
 // side stored.
 struct ColumnType {
   std::string base, full;
+  // A type made outside pg_catalog (an enum, a domain, a composite): its owner may define
+  // casts from it, and the capture trigger, which runs as the capture role, must never run a
+  // user's function. Such a column is turned into text by its type's output function only.
+  bool user_type = false;
 };
 using ColumnTypes = std::map<std::string, ColumnType>;  // by column name
 
@@ -82,6 +86,9 @@ class SideTableSql {
   // no equality operator, so json values compare as jsonb (which also ignores formatting).
   std::string comparable(const std::string& column, const std::string& expr) const;
   bool is_json(const std::string& column) const;
+  // `expr`, a value of `column`, as text: a cast, or for a user's type its output function
+  // (format('%s')), which no user can replace, where a cast to text may be the user's function.
+  std::string as_text(const std::string& column, const std::string& expr) const;
 
  private:
   std::string literal(const mapping::Literal& l) const;

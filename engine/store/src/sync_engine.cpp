@@ -61,7 +61,7 @@ SyncEngine::~SyncEngine() = default;
 
 pqxx::connection_base& SyncEngine::control() {
   if (control_ && control_->is_open()) return *control_;
-  PgConnection fresh = connect(config_.control_dsn, Role::kControl, "control store");
+  PgConnection fresh = connect(config_.control_dsn, "control store");
   take_engine_lease(*fresh);
   // The store's identity and side keys, read again on every connection: the sides' sessions
   // are marked with the keys of the store the engine is connected to.

@@ -24,15 +24,11 @@ class ConnectionError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class Role { kControl, kSide };
-
-// Connects and prepares the session: TimeZone UTC, DateStyle ISO, and for a side the engine
-// writes to, `origin_mark` (the side's secret, store_identity.hpp) as `mdsync.origin`, which
-// the capture trigger recognizes to skip the engine's own writes (no echo). The mark travels
-// as a parameter, so no statement text holds it. `what` names the database in messages
-// ("control store", "side crm").
-PgConnection connect(const std::string& dsn, Role role, const std::string& what,
-                     const std::string& origin_mark = {});
+// Connects and prepares the session: TimeZone UTC, DateStyle ISO. `what` names the database
+// in messages ("control store", "side crm"). The engine's mark on its side writes (the side's
+// secret as `mdsync.origin`, which the capture trigger recognizes) is set per writing
+// transaction by SideStore, never for a session.
+PgConnection connect(const std::string& dsn, const std::string& what);
 
 // The application_name every later connection of this process sets ("mdsync run", "mdsync
 // sync"; "mdsync" until set), so pg_stat_activity shows what each mdsync session is doing
