@@ -1,5 +1,6 @@
 #include "admin_commands.hpp"
 
+#include <algorithm>
 #include <iostream>
 #include <pqxx/pqxx>
 #include <stdexcept>
@@ -79,6 +80,7 @@ int cmd_init(const config::Config& config, const InitOptions& options) {
   if (!mismatches.empty()) throw store::MappingError(mismatches);
   // A side that belongs to another store is refused alone; the others are installed.
   std::vector<std::string> refused;
+  std::int64_t highest_applied = 0;
   for (const config::SideConfig& side : config.sides) {
     store::SideStore store(config, side);
     std::vector<std::string> changes;
@@ -93,6 +95,21 @@ int cmd_init(const config::Config& config, const InitOptions& options) {
     }
     if (changes.empty()) std::cout << "side " << side.name << ": capture already installed\n";
     for (const auto& c : changes) std::cout << "side " << side.name << ": " << c << "\n";
+    highest_applied = std::max(highest_applied, store.highest_applied_id());
+  }
+  // Outbox ids the sides have seen must never be handed out again (a control store restored
+  // from a backup would otherwise take its new writes for ones a side already applied).
+  {
+    pqxx::work tx(*conn);
+    const pqxx::result moved = tx.exec_params(
+        "SELECT setval('mdsync.outbox_id_seq', $1) WHERE $1 > (SELECT CASE WHEN is_called THEN"
+        " last_value ELSE last_value - 1 END FROM mdsync.outbox_id_seq)",
+        highest_applied);
+    tx.commit();
+    if (!moved.empty())
+      std::cout << "control store: outbox ids moved past " << highest_applied
+                << ", which a side has already seen (was the control store restored from a "
+                   "backup?)\n";
   }
 
   if (auto version = store::latest_ruleset_version(*conn)) {

@@ -589,8 +589,9 @@ class SyncModel {
   std::vector<PendingWrite> pending_writes() const {
     std::vector<PendingWrite> out;
     for (const OutboxEntry& e : outbox_)
-      if (e.status == OutboxEntry::Status::kPending)
-        out.push_back(PendingWrite{e.id, e.write.side, e.write.kind, e.write.values});
+      if (queued(e))
+        out.push_back(PendingWrite{e.id, e.write.side, e.write.kind, e.write.values,
+                                   e.status == OutboxEntry::Status::kCancelling});
     return out;
   }
 

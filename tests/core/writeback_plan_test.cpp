@@ -258,5 +258,33 @@ TEST(PlanWritebacks, DetachedSideHasItsQueuedWritesWithdrawn) {
   EXPECT_TRUE(plan.writes.empty());
 }
 
+// A golden value the side cannot hold (an invalid_value conflict opened for that side holds the
+// unit): an insert into that side leaves the unit out, instead of failing, being planned again
+// and failing again for ever; the unit follows once the steward decides.
+TEST(PlanWritebacks, InsertLeavesOutAUnitTheSideCannotHold) {
+  RecordState s = StateBuilder().golden(kGolden).base("crm", kGolden).build();
+  s.open_conflicts.push_back(OpenConflict{4, "address", ConflictKind::kInvalidValue, "erp"});
+  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"erp"}, {}).writes),
+            "erp insert credit_limit=\"100\" email=\"a@acme.example\" name=\"Acme\"\n");
+  // Held for another side, the unit is inserted: this side can hold it.
+  s.open_conflicts.back().side = "shop";
+  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"erp"}, {}).writes),
+            "erp insert city=\"Gent\" credit_limit=\"100\" email=\"a@acme.example\" "
+            "name=\"Acme\" street=\"Main 1\"\n");
+}
+
+// A queued insert already withdrawn (its side has yet to confirm) will not apply, so an update
+// queued after it is withdrawn too, and the row that got linked is updated from its own base.
+TEST(PlanWritebacks, UpdatesQueuedAfterAWithdrawnInsertAreWithdrawn) {
+  const RecordState s =
+      StateBuilder().golden(kGolden).base("crm", with(kGolden, "name", "Acme Ltd")).build();
+  auto pending =
+      queued({{"crm", kIns, with(kGolden, "name", "Old")}, {"crm", kUpd, {{"name", "Acme"}}}});
+  pending[0].withdrawn = true;
+  const auto plan = plan_writebacks(rules(), s, {"crm"}, pending);
+  EXPECT_EQ(ids_text(plan.cancel), "2");
+  EXPECT_EQ(writes_text(plan.writes), "crm update name=\"Acme\" | expected name=\"Acme Ltd\"\n");
+}
+
 }  // namespace
 }  // namespace mdsync::core

@@ -299,6 +299,31 @@ TEST_F(MappingTest, GoldenValueTheErpLookupLacksIsAnInvalidValueAndTheRestOfTheR
   EXPECT_EQ(open_conflicts(), "");
 }
 
+// The same value on a record the CRM creates: the ERP's insert leaves the country out (an
+// invalid_value conflict holds it) and the rest of the row is inserted. The insert used to be
+// planned again whole after every failure, so `run --once` never ended.
+TEST_F(MappingTest, CreateWithAValueTheErpCannotHoldIsInsertedWithoutIt) {
+  start();
+  s_.crm_exec(
+      "INSERT INTO \"Workspace\".company (name, \"addressAddressCountry\", \"taxId\")"
+      " VALUES ('Helvetia', 'Switzerland', 'CHE-9')");
+  const RunResult first = s_.mdsync({"run", "--once"});
+  EXPECT_EQ(first.exit_code, 1) << "the refused write is an error item\n" << first.err;
+  EXPECT_EQ(erp_of("p.company_data->>'vat'", "Helvetia"), "CHE-9");
+  EXPECT_EQ(erp_of("p.country_id", "Helvetia"), "<null>");
+  EXPECT_EQ(open_conflicts(), "invalid_value country");
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.outbox WHERE side = 'erp'"
+                       " AND status IN ('failed', 'pending')"),
+            "1");
+  s_.mdsync_ok({"run", "--once"});  // nothing more is tried while the conflict is open
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.outbox WHERE side = 'erp'"), "2");
+  const std::string id = s_.control("SELECT id FROM mdsync.conflict");
+  s_.mdsync_ok({"conflicts", "resolve", id, "--value", R"({"country": "BE"})"});
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(erp_country("Helvetia"), "BE");
+  EXPECT_EQ(crm_of("addressAddressCountry", "Helvetia"), "Belgium");
+}
+
 // Micros that do not divide into the canonical integer field: invalid_value, never rounded.
 TEST_F(MappingTest, MicrosThatAreNotAWholeNumberOfUnitsAreInvalid) {
   start("integer");

@@ -37,6 +37,14 @@ bool held_away(const RecordState& state, const std::string& side) {
       });
 }
 
+// A unit `side` cannot hold: an invalid_value conflict opened for that side holds it (a golden
+// value outside its value map, a code its lookup table lacks). Inserting it would fail, and
+// be planned again, for ever.
+bool unholdable(const RecordState& state, const std::string& unit, const std::string& side) {
+  const OpenConflict* c = state.conflict_on(unit);
+  return c != nullptr && c->kind == ConflictKind::kInvalidValue && c->side == side;
+}
+
 }  // namespace
 
 WritebackPlan plan_writebacks(const EntityRules& rules, const RecordState& state,
@@ -65,6 +73,10 @@ WritebackPlan plan_writebacks(const EntityRules& rules, const RecordState& state
     FieldValues effective = linked ? base->second : FieldValues{};
     for (const PendingWrite* p : queued) {
       if (p->side != side) continue;
+      if (p->withdrawn) {
+        insert_withdrawn = insert_withdrawn || p->kind == RowWrite::Kind::kInsert;
+        continue;
+      }
       bool keep = false;
       switch (p->kind) {
         case RowWrite::Kind::kInsert:
@@ -99,6 +111,8 @@ WritebackPlan plan_writebacks(const EntityRules& rules, const RecordState& state
       RowWrite insert{side, RowWrite::Kind::kInsert, {}, {}};
       for (const auto& [field, type] : rules.fields) {
         (void)type;
+        const Unit* unit = rules.unit_of_field(field);
+        if (unit != nullptr && unholdable(state, unit->name, side)) continue;
         insert.values[field] = value_in(state.golden, field);
       }
       plan.writes.push_back(std::move(insert));

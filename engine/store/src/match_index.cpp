@@ -178,7 +178,7 @@ void MatchIndex::flush() {
     // The row on the conflict's side may be one of its candidates: inserting them there could
     // make the very duplicate the steward is asked about. The steward's answer plans them.
     tx_.exec(
-        "UPDATE mdsync.outbox o SET status = 'cancelling',"
+        "UPDATE mdsync.outbox o SET status = 'cancelling', not_before = NULL,"
         " last_error = 'held: possible_duplicate conflict ' || c.id || ' names this record'"
         " FROM mdsync.duplicate_candidate d JOIN mdsync.conflict c ON c.id = d.conflict_id"
         " WHERE c.status = 'open' AND c.kind = 'possible_duplicate'"

@@ -197,7 +197,7 @@ void RecordRepository::cancel_pending(std::int64_t id, const std::string& side,
                                       const std::vector<std::string>& kinds,
                                       const std::string& why) {
   tx_.exec_params(
-      "UPDATE mdsync.outbox SET status = 'cancelling',"
+      "UPDATE mdsync.outbox SET status = 'cancelling', not_before = NULL,"
       " last_error = coalesce(nullif($4, ''), last_error)"
       " WHERE golden_id = $1 AND side = $2 AND status = 'pending' AND kind = ANY($3::text[])",
       id, side, pg_text_array(kinds), why);
@@ -312,11 +312,13 @@ std::optional<std::int64_t> RecordRepository::open_create_conflict(const std::st
 std::vector<core::PendingWrite> RecordRepository::pending_writes(std::int64_t id) {
   std::vector<core::PendingWrite> out;
   for (const auto& row :
-       tx_.exec_params("SELECT id, side, kind, \"values\"::text FROM mdsync.outbox"
-                       " WHERE golden_id = $1 AND status = 'pending' ORDER BY id",
+       tx_.exec_params("SELECT id, side, kind, \"values\"::text, status = 'cancelling'"
+                       " FROM mdsync.outbox WHERE golden_id = $1"
+                       " AND status IN ('pending', 'cancelling') ORDER BY id",
                        id)) {
     core::PendingWrite w;
     w.id = row[0].as<std::int64_t>();
+    w.withdrawn = row[4].as<bool>();
     w.side = row[1].as<std::string>();
     const std::string kind = row[2].as<std::string>();
     w.kind = kind == "insert"   ? core::RowWrite::Kind::kInsert
@@ -346,7 +348,7 @@ void RecordRepository::plan_and_enqueue(const core::EntityRules& rules,
       core::plan_writebacks(rules, state, sides, pending_writes(golden_id));
   if (!plan.cancel.empty())
     tx_.exec_params(
-        "UPDATE mdsync.outbox SET status = 'cancelling',"
+        "UPDATE mdsync.outbox SET status = 'cancelling', not_before = NULL,"
         " last_error = 'withdrawn: the record no longer needs this write'"
         " WHERE id = ANY($1::bigint[]) AND status = 'pending'",
         pg_bigint_array(plan.cancel));

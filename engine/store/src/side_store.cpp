@@ -710,12 +710,19 @@ std::vector<std::string> SideStore::install_capture(const StoreIdentity& store, 
   return changed;
 }
 
+std::int64_t SideStore::highest_applied_id() {
+  pqxx::read_transaction tx(conn());
+  return tx.exec1("SELECT coalesce(max(outbox_id), 0) FROM mdsync.applied")[0].as<std::int64_t>();
+}
+
 CaptureBatch SideStore::read_capture(int limit) {
   CaptureBatch batch;
   std::vector<CapturedRow>& rows = batch.rows;
-  pqxx::read_transaction tx(conn());
-  // The stamp in the same snapshot as the rows: a side adopted by another store since this
-  // connection was made is refused before anything of it is reconciled here.
+  // Repeatable read: the stamp and epoch in the same snapshot as the rows, so a side adopted
+  // by another store since this connection was made is refused before anything of it is
+  // reconciled here.
+  pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only> tx(
+      conn());
   const pqxx::result epoch = tx.exec(
       "SELECT e.epoch, o.store_id::text, 'store ' || o.store_id || ', ' || o.control ||"
       " ', stamped ' || to_char(o.stamped_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') ||"
@@ -1359,11 +1366,30 @@ std::vector<WriteResult> SideStore::apply_once(const std::vector<WriteRequest>& 
       cancelled.push_back(requests[k].outbox_id);
     }
   }
-  if (!cancelled.empty())
-    tx.exec_params(
-        "INSERT INTO mdsync.applied (outbox_id, row_key, cancelled)"
-        " SELECT unnest($1::bigint[]), NULL, true ON CONFLICT DO NOTHING",
-        pg_bigint_array(cancelled));
+  if (!cancelled.empty()) {
+    std::set<std::int64_t> recorded;
+    for (const auto& row :
+         tx.exec_params("INSERT INTO mdsync.applied (outbox_id, row_key, cancelled)"
+                        " SELECT unnest($1::bigint[]), NULL, true"
+                        " ON CONFLICT DO NOTHING RETURNING outbox_id",
+                        pg_bigint_array(cancelled)))
+      recorded.insert(row[0].as<std::int64_t>());
+    // An id not recorded was applied after all, by an earlier attempt whose transaction
+    // committed only now (its session outlived a broken connection): reported applied.
+    if (recorded.size() != cancelled.size())
+      for (const auto& row :
+           tx.exec_params("SELECT outbox_id, row_key, cancelled FROM mdsync.applied"
+                          " WHERE outbox_id = ANY($1::bigint[])",
+                          pg_bigint_array(cancelled))) {
+        const auto id = row[0].as<std::int64_t>();
+        if (recorded.count(id) || row[2].as<bool>()) continue;
+        done[id] = Done{
+            row[1].is_null() ? std::nullopt : std::optional<std::string>(row[1].as<std::string>()),
+            false};
+        for (std::size_t k = 0; k < requests.size(); ++k)
+          if (requests[k].outbox_id == id) results[k].status = WriteResult::Status::kApplied;
+      }
+  }
 
   // Each value in the side's terms. A golden value this side cannot hold (outside its value
   // map, more decimals than its scale, a code its lookup table lacks) fails this row's write

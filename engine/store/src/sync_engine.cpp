@@ -350,7 +350,10 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now, const std::stri
   std::set<RecordRepository::RowRef> refs;
   for (std::size_t i = 0; i < sides_.size(); ++i)
     for (const CapturedRow& row : captured[i].rows)
-      if (!row.row_key.empty()) refs.emplace(row.entity, sides_[i]->name(), row.row_key);
+      // A key that is not UTF-8 (a side in SQL_ASCII) cannot be looked up in the control store:
+      // its change is kept as an error below, and the batch goes on.
+      if (!row.row_key.empty() && core::is_valid_utf8(row.row_key))
+        refs.emplace(row.entity, sides_[i]->name(), row.row_key);
   std::map<RecordRepository::RowRef, std::string> link_states;
   std::map<RecordRepository::RowRef, std::int64_t> links = repo.find_by_keys(refs, &link_states);
   std::vector<std::int64_t> linked_ids;
@@ -398,7 +401,7 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now, const std::stri
           side, captured[pick].epoch, row.seq, row.entity,
           std::string(row.op == core::Op::kDelete ? "delete" : "upsert"),
           row.row_key.empty() ? std::optional<std::string>()
-                              : std::optional<std::string>(row.row_key),
+                              : std::optional<std::string>(core::utf8_lossy(row.row_key)),
           values_to_json(readable(row.values)), why);
       log::error("change_not_reconciled",
                  {{"side", side}, {"seq", row.seq}, {"entity", row.entity}, {"error", why}});
@@ -412,6 +415,10 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now, const std::stri
     }
     if (row.row_key.empty()) {
       keep_as_error("the row key is NULL or empty; the row cannot be linked");
+      continue;
+    }
+    if (!core::is_valid_utf8(row.row_key)) {
+      keep_as_error("the row key is not valid UTF-8 text; the row cannot be linked");
       continue;
     }
     const RecordRepository::RowRef ref{row.entity, side, row.row_key};
@@ -713,6 +720,23 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     const core::Ruleset* rs = any_superseded ? &ruleset() : nullptr;
     pqxx::work tx(control());
     RecordRepository repo(tx);
+    // The batch's outbox rows, locked: a steward's command that ran meanwhile (it takes no
+    // lease) may have withdrawn some, and one of those the side applied is taken in as a
+    // withdrawn write found applied, not recorded as done and forgotten.
+    std::set<std::int64_t> withdrawn_meanwhile;
+    {
+      std::vector<std::int64_t> sent;
+      for (const WriteRequest& w : requests)
+        if (!w.cancel) sent.push_back(w.outbox_id);
+      if (!sent.empty())
+        for (const auto& row :
+             tx.exec_params("SELECT id, status FROM mdsync.outbox WHERE id = ANY($1::bigint[])"
+                            " ORDER BY id FOR UPDATE",
+                            pg_bigint_array(sent)))
+          if (row[1].as<std::string>() == "cancelling")
+            withdrawn_meanwhile.insert(row[0].as<std::int64_t>());
+    }
+    if (!withdrawn_meanwhile.empty() && rs == nullptr) rs = &ruleset();
     auto soft_deletes = [&](const std::string& entity) {
       const config::EntityConfig* e = config_.entity(entity);
       const config::SideMapping* m = e ? e->mapping_for(side.name()) : nullptr;
@@ -722,7 +746,8 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     std::vector<std::pair<std::int64_t, std::string>> vetoed;  // golden id, the guard's reason
     std::vector<std::pair<std::int64_t, WriteResult>> unwritable;
     OutboxOutcomes outcome;
-    std::vector<std::string> base_ids, base_values;  // applied updates: what the side now holds
+    // Applied updates: what the row the write went to now holds.
+    std::vector<std::string> base_ids, base_keys, base_values;
     // Superseded with no change of the row captured: the side holds what the engine never saw.
     std::vector<std::pair<std::int64_t, std::int64_t>> unexplained;  // golden id, outbox id
     // Later queued writes of a record whose write was superseded expected what it would write.
@@ -731,9 +756,10 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
       const WriteRequest& w = requests[k];
       const WriteResult& res = results[k];
       const std::int64_t gid = ids[k];
+      const bool withdrawn = w.cancel || withdrawn_meanwhile.count(w.outbox_id) != 0;
       switch (res.status) {
         case WriteResult::Status::kApplied:
-          if (w.cancel) {
+          if (withdrawn) {
             // A withdrawn write that an earlier attempt had applied (the engine crashed before
             // it heard): the side holds it, so it is taken in, and the record planned again.
             replan.insert(gid);
@@ -744,7 +770,7 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
             // A withdrawn insert may find the record linked to another row meanwhile (a match,
             // a steward's --link): the inserted row is the engine's and nobody else's; say so.
             const auto linked =
-                w.cancel ? repo.row_keys(gid) : std::map<std::string, std::string>{};
+                withdrawn ? repo.row_keys(gid) : std::map<std::string, std::string>{};
             if (auto other = linked.find(side.name());
                 other != linked.end() && other->second != res.row_key) {
               const std::string why = "inserted row " + res.row_key + " on " + side.name() +
@@ -765,6 +791,7 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
             repo.unlink(gid, side.name());
           } else {
             base_ids.push_back(std::to_string(gid));
+            base_keys.push_back(w.row_key);
             base_values.push_back(values_to_json(w.values));
           }
           outcome.add(w.outbox_id, "done", res.row_key, "");
@@ -810,6 +837,10 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
           ++result.writes_failed;
           break;
         case WriteResult::Status::kFailed:
+          if (withdrawn) {  // refused, and not wanted any more: nothing to review
+            outcome.add(w.outbox_id, "superseded", res.row_key, res.error);
+            break;
+          }
           outcome.add(w.outbox_id, "failed", res.row_key, res.error);
           log::error("writeback_failed", {{"side", side.name()},
                                           {"outbox_id", w.outbox_id},
@@ -823,9 +854,10 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     if (!base_ids.empty())
       tx.exec_params(
           "UPDATE mdsync.crosswalk x SET base = x.base || u.v::jsonb, superseded_streak = 0"
-          " FROM unnest($1::bigint[], $2::text[]) AS u(id, v)"
-          " WHERE x.golden_id = u.id AND x.side = $3",
-          pg_text_array(base_ids), pg_text_array(base_values), side.name());
+          " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, k, v)"
+          " WHERE x.golden_id = u.id AND x.side = $4 AND x.row_key = u.k",
+          pg_text_array(base_ids), pg_text_array(base_keys), pg_text_array(base_values),
+          side.name());
     if (!stale_gids.empty())
       // Never sent: a record's writes go one per pass in id order, and these come later.
       tx.exec_params(

@@ -30,6 +30,9 @@ struct PendingWrite {
   std::string side;
   RowWrite::Kind kind = RowWrite::Kind::kUpdate;
   FieldValues values;
+  // Already withdrawn (its side has yet to confirm): it will not apply, so neither will what
+  // was planned on top of it.
+  bool withdrawn = false;
 };
 
 struct WritebackPlan {
@@ -44,8 +47,9 @@ struct WritebackPlan {
 // a record that is no longer deleted (a vetoed delete); anything to a detached side. Pending
 // inserts and updates that stay count as what the side will hold, so the same values are not
 // queued twice and a new update expects what they will have written. Units held by an open
-// conflict are not written. Sides are visited in `sides` order, so the result is
-// deterministic.
+// conflict are not written (an insert leaves out a unit held by an invalid_value conflict
+// opened for its side: a value the side cannot hold; it gets the unit once the steward
+// decides). Sides are visited in `sides` order, so the result is deterministic.
 WritebackPlan plan_writebacks(const EntityRules& rules, const RecordState& state,
                               const std::vector<std::string>& sides,
                               const std::vector<PendingWrite>& pending);

@@ -135,6 +135,11 @@ class SideStore {
   std::vector<std::string> install_capture(const StoreIdentity& store, const SideKey& key,
                                            bool adopt);
 
+  // The highest outbox id the side has recorded (applied or withdrawn), 0 for none: a control
+  // store restored from a backup must hand out higher ids, or its new writes would be taken
+  // for ones the side already applied.
+  std::int64_t highest_applied_id();
+
   CaptureBatch read_capture(int limit);
   void forget_capture(const std::vector<std::int64_t>& seqs);
   std::int64_t capture_backlog();
