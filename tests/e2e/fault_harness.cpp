@@ -510,6 +510,19 @@ std::vector<std::string> exactly_once_problems(const Dbs& d) {
   return out;
 }
 
+std::string error_of(const std::string& dsn, const std::string& sql) {
+  try {
+    sql_exec(dsn, sql);
+    return "";
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
+std::string q(const std::string& name) {
+  return "\"" + name + "\"";
+}
+
 std::uint32_t test_seed() {
   std::uint32_t seed = std::random_device{}();
   if (const char* s = std::getenv("MDSYNC_FAULT_SEED")) seed = std::strtoul(s, nullptr, 10);

@@ -39,6 +39,10 @@ std::vector<std::string> sql_rows(const std::string& dsn, const std::string& sql
 void sql_exec(const std::string& dsn, const std::string& sql);
 void sql_exec_params(const std::string& dsn, const std::string& sql,
                      const std::vector<std::optional<std::string>>& params);
+// The error `sql` raises for `dsn`, or "" when it succeeds.
+std::string error_of(const std::string& dsn, const std::string& sql);
+// A role name as a quoted identifier (the names tests make need no escaping).
+std::string q(const std::string& name);
 
 // `mdsync service` in the background with its log in the scenario folder. The destructor
 // kills it (SIGKILL) if it still runs, so a failing test leaves no process behind.

@@ -18,20 +18,6 @@ namespace {
 using nlohmann::json;
 using namespace fault;
 
-std::string q(const std::string& name) {
-  return "\"" + name + "\"";
-}
-
-// The error `sql` raises for `dsn`, or "" when it succeeds.
-std::string error_of(const std::string& dsn, const std::string& sql) {
-  try {
-    sql_exec(dsn, sql);
-    return "";
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-}
-
 // A copy of the scenario's config whose control store is reached as `login`; returns its path.
 std::string config_as(const Scenario& s, const std::string& login) {
   json config = json::parse(read_file(s.config_path()));

@@ -22,20 +22,6 @@ using namespace fault;
 // The engine lease's advisory lock key (engine/store/src/engine_lease.cpp).
 constexpr long long kEngineLease = 0x6d6473796e634c45;
 
-std::string q(const std::string& name) {
-  return "\"" + name + "\"";
-}
-
-// The error `sql` raises for `dsn`, or "" when it succeeds.
-std::string error_of(const std::string& dsn, const std::string& sql) {
-  try {
-    sql_exec(dsn, sql);
-    return "";
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-}
-
 // An application's login role with privileges on the demo tables only, not on schema mdsync.
 std::string make_app_role(Scenario& s) {
   const std::string app = s.create_role("app", "LOGIN");
