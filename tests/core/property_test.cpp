@@ -56,9 +56,9 @@ struct Mix {
 // only the number of actions grows with the size.
 constexpr int kFullSize = 100;
 
-rc::Gen<Spec> gen_spec(bool force_group) {
+rc::Gen<Spec> gen_spec(bool force_group, bool force_validation = false) {
   return rc::gen::resize(
-      kFullSize, rc::gen::exec([force_group] {
+      kFullSize, rc::gen::exec([force_group, force_validation] {
         Spec s;
         s.sides = *rc::gen::inRange(2, 4);
         const int nfields = *rc::gen::inRange(3, 7);
@@ -70,7 +70,7 @@ rc::Gen<Spec> gen_spec(bool force_group) {
             force_group ? *rc::gen::inRange(2, 4) : *rc::gen::element(0, 0, 2, 3);
         const int group_start =
             group_size > 0 ? *rc::gen::inRange(0, nfields - group_size + 1) : -1;
-        const bool validation = *rc::gen::inRange(0, 3) == 0;
+        const bool validation = force_validation || *rc::gen::inRange(0, 3) == 0;
         for (int i = 0; i < nfields;) {
           UnitSpec u;
           if (i == group_start) {
@@ -249,7 +249,7 @@ RC_GTEST_PROP(SyncProperties, ConvergesWithDeletesRestoresAndVetoes, ()) {
 // (f) Golden takes only values that pass the unit's validation, a group as a whole: a side's
 // value, a create's, a steward's.
 RC_GTEST_PROP(SyncProperties, GoldenHoldsOnlyValidValues, ()) {
-  const Spec spec = *gen_spec(true);
+  const Spec spec = *gen_spec(true, true);
   const std::vector<Action> actions = draw_actions(spec);
   SyncModel m = run(spec, actions, Checks{false, false, false, false, true});
   assert_drains(m);
