@@ -10,6 +10,7 @@
 #include <pqxx/pqxx>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "e2e_harness.hpp"
 #include "fault_harness.hpp"
@@ -245,37 +246,61 @@ TEST(ContentionTest, AWriteBackThatDeadlocksWithAUsersTransactionIsRetriedQuietl
   run_ok(s, {"init"});
   s.erp_exec(
       "INSERT INTO erp.customers (account_num, cust_name, credit_lim) VALUES"
-      " (1, 'A', 1), (2, 'B', 2)");
+      " (1, 'A', 1), (2, 'B', 2), (3, 'C', 3)");
   run_ok(s, {"run", "--once"});
-  // The engine locks the rows it writes in key order; the user takes them the other way round.
-  const std::string first = s.crm("SELECT id FROM crm.accounts ORDER BY id LIMIT 1");
-  const std::string second = s.crm("SELECT id FROM crm.accounts ORDER BY id DESC LIMIT 1");
-  pqxx::connection user(s.dsn(s.crm_db()));
-  pqxx::work utx(user);
-  // The engine's backend looks for the deadlock first, so it is the engine's statement that
-  // is cancelled, deterministically.
+  // The engine locks the rows it writes in key order: a, b, c (which account sorts first by
+  // uuid is random).
+  const std::vector<std::string> keys =
+      s.rows(s.crm_db(), "SELECT id FROM crm.accounts ORDER BY id");
+  ASSERT_EQ(keys.size(), 3u);
+  const std::string &a = keys[0], &b = keys[1], &c = keys[2];
+  // A deadlock is found by a waiting backend that checks deadlock_timeout after its wait began,
+  // once per wait. For the engine's statement to be the one cancelled, whatever the timing, the
+  // engine's own request must close the cycle: the user holds c and already waits for a, which
+  // the engine holds, when the engine asks for c. A gate holding b stops the engine between the
+  // two until the user waits. (With two rows, the user's second lock closed the cycle: when the
+  // test took over a second to get there, the engine's one check had found nothing, and the
+  // user's transaction was the one cancelled.)
+  pqxx::connection user(s.dsn(s.crm_db())), gate(s.dsn(s.crm_db()));
+  const std::string user_pid = std::to_string(user.backendpid());
+  const std::string gate_pid = std::to_string(gate.backendpid());
+  pqxx::work utx(user), gtx(gate);
   utx.exec("SET LOCAL deadlock_timeout = '60s'");
-  utx.exec_params("UPDATE crm.accounts SET phone = 'user 2' WHERE id = $1::uuid", second);
+  utx.exec_params("UPDATE crm.accounts SET phone = 'user 3' WHERE id = $1::uuid", c);
+  gtx.exec_params("SELECT 1 FROM crm.accounts WHERE id = $1::uuid FOR UPDATE", b);
   s.erp_exec("UPDATE erp.customers SET credit_lim = credit_lim + 100");
   const std::string log = s.dir() + "/deadlock.log";
   const int pid = s.spawn_mdsync({"run", "--once", "--log-level", "debug"}, log);
-  ASSERT_EQ(wait_until(
-                [&] {
-                  return s.crm(
-                      "SELECT count(*) FROM pg_stat_activity WHERE datname ="
-                      " current_database() AND application_name = 'mdsync run'"
-                      " AND wait_event_type = 'Lock'");
-                },
-                "1", 60),
-            "1")
+  const std::string engine_waits =
+      "FROM pg_stat_activity WHERE datname = current_database() AND application_name ="
+      " 'mdsync run' AND pg_blocking_pids(pid) = ARRAY[" +
+      gate_pid + "]";
+  ASSERT_EQ(wait_until([&] { return s.crm("SELECT count(*) " + engine_waits); }, "1", 60), "1")
       << read_file(log);
-  utx.exec_params("UPDATE crm.accounts SET phone = 'user 1' WHERE id = $1::uuid", first);
+  const std::string engine_pid = s.crm("SELECT pid " + engine_waits);
+  std::string user_error;
+  std::thread user_waits([&] {
+    try {
+      utx.exec_params("UPDATE crm.accounts SET phone = 'user 1' WHERE id = $1::uuid", a);
+    } catch (const std::exception& e) {
+      user_error = e.what();
+    }
+  });
+  const std::string blocker =
+      wait_until([&] { return s.crm("SELECT pg_blocking_pids(" + user_pid + ")::text"); },
+                 "{" + engine_pid + "}", 60);
+  gtx.abort();
+  user_waits.join();
+  ASSERT_EQ(blocker, "{" + engine_pid + "}") << "the user never waited for the engine";
+  ASSERT_EQ(user_error, "") << "the user's transaction, not the engine's, was cancelled";
   utx.commit();
   ASSERT_EQ(wait_exit(pid, 120), 0) << read_file(log);
 
   const auto retried = events(read_file(log), "writeback_contention");
   ASSERT_FALSE(retried.empty()) << read_file(log);
   EXPECT_EQ(retried[0]["level"], "debug");
+  // Retried in the same pass, inside SideStore::apply, not left for the next pass.
+  EXPECT_TRUE(events(read_file(log), "writeback_deferred").empty()) << read_file(log);
   EXPECT_TRUE(events(read_file(log), "side_unavailable").empty()) << read_file(log);
   EXPECT_EQ(s.control("SELECT coalesce(last_error, '<none>') || ' ' || (contention_retries > 0)"
                       " FROM mdsync.side_state WHERE side = 'crm'"),
@@ -284,9 +309,9 @@ TEST(ContentionTest, AWriteBackThatDeadlocksWithAUsersTransactionIsRetriedQuietl
   EXPECT_GE(status["sides"]["crm"]["contention_retries"].get<int>(), 1) << status.dump(2);
   EXPECT_EQ(s.crm("SELECT string_agg(\"accountName\" || ' ' || credit_limit::numeric(10,2), ', '"
                   " ORDER BY \"accountName\") FROM crm.accounts"),
-            "A 101.00, B 102.00");
-  EXPECT_EQ(s.crm("SELECT phone FROM crm.accounts WHERE id = '" + first + "'"), "user 1");
-  EXPECT_EQ(s.crm("SELECT phone FROM crm.accounts WHERE id = '" + second + "'"), "user 2");
+            "A 101.00, B 102.00, C 103.00");
+  EXPECT_EQ(s.crm("SELECT string_agg(coalesce(phone, '-'), ', ' ORDER BY id) FROM crm.accounts"),
+            "user 1, -, user 3");
   EXPECT_EQ(s.control("SELECT count(*) FROM mdsync.outbox WHERE status IN ('failed', 'pending')"),
             "0");
 }
