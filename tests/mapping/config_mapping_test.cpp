@@ -205,10 +205,23 @@ TEST(ConfigMapping, EveryOptionLoads) {
   ASSERT_EQ(spec.fuzzy.size(), 1u);
   EXPECT_EQ(spec.fuzzy[0].normalize,
             std::vector<mapping::Normalizer>{mapping::Normalizer::kCompanyName});
+  EXPECT_EQ(spec.fuzzy[0].threshold_permille, mapping::kDefaultFuzzyThresholdPermille);
 
   // The loaded mapping builds its transforms.
   const mapping::FieldTransform micros(FieldType::kNumeric, *m.field_mapping("credit_limit"));
   EXPECT_EQ(*micros.to_side(std::string("12.5")).value(), "12500000");
+}
+
+// A fuzzy key's threshold loads in thousandths, exactly as written (no float on the way).
+TEST(ConfigMapping, FuzzyThresholdLoadsExactly) {
+  for (const auto& [text, permille] : std::vector<std::pair<std::string, int>>{
+           {"0.85", 850}, {"0.9", 900}, {"1", 1000}, {"1.0", 1000}, {"0.001", 1}, {"0.862", 862}}) {
+    const Config cfg =
+        parse_config(config(side("", {}), R"("match": {"fuzzy": [{"field": "name", "threshold": )" +
+                                              text + "}]},"),
+                     "mdsync.json");
+    EXPECT_EQ(cfg.entity("customer")->match.fuzzy.at(0).threshold_permille, permille) << text;
+  }
 }
 
 // The complete example of engine/mapping/MAPPING.md loads, so the reference cannot drift
@@ -531,6 +544,36 @@ INSTANTIATE_TEST_SUITE_P(
             {},
             "match key website is listed twice",
             R"("match": {"keys": [{"field": "website"}], "fuzzy": [§{"field": "website"}]},)"},
+        ErrorCase{"FuzzyThresholdAboveOne",
+                  "",
+                  {},
+                  "entities.customer.match.fuzzy[0].threshold must be a similarity above 0 and at "
+                  "most 1, such as 0.85 (1.5 would never propose anything)",
+                  R"("match": {"fuzzy": [{"field": "name", "threshold": §1.5}]},)"},
+        ErrorCase{"FuzzyThresholdZero",
+                  "",
+                  {},
+                  "entities.customer.match.fuzzy[0].threshold must be a similarity above 0 and at "
+                  "most 1, such as 0.85 (0.000 would propose every record)",
+                  R"("match": {"fuzzy": [{"field": "name", "threshold": §0.000}]},)"},
+        ErrorCase{"FuzzyThresholdNotANumber",
+                  "",
+                  {},
+                  "entities.customer.match.fuzzy[0].threshold must be a similarity above 0 and at "
+                  "most 1, with at most 3 decimals, such as 0.85",
+                  R"("match": {"fuzzy": [{"field": "name", "threshold": §"0.9"}]},)"},
+        ErrorCase{"FuzzyThresholdTooPrecise",
+                  "",
+                  {},
+                  "entities.customer.match.fuzzy[0].threshold must be a similarity above 0 and at "
+                  "most 1, with at most 3 decimals, such as 0.85",
+                  R"("match": {"fuzzy": [{"field": "name", "threshold": §0.8625}]},)"},
+        ErrorCase{"ThresholdOnExactKey",
+                  "",
+                  {},
+                  "entities.customer.match.keys[0]: a threshold applies to fuzzy keys only (an "
+                  "exact key links on equal values)",
+                  R"("match": {"keys": [{"field": "website", "threshold": §0.9}]},)"},
         ErrorCase{"MatchEmpty",
                   "",
                   {},

@@ -624,15 +624,15 @@ std::optional<mapping::DeleteGuard> delete_guard(Checker& check, const JsonNode&
 
 // {"field": "website", "normalize": ["url_host"]} or {"fields": ["country", "vat"]}.
 std::optional<mapping::MatchKeySpec> match_key(Checker& check, const JsonNode& n,
-                                               const EntityConfig& entity,
-                                               const std::string& where) {
+                                               const EntityConfig& entity, const std::string& where,
+                                               bool fuzzy) {
   if (!n.is_object()) {
     check.error(n.pos, where +
                            " must be an object such as {\"field\": \"website\", "
                            "\"normalize\": [\"url_host\"]}");
     return std::nullopt;
   }
-  check.only_keys(n, where, {"field", "fields", "normalize"});
+  check.only_keys(n, where, {"field", "fields", "normalize", "threshold"});
   mapping::MatchKeySpec key;
   bool ok = true;
   const JsonNode* one = n.find("field");
@@ -683,6 +683,37 @@ std::optional<mapping::MatchKeySpec> match_key(Checker& check, const JsonNode& n
       ok = false;
     }
   }
+  if (const JsonNode* t = n.find("threshold")) {
+    // Thousandths: the similarity a steward reads in a possible_duplicate's reason is the
+    // number compared with the threshold, with no float rounding in between.
+    static const std::regex kThreshold("(0|1)(\\.[0-9]{1,3})?");
+    if (!fuzzy) {
+      check.error(t->pos, where +
+                              ": a threshold applies to fuzzy keys only (an exact key "
+                              "links on equal values)");
+      ok = false;
+    } else if (!t->is_number() || !std::regex_match(t->text, kThreshold)) {
+      check.error(t->pos, where +
+                              ".threshold must be a similarity above 0 and at most 1, with "
+                              "at most 3 decimals, such as 0.85");
+      ok = false;
+    } else {
+      const std::size_t dot = t->text.find('.');
+      std::string frac = dot == std::string::npos ? "" : t->text.substr(dot + 1);
+      frac.resize(3, '0');
+      key.threshold_permille = (t->text[0] - '0') * 1000 + std::stoi(frac);
+      if (key.threshold_permille == 0 || key.threshold_permille > 1000) {
+        check.error(t->pos, where +
+                                ".threshold must be a similarity above 0 and at most 1, "
+                                "such as 0.85 (" +
+                                t->text + " would " +
+                                (key.threshold_permille == 0 ? "propose every record"
+                                                             : "never propose anything") +
+                                ")");
+        ok = false;
+      }
+    }
+  }
   if (!ok) return std::nullopt;
   return key;
 }
@@ -701,7 +732,8 @@ void match_spec(Checker& check, const JsonNode& n, EntityConfig& entity, const s
       continue;
     }
     for (std::size_t i = 0; i < items->items.size(); ++i) {
-      auto key = match_key(check, items->items[i], entity, lwhere + "[" + std::to_string(i) + "]");
+      auto key = match_key(check, items->items[i], entity, lwhere + "[" + std::to_string(i) + "]",
+                           std::string(list) == "fuzzy");
       if (!key) continue;
       if (!seen.emplace(key->fields, key->normalize).second) {
         check.error(items->items[i].pos, "match key " + key->name() + " is listed twice");
