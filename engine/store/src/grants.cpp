@@ -82,11 +82,24 @@ std::vector<std::string> control_privileges(const config::RolesConfig& roles) {
   };
   // What everybody may read: every table but the one that holds the engine's secret, of which
   // only the store's identity is readable.
-  static const char* const kTables[] = {
-      "ruleset",        "golden",           "crosswalk",    "conflict",      "audit",
-      "audit_chain",    "audit_head",       "capture_done", "capture_error", "outbox",
-      "side_state",     "side_event",       "match_key",    "match_spec",    "duplicate_candidate",
-      "steward_action", "schema_migrations"};
+  static const char* const kTables[] = {"ruleset",
+                                        "golden",
+                                        "crosswalk",
+                                        "conflict",
+                                        "audit",
+                                        "audit_chain",
+                                        "audit_head",
+                                        "capture_done",
+                                        "capture_error",
+                                        "outbox",
+                                        "side_state",
+                                        "side_event",
+                                        "match_key",
+                                        "match_spec",
+                                        "duplicate_candidate",
+                                        "steward_action",
+                                        "schema_migrations",
+                                        "held_match_key"};
   std::string tables;
   for (const char* t : kTables)
     tables += (tables.empty() ? "mdsync." : ", mdsync.") + std::string(t);
@@ -107,7 +120,7 @@ std::vector<std::string> control_privileges(const config::RolesConfig& roles) {
       {"outbox", "INSERT, UPDATE"},       {"side_state", "INSERT, UPDATE"},
       {"side_event", "INSERT"},           {"match_key", "INSERT, DELETE"},
       {"match_spec", "INSERT, UPDATE"},   {"duplicate_candidate", "INSERT"},
-      {"steward_action", "UPDATE"},
+      {"steward_action", "UPDATE"},       {"held_match_key", "INSERT, DELETE"},
   };
   for (const auto& [table, privileges] : kWrites)
     out.push_back(std::string("GRANT ") + privileges + " ON mdsync." + table + " TO " + service);

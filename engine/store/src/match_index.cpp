@@ -4,7 +4,9 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include "mdsync/mapping/similarity.hpp"
 #include "mdsync/store/pg_arrays.hpp"
+#include "mdsync/store/record_repository.hpp"
 
 namespace mdsync::store {
 
@@ -18,34 +20,98 @@ std::string spec_text(const mapping::MatchSpec& spec) {
     for (const mapping::MatchKeySpec& k : *list) {
       nlohmann::json norm = nlohmann::json::array();
       for (mapping::Normalizer n : k.normalize) norm.push_back(mapping::to_string(n));
-      out.push_back({{"fields", k.fields}, {"normalize", norm}, {"fuzzy", list == &spec.fuzzy}});
+      nlohmann::json key = {
+          {"fields", k.fields}, {"normalize", norm}, {"fuzzy", list == &spec.fuzzy}};
+      // A fuzzy key is stored under its blocking keys (the way they are cut is part of it).
+      if (list == &spec.fuzzy) key["blocks"] = "word3x4";
+      out.push_back(std::move(key));
     }
   return out.dump();
 }
 
-// Inserts the keys of many records in one statement per 5000 keys.
+// Inserts the keys of many records in one statement per 5000 rows. A fuzzy key is one row per
+// blocking key (mapping::fuzzy_blocks), each with the value to compare in `compared`.
 void insert_keys(
     pqxx::transaction_base& tx,
-    const std::vector<std::tuple<std::string, std::int64_t, mapping::MatchKey>>& rows) {
+    const std::vector<std::tuple<std::string, std::int64_t, mapping::MatchKey>>& keys) {
+  std::vector<std::string> entities, names, values, fuzzy;
+  std::vector<std::optional<std::string>> compared;
+  std::vector<std::int64_t> ids;
+  auto send = [&] {
+    if (ids.empty()) return;
+    tx.exec_params(
+        "INSERT INTO mdsync.match_key (entity, golden_id, name, value, fuzzy, compared)"
+        " SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::boolean[],"
+        " $6::text[]) ON CONFLICT DO NOTHING",
+        pg_text_array(entities), pg_bigint_array(ids), pg_text_array(names), pg_text_array(values),
+        pg_text_array(fuzzy), pg_nullable_text_array(compared));
+    entities.clear(), names.clear(), values.clear(), fuzzy.clear(), compared.clear(), ids.clear();
+  };
+  auto add = [&](const std::string& entity, std::int64_t gid, const std::string& name,
+                 const std::string& value, bool is_fuzzy, std::optional<std::string> full) {
+    entities.push_back(entity);
+    ids.push_back(gid);
+    names.push_back(name);
+    values.push_back(value);
+    fuzzy.push_back(is_fuzzy ? "true" : "false");
+    compared.push_back(std::move(full));
+    if (ids.size() >= 5000) send();
+  };
+  for (const auto& [entity, gid, key] : keys) {
+    if (!key.fuzzy) {
+      add(entity, gid, key.name, key.value, false, std::nullopt);
+      continue;
+    }
+    for (const std::string& block : mapping::fuzzy_blocks(key.value))
+      add(entity, gid, key.name, block, true, key.value);
+  }
+  send();
+}
+
+// Inserts the exact keys of held rows (by conflict id) in one statement per 5000 keys.
+void insert_held_keys(
+    pqxx::transaction_base& tx,
+    const std::vector<std::tuple<std::int64_t, std::string, std::string, mapping::MatchKey>>&
+        rows) {
   constexpr std::size_t kChunk = 5000;
   for (std::size_t from = 0; from < rows.size(); from += kChunk) {
-    std::vector<std::string> entities, names, values, fuzzy;
+    std::vector<std::string> entities, sides, names, values;
     std::vector<std::int64_t> ids;
     for (std::size_t i = from; i < rows.size() && i < from + kChunk; ++i) {
-      const auto& [entity, gid, key] = rows[i];
+      const auto& [cid, entity, side, key] = rows[i];
+      ids.push_back(cid);
       entities.push_back(entity);
-      ids.push_back(gid);
+      sides.push_back(side);
       names.push_back(key.name);
       values.push_back(key.value);
-      fuzzy.push_back(key.fuzzy ? "true" : "false");
     }
     tx.exec_params(
-        "INSERT INTO mdsync.match_key (entity, golden_id, name, value, fuzzy)"
-        " SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::boolean[])"
+        "INSERT INTO mdsync.held_match_key (conflict_id, entity, side, name, value)"
+        " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])"
         " ON CONFLICT DO NOTHING",
-        pg_text_array(entities), pg_bigint_array(ids), pg_text_array(names), pg_text_array(values),
-        pg_text_array(fuzzy));
+        pg_bigint_array(ids), pg_text_array(entities), pg_text_array(sides), pg_text_array(names),
+        pg_text_array(values));
   }
+}
+
+// The exact keys of a held row's values: a held row is linked by an exact key only.
+std::vector<mapping::MatchKey> exact_keys(const mapping::MatchSpec& spec,
+                                          const core::FieldValues& values) {
+  std::vector<mapping::MatchKey> out = mapping::match_keys(spec, values);
+  out.erase(
+      std::remove_if(out.begin(), out.end(), [](const mapping::MatchKey& k) { return k.fuzzy; }),
+      out.end());
+  return out;
+}
+
+constexpr const char* kHeldPrefix = "held:";
+
+bool is_held(const std::string& id) {
+  return id.rfind(kHeldPrefix, 0) == 0;
+}
+
+std::int64_t held_id(const std::string& id) {
+  return std::stoll(id.substr(std::string(kHeldPrefix).size()));
 }
 
 bool same_key(const mapping::MatchKey& a, const mapping::MatchKey& b) {
@@ -58,24 +124,89 @@ std::string join_names(const std::vector<std::int64_t>& ids, const NameOf& name_
   return out;
 }
 
-// "key website 'acme.com' finds record 12"; a composite key's parts are shown with " / ".
-std::string describe(const mapping::KeyHits& h, const NameOf& name_of) {
+std::string shown_key(const std::string& value) {
   std::string shown;
-  for (char c : h.key.value) shown += c == '\x1f' ? std::string(" / ") : std::string(1, c);
-  std::vector<std::int64_t> ids;
-  for (const std::string& r : h.records) ids.push_back(std::stoll(r));
-  std::sort(ids.begin(), ids.end());
+  for (char c : value) shown += c == '\x1f' ? std::string(" / ") : std::string(1, c);
+  return shown;
+}
+
+// What a key's fields hold in `values`, as a steward reads them ("Acme Holdings, Inc."; a
+// composite key's parts with " / "); `fallback` when a field is missing.
+std::string raw_key(const mapping::MatchKey& key, const core::FieldValues& values,
+                    const std::string& fallback) {
+  std::string out;
+  std::size_t from = 0;
+  bool first = true;
+  while (from <= key.name.size()) {
+    const std::size_t plus = key.name.find('+', from);
+    const std::string field = key.name.substr(from, plus == std::string::npos ? plus : plus - from);
+    const auto it = values.find(field);
+    if (it == values.end() || !it->second) return fallback;
+    out += (first ? "" : " / ") + *it->second;
+    first = false;
+    if (plus == std::string::npos) break;
+    from = plus + 1;
+  }
+  return out;
+}
+
+// How the batch names what a key found: a record by name_of, a held row by its side and key.
+struct Namer {
+  const MatchIndex::Found& found;
+  const NameOf& name_of;
+  std::string operator()(const std::string& id) const {
+    if (!is_held(id)) return name_of(std::stoll(id));
+    auto it = found.held.find(held_id(id));
+    return it == found.held.end() ? "a held row" : held_row_name(it->second);
+  }
+};
+
+// "key website 'acme.com' finds record 12"; a composite key's parts are shown with " / ".
+std::string describe_exact(const mapping::KeyHits& h, const Namer& namer) {
+  std::vector<std::string> ids(h.records.begin(), h.records.end());
+  std::sort(ids.begin(), ids.end(), [](const std::string& a, const std::string& b) {
+    // Records first, by id; then held rows, by conflict id.
+    if (is_held(a) != is_held(b)) return !is_held(a);
+    const std::int64_t x = is_held(a) ? held_id(a) : std::stoll(a);
+    const std::int64_t y = is_held(b) ? held_id(b) : std::stoll(b);
+    return x < y;
+  });
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  return std::string(h.key.fuzzy ? "fuzzy key " : "key ") + h.key.name + " '" + shown + "' finds " +
-         join_names(ids, name_of);
+  std::string out;
+  for (const std::string& id : ids) out += (out.empty() ? "" : ", ") + namer(id);
+  return "key " + h.key.name + " '" + shown_key(h.key.value) + "' finds " + out;
+}
+
+// "name 'Acme' ~ 'Acme Holdings, Inc.' 0.862 (record 12)": what the row and each record hold
+// as written, the similarity of their normalized keys, nearest first.
+std::string describe_fuzzy(const mapping::KeyHits& h, const core::FieldValues& row,
+                           const StateOf& state_of, const Namer& namer) {
+  std::vector<std::pair<std::string, mapping::Near>> near(h.near.begin(), h.near.end());
+  std::sort(near.begin(), near.end(), [](const auto& a, const auto& b) {
+    if (a.second.similarity_permille != b.second.similarity_permille)
+      return a.second.similarity_permille > b.second.similarity_permille;
+    return std::stoll(a.first) < std::stoll(b.first);
+  });
+  std::string out;
+  const std::string mine = raw_key(h.key, row, shown_key(h.key.value));
+  for (const auto& [id, n] : near) {
+    const core::RecordState* s = state_of(std::stoll(id));
+    const std::string theirs =
+        s == nullptr ? shown_key(n.value) : raw_key(h.key, s->golden, shown_key(n.value));
+    out += (out.empty() ? "" : "; ") + h.key.name + " '" + mine + "' ~ '" + theirs + "' " +
+           mapping::permille_text(n.similarity_permille) + " (" + namer(id) + ")";
+  }
+  return out;
 }
 
 std::string describe_all(const std::vector<mapping::KeyHits>& hits, bool fuzzy,
-                         const NameOf& name_of) {
+                         const core::FieldValues& row, const StateOf& state_of,
+                         const Namer& namer) {
   std::string out;
   for (const mapping::KeyHits& h : hits)
     if (h.key.fuzzy == fuzzy && !h.records.empty())
-      out += (out.empty() ? "" : "; ") + describe(h, name_of);
+      out += (out.empty() ? "" : "; ") +
+             (fuzzy ? describe_fuzzy(h, row, state_of, namer) : describe_exact(h, namer));
   return out;
 }
 
@@ -83,6 +214,22 @@ std::string describe_all(const std::vector<mapping::KeyHits>& hits, bool fuzzy,
 
 std::string record_name(std::int64_t golden_id) {
   return "record " + std::to_string(golden_id);
+}
+
+std::string held_row_name(const MatchIndex::HeldRow& row) {
+  return row.side + " row '" + row.row_key + "' (held by conflict " +
+         std::to_string(row.conflict_id) + ")";
+}
+
+core::FieldValues held_row_values(const std::string& side, const std::string& values_json,
+                                  const std::string& attached_json) {
+  core::FieldValues held;
+  const nlohmann::json values = nlohmann::json::parse(values_json);
+  if (values.contains(side)) held = values_from_json(values[side].dump());
+  for (const nlohmann::json& a : nlohmann::json::parse(attached_json))
+    if (a.value("side", "") == side && a.contains("values"))
+      for (const auto& [f, v] : values_from_json(a["values"].dump())) held[f] = v;
+  return held;
 }
 
 void MatchIndex::ensure_current(const config::EntityConfig& entity) {
@@ -107,41 +254,155 @@ void MatchIndex::ensure_current(const config::EntityConfig& entity) {
       rows.emplace_back(entity.name, gid, std::move(k));
   }
   insert_keys(tx_, rows);
+  // And every held row's, from the values its conflict holds.
+  tx_.exec_params("DELETE FROM mdsync.held_match_key WHERE entity = $1", entity.name);
+  std::vector<std::tuple<std::int64_t, std::string, std::string, mapping::MatchKey>> held;
+  for (const auto& c :
+       tx_.exec_params("SELECT id, side, \"values\"::text, attached::text FROM mdsync.conflict"
+                       " WHERE entity = $1 AND status = 'open' AND golden_id IS NULL"
+                       " AND kind IN ('unauthorized_create', 'possible_duplicate')",
+                       entity.name)) {
+    const std::int64_t cid = c[0].as<std::int64_t>();
+    if (held_rows_.count(cid)) continue;  // flush() writes these
+    const std::string side = c[1].as<std::string>();
+    for (mapping::MatchKey& k : exact_keys(
+             entity.match, held_row_values(side, c[2].as<std::string>(), c[3].as<std::string>())))
+      held.emplace_back(cid, entity.name, side, std::move(k));
+  }
+  insert_held_keys(tx_, held);
   tx_.exec_params(
       "INSERT INTO mdsync.match_spec (entity, spec) VALUES ($1, $2)"
       " ON CONFLICT (entity) DO UPDATE SET spec = $2, built_at = now()",
       entity.name, spec);
 }
 
-std::vector<mapping::KeyHits> MatchIndex::find(const config::EntityConfig& entity,
-                                               const std::vector<mapping::MatchKey>& keys) {
-  std::vector<mapping::KeyHits> hits;
-  if (keys.empty()) return hits;
+MatchIndex::Found MatchIndex::find(const config::EntityConfig& entity, const std::string& side,
+                                   const std::vector<mapping::MatchKey>& keys) {
+  Found out;
+  if (keys.empty()) return out;
   ensure_current(entity);
+  // One row per exact key, one per blocking key of a fuzzy key; `i` is the key's position.
   std::vector<std::string> names, values, fuzzy;
-  for (const mapping::MatchKey& k : keys) {
-    names.push_back(k.name);
-    values.push_back(k.value);
-    fuzzy.push_back(k.fuzzy ? "true" : "false");
-    hits.push_back(mapping::KeyHits{k, {}});
+  std::vector<std::int64_t> positions;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const mapping::MatchKey& k = keys[i];
+    out.hits.push_back(mapping::KeyHits{k, {}});
+    const std::vector<std::string> looked_up =
+        k.fuzzy ? mapping::fuzzy_blocks(k.value) : std::vector<std::string>{k.value};
+    for (const std::string& v : looked_up) {
+      names.push_back(k.name);
+      values.push_back(v);
+      fuzzy.push_back(k.fuzzy ? "true" : "false");
+      positions.push_back(static_cast<std::int64_t>(i));
+    }
   }
+  auto found_record = [&](mapping::KeyHits& h, std::int64_t gid, const std::string& compared) {
+    const std::string id = std::to_string(gid);
+    if (!h.key.fuzzy) {
+      if (std::find(h.records.begin(), h.records.end(), id) == h.records.end())
+        h.records.push_back(id);
+      return;
+    }
+    if (h.near.count(id)) return;  // found again through another block
+    if (auto sim = mapping::near_enough(h.key, compared)) {
+      h.records.push_back(id);
+      h.near[id] = mapping::Near{compared, *sim};
+    }
+  };
+  auto found_held = [&](mapping::KeyHits& h, const HeldRow& row) {
+    const std::string id = kHeldPrefix + std::to_string(row.conflict_id);
+    if (std::find(h.records.begin(), h.records.end(), id) == h.records.end())
+      h.records.push_back(id);
+    out.held[row.conflict_id] = row;
+  };
+  // Records by the index (exact value, or a shared block), and rows held on other sides by
+  // open conflicts (exact keys only), in one statement.
   for (const auto& row : tx_.exec_params(
-           "SELECT u.i, k.golden_id FROM unnest($2::text[], $3::text[], $4::boolean[])"
-           "  WITH ORDINALITY AS u(name, value, fuzzy, i)"
+           "WITH u AS (SELECT * FROM unnest($2::text[], $3::text[], $4::boolean[], $5::bigint[])"
+           "  AS u(name, value, fuzzy, i))"
+           " SELECT u.i, false, k.golden_id, k.compared, NULL, NULL FROM u"
            " JOIN mdsync.match_key k ON k.entity = $1 AND k.name = u.name"
-           "  AND k.value = u.value AND k.fuzzy = u.fuzzy ORDER BY u.i, k.golden_id",
-           entity.name, pg_text_array(names), pg_text_array(values), pg_text_array(fuzzy))) {
-    const std::int64_t gid = row[1].as<std::int64_t>();
-    if (changed_.count(gid)) continue;  // its keys as of this batch are below
-    hits[row[0].as<std::size_t>() - 1].records.push_back(std::to_string(gid));
+           "  AND k.value = u.value AND k.fuzzy = u.fuzzy"
+           " UNION ALL"
+           " SELECT u.i, true, h.conflict_id, NULL, h.side, c.row_key FROM u"
+           " JOIN mdsync.held_match_key h ON h.entity = $1 AND h.name = u.name"
+           "  AND h.value = u.value AND h.side <> $6"
+           " JOIN mdsync.conflict c ON c.id = h.conflict_id AND c.status = 'open'"
+           " WHERE NOT u.fuzzy ORDER BY 1, 2, 3",
+           entity.name, pg_text_array(names), pg_text_array(values), pg_text_array(fuzzy),
+           pg_bigint_array(positions), side)) {
+    mapping::KeyHits& h = out.hits[row[0].as<std::size_t>()];
+    const std::int64_t id = row[2].as<std::int64_t>();
+    if (!row[1].as<bool>()) {
+      if (changed_.count(id)) continue;  // its keys as of this batch are below
+      found_record(h, id, row[3].is_null() ? std::string() : row[3].as<std::string>());
+    } else {
+      if (held_rows_.count(id)) continue;  // as of this batch: below
+      found_held(h, HeldRow{id, row[4].as<std::string>(), row[5].as<std::string>()});
+    }
   }
   for (const auto& [gid, current] : changed_) {
     if (current.entity != entity.name) continue;
     for (const mapping::MatchKey& k : current.keys)
-      for (mapping::KeyHits& h : hits)
-        if (same_key(h.key, k)) h.records.push_back(std::to_string(gid));
+      for (mapping::KeyHits& h : out.hits) {
+        if (h.key.fuzzy != k.fuzzy || h.key.name != k.name) continue;
+        if (!k.fuzzy) {
+          if (h.key.value == k.value) found_record(h, gid, k.value);
+          continue;
+        }
+        // As the index would find it: only through a shared block.
+        const auto mine = mapping::fuzzy_blocks(h.key.value);
+        const auto theirs = mapping::fuzzy_blocks(k.value);
+        if (std::any_of(mine.begin(), mine.end(), [&](const std::string& b) {
+              return std::find(theirs.begin(), theirs.end(), b) != theirs.end();
+            }))
+          found_record(h, gid, k.value);
+      }
   }
-  return hits;
+  for (const auto& [cid, held] : held_rows_) {
+    if (held.entity != entity.name || held.side == side) continue;
+    for (const mapping::MatchKey& k : held.keys)
+      for (mapping::KeyHits& h : out.hits)
+        if (same_key(h.key, k)) found_held(h, HeldRow{cid, held.side, held.row_key});
+  }
+  return out;
+}
+
+void MatchIndex::held_changed(const config::EntityConfig& entity, std::int64_t conflict_id,
+                              bool gone) {
+  const pqxx::result r = tx_.exec_params(
+      "SELECT side, row_key, status = 'open' AND golden_id IS NULL"
+      " AND kind IN ('unauthorized_create', 'possible_duplicate'),"
+      " \"values\"::text, attached::text FROM mdsync.conflict WHERE id = $1",
+      conflict_id);
+  if (r.empty()) return;
+  Held& h = held_rows_[conflict_id];
+  h.entity = entity.name;
+  h.side = r[0][0].as<std::string>();
+  h.row_key = r[0][1].is_null() ? std::string() : r[0][1].as<std::string>();
+  h.values = held_row_values(h.side, r[0][3].as<std::string>(), r[0][4].as<std::string>());
+  h.keys = r[0][2].as<bool>() && !gone ? exact_keys(entity.match, h.values)
+                                       : std::vector<mapping::MatchKey>{};
+}
+
+void MatchIndex::held_row_gone(const config::EntityConfig& entity, const std::string& side,
+                               const std::string& row_key) {
+  for (const auto& r :
+       tx_.exec_params("SELECT id FROM mdsync.conflict WHERE entity = $1 AND side = $2"
+                       " AND row_key = $3 AND status = 'open' AND golden_id IS NULL"
+                       " AND kind IN ('unauthorized_create', 'possible_duplicate')",
+                       entity.name, side, row_key))
+    held_changed(entity, r[0].as<std::int64_t>(), true);
+}
+
+core::FieldValues MatchIndex::held_values(std::int64_t conflict_id) {
+  if (auto it = held_rows_.find(conflict_id); it != held_rows_.end()) return it->second.values;
+  const pqxx::result r = tx_.exec_params(
+      "SELECT side, \"values\"::text, attached::text FROM mdsync.conflict WHERE id = $1",
+      conflict_id);
+  if (r.empty()) return {};
+  return held_row_values(r[0][0].as<std::string>(), r[0][1].as<std::string>(),
+                         r[0][2].as<std::string>());
 }
 
 void MatchIndex::changed(const config::EntityConfig& entity, std::int64_t golden_id,
@@ -154,7 +415,7 @@ void MatchIndex::changed(const config::EntityConfig& entity, std::int64_t golden
 
 void MatchIndex::hold_inserts(std::int64_t conflict_id, const std::string& side,
                               const std::vector<std::int64_t>& candidates) {
-  held_.push_back(Held{conflict_id, side, candidates});
+  held_.push_back(HeldInserts{conflict_id, side, candidates});
 }
 
 std::vector<std::int64_t> duplicate_candidates(pqxx::transaction_base& tx,
@@ -168,35 +429,64 @@ std::vector<std::int64_t> duplicate_candidates(pqxx::transaction_base& tx,
 }
 
 void MatchIndex::flush() {
-  for (const Held& h : held_)
+  for (const HeldInserts& h : held_)
     tx_.exec_params(
         "INSERT INTO mdsync.duplicate_candidate (conflict_id, golden_id)"
         " SELECT $1, unnest($2::bigint[]) ON CONFLICT DO NOTHING",
         h.conflict_id, pg_bigint_array(h.candidates));
   held_.clear();
+  std::vector<std::int64_t> ids;
+  if (!changed_.empty()) {
+    std::vector<std::tuple<std::string, std::int64_t, mapping::MatchKey>> rows;
+    for (const auto& [gid, current] : changed_) {
+      if (gid <= 0) continue;  // a dry run's simulated record: nothing to store
+      ids.push_back(gid);
+      for (const mapping::MatchKey& k : current.keys) rows.emplace_back(current.entity, gid, k);
+    }
+    if (!ids.empty())
+      tx_.exec_params("DELETE FROM mdsync.match_key WHERE golden_id = ANY($1::bigint[])",
+                      pg_bigint_array(ids));
+    insert_keys(tx_, rows);
+    changed_.clear();
+  }
+  if (!held_rows_.empty()) {
+    std::vector<std::int64_t> cids;
+    std::vector<std::tuple<std::int64_t, std::string, std::string, mapping::MatchKey>> rows;
+    for (const auto& [cid, held] : held_rows_) {
+      cids.push_back(cid);
+      for (const mapping::MatchKey& k : held.keys)
+        rows.emplace_back(cid, held.entity, held.side, k);
+    }
+    tx_.exec_params("DELETE FROM mdsync.held_match_key WHERE conflict_id = ANY($1::bigint[])",
+                    pg_bigint_array(cids));
+    insert_held_keys(tx_, rows);
+    held_rows_.clear();
+  }
+  if (!ids.empty())
+    // A record whose exact key finds a row held on a side where it has no row yet may be that
+    // row: inserting it there would make the duplicate (or hit the side's unique index) that
+    // the held row's conflict is about. It waits for the steward's answer, as a candidate.
+    tx_.exec_params(
+        "INSERT INTO mdsync.duplicate_candidate (conflict_id, golden_id)"
+        " SELECT DISTINCT h.conflict_id, k.golden_id FROM mdsync.match_key k"
+        " JOIN mdsync.held_match_key h ON h.entity = k.entity AND h.name = k.name"
+        "  AND h.value = k.value"
+        " JOIN mdsync.conflict c ON c.id = h.conflict_id AND c.status = 'open'"
+        " WHERE k.golden_id = ANY($1::bigint[]) AND NOT k.fuzzy AND NOT EXISTS"
+        "  (SELECT 1 FROM mdsync.crosswalk x WHERE x.golden_id = k.golden_id AND x.side = h.side)"
+        " ON CONFLICT DO NOTHING",
+        pg_bigint_array(ids));
   if (matching_)
     // The row on the conflict's side may be one of its candidates: inserting them there could
     // make the very duplicate the steward is asked about. The steward's answer plans them.
     tx_.exec(
         "UPDATE mdsync.outbox o SET status = 'cancelling', not_before = NULL,"
-        " last_error = 'held: possible_duplicate conflict ' || c.id || ' names this record'"
+        " last_error = 'held: ' || c.kind || ' conflict ' || c.id || ' holds a row of this side"
+        " that may be this record'"
         " FROM mdsync.duplicate_candidate d JOIN mdsync.conflict c ON c.id = d.conflict_id"
-        " WHERE c.status = 'open' AND c.kind = 'possible_duplicate'"
+        " WHERE c.status = 'open' AND c.kind IN ('possible_duplicate', 'unauthorized_create')"
         " AND o.golden_id = d.golden_id AND o.side = c.side AND o.kind = 'insert'"
         " AND o.status = 'pending'");
-  if (changed_.empty()) return;
-  std::vector<std::int64_t> ids;
-  std::vector<std::tuple<std::string, std::int64_t, mapping::MatchKey>> rows;
-  for (const auto& [gid, current] : changed_) {
-    if (gid <= 0) continue;  // a dry run's simulated record: nothing to store
-    ids.push_back(gid);
-    for (const mapping::MatchKey& k : current.keys) rows.emplace_back(current.entity, gid, k);
-  }
-  if (!ids.empty())
-    tx_.exec_params("DELETE FROM mdsync.match_key WHERE golden_id = ANY($1::bigint[])",
-                    pg_bigint_array(ids));
-  insert_keys(tx_, rows);
-  changed_.clear();
 }
 
 bool plan_changes_keys(const mapping::MatchSpec& spec, const core::Plan& plan) {
@@ -216,31 +506,48 @@ RowMatch match_row(MatchIndex& index, const config::EntityConfig& entity, const 
                    const core::FieldValues& values, const StateOf& state_of,
                    const NameOf& name_of) {
   RowMatch out;
-  std::vector<mapping::KeyHits> hits =
-      index.find(entity, mapping::match_keys(entity.match, values));
+  MatchIndex::Found found = index.find(entity, side, mapping::match_keys(entity.match, values));
+  std::vector<mapping::KeyHits>& hits = found.hits;
   // A record deleted in this batch, or gone, is no candidate.
   for (mapping::KeyHits& h : hits)
     h.records.erase(std::remove_if(h.records.begin(), h.records.end(),
                                    [&](const std::string& id) {
+                                     if (is_held(id)) return false;
                                      const core::RecordState* s = state_of(std::stoll(id));
                                      return s == nullptr || !s->exists || s->deleted;
                                    }),
                     h.records.end());
+  const Namer namer{found, name_of};
   const mapping::MatchDecision d = mapping::decide_match(hits);
   out.outcome = d.outcome;
-  for (const std::string& id : d.candidates) out.candidates.push_back(std::stoll(id));
+  std::vector<std::int64_t> held;
+  for (const std::string& id : d.candidates) {
+    if (is_held(id))
+      held.push_back(held_id(id));
+    else
+      out.candidates.push_back(std::stoll(id));
+  }
   std::sort(out.candidates.begin(), out.candidates.end());
+  std::sort(held.begin(), held.end());
   switch (d.outcome) {
     case mapping::MatchOutcome::kCreate:
       break;
     case mapping::MatchOutcome::kLink: {
+      if (!held.empty()) {
+        // The only candidate is a row another side holds back: this row makes the record, and
+        // that row is linked to it.
+        out.outcome = mapping::MatchOutcome::kCreate;
+        out.held_link = held.front();
+        out.held_link_reason = describe_all(hits, false, values, state_of, namer);
+        break;
+      }
       out.target = out.candidates.front();
       const core::RecordState* s = state_of(out.target);
       if (s->bases.count(side)) {
         // Two rows of one side are never linked to one record.
         out.outcome = mapping::MatchOutcome::kPossibleDuplicate;
-        out.reason = describe_all(hits, false, name_of) + ", which another " + side +
-                     " row is already linked to";
+        out.reason = describe_all(hits, false, values, state_of, namer) + ", which another " +
+                     side + " row is already linked to";
         out.target = 0;
       }
       break;
@@ -249,8 +556,11 @@ RowMatch match_row(MatchIndex& index, const config::EntityConfig& entity, const 
       const bool exact = std::any_of(hits.begin(), hits.end(), [](const mapping::KeyHits& h) {
         return !h.key.fuzzy && !h.records.empty();
       });
-      out.reason = exact ? "ambiguous match: " + describe_all(hits, false, name_of)
-                         : "only a fuzzy match: " + describe_all(hits, true, name_of);
+      out.reason = exact
+                       ? "ambiguous match: " + describe_all(hits, false, values, state_of, namer)
+                       : "only a fuzzy match: " + describe_all(hits, true, values, state_of, namer);
+      for (std::int64_t cid : held)
+        out.held_candidates.emplace_back(found.held.at(cid), index.held_values(cid));
       break;
     }
   }
@@ -268,8 +578,12 @@ core::Plan duplicate_plan(const std::string& entity, const std::string& side,
   std::map<std::string, core::FieldValues> competing{{side, values}};
   for (std::int64_t id : match.candidates)
     if (const core::RecordState* s = state_of(id)) competing[name_of(id)] = s->golden;
-  const std::string reason =
-      "possible duplicate of " + join_names(match.candidates, name_of) + ": " + match.reason;
+  std::string names = join_names(match.candidates, name_of);
+  for (const auto& [row, held] : match.held_candidates) {
+    competing[held_row_name(row)] = held;
+    names += (names.empty() ? "" : ", ") + held_row_name(row);
+  }
+  const std::string reason = "possible duplicate of " + names + ": " + match.reason;
   plan.opened.push_back(core::ConflictOpened{
       core::kRecordUnit, core::ConflictKind::kPossibleDuplicate, std::move(competing), reason});
   core::UnitDecision& d = plan.decisions.emplace_back();

@@ -15,6 +15,7 @@
 #include "mdsync/rules/located_json.hpp"
 #include "mdsync/store/crash_points.hpp"
 #include "mdsync/store/db_connection.hpp"
+#include "mdsync/store/duplicate_resolution.hpp"
 #include "mdsync/store/engine_lease.hpp"
 #include "mdsync/store/pg_arrays.hpp"
 #include "mdsync/store/record_repository.hpp"
@@ -427,8 +428,12 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now, const std::stri
     // A retired link (the row left the scope, or was soft-deleted) is not synced; only the
     // row's coming back (an upsert: the trigger captures it whole) picks it up again.
     const bool retired = gid && link_states.count(ref) && link_states[ref] != "linked";
-    if ((!gid || retired) && row.op == core::Op::kDelete)
-      continue;  // a row the engine does not sync is gone or left again: nothing to reconcile
+    if ((!gid || retired) && row.op == core::Op::kDelete) {
+      // A row the engine does not sync is gone or left again: nothing to reconcile. A row held
+      // by a conflict is no match candidate any more.
+      if (!gid && !entity->match.empty()) matches.held_row_gone(*entity, side, row.row_key);
+      continue;
+    }
     const config::SideMapping* mapping = entity->mapping_for(side);
     const bool soft_deletes = mapping != nullptr && mapping->soft_delete.has_value();
     try {
@@ -482,6 +487,10 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now, const std::stri
       core::Change change =
           to_change(row, side, *entity, *transforms_,
                     base == state.bases.end() ? core::FieldValues{} : base->second);
+      // A row another side holds back that this row's exact keys found alone (match_row): once
+      // this row creates the record, that row is linked to it (link_held_row).
+      std::int64_t held_link = 0;
+      std::string held_link_why;
       if (!gid) {
         if (auto held = repo.open_create_conflict(row.entity, side, row.row_key)) {
           core::Plan plan;
@@ -489,6 +498,7 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now, const std::stri
           plan.ruleset_version = rs.version;
           plan.attached.push_back(core::ConflictAttached{*held, side, change.values});
           repo.persist_plan(row.entity, std::nullopt, side, row.row_key, plan, state);
+          if (!entity->match.empty()) matches.held_changed(*entity, *held);
           change_savepoint.release();
           links.erase(ref);
           ++result.captured;
@@ -505,6 +515,7 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now, const std::stri
             state.open_conflicts.push_back(core::OpenConflict{
                 0, core::kRecordUnit, core::ConflictKind::kPossibleDuplicate, side});
             repo.persist_plan(row.entity, std::nullopt, side, row.row_key, plan, state);
+            matches.held_changed(*entity, state.open_conflicts.back().id);
             change_savepoint.release();
             matches.hold_inserts(state.open_conflicts.back().id, side, m.candidates);
             ++result.captured;
@@ -523,6 +534,8 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now, const std::stri
             repo.cancel_pending(*gid, side, {"insert"}, kLinkedNotInserted);
             linked_by_match = true;
           }
+          held_link = m.held_link;
+          held_link_why = m.held_link_reason;
         }
       }
 
@@ -543,7 +556,27 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now, const std::stri
           repo.save_base(*gid, side, state.bases[side]);
       }
       repo.persist_plan(row.entity, gid, side, row.row_key, plan, state);
+      std::optional<LinkedRow> held_linked;
+      if (created && held_link != 0) {
+        held_linked = link_held_row(tx, config_, rs, *transforms_, held_link, *gid, state,
+                                    side + "#" + std::to_string(row.seq), held_link_why);
+        matches.held_changed(*entity, held_link);
+      } else if (!gid && !entity->match.empty()) {
+        // Held (unauthorized_create): a match candidate for the rows other sides create later.
+        for (const core::OpenConflict& c : state.open_conflicts)
+          if (c.kind == core::ConflictKind::kUnauthorizedCreate && c.id != 0)
+            matches.held_changed(*entity, c.id);
+      }
       change_savepoint.release();
+      if (held_linked) {
+        const RecordRepository::RowRef linked{row.entity, held_linked->side, held_linked->row_key};
+        links[linked] = *gid;
+        link_states[linked] = "linked";
+        log::info("held_row_linked", {{"golden_id", *gid},
+                                      {"side", held_linked->side},
+                                      {"row_key", held_linked->row_key},
+                                      {"conflict_id", held_link}});
+      }
       // Only a change that was kept moves the batch's view of the links.
       if (created || linked_by_match) {
         links[ref] = *gid;
