@@ -307,17 +307,17 @@ TEST_F(FirstContactMatchTest, TwoHeldRowsMatchingOneErpRowAreAPossibleDuplicate)
 // "Acme" on the ERP and "Acme Holdings, Inc." on the CRM (normalized "acme" ~ "acme holdings",
 // similarity 0.862), with no exact key in common. THRESHOLD 0.85: proposed as a
 // possible_duplicate whose reason names the similarity, never linked, whether the ERP's record
-// was created in the same batch or an earlier one.
+// was created in an earlier batch (`sync --initial` takes in the ERP's rows, then the CRM's) or
+// in the same one (`run --once`).
 TEST_F(FirstContactMatchTest, NearNamesAreProposedAboveTheThresholdNeverLinked) {
   load_fixtures();
+  erp_company("Initech", "initech.example", "");
+  crm_company("Initech Systems Ltd", "initech-systems.example", "");
   start("0.85", R"(["erp", "crm"])", R"(["erp", "crm"])");
+  s_.mdsync_ok({"sync", "--initial"});  // the ERP's record is in the index already
   erp_company("Acme", "acme.example", "");
   crm_company("Acme Holdings, Inc.", "acme-holdings.example", "");
   s_.mdsync_ok({"run", "--once"});  // both in one batch
-  erp_company("Initech", "initech.example", "");
-  s_.mdsync_ok({"run", "--once"});
-  crm_company("Initech Systems Ltd", "initech-systems.example", "");
-  s_.mdsync_ok({"run", "--once"});  // the ERP's record is in the index already
 
   EXPECT_EQ(open_conflicts(), "possible_duplicate *record* crm, possible_duplicate *record* crm");
   const std::string acme = golden_of("erp", erp_id("Acme"));
@@ -336,10 +336,25 @@ TEST_F(FirstContactMatchTest, NearNamesAreProposedAboveTheThresholdNeverLinked) 
   // rows may be them.
   EXPECT_EQ(golden_of("crm", crm_id("Acme Holdings, Inc.")), "<none>");
   EXPECT_EQ(golden_of("crm", crm_id("Initech Systems Ltd")), "<none>");
-  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.golden"), "2");
-  // Acme is held back from the CRM; Initech had reached it before its near name appeared.
-  EXPECT_EQ(crm_names(), "Acme Holdings, Inc., Initech, Initech Systems Ltd");
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.golden"), "3");
+  EXPECT_EQ(crm_names(), "Acme Holdings, Inc., Initech Systems Ltd, Our Own Company NV");
   EXPECT_EQ(erp_names(), "Acme, Initech, Our Own Company NV");
+
+  // A near name of a record that already has a row on the new row's side is not proposed: the
+  // side keeps its two rows apart (the ERP's "Acme" and "Acme Holdings" are two customers). The
+  // same name after normalization is.
+  erp_company("Acme Holdings", "acme-holdings.example.com", "");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_NE(golden_of("erp", erp_id("Acme Holdings")), "<none>");
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.golden"), "4");
+  EXPECT_EQ(open_conflicts(), "possible_duplicate *record* crm, possible_duplicate *record* crm");
+  erp_company("ACME N.V.", "acme.example.net", "");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(golden_of("erp", erp_id("ACME N.V.")), "<none>");
+  EXPECT_EQ(s_.control("SELECT reason FROM mdsync.conflict WHERE side = 'erp' AND row_key = '" +
+                       erp_id("ACME N.V.") + "'"),
+            "possible duplicate of record " + acme +
+                ": only a fuzzy match: name 'ACME N.V.' ~ 'Acme' 1.000 (record " + acme + ")");
 }
 
 // The same names under THRESHOLD 0.87: 0.862 is below it, so the CRM's company is another

@@ -82,24 +82,12 @@ std::vector<std::string> control_privileges(const config::RolesConfig& roles) {
   };
   // What everybody may read: every table but the one that holds the engine's secret, of which
   // only the store's identity is readable.
-  static const char* const kTables[] = {"ruleset",
-                                        "golden",
-                                        "crosswalk",
-                                        "conflict",
-                                        "audit",
-                                        "audit_chain",
-                                        "audit_head",
-                                        "capture_done",
-                                        "capture_error",
-                                        "outbox",
-                                        "side_state",
-                                        "side_event",
-                                        "match_key",
-                                        "match_spec",
-                                        "duplicate_candidate",
-                                        "steward_action",
-                                        "schema_migrations",
-                                        "held_match_key"};
+  static const char* const kTables[] = {
+      "ruleset",        "golden",           "crosswalk",  "conflict",
+      "audit",          "audit_chain",      "audit_head", "capture_done",
+      "capture_error",  "outbox",           "side_state", "side_event",
+      "match_key",      "held_match_key",   "match_spec", "duplicate_candidate",
+      "steward_action", "schema_migrations"};
   std::string tables;
   for (const char* t : kTables)
     tables += (tables.empty() ? "mdsync." : ", mdsync.") + std::string(t);

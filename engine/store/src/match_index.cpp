@@ -1,6 +1,7 @@
 #include "match_index.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
@@ -508,15 +509,27 @@ RowMatch match_row(MatchIndex& index, const config::EntityConfig& entity, const 
   RowMatch out;
   MatchIndex::Found found = index.find(entity, side, mapping::match_keys(entity.match, values));
   std::vector<mapping::KeyHits>& hits = found.hits;
-  // A record deleted in this batch, or gone, is no candidate.
-  for (mapping::KeyHits& h : hits)
+  // A record deleted in this batch, or gone, is no candidate. Nor is a record a fuzzy key finds
+  // that already has a row on this side, unless its value is the same (1.000): the side itself
+  // keeps rows with different names apart ("Alpha One" and "Alpha Two" on the ERP are two
+  // customers), and a fuzzy key looks for the row's counterpart on the other sides.
+  for (mapping::KeyHits& h : hits) {
     h.records.erase(std::remove_if(h.records.begin(), h.records.end(),
                                    [&](const std::string& id) {
                                      if (is_held(id)) return false;
                                      const core::RecordState* s = state_of(std::stoll(id));
-                                     return s == nullptr || !s->exists || s->deleted;
+                                     if (s == nullptr || !s->exists || s->deleted) return true;
+                                     const auto n = h.near.find(id);
+                                     return h.key.fuzzy && s->bases.count(side) &&
+                                            n != h.near.end() &&
+                                            n->second.similarity_permille < 1000;
                                    }),
                     h.records.end());
+    for (auto n = h.near.begin(); n != h.near.end();)
+      n = std::find(h.records.begin(), h.records.end(), n->first) == h.records.end()
+              ? h.near.erase(n)
+              : std::next(n);
+  }
   const Namer namer{found, name_of};
   const mapping::MatchDecision d = mapping::decide_match(hits);
   out.outcome = d.outcome;
