@@ -248,6 +248,56 @@ TEST_F(FirstContactMatchTest, InitialSyncLinksProspectsTakenInFirst) {
   EXPECT_EQ(failed_writes(), "0");
 }
 
+// `sync --initial --dry-run` announces what the sync then does with prospects taken in first:
+// the rows it would hold are match candidates for the ERP's rows that follow, so an ERP row
+// matching two of them is announced as a possible duplicate naming both, and one matching one
+// of them as a create (the prospect is linked to it), as the real run then decides.
+TEST_F(FirstContactMatchTest, DryRunSeesTheProspectsItWouldHold) {
+  load_fixtures();
+  crm_company("Acme", "acme.example", "");
+  crm_company("Acme Europe", "acme-europe.example", "C-1");
+  crm_company("Globex Corporation", "globex.example", "");
+  erp_company("Acme Holdings", "https://acme.example", "C-1");
+  erp_company("Globex", "globex.example", "C-2");
+  const std::string p1 = crm_id("Acme"), p2 = crm_id("Acme Europe");
+  const std::string p3 = crm_id("Globex Corporation");
+  start("0.85", R"(["crm", "erp"])");
+  const std::string dry = s_.mdsync_ok({"sync", "--initial", "--dry-run"});
+  EXPECT_NE(dry.find("company on crm: 3 rows: 0 already linked, 0 would link, 0 would create, "
+                     "0 possible duplicates, 3 held"),
+            std::string::npos)
+      << dry;
+  EXPECT_NE(dry.find("company on erp: 3 rows: 0 already linked, 0 would link, 2 would create, "
+                     "1 possible duplicate"),
+            std::string::npos)
+      << dry;
+  // The held rows are named in the order the CRM's rows are read (by key).
+  EXPECT_NE(dry.find("possible duplicate: erp row " + erp_id("Acme Holdings") +
+                     ": possible duplicate of crm row '"),
+            std::string::npos)
+      << dry;
+  EXPECT_NE(dry.find("ambiguous match: key website 'acme.example' finds crm row '" + p1 +
+                     "' (which would be held); key customer_no 'C-1' finds crm row '" + p2 +
+                     "' (which would be held)"),
+            std::string::npos)
+      << dry;
+
+  const std::string real = s_.mdsync_ok({"sync", "--initial"});
+  EXPECT_NE(real.find("company on crm: 3 rows: 0 already linked, 0 linked, 0 created, "
+                      "0 possible duplicates, 3 held"),
+            std::string::npos)
+      << real;
+  EXPECT_NE(real.find("company on erp: 3 rows: 0 already linked, 0 linked, 2 created, "
+                      "1 possible duplicate"),
+            std::string::npos)
+      << real;
+  EXPECT_EQ(golden_of("crm", p3), golden_of("erp", erp_id("Globex")));
+  EXPECT_EQ(crm_names(), "Acme, Acme Europe, Globex, Our Own Company NV");
+  EXPECT_EQ(open_conflicts(),
+            "unauthorized_create *record* crm, unauthorized_create *record* crm, "
+            "possible_duplicate *record* erp");
+}
+
 // One ERP company whose website is one prospect's domain and whose customer number another
 // prospect carries: ambiguous, a possible_duplicate naming both held rows, and nothing created.
 // The steward creates the record anyway: it is not inserted into the CRM while a prospect it

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <map>
 #include <pqxx/pqxx>
 
@@ -115,6 +116,8 @@ InitialSyncReport preview(const config::Config& config) {
   std::map<std::int64_t, std::string> created_by;  // simulated id -> "erp row 7"
   std::map<RecordRepository::RowRef, std::int64_t> links;
   std::int64_t next_new = -1;
+  // The conflicts rows would be held by: negative, in the order they would be opened.
+  std::int64_t next_held = std::numeric_limits<std::int64_t>::min() / 2;
   const StateOf state_of = [&](std::int64_t id) -> const core::RecordState* {
     auto it = records.find(id);
     if (it == records.end()) {
@@ -164,13 +167,18 @@ InitialSyncReport preview(const config::Config& config) {
         core::Change change = captured_change(row, side.name, entity, transforms, {});
         std::int64_t gid = 0;
         core::RecordState state;
+        RowMatch m;
         if (!entity.match.empty()) {
-          const RowMatch m = match_row(index, entity, side.name, change.values, state_of, name_of);
+          m = match_row(index, entity, side.name, change.values, state_of, name_of);
           if (m.outcome == mapping::MatchOutcome::kPossibleDuplicate) {
             ++step.possible_duplicates;
             std::string names;
             for (std::int64_t id : m.candidates) names += (names.empty() ? "" : ", ") + name_of(id);
+            for (const auto& [held, values] : m.held_candidates)
+              names += (names.empty() ? "" : ", ") + held_row_name(held);
             step.duplicates.push_back(who + ": possible duplicate of " + names + ": " + m.reason);
+            // Held by its possible_duplicate: a match candidate for the other sides' rows.
+            index.held_simulated(entity, next_held++, side.name, row.row_key, change.values);
             continue;
           }
           if (m.outcome == mapping::MatchOutcome::kLink) {
@@ -187,7 +195,17 @@ InitialSyncReport preview(const config::Config& config) {
           gid = next_new--;
           created_by[gid] = who;
           ++step.created;
+          if (m.held_link != 0) {
+            // The row another side holds back is linked to the new record, not inserted there.
+            const MatchIndex::HeldRow& held = m.held_link_row;
+            state.bases[held.side] = {};
+            links[RecordRepository::RowRef{entity.name, held.side, held.row_key}] = gid;
+            index.held_simulated(entity, m.held_link, held.side, held.row_key, {});
+          }
         } else {
+          // Held by an unauthorized_create: a match candidate for the other sides' rows.
+          if (!entity.match.empty())
+            index.held_simulated(entity, next_held++, side.name, row.row_key, change.values);
           ++step.other;
           step.others.push_back(who + ": " + side.name + " may not create " + entity.name +
                                 " records (unauthorized_create)");

@@ -218,6 +218,7 @@ std::string record_name(std::int64_t golden_id) {
 }
 
 std::string held_row_name(const MatchIndex::HeldRow& row) {
+  if (row.conflict_id < 0) return row.side + " row '" + row.row_key + "' (which would be held)";
   return row.side + " row '" + row.row_key + "' (held by conflict " +
          std::to_string(row.conflict_id) + ")";
 }
@@ -396,6 +397,18 @@ void MatchIndex::held_row_gone(const config::EntityConfig& entity, const std::st
     held_changed(entity, r[0].as<std::int64_t>(), true);
 }
 
+void MatchIndex::held_simulated(const config::EntityConfig& entity, std::int64_t id,
+                                const std::string& side, const std::string& row_key,
+                                const core::FieldValues& values) {
+  if (values.empty() && id > 0) return held_changed(entity, id, true);
+  Held& h = held_rows_[id];
+  h.entity = entity.name;
+  h.side = side;
+  h.row_key = row_key;
+  h.values = values;
+  h.keys = exact_keys(entity.match, values);
+}
+
 core::FieldValues MatchIndex::held_values(std::int64_t conflict_id) {
   if (auto it = held_rows_.find(conflict_id); it != held_rows_.end()) return it->second.values;
   const pqxx::result r = tx_.exec_params(
@@ -551,6 +564,7 @@ RowMatch match_row(MatchIndex& index, const config::EntityConfig& entity, const 
         // that row is linked to it.
         out.outcome = mapping::MatchOutcome::kCreate;
         out.held_link = held.front();
+        out.held_link_row = found.held.at(held.front());
         out.held_link_reason = describe_all(hits, false, values, state_of, namer);
         break;
       }

@@ -64,6 +64,12 @@ class MatchIndex {
   // on its side, so it is no longer a candidate.
   void held_row_gone(const config::EntityConfig& entity, const std::string& side,
                      const std::string& row_key);
+  // For a dry run (nothing is flushed): the row (side, row_key) with `values` would be held by
+  // an unauthorized_create; `id` (negative) stands for the conflict it would open. Later finds
+  // see its exact keys, as they would see the held row's in a real run. `values` empty: the
+  // row `id` (simulated, or a real conflict's) would be linked, so no longer a candidate.
+  void held_simulated(const config::EntityConfig& entity, std::int64_t id, const std::string& side,
+                      const std::string& row_key, const core::FieldValues& values);
   // The values the row conflict `conflict_id` holds (those that opened it, then each later
   // capture attached), as this batch sees them.
   core::FieldValues held_values(std::int64_t conflict_id);
@@ -136,7 +142,8 @@ struct RowMatch {
   // kCreate: the row held by this open conflict on another side is the same record (the only
   // candidate an exact key found): once this row creates the record, link_held_row links it.
   std::int64_t held_link = 0;
-  std::string held_link_reason;  // which key found it
+  MatchIndex::HeldRow held_link_row;  // that row
+  std::string held_link_reason;       // which key found it
   // kPossibleDuplicate: held rows of other sides it may be, with their held values.
   std::vector<std::pair<MatchIndex::HeldRow, core::FieldValues>> held_candidates;
 };
