@@ -27,7 +27,9 @@ std::string spec_text(const mapping::MatchSpec& spec) {
       if (list == &spec.fuzzy) key["blocks"] = "word3x4";
       out.push_back(std::move(key));
     }
-  return out.dump();
+  // "sides": keys are built from what each side holds too (record_keys); an index built before
+  // that is rebuilt once.
+  return nlohmann::json{{"keys", out}, {"from", "golden and sides"}}.dump();
 }
 
 // Inserts the keys of many records in one statement per 5000 rows. A fuzzy key is one row per
@@ -113,6 +115,18 @@ bool is_held(const std::string& id) {
 
 std::int64_t held_id(const std::string& id) {
   return std::stoll(id.substr(std::string(kHeldPrefix).size()));
+}
+
+// The values a key is looked up and stored under: an exact key's value, a fuzzy key's blocks.
+std::vector<std::string> indexed_values(const mapping::MatchKey& k) {
+  return k.fuzzy ? mapping::fuzzy_blocks(k.value) : std::vector<std::string>{k.value};
+}
+
+bool shares_block(const std::string& a, const std::string& b) {
+  const std::vector<std::string> x = mapping::fuzzy_blocks(a), y = mapping::fuzzy_blocks(b);
+  return std::any_of(x.begin(), x.end(), [&](const std::string& v) {
+    return std::find(y.begin(), y.end(), v) != y.end();
+  });
 }
 
 bool same_key(const mapping::MatchKey& a, const mapping::MatchKey& b) {
@@ -218,7 +232,6 @@ std::string record_name(std::int64_t golden_id) {
 }
 
 std::string held_row_name(const MatchIndex::HeldRow& row) {
-  if (row.conflict_id < 0) return row.side + " row '" + row.row_key + "' (which would be held)";
   return row.side + " row '" + row.row_key + "' (held by conflict " +
          std::to_string(row.conflict_id) + ")";
 }
@@ -240,19 +253,29 @@ void MatchIndex::ensure_current(const config::EntityConfig& entity) {
   const pqxx::result r =
       tx_.exec_params("SELECT spec FROM mdsync.match_spec WHERE entity = $1", entity.name);
   if (!r.empty() && r[0][0].as<std::string>() == spec) return;
-  // Built with another spec, or never: every live record's keys again, from golden.
+  // Built with another spec, or never: every live record's keys again, from golden and from
+  // what each linked side holds.
   tx_.exec_params("DELETE FROM mdsync.match_key WHERE entity = $1", entity.name);
   std::vector<std::tuple<std::string, std::int64_t, mapping::MatchKey>> rows;
-  for (const auto& g : tx_.exec_params(
-           "SELECT id, \"values\"::text FROM mdsync.golden WHERE entity = $1 AND NOT deleted",
-           entity.name)) {
-    const std::int64_t gid = g[0].as<std::int64_t>();
-    if (changed_.count(gid)) continue;  // flush() writes these
-    const nlohmann::json values = nlohmann::json::parse(g[1].as<std::string>());
+  auto values_of = [](const nlohmann::json& values) {
     core::FieldValues fv;
     for (auto it = values.begin(); it != values.end(); ++it)
       fv[it.key()] = it->is_null() ? core::Value{} : core::Value{it->get<std::string>()};
-    for (mapping::MatchKey& k : mapping::match_keys(entity.match, fv))
+    return fv;
+  };
+  for (const auto& g : tx_.exec_params(
+           "SELECT g.id, g.\"values\"::text, (SELECT coalesce(jsonb_object_agg(x.side, x.base),"
+           " '{}') FROM mdsync.crosswalk x WHERE x.golden_id = g.id AND x.state = 'linked')::text"
+           " FROM mdsync.golden g WHERE g.entity = $1 AND NOT g.deleted",
+           entity.name)) {
+    const std::int64_t gid = g[0].as<std::int64_t>();
+    if (changed_.count(gid)) continue;  // flush() writes these
+    core::RecordState state;
+    state.exists = true;
+    state.golden = values_of(nlohmann::json::parse(g[1].as<std::string>()));
+    const nlohmann::json bases = nlohmann::json::parse(g[2].as<std::string>());
+    for (auto it = bases.begin(); it != bases.end(); ++it) state.bases[it.key()] = values_of(*it);
+    for (mapping::MatchKey& k : record_keys(entity.match, state))
       rows.emplace_back(entity.name, gid, std::move(k));
   }
   insert_keys(tx_, rows);
@@ -289,9 +312,7 @@ MatchIndex::Found MatchIndex::find(const config::EntityConfig& entity, const std
   for (std::size_t i = 0; i < keys.size(); ++i) {
     const mapping::MatchKey& k = keys[i];
     out.hits.push_back(mapping::KeyHits{k, {}});
-    const std::vector<std::string> looked_up =
-        k.fuzzy ? mapping::fuzzy_blocks(k.value) : std::vector<std::string>{k.value};
-    for (const std::string& v : looked_up) {
+    for (const std::string& v : indexed_values(k)) {
       names.push_back(k.name);
       values.push_back(v);
       fuzzy.push_back(k.fuzzy ? "true" : "false");
@@ -305,10 +326,16 @@ MatchIndex::Found MatchIndex::find(const config::EntityConfig& entity, const std
         h.records.push_back(id);
       return;
     }
-    if (h.near.count(id)) return;  // found again through another block
-    if (auto sim = mapping::near_enough(h.key, compared)) {
+    // A record may hold several values (golden's, each side's) and be found through several
+    // blocks: the nearest counts.
+    const std::optional<int> sim = mapping::near_enough(h.key, compared);
+    if (!sim) return;
+    auto it = h.near.find(id);
+    if (it == h.near.end()) {
       h.records.push_back(id);
       h.near[id] = mapping::Near{compared, *sim};
+    } else if (*sim > it->second.similarity_permille) {
+      it->second = mapping::Near{compared, *sim};
     }
   };
   auto found_held = [&](mapping::KeyHits& h, const HeldRow& row) {
@@ -343,29 +370,32 @@ MatchIndex::Found MatchIndex::find(const config::EntityConfig& entity, const std
       found_held(h, HeldRow{id, row[4].as<std::string>(), row[5].as<std::string>()});
     }
   }
-  for (const auto& [gid, current] : changed_) {
-    if (current.entity != entity.name) continue;
-    for (const mapping::MatchKey& k : current.keys)
-      for (mapping::KeyHits& h : out.hits) {
-        if (h.key.fuzzy != k.fuzzy || h.key.name != k.name) continue;
-        if (!k.fuzzy) {
-          if (h.key.value == k.value) found_record(h, gid, k.value);
-          continue;
-        }
-        // As the index would find it: only through a shared block.
-        const auto mine = mapping::fuzzy_blocks(h.key.value);
-        const auto theirs = mapping::fuzzy_blocks(k.value);
-        if (std::any_of(mine.begin(), mine.end(), [&](const std::string& b) {
-              return std::find(theirs.begin(), theirs.end(), b) != theirs.end();
-            }))
-          found_record(h, gid, k.value);
+  // Records this batch changed, by their keys as of now (a fuzzy key through a shared block).
+  for (mapping::KeyHits& h : out.hits) {
+    std::set<std::int64_t> gids;
+    for (const std::string& v : indexed_values(h.key)) {
+      auto f = changed_keys_.find(ChangedKey{entity.name, h.key.name, v, h.key.fuzzy});
+      if (f != changed_keys_.end()) gids.insert(f->second.begin(), f->second.end());
+    }
+    for (std::int64_t gid : gids) {
+      if (!h.key.fuzzy) {
+        found_record(h, gid, h.key.value);
+        continue;
       }
+      for (const mapping::MatchKey& k : changed_[gid].keys)
+        if (k.fuzzy && k.name == h.key.name && shares_block(h.key.value, k.value))
+          found_record(h, gid, k.value);
+    }
   }
-  for (const auto& [cid, held] : held_rows_) {
-    if (held.entity != entity.name || held.side == side) continue;
-    for (const mapping::MatchKey& k : held.keys)
-      for (mapping::KeyHits& h : out.hits)
-        if (same_key(h.key, k)) found_held(h, HeldRow{cid, held.side, held.row_key});
+  // Rows this batch held, by their exact keys.
+  for (mapping::KeyHits& h : out.hits) {
+    if (h.key.fuzzy) continue;
+    auto f = held_keys_.find(ChangedKey{entity.name, h.key.name, h.key.value, false});
+    if (f == held_keys_.end()) continue;
+    for (std::int64_t cid : f->second) {
+      const Held& held = held_rows_.at(cid);
+      if (held.side != side) found_held(h, HeldRow{cid, held.side, held.row_key});
+    }
   }
   return out;
 }
@@ -379,12 +409,20 @@ void MatchIndex::held_changed(const config::EntityConfig& entity, std::int64_t c
       conflict_id);
   if (r.empty()) return;
   Held& h = held_rows_[conflict_id];
+  for (const mapping::MatchKey& k : h.keys) {
+    auto it = held_keys_.find(ChangedKey{h.entity, k.name, k.value, false});
+    if (it == held_keys_.end()) continue;
+    it->second.erase(conflict_id);
+    if (it->second.empty()) held_keys_.erase(it);
+  }
   h.entity = entity.name;
   h.side = r[0][0].as<std::string>();
   h.row_key = r[0][1].is_null() ? std::string() : r[0][1].as<std::string>();
   h.values = held_row_values(h.side, r[0][3].as<std::string>(), r[0][4].as<std::string>());
   h.keys = r[0][2].as<bool>() && !gone ? exact_keys(entity.match, h.values)
                                        : std::vector<mapping::MatchKey>{};
+  for (const mapping::MatchKey& k : h.keys)
+    held_keys_[ChangedKey{h.entity, k.name, k.value, false}].insert(conflict_id);
 }
 
 void MatchIndex::held_row_gone(const config::EntityConfig& entity, const std::string& side,
@@ -397,18 +435,6 @@ void MatchIndex::held_row_gone(const config::EntityConfig& entity, const std::st
     held_changed(entity, r[0].as<std::int64_t>(), true);
 }
 
-void MatchIndex::held_simulated(const config::EntityConfig& entity, std::int64_t id,
-                                const std::string& side, const std::string& row_key,
-                                const core::FieldValues& values) {
-  if (values.empty() && id > 0) return held_changed(entity, id, true);
-  Held& h = held_rows_[id];
-  h.entity = entity.name;
-  h.side = side;
-  h.row_key = row_key;
-  h.values = values;
-  h.keys = exact_keys(entity.match, values);
-}
-
 core::FieldValues MatchIndex::held_values(std::int64_t conflict_id) {
   if (auto it = held_rows_.find(conflict_id); it != held_rows_.end()) return it->second.values;
   const pqxx::result r = tx_.exec_params(
@@ -419,12 +445,36 @@ core::FieldValues MatchIndex::held_values(std::int64_t conflict_id) {
                          r[0][2].as<std::string>());
 }
 
+std::vector<mapping::MatchKey> record_keys(const mapping::MatchSpec& spec,
+                                           const core::RecordState& state) {
+  std::vector<mapping::MatchKey> keys;
+  if (!state.exists || state.deleted) return keys;
+  auto add = [&](const core::FieldValues& values) {
+    for (mapping::MatchKey& k : mapping::match_keys(spec, values))
+      if (std::none_of(keys.begin(), keys.end(),
+                       [&](const mapping::MatchKey& have) { return same_key(have, k); }))
+        keys.push_back(std::move(k));
+  };
+  add(state.golden);
+  for (const auto& [side, base] : state.bases) add(base);
+  return keys;
+}
+
 void MatchIndex::changed(const config::EntityConfig& entity, std::int64_t golden_id,
                          const core::RecordState& now) {
   Current& c = changed_[golden_id];
+  for (const mapping::MatchKey& k : c.keys)
+    for (const std::string& v : indexed_values(k)) {
+      auto it = changed_keys_.find(ChangedKey{c.entity, k.name, v, k.fuzzy});
+      if (it == changed_keys_.end()) continue;
+      it->second.erase(golden_id);
+      if (it->second.empty()) changed_keys_.erase(it);
+    }
   c.entity = entity.name;
-  c.keys = now.exists && !now.deleted ? mapping::match_keys(entity.match, now.golden)
-                                      : std::vector<mapping::MatchKey>{};
+  c.keys = record_keys(entity.match, now);
+  for (const mapping::MatchKey& k : c.keys)
+    for (const std::string& v : indexed_values(k))
+      changed_keys_[ChangedKey{c.entity, k.name, v, k.fuzzy}].insert(golden_id);
 }
 
 void MatchIndex::hold_inserts(std::int64_t conflict_id, const std::string& side,
@@ -462,6 +512,7 @@ void MatchIndex::flush() {
                       pg_bigint_array(ids));
     insert_keys(tx_, rows);
     changed_.clear();
+    changed_keys_.clear();
   }
   if (!held_rows_.empty()) {
     std::vector<std::int64_t> cids;
@@ -475,6 +526,7 @@ void MatchIndex::flush() {
                     pg_bigint_array(cids));
     insert_held_keys(tx_, rows);
     held_rows_.clear();
+    held_keys_.clear();
   }
   if (!ids.empty())
     // A record whose exact key finds a row held on a side where it has no row yet may be that

@@ -3,12 +3,13 @@
 // already has (link it), a new one (create it), a row another side holds back (create the
 // record and link that row to it), or possibly one of several (ask the steward)?
 //
-// The index holds each live golden record's keys (mapping::match_keys of its golden values;
-// a fuzzy key under its blocking keys, with its value to compare), and the exact keys of each
-// row an open unauthorized_create or possible_duplicate conflict holds (a CRM prospect the ERP
-// has not made a customer yet), built from the held values. A batch sees its own changes
-// before they are written: records it created or whose key fields it changed, and rows it
-// held, are looked up by their current keys, and flush() writes them once, at the end.
+// The index holds each live golden record's keys (record_keys: of its golden values and of what
+// each linked side holds; a fuzzy key under its blocking keys, with its value to compare), and
+// the exact keys of each row an open unauthorized_create or possible_duplicate conflict holds
+// (a CRM prospect the ERP has not made a customer yet), built from the held values. A batch
+// sees its own changes before they are written: records it created or whose key fields it
+// changed, and rows it held, are looked up by their current keys, and flush() writes them
+// once, at the end.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -64,12 +66,6 @@ class MatchIndex {
   // on its side, so it is no longer a candidate.
   void held_row_gone(const config::EntityConfig& entity, const std::string& side,
                      const std::string& row_key);
-  // For a dry run (nothing is flushed): the row (side, row_key) with `values` would be held by
-  // an unauthorized_create; `id` (negative) stands for the conflict it would open. Later finds
-  // see its exact keys, as they would see the held row's in a real run. `values` empty: the
-  // row `id` (simulated, or a real conflict's) would be linked, so no longer a candidate.
-  void held_simulated(const config::EntityConfig& entity, std::int64_t id, const std::string& side,
-                      const std::string& row_key, const core::FieldValues& values);
   // The values the row conflict `conflict_id` holds (those that opened it, then each later
   // capture attached), as this batch sees them.
   core::FieldValues held_values(std::int64_t conflict_id);
@@ -106,8 +102,13 @@ class MatchIndex {
   pqxx::transaction_base& tx_;
   bool matching_;
   std::map<std::int64_t, Current> changed_;
-  std::map<std::int64_t, Held> held_rows_;  // by conflict id
-  std::set<std::string> checked_;           // entities whose spec was compared this transaction
+  // changed_ by key (entity, name, value, fuzzy; a fuzzy key by each of its blocking keys), so
+  // a find does not scan every record the batch changed (sync --initial changes them all).
+  using ChangedKey = std::tuple<std::string, std::string, std::string, bool>;
+  std::map<ChangedKey, std::set<std::int64_t>> changed_keys_;
+  std::map<std::int64_t, Held> held_rows_;                  // by conflict id
+  std::map<ChangedKey, std::set<std::int64_t>> held_keys_;  // held_rows_ by exact key
+  std::set<std::string> checked_;  // entities whose spec was compared this transaction
   struct HeldInserts {
     std::int64_t conflict_id;
     std::string side;
@@ -127,6 +128,13 @@ std::string held_row_name(const MatchIndex::HeldRow& row);
 // Whether a plan created or deleted the record, or changed a golden value a key is built from:
 // only then do its keys need recomputing.
 bool plan_changes_keys(const mapping::MatchSpec& spec, const core::Plan& plan);
+
+// A live record's keys: from golden and from what each linked side holds (its base), so a row
+// that appears on a side is found by the values the other sides hold, whoever owns the key's
+// fields (a website the CRM owns, which golden has not taken yet, still links a CRM row to the
+// ERP's record). None for a deleted record.
+std::vector<mapping::MatchKey> record_keys(const mapping::MatchSpec& spec,
+                                           const core::RecordState& state);
 
 // The outbox note of a record's insert into a side that was not made: the side already holds
 // the row, now linked by a match key.
