@@ -146,6 +146,41 @@ TEST_F(RuleOptionsTest, AFieldOnlyTheErpMapsIsNeverWrittenToTheCrm) {
   EXPECT_EQ(unfinished_writes(), "0");
 }
 
+// sync --initial over rows both sides already hold, matched by the web domain: the pair is
+// linked, the ERP keeps its VAT (the CRM has none to give nor to take), the CRM's e-mail
+// reaches the ERP; a CRM-only company reaches the ERP with its name seeded (the ERP owns names,
+// and its name column refuses NULL), and no write to the CRM carries the VAT.
+TEST_F(RuleOptionsTest, AnInitialSyncLinksPairsAndSeedsCreatesWithAFieldOnlyTheErpMaps) {
+  s_.erp_exec(fixture("erp_partners.sql"));
+  s_.crm_exec(fixture("crm_companies.sql"));
+  std::string e = entities("", "");
+  const std::string tail = "}}}}";
+  ASSERT_EQ(e.compare(e.size() - tail.size(), tail.size(), tail), 0);
+  e.insert(e.size() - 2, R"(, "match": {"keys": [{"field": "website"}]})");
+  s_.write_config_entities(e, {{"company", rules(R"({"owner": "erp"})")}});
+  s_.mdsync_ok({"init"});
+  s_.erp_exec(
+      "INSERT INTO erp.res_partner (name, is_company, website, company_data)"
+      " VALUES ('Acme', true, 'acme.example', '{\"vat\": \"BE0123456789\"}')");
+  s_.crm_exec(
+      "INSERT INTO \"Workspace\".company (name, \"domainName\", emails, \"taxId\") VALUES"
+      " ('Acme', 'acme.example', 'info@acme.example', 'CRM-TAX'),"
+      " ('Globex', 'globex.example', NULL, NULL)");
+  s_.mdsync_ok({"sync", "--initial", "--accept-overwrites"});
+  run();
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.golden"), "3");  // own company, Acme, Globex
+  EXPECT_EQ(s_.crm("SELECT count(*) FROM \"Workspace\".company WHERE name = 'Acme'"), "1");
+  EXPECT_EQ(erp_of("company_data->>'vat'", "Acme"), "BE0123456789");
+  EXPECT_EQ(crm_of("taxId", "Acme"), "CRM-TAX");  // not the engine's to write
+  EXPECT_EQ(erp_of("email", "Acme"), "info@acme.example");
+  EXPECT_EQ(erp_of("website", "Globex"), "globex.example");
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.outbox WHERE side = 'crm'"
+                       " AND (\"values\" ? 'vat' OR expected ? 'vat')"),
+            "0");
+  EXPECT_EQ(open_conflicts(), "");
+  EXPECT_EQ(unfinished_writes(), "0");
+}
+
 // Both sides' deletes count. An ERP archive soft-deletes the CRM row (with the old one-owner
 // rule {"owner": "crm"} it was undone); a CRM soft delete archives the ERP row.
 TEST_F(RuleOptionsTest, EachSidesDeleteCountsAndPropagates) {
