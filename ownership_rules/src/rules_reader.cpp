@@ -49,13 +49,14 @@ using Fields = std::vector<std::pair<std::string, FieldType>>;
 
 const std::vector<std::string> kTopKeys = {"entity",  "priority", "create", "delete",
                                            "default", "groups",   "fields"};
-const std::vector<std::string> kFieldPolicyKeys = {"owner",   "on_foreign_write", "on_conflict",
-                                                   "compare", "validate",         "default"};
+const std::vector<std::string> kFieldPolicyKeys = {
+    "owner", "on_foreign_write", "on_conflict", "compare", "validate", "default", "on_create"};
 const std::vector<std::string> kDefaultPolicyKeys = {"owner", "on_foreign_write", "on_conflict",
-                                                     "compare"};
+                                                     "compare", "on_create"};
 const std::vector<std::string> kValidateKeys = {"required", "max_length", "pattern",
                                                 "min",      "max",        "one_of"};
 const std::vector<std::string> kDeleteKeys = {"owner", "propagate", "on_foreign_delete"};
+const std::vector<std::string> kSideDeleteKeys = {"propagate"};
 
 template <typename E>
 using Words = std::vector<std::pair<const char*, E>>;
@@ -69,6 +70,8 @@ const Words<core::OnConflict> kOnConflictWords = {
 const Words<core::Compare> kCompareWords = {{"exact", core::Compare::kExact},
                                             {"trim", core::Compare::kTrim},
                                             {"case_insensitive", core::Compare::kCaseInsensitive}};
+const Words<core::OnCreate> kOnCreateWords = {{"default", core::OnCreate::kDefault},
+                                              {"accept", core::OnCreate::kAccept}};
 
 std::string join(const std::vector<std::string>& items, const char* sep = ", ") {
   std::string out;
@@ -201,7 +204,8 @@ class FileChecker {
       if (p->is_array() && p->items.empty()) error(p->pos, "priority must list at least one side");
     }
     if (const JsonNode* c = root.find("create")) rules.create = side_list(*c, "create");
-    if (const JsonNode* d = root.find("delete")) rules.delete_policy = delete_policy(*d);
+    if (const JsonNode* d = root.find("delete"))
+      rules.delete_policy = delete_policy(*d, rules.priority);
 
     parse_groups(root.find("groups"));
 
@@ -209,6 +213,12 @@ class FileChecker {
     def.owner = !rules.priority.empty() ? rules.priority.front()
                 : !ctx_.sides.empty()   ? ctx_.sides.front()
                                         : std::string();
+    // Where each unit's owner is said, for the checks against the config's mappings: the
+    // fields entry's owner, else default's, else the first side of priority.
+    SourcePos default_owner_pos = root.pos;
+    if (const JsonNode* p = root.find("priority"); p && p->is_array() && !p->items.empty())
+      default_owner_pos = p->items.front().pos;
+    std::map<std::string, SourcePos> owner_pos;  // by field or group name
     bool default_gives_owner = false;
     if (const JsonNode* d = root.find("default")) {
       if (!d->is_object()) {
@@ -216,6 +226,7 @@ class FileChecker {
       } else {
         check_keys(*d, kDefaultPolicyKeys, "in default");
         default_gives_owner = d->find("owner") != nullptr;
+        if (default_gives_owner) default_owner_pos = d->find("owner")->pos;
         def = parse_policy(*d, "default", {}, def);
       }
     }
@@ -255,6 +266,7 @@ class FileChecker {
           if (!default_gives_owner && !m.value.find("owner"))
             error(m.value.pos,
                   "missing key 'owner' in " + where + " (no \"default\" policy gives one)");
+          if (const JsonNode* o = m.value.find("owner")) owner_pos[m.key] = o->pos;
           policies[m.key] = parse_policy(m.value, m.key, members, def);
         }
       }
@@ -282,10 +294,72 @@ class FileChecker {
     std::stable_sort(
         rules.units.begin(), rules.units.end(),
         [&](const core::Unit& a, const core::Unit& b) { return first_index(a) < first_index(b); });
+
+    // Fields a side has no column for (the config leaves them unmapped there).
+    if (auto u = ctx_.unmapped.find(entity_); u != ctx_.unmapped.end())
+      for (const auto& [side, fields] : u->second)
+        if (!fields.empty()) rules.unmapped[side] = fields;
+    for (const core::Unit& unit : rules.units) {
+      auto pos = owner_pos.find(unit.name);
+      check_mapped(rules, unit, pos == owner_pos.end() ? default_owner_pos : pos->second,
+                   pos == owner_pos.end());
+    }
+    for (const auto& [p, side] : deactivations_) {
+      const std::string field = p->text.substr(std::string("deactivate:").size());
+      for (const std::string& other : ctx_.sides)
+        if (other != side && !rules.holds(other, field))
+          error(p->pos, "propagate '" + p->text + "'" +
+                            (side.empty() ? std::string() : " of " + side) + ": " + other +
+                            " has no column for '" + field + "' (the config leaves it unmapped" +
+                            " there), so the record could not be deactivated on " + other +
+                            "; propagate \"delete\" instead, or map the field on " + other);
+    }
+    if (errors_ > 0) return std::nullopt;
     return rules;
   }
 
  private:
+  // A side maps all of a group's fields or none (a group is written whole), and a unit's owner
+  // maps the unit: an owner that has no column for its field could never give it a value.
+  void check_mapped(const core::EntityRules& rules, const core::Unit& unit, SourcePos owner_at,
+                    bool owner_from_default) {
+    if (rules.unmapped.empty()) return;
+    if (unit.is_group()) {
+      const Group* g = find_group(unit.name);
+      for (const std::string& side : ctx_.sides) {
+        std::vector<std::string> has, lacks;
+        for (const std::string& m : unit.members) (rules.holds(side, m) ? has : lacks).push_back(m);
+        if (!has.empty() && !lacks.empty())
+          error(g ? g->pos : owner_at,
+                "group '" + unit.name + "': " + side + " maps " + join(has) + " but not " +
+                    join(lacks) + "; a group is written whole, so a side maps all of its fields " +
+                    "or none");
+      }
+    }
+    const std::string& owner = unit.policy.owner;
+    if (unit.policy.is_shared()) {
+      if (std::none_of(ctx_.sides.begin(), ctx_.sides.end(),
+                       [&](const std::string& side) { return rules.holds(side, unit); }))
+        error(owner_at, (unit.is_group() ? "group '" : "shared field '") + unit.name +
+                            "' is mapped on no side; map it on at least one");
+      return;
+    }
+    std::vector<std::string> lacks;
+    for (const std::string& m : unit.members)
+      if (!rules.holds(owner, m)) lacks.push_back(m);
+    if (lacks.empty()) return;
+    std::vector<std::string> holders;
+    for (const std::string& side : ctx_.sides)
+      if (rules.holds(side, unit)) holders.push_back(side);
+    error(owner_at, "owner '" + owner + "'" + (owner_from_default ? " (from default)" : "") +
+                        " of " + (unit.is_group() ? "group '" : "'") + unit.name +
+                        "' has no column for " + join(lacks) +
+                        " (the config leaves it unmapped there); an owner must hold its field" +
+                        (holders.empty() ? std::string(", and no side maps it")
+                                         : ": give it to " + join(holders, " or ")) +
+                        (owner_from_default ? " in fields." + unit.name : std::string()));
+  }
+
   void error(SourcePos pos, std::string message) {
     diags_.push_back(Diagnostic{file_, pos, std::move(message)});
     ++errors_;
@@ -339,47 +413,76 @@ class FileChecker {
     return out;
   }
 
-  core::DeletePolicy delete_policy(const JsonNode& v) {
+  // `delete` in either form: {"owner": "erp", "propagate": ...} (one side's delete counts) or
+  // {"erp": {"propagate": ...}, "crm": {...}} (each listed side's delete counts, with its own
+  // propagation); both take "on_foreign_delete". Sides are kept in `priority` order.
+  core::DeletePolicy delete_policy(const JsonNode& v, const std::vector<std::string>& priority) {
     core::DeletePolicy out;
     if (!v.is_object()) {
-      type_error(v, "delete", "an object such as {\"owner\": \"erp\"}");
+      type_error(v, "delete",
+                 "an object such as {\"owner\": \"erp\"} or {\"erp\": {\"propagate\": "
+                 "\"delete\"}, \"crm\": {\"propagate\": \"delete\"}}");
       return out;
     }
-    check_keys(v, kDeleteKeys, "in delete");
-    const JsonNode* owner = v.find("owner");
-    if (!owner) {
-      error(v.pos, "missing key 'owner' in delete (the side whose delete is authoritative)");
-    } else if (!owner->is_string()) {
-      type_error(*owner, "owner", "a side name");
-    } else if (!contains(ctx_.sides, owner->text)) {
-      error(owner->pos, "delete owner '" + owner->text + "' is not a side" +
-                            suggestion(owner->text, ctx_.sides) + "; known sides: " + sides_text());
-    } else {
-      out.owner = owner->text;
-    }
-    if (const JsonNode* p = v.find("propagate")) {
-      const std::string prefix = "deactivate:";
-      if (!p->is_string()) {
-        type_error(*p, "propagate", "a string (\"delete\" or \"deactivate:<field>\")");
-      } else if (p->text == "delete") {
-        out.propagate = core::DeletePropagation::kDelete;
-      } else if (p->text.compare(0, prefix.size(), prefix) == 0) {
-        const std::string field = p->text.substr(prefix.size());
-        auto it = std::find_if(fields_.begin(), fields_.end(),
-                               [&](const auto& f) { return f.first == field; });
-        if (it == fields_.end()) {
-          error(p->pos, "propagate '" + p->text + "': entity " + entity_ + " has no field '" +
-                            field + "'" + suggestion(field, field_names_));
-        } else if (it->second != FieldType::kBoolean) {
-          error(p->pos, "propagate '" + p->text + "': field '" + field + "' is " +
-                            core::to_string(it->second) + ", not boolean");
-        } else {
-          out.propagate = core::DeletePropagation::kDeactivate;
-          out.deactivate_field = field;
-        }
+    const auto per_side = [&](const JsonNode::Member& m) {
+      return !contains(kDeleteKeys, m.key) && contains(ctx_.sides, m.key);
+    };
+    if (std::none_of(v.members.begin(), v.members.end(), per_side)) {
+      for (const JsonNode::Member& m : v.members)
+        if (!contains(kDeleteKeys, m.key))
+          error(m.key_pos, "unknown key '" + m.key + "' in delete" +
+                               suggestion(m.key, kDeleteKeys) +
+                               "; allowed keys: " + join(kDeleteKeys) + ", or side names (" +
+                               sides_text() + ") each with its own {\"propagate\": ...}");
+      core::SideDelete owner_rule;
+      const JsonNode* owner = v.find("owner");
+      if (!owner) {
+        error(v.pos,
+              "missing key 'owner' in delete (the side whose delete is authoritative), or list "
+              "the sides whose delete counts: {\"erp\": {\"propagate\": \"delete\"}, ...}");
+      } else if (!owner->is_string()) {
+        type_error(*owner, "owner", "a side name");
+      } else if (!contains(ctx_.sides, owner->text)) {
+        error(owner->pos, "delete owner '" + owner->text + "' is not a side" +
+                              suggestion(owner->text, ctx_.sides) +
+                              "; known sides: " + sides_text());
       } else {
-        error(p->pos, "propagate: '" + p->text + "' is not one of delete, deactivate:<field>");
+        owner_rule.side = owner->text;
       }
+      if (const JsonNode* p = v.find("propagate")) propagate(*p, owner_rule);
+      if (!owner_rule.side.empty()) out.sides.push_back(owner_rule);
+    } else {
+      for (const JsonNode::Member& m : v.members) {
+        if (m.key == "on_foreign_delete") continue;
+        if (m.key == "owner" || m.key == "propagate") {
+          error(m.key_pos, "'" + m.key + "' cannot be mixed with side entries in delete; " +
+                               "give each side whose delete counts its own entry, such as " +
+                               "\"erp\": {\"propagate\": \"delete\"}");
+          continue;
+        }
+        if (!contains(ctx_.sides, m.key)) {
+          std::vector<std::string> words = ctx_.sides;
+          words.push_back("on_foreign_delete");
+          error(m.key_pos, "unknown key '" + m.key + "' in delete" + suggestion(m.key, words) +
+                               "; it lists sides (" + sides_text() +
+                               ") whose delete counts, and on_foreign_delete");
+          continue;
+        }
+        core::SideDelete rule;
+        rule.side = m.key;
+        if (!m.value.is_object()) {
+          type_error(m.value, m.key, "an object such as {\"propagate\": \"delete\"}");
+          continue;
+        }
+        check_keys(m.value, kSideDeleteKeys, "in delete." + m.key);
+        if (const JsonNode* p = m.value.find("propagate")) propagate(*p, rule);
+        out.sides.push_back(rule);
+      }
+      // Kept in priority order, so rules spelled in another order decide (and diff) alike.
+      std::stable_sort(out.sides.begin(), out.sides.end(),
+                       [&](const core::SideDelete& a, const core::SideDelete& b) {
+                         return rank(priority, a.side) < rank(priority, b.side);
+                       });
     }
     if (const JsonNode* f = v.find("on_foreign_delete")) {
       if (!f->is_string()) {
@@ -393,6 +496,39 @@ class FileChecker {
       }
     }
     return out;
+  }
+
+  static std::size_t rank(const std::vector<std::string>& priority, const std::string& side) {
+    return static_cast<std::size_t>(std::find(priority.begin(), priority.end(), side) -
+                                    priority.begin());
+  }
+
+  // "propagate": "delete" or "deactivate:<field>", into `rule`; its position is kept for the
+  // checks against the config's mappings.
+  void propagate(const JsonNode& p, core::SideDelete& rule) {
+    const std::string prefix = "deactivate:";
+    if (!p.is_string()) {
+      type_error(p, "propagate", "a string (\"delete\" or \"deactivate:<field>\")");
+    } else if (p.text == "delete") {
+      rule.propagate = core::DeletePropagation::kDelete;
+    } else if (p.text.compare(0, prefix.size(), prefix) == 0) {
+      const std::string field = p.text.substr(prefix.size());
+      auto it = std::find_if(fields_.begin(), fields_.end(),
+                             [&](const auto& f) { return f.first == field; });
+      if (it == fields_.end()) {
+        error(p.pos, "propagate '" + p.text + "': entity " + entity_ + " has no field '" + field +
+                         "'" + suggestion(field, field_names_));
+      } else if (it->second != FieldType::kBoolean) {
+        error(p.pos, "propagate '" + p.text + "': field '" + field + "' is " +
+                         core::to_string(it->second) + ", not boolean");
+      } else {
+        rule.propagate = core::DeletePropagation::kDeactivate;
+        rule.deactivate_field = field;
+        deactivations_.push_back({&p, rule.side});
+      }
+    } else {
+      error(p.pos, "propagate: '" + p.text + "' is not one of delete, deactivate:<field>");
+    }
   }
 
   const Group* find_group(const std::string& name) const {
@@ -493,7 +629,12 @@ class FileChecker {
     if (auto w = word(oc, "on_conflict", kOnConflictWords)) p.on_conflict = *w;
     const JsonNode* cmp = v.find("compare");
     if (auto w = word(cmp, "compare", kCompareWords)) p.compare = *w;
+    const JsonNode* on_create = v.find("on_create");
+    if (auto w = word(on_create, "on_create", kOnCreateWords)) p.on_create = *w;
     if (!is_default) {
+      if (on_create && p.is_shared())
+        error(on_create->pos, "on_create applies to owned fields only; " + subject +
+                                  " is shared (a create already takes it from the creating side)");
       if (oc && !p.is_shared())
         error(oc->pos, "on_conflict applies to shared fields only; " + subject + " is owned by " +
                            p.owner + " (use on_foreign_write)");
@@ -665,6 +806,8 @@ class FileChecker {
   std::vector<Group> groups_;                    // valid groups, in file order
   std::map<std::string, std::string> group_of_;  // field -> its group
   std::set<std::string> declared_groups_;        // every group name, valid or not
+  // Each "propagate": "deactivate:<field>" read, with the side it is for ("" if not known).
+  std::vector<std::pair<const JsonNode*, std::string>> deactivations_;
 };
 
 }  // namespace
@@ -746,18 +889,28 @@ std::string policy_text(const FieldPolicy& p) {
   else
     out += std::string(" on_foreign_write=") + core::to_string(p.on_foreign_write);
   out += std::string(" compare=") + core::to_string(p.compare);
+  if (!p.is_shared() && p.on_create == core::OnCreate::kAccept) out += " on_create=accept";
   if (!p.validate.empty()) out += " " + validate_text(p.validate);
   if (p.default_value) out += " default=" + quoted(*p.default_value);
   return out;
 }
 
+std::string propagate_text(const core::SideDelete& d) {
+  return d.propagate == core::DeletePropagation::kDelete ? "delete"
+                                                         : "deactivate:" + d.deactivate_field;
+}
+
+// One side: "owner=erp propagate=delete", as the one-owner form reads; several:
+// "erp propagate=deactivate:active, crm propagate=delete".
 std::string delete_text(const core::DeletePolicy& d) {
-  if (d.owner.empty()) return "no side may delete";
-  std::string out = "owner=" + d.owner + " propagate=";
-  if (d.propagate == core::DeletePropagation::kDelete)
-    out += "delete";
-  else
-    out += "deactivate:" + d.deactivate_field;
+  if (d.sides.empty()) return "no side may delete";
+  std::string out;
+  if (d.sides.size() == 1) {
+    out = "owner=" + d.sides.front().side + " propagate=" + propagate_text(d.sides.front());
+  } else {
+    for (const core::SideDelete& s : d.sides)
+      out += (out.empty() ? "" : ", ") + s.side + " propagate=" + propagate_text(s);
+  }
   if (d.on_foreign_delete == core::ForeignDelete::kQuarantine)
     out += " on_foreign_delete=quarantine";
   return out;
@@ -788,6 +941,9 @@ void diff_policy(const std::string& prefix, const FieldPolicy& a, const FieldPol
   if (a.compare != b.compare)
     out.push_back(prefix + "compare " + core::to_string(a.compare) + " -> " +
                   core::to_string(b.compare));
+  if (!a.is_shared() && !b.is_shared() && a.on_create != b.on_create)
+    out.push_back(prefix + "on_create " + core::to_string(a.on_create) + " -> " +
+                  core::to_string(b.on_create));
   const core::Validation& va = a.validate;
   const core::Validation& vb = b.validate;
   const auto str = [](const std::string& s) { return s; };
@@ -890,6 +1046,10 @@ std::string describe(const core::EntityRules& rules) {
     line += line.size() < kWidth ? std::string(kWidth - line.size(), ' ') : std::string(" ");
     line += policy_text(u.policy);
     if (u.is_group()) line += " members=" + bracketed(u.members);
+    std::vector<std::string> lacking;
+    for (const auto& [side, fields] : rules.unmapped)
+      if (!rules.holds(side, u)) lacking.push_back(side);
+    if (!lacking.empty()) line += " unmapped on " + join(lacking);
     out += line + "\n";
   }
   return out;

@@ -119,7 +119,7 @@ Spec deletes_spec(int sides, int owner, bool quarantine = false) {
   s.sides = sides;
   s.priority.clear();
   for (int i = 0; i < sides; ++i) s.priority.push_back(i);
-  s.del.owner = owner;
+  s.del = DeleteSpec::owner(owner);
   s.del.quarantine = quarantine;
   return s;
 }

@@ -10,6 +10,7 @@
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
 
+#include <algorithm>
 #include <ostream>
 #include <string>
 #include <utility>
@@ -49,8 +50,10 @@ struct Mix {
 // 3-6 fields (text and numeric), optionally one group of 2-3 of them; a random owner per
 // unit (a side or shared), random policies and compare modes, a random priority order;
 // in one run out of three, validation (required, max_length 1, pattern [a-z]*) on some text
-// units, groups included; a random delete policy (owner, delete or deactivate, restore or
-// quarantine a foreign delete).
+// units, groups included; on_create accept on some owned units; units some non-owning sides
+// have no column for (never every side); a random delete policy per side (its delete is
+// foreign, or counts and propagates as a delete or a deactivation), a foreign delete restored
+// or quarantined.
 // rapidcheck scales inRange and element by the test's size, which would make the first
 // runs all "2 sides, shared, exact"; specs and single actions are drawn at full size, and
 // only the number of actions grows with the size.
@@ -100,12 +103,33 @@ rc::Gen<Spec> gen_spec(bool force_group, bool force_validation = false) {
           }
           if (u.owner >= 0 && same_type && *rc::gen::arbitrary<bool>())
             u.default_value = *gen_value(u.members.front().second);
+          if (u.owner >= 0 && *rc::gen::inRange(0, 3) == 0) u.on_create = OnCreate::kAccept;
+          // A side other than the owner may have no column for the unit (a group: for none
+          // of its fields); a shared unit keeps at least one side that holds it.
+          for (int side = 0; side < s.sides; ++side)
+            if (side != u.owner && *rc::gen::inRange(0, 6) == 0 &&
+                (u.owner >= 0 || static_cast<int>(u.unmapped.size()) + 1 < s.sides))
+              u.unmapped.push_back(side);
           s.units.push_back(std::move(u));
         }
-        s.del.owner = *rc::gen::inRange(-1, s.sides);
-        s.del.deactivate = s.del.owner >= 0 && *rc::gen::inRange(0, 3) == 0;
+        // A side maps at least one field (the config refuses a mapping of none).
+        for (int side = 0; side < s.sides; ++side) {
+          bool maps_some = false;
+          for (const UnitSpec& u : s.units)
+            maps_some = maps_some ||
+                        std::find(u.unmapped.begin(), u.unmapped.end(), side) == u.unmapped.end();
+          if (!maps_some) {
+            std::vector<int>& un = s.units.front().unmapped;
+            un.erase(std::remove(un.begin(), un.end(), side), un.end());
+          }
+        }
+        for (int side = 0; side < s.sides; ++side)
+          s.del.sides.push_back(
+              *rc::gen::weightedElement<DeleteSpec::Kind>({{3, DeleteSpec::kForeign},
+                                                           {2, DeleteSpec::kDeletes},
+                                                           {1, DeleteSpec::kDeactivates}}));
         s.del.quarantine = *rc::gen::inRange(0, 3) == 0;
-        if (s.del.deactivate) {
+        if (s.del.any(DeleteSpec::kDeactivates)) {
           UnitSpec active;
           active.name = "active";
           active.members = {{"active", FieldType::kBoolean}};
@@ -244,6 +268,8 @@ RC_GTEST_PROP(SyncProperties, ConvergesWithDeletesRestoresAndVetoes, ()) {
   RC_CLASSIFY(seen("withdraw #"), "write withdrawn");
   RC_CLASSIFY(seen("the side had applied it"), "withdrawn write found applied");
   RC_CLASSIFY(m.state().deleted, "record deleted at the end");
+  RC_CLASSIFY(m.rules().delete_policy.sides.size() > 1, "several sides' deletes count");
+  RC_CLASSIFY(!m.rules().unmapped.empty(), "a side lacks a field");
 }
 
 // (f) Golden takes only values that pass the unit's validation, a group as a whole: a side's
@@ -272,7 +298,8 @@ RC_GTEST_PROP(SyncProperties, ConvergedSystemStaysQuiet, ()) {
 }
 
 // (b) Guarantee 2: an owned unit's golden value comes from its owner, a steward, or the
-// create default; never from another side.
+// create default; never from another side, except a create's seed under on_create accept,
+// which the owner's first value then replaces.
 RC_GTEST_PROP(SyncProperties, OwnedUnitsChangeOnlyByOwnerOrSteward, ()) {
   const Spec spec = *gen_spec(false);
   const std::vector<Action> actions = draw_actions(spec);
@@ -282,14 +309,24 @@ RC_GTEST_PROP(SyncProperties, OwnedUnitsChangeOnlyByOwnerOrSteward, ()) {
   for (const Unit& unit : m.rules().units) {
     if (unit.policy.is_shared()) continue;
     const std::string& setter = m.setters().at(unit.name);
-    // The delete owner's delete sets a deactivation flag by the delete policy's authority.
+    // The delete of a side whose rule deactivates sets the flag by the delete policy's
+    // authority; at a create, a side's value seeds a unit whose rule says on_create accept
+    // (the in-step checks make sure only then, and that the owner's first value replaces it).
+    bool deactivated = false;
+    for (const SideDelete& d : m.rules().delete_policy.sides)
+      deactivated = deactivated || (d.propagate == DeletePropagation::kDeactivate &&
+                                    d.deactivate_field == unit.name &&
+                                    setter.rfind("delete:" + d.side + "#", 0) == 0);
+    const bool seeded = unit.policy.on_create == OnCreate::kAccept && setter.rfind("seed:", 0) == 0;
     const bool ok = setter == "default" || setter.rfind("steward:", 0) == 0 ||
-                    setter.rfind(unit.policy.owner + "#", 0) == 0 ||
-                    setter.rfind("delete:" + m.rules().delete_policy.owner + "#", 0) == 0;
+                    setter.rfind(unit.policy.owner + "#", 0) == 0 || deactivated || seeded;
     if (!ok)
       RC_FAIL(unit.name + " (owner " + unit.policy.owner + ") was last set by " + setter +
               "\ntrace:\n" + m.trace());
   }
+  const std::string trace = m.trace();
+  RC_CLASSIFY(trace.find(": seed golden") != std::string::npos, "seeded at the create");
+  RC_CLASSIFY(trace.find("replaces the seed by") != std::string::npos, "the owner replaced a seed");
 }
 
 // (c) Reconciling a change a second time, right after the first, changes nothing: same

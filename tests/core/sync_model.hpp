@@ -18,9 +18,11 @@
 //   - a steward resolves an open conflict through core::resolve (time from the logical
 //     clock), then the record is planned;
 //   - a user deletes a side's row (captured as a delete); the record's delete policy decides
-//     (the delete owner's delete propagates as a delete or a deactivation; another side's
-//     delete is restored or quarantined); a side whose delete guard is on vetoes a propagated
-//     delete (core::veto_delete), and the record lives on;
+//     (the delete of a side listed in it propagates as that side's rule says, a delete or a
+//     deactivation; another side's delete is restored or quarantined); a side whose delete
+//     guard is on vetoes a propagated delete (core::veto_delete), and the record lives on;
+//   - a side may have no column for some fields (EntityRules::unmapped): its users cannot
+//     edit them, its captures never carry them, and no write to it may carry them;
 //   - planning withdraws queued writes the record no longer wants; a withdrawn write is
 //     'cancelling' until its side confirms it never applied it (the side records the id as
 //     cancelled) or reports that it did (an insert or update whose ack was lost), in which
@@ -63,13 +65,30 @@ struct UnitSpec {
   std::optional<std::string> pattern;
   bool required = false;
   Value default_value;
+  OnCreate on_create = OnCreate::kDefault;  // owned units: a non-owner's create seeds them
+  std::vector<int> unmapped = {};           // sides with no column for the unit's fields
 };
 
-// The record's delete policy (rules' `delete`).
+// The record's delete policy (rules' `delete`): per side, whether its delete counts and how it
+// propagates.
 struct DeleteSpec {
-  int owner = -1;           // the side whose delete counts; -1: no side's
-  bool deactivate = false;  // propagate as active = false (the spec then has a unit "active")
-  bool quarantine = false;  // another side's delete opens foreign_delete instead of a restore
+  enum Kind { kForeign, kDeletes, kDeactivates };  // kDeactivates: active = false elsewhere
+  std::vector<Kind> sides = {};                    // by side index; a side past the end: kForeign
+  bool quarantine = false;  // a foreign delete opens foreign_delete instead of a restore
+
+  Kind of(int side) const {
+    return side < static_cast<int>(sides.size()) ? sides[static_cast<std::size_t>(side)] : kForeign;
+  }
+  bool any(Kind k) const { return std::find(sides.begin(), sides.end(), k) != sides.end(); }
+  // Only `owner`'s delete counts (the rule file's {"owner": ...}); -1: no side's.
+  static DeleteSpec owner(int owner, Kind kind = kDeletes) {
+    DeleteSpec d;
+    if (owner >= 0) {
+      d.sides.assign(static_cast<std::size_t>(owner) + 1, kForeign);
+      d.sides.back() = kind;
+    }
+    return d;
+  }
 };
 
 struct Spec {
@@ -105,12 +124,22 @@ struct Spec {
       unit.policy.validate.pattern = u.pattern;
       unit.policy.validate.required = u.required;
       unit.policy.default_value = u.default_value;
+      unit.policy.on_create = u.on_create;
+      for (int side : u.unmapped)
+        for (const auto& [field, type] : u.members) {
+          (void)type;
+          r.unmapped[kAllSides[side]].push_back(field);
+        }
       r.units.push_back(std::move(unit));
     }
-    if (del.owner >= 0) r.delete_policy.owner = kAllSides[del.owner];
-    r.delete_policy.propagate =
-        del.deactivate ? DeletePropagation::kDeactivate : DeletePropagation::kDelete;
-    if (del.deactivate) r.delete_policy.deactivate_field = "active";
+    for (int p : priority) {  // the rules reader lists them in priority order
+      const DeleteSpec::Kind kind = del.of(p);
+      if (kind == DeleteSpec::kForeign) continue;
+      const bool deactivates = kind == DeleteSpec::kDeactivates;
+      r.delete_policy.sides.push_back(SideDelete{
+          kAllSides[p], deactivates ? DeletePropagation::kDeactivate : DeletePropagation::kDelete,
+          deactivates ? "active" : ""});
+    }
     r.delete_policy.on_foreign_delete =
         del.quarantine ? ForeignDelete::kQuarantine : ForeignDelete::kRestore;
     return r;
@@ -133,10 +162,20 @@ inline std::string spec_text(const Spec& s) {
     if (u.max_length) out << " max_length=" << *u.max_length;
     if (u.pattern) out << " pattern=" << *u.pattern;
     if (u.required) out << " required";
-    out << " default=" << show(u.default_value) << "\n";
+    out << " default=" << show(u.default_value);
+    if (u.on_create == OnCreate::kAccept) out << " on_create=accept";
+    for (int side : u.unmapped) out << " unmapped on " << kAllSides[side];
+    out << "\n";
   }
-  out << "  delete: owner=" << (s.del.owner < 0 ? std::string("none") : kAllSides[s.del.owner])
-      << (s.del.deactivate ? " deactivate:active" : " delete")
+  out << "  delete:";
+  bool any = false;
+  for (int i = 0; i < s.sides; ++i) {
+    if (s.del.of(i) == DeleteSpec::kForeign) continue;
+    out << " " << kAllSides[i]
+        << (s.del.of(i) == DeleteSpec::kDeactivates ? "=deactivate:active" : "=delete");
+    any = true;
+  }
+  out << (any ? "" : " none")
       << (s.del.quarantine ? " on_foreign_delete=quarantine" : " on_foreign_delete=restore")
       << "\n";
   out << "  initial: " << test::values_text(s.initial) << "\n";
@@ -308,10 +347,12 @@ class SyncModel {
     SideRow& c = side_rows_[creator];
     c.has_row = true;
     ++c.row_number;
-    c.row = spec_.initial;
+    for (const auto& [field, value] : spec_.initial)
+      if (rules_.holds(creator, field)) c.row[field] = value;
     Change change = captured_change(creator);
     for (const auto& [field, type] : rules_.fields)
-      change.values[field] = canonical(field, value_in(c.row, field));
+      if (rules_.holds(creator, field))
+        change.values[field] = canonical(field, value_in(c.row, field));
     c.captured.push_back(change);
     trace_ << "create on " << creator << ": " << test::values_text(c.row) << "\n";
     process(creator);
@@ -395,7 +436,8 @@ class SyncModel {
       }
       if (state_.bases.find(s) == state_.bases.end()) out.push_back(s + "'s row is not linked");
       for (const Unit& unit : rules_.units) {
-        if (state_.conflict_on(unit.name) != nullptr) continue;
+        // A unit the side has no column for is not the side's to hold.
+        if (state_.conflict_on(unit.name) != nullptr || !rules_.holds(s, unit)) continue;
         for (const std::string& m : unit.members)
           if (!values_equal(rules_.type_of(m), unit.policy.compare, value_in(r.row, m),
                             value_in(state_.golden, m)))
@@ -478,6 +520,7 @@ class SyncModel {
       change.commit_time_us = clock_;
     }
     for (const auto& [field, v] : edits) {
+      if (!rules_.holds(side, field)) continue;  // the side has no column for it
       if (!sql_equal(rules_.type_of(field), value_in(r.row, field), v))
         change.values[field] = canonical(field, v);
       r.row[field] = v;
@@ -515,35 +558,67 @@ class SyncModel {
   void check_golden_changes(const RecordState& before, const RecordState& after,
                             const std::string& source, const std::string& side, bool steward,
                             bool create, bool deletes = false) {
-    // The delete owner's delete under a deactivation policy sets the flag, whoever owns it.
-    const bool deactivation = deletes && rules_.delete_policy.owner == side &&
-                              rules_.delete_policy.propagate == DeletePropagation::kDeactivate;
+    // The delete of a side whose rule deactivates sets the flag, whoever owns it.
+    const SideDelete* own_delete = deletes ? rules_.delete_policy.of(side) : nullptr;
+    const bool deactivation =
+        own_delete != nullptr && own_delete->propagate == DeletePropagation::kDeactivate;
     for (const Unit& unit : rules_.units) {
       FieldValues b, a;
       for (const std::string& m : unit.members) {
         b[m] = value_in(before.golden, m);
         a[m] = value_in(after.golden, m);
       }
-      // At a create, a unit the creator may not set, or whose value is invalid, takes the
-      // default.
+      // At a create, a unit the creator may not set, or has no column for, or whose value is
+      // invalid, takes the default; except that under on_create accept a valid, non-NULL
+      // value of the creator seeds a unit another side owns. Nothing else may seed.
       const bool owner_or_shared = unit.policy.is_shared() || unit.policy.owner == side;
-      const bool takes_default =
-          !owner_or_shared || (after.conflict_on(unit.name) != nullptr &&
-                               after.conflict_on(unit.name)->kind == ConflictKind::kInvalidValue);
-      if (create && takes_default) {
-        setters_[unit.name] = "default";
-        if (checks_.ownership && !owner_or_shared)
+      const bool held = rules_.holds(side, unit);
+      const bool invalid = after.conflict_on(unit.name) != nullptr &&
+                           after.conflict_on(unit.name)->kind == ConflictKind::kInvalidValue;
+      const auto prov = after.provenance.find(unit.name);
+      const bool marked = prov != after.provenance.end() && prov->second.seeded;
+      if (create) {
+        FieldValues own;  // what the creator holds for the unit
+        const auto base = after.bases.find(side);
+        bool gives = false;
+        for (const std::string& m : unit.members) {
+          own[m] = base == after.bases.end() ? Value{} : value_in(base->second, m);
+          gives = gives || own[m];
+        }
+        const bool seeds = held && !owner_or_shared && !invalid &&
+                           unit.policy.on_create == OnCreate::kAccept && gives;
+        if (seeds) {
+          setters_[unit.name] = "seed:" + source;
+          if (checks_.ownership && (!marked || prov->second.side != side))
+            violation("(b) " + unit.name + " seeded by " + side + " at the create carries no " +
+                      "seed mark of " + side);
           for (const std::string& m : unit.members)
-            if (!values_equal(rules_.type_of(m), unit.policy.compare, a.at(m),
-                              unit.policy.default_value))
-              violation("(b) created " + unit.name + " owned by " + unit.policy.owner + " from " +
-                        side + " holds " + show(a.at(m)) + ", not the default " +
-                        show(unit.policy.default_value));
-        continue;
+            if (checks_.ownership && a.at(m) != own.at(m))
+              violation("(b) " + unit.name + " seeded by " + side + " holds " + show(a.at(m)) +
+                        " for " + m + ", not the creator's " + show(own.at(m)));
+          continue;
+        }
+        if (checks_.ownership && marked)
+          violation("(b) " + unit.name + " is marked as a seed at a create that may not seed it");
+        if (!owner_or_shared || !held || invalid) {
+          setters_[unit.name] = "default";
+          if (checks_.ownership && (!owner_or_shared || !held))
+            for (const std::string& m : unit.members)
+              if (!values_equal(rules_.type_of(m), unit.policy.compare, a.at(m),
+                                unit.policy.default_value))
+                violation("(b) created " + unit.name + " (owner " + unit.policy.owner + ") from " +
+                          side + " holds " + show(a.at(m)) + ", not the default " +
+                          show(unit.policy.default_value));
+          continue;
+        }
+      } else if (checks_.ownership && marked &&
+                 (before.provenance.count(unit.name) == 0 ||
+                  !before.provenance.at(unit.name).seeded)) {
+        violation("(b) " + unit.name + " is marked as a seed by " + source + ", after the create");
       }
       if (!create && a == b) continue;
       setters_[unit.name] = source;
-      if (deactivation && unit.name == rules_.delete_policy.deactivate_field) {
+      if (deactivation && unit.name == own_delete->deactivate_field) {
         setters_[unit.name] = "delete:" + source;  // the delete policy's own authority
         continue;
       }
@@ -573,7 +648,47 @@ class SyncModel {
     }
   }
 
+  // The owner's first value of a seeded unit replaces the seed: a change of the owner that
+  // carries a value (not NULL) other than the seed makes golden take it (unless a conflict
+  // holds the unit), and the seed mark goes.
+  void check_seed_replaced(const RecordState& before, const RecordState& after,
+                           const Change& change) {
+    if (change.op != Op::kUpsert || before.deleted) return;
+    for (const Unit& unit : rules_.units) {
+      const auto prov = before.provenance.find(unit.name);
+      if (prov == before.provenance.end() || !prov->second.seeded ||
+          unit.policy.owner != change.side)
+        continue;
+      bool gives = false, differs = false;
+      for (const std::string& m : unit.members) {
+        auto v = change.values.find(m);
+        if (v == change.values.end()) continue;
+        gives = gives || v->second;
+        differs = differs || !values_equal(rules_.type_of(m), unit.policy.compare, v->second,
+                                           value_in(before.golden, m));
+      }
+      if (!gives || !differs || after.conflict_on(unit.name) != nullptr) continue;
+      for (const std::string& m : unit.members) {
+        auto v = change.values.find(m);
+        if (v != change.values.end() && value_in(after.golden, m) != v->second)
+          violation("(b) " + change.side + "'s value " + show(v->second) + " of " + m +
+                    " did not replace the seed " + show(value_in(before.golden, m)) +
+                    "; golden holds " + show(value_in(after.golden, m)));
+      }
+      const auto now = after.provenance.find(unit.name);
+      if (now != after.provenance.end() && now->second.seeded)
+        violation("(b) " + unit.name + " keeps its seed mark after " + change.side +
+                  "'s value replaced the seed");
+    }
+  }
+
   void check_writes(const std::vector<RowWrite>& writes) {
+    for (const RowWrite& w : writes)
+      for (const auto* values : {&w.values, &w.expected})
+        for (const auto& [f, v] : *values)
+          if (!rules_.holds(w.side, f))
+            violation("a write to " + w.side + " carries " + f + ", which " + w.side +
+                      " has no column for (it would be queued for ever)");
     if (!checks_.groups) return;
     for (const RowWrite& w : writes)
       for (const Unit& unit : rules_.units) {
@@ -696,9 +811,10 @@ class SyncModel {
     }
     check_golden_changes(before, after, decided.source, side, false, !before.exists,
                          change.op == Op::kDelete);
+    if (checks_.ownership && before.exists) check_seed_replaced(before, after, change);
     // The side whose delete made the record deleted (RecordRepository::deleting_side), for a
     // veto.
-    if (change.op == Op::kDelete && rules_.delete_policy.owner == side) deleter_ = side;
+    if (change.op == Op::kDelete && rules_.delete_policy.of(side) != nullptr) deleter_ = side;
     state_ = std::move(after);
     if (plan) plan_and_enqueue();
     return true;

@@ -67,9 +67,23 @@ class RulesBuilder {
     rules_.create = std::move(sides);
     return *this;
   }
+  // `owner`'s delete counts (the rule file's {"owner": ...}); empty: no side's does.
   RulesBuilder& deletes(std::string owner, DeletePropagation propagate = DeletePropagation::kDelete,
                         std::string flag = "") {
-    rules_.delete_policy = DeletePolicy{std::move(owner), propagate, std::move(flag)};
+    rules_.delete_policy.sides.clear();
+    if (!owner.empty()) also_deletes(std::move(owner), propagate, std::move(flag));
+    return *this;
+  }
+  // One more side whose delete counts, with its own propagation (the per-side form).
+  RulesBuilder& also_deletes(std::string side,
+                             DeletePropagation propagate = DeletePropagation::kDelete,
+                             std::string flag = "") {
+    rules_.delete_policy.sides.push_back(SideDelete{std::move(side), propagate, std::move(flag)});
+    return *this;
+  }
+  // `side` has no column for `field`.
+  RulesBuilder& unmapped(const std::string& side, const std::string& field) {
+    rules_.unmapped[side].push_back(field);
     return *this;
   }
   RulesBuilder& field(const std::string& name, FieldPolicy policy,
@@ -185,6 +199,7 @@ inline std::string state_text(const RecordState& s) {
       out << p.side << "@" << p.time_us;
     else
       out << "steward " << p.steward;
+    if (p.seeded) out << " (seed)";
     out << "\n";
   }
   for (const auto& [side, values] : s.bases)

@@ -68,9 +68,10 @@ TEST(RulesReader, FullExample) {
   EXPECT_EQ(r.fields, test_context().entities.at("customer"));
   EXPECT_EQ(r.priority, (std::vector<std::string>{"erp", "crm"}));
   EXPECT_EQ(r.create, (std::vector<std::string>{"erp", "crm"}));
-  EXPECT_EQ(r.delete_policy.owner, "erp");
-  EXPECT_EQ(r.delete_policy.propagate, core::DeletePropagation::kDeactivate);
-  EXPECT_EQ(r.delete_policy.deactivate_field, "active");
+  ASSERT_EQ(r.delete_policy.sides.size(), 1u);
+  EXPECT_EQ(r.delete_policy.sides[0].side, "erp");
+  EXPECT_EQ(r.delete_policy.sides[0].propagate, core::DeletePropagation::kDeactivate);
+  EXPECT_EQ(r.delete_policy.sides[0].deactivate_field, "active");
   EXPECT_EQ(r.default_policy.owner, "erp");
 
   std::vector<std::string> names;
@@ -123,7 +124,7 @@ TEST(RulesReader, MinimalFileTakesTheContextDefaults) {
   const core::EntityRules r = customer(R"({"entity": "customer"})");
   EXPECT_EQ(r.priority, (std::vector<std::string>{"erp", "crm"}));
   EXPECT_EQ(r.create, (std::vector<std::string>{"erp", "crm"}));
-  EXPECT_TRUE(r.delete_policy.owner.empty());
+  EXPECT_TRUE(r.delete_policy.sides.empty());
   EXPECT_EQ(r.default_policy.owner, "erp");
   EXPECT_EQ(r.default_policy.on_foreign_write, core::ForeignWrite::kRevert);
   ASSERT_EQ(r.units.size(), 11u);
@@ -142,8 +143,9 @@ TEST(RulesReader, DefaultOwnerFollowsPriorityAndEmptyCreate) {
   EXPECT_EQ(r.unit_named("phone")->policy.owner, "crm");
   EXPECT_EQ(r.unit_named("email")->policy.owner, "erp");
   EXPECT_TRUE(r.create.empty());
-  EXPECT_EQ(r.delete_policy.owner, "crm");
-  EXPECT_EQ(r.delete_policy.propagate, core::DeletePropagation::kDelete);
+  ASSERT_EQ(r.delete_policy.sides.size(), 1u);
+  EXPECT_EQ(r.delete_policy.sides[0].side, "crm");
+  EXPECT_EQ(r.delete_policy.sides[0].propagate, core::DeletePropagation::kDelete);
 }
 
 TEST(RulesReader, FieldsInheritUnspecifiedKeysFromDefault) {
@@ -228,7 +230,8 @@ TEST_P(RulesChecks, ReportsEveryProblemWithPosition) {
 }
 
 const std::string kTopKeys = "entity, priority, create, delete, default, groups, fields";
-const std::string kPolicyKeys = "owner, on_foreign_write, on_conflict, compare, validate, default";
+const std::string kPolicyKeys =
+    "owner, on_foreign_write, on_conflict, compare, validate, default, on_create";
 
 INSTANTIATE_TEST_SUITE_P(
     All, RulesChecks,
@@ -263,7 +266,8 @@ INSTANTIATE_TEST_SUITE_P(
         CheckCase{"UnknownDeleteKey",
                   "{\"entity\": \"customer\",\n\"delete\": {\"owner\": \"erp\", \"mode\": 1}}",
                   {"customer.json:2:28: unknown key 'mode' in delete; allowed keys: owner, "
-                   "propagate, on_foreign_delete"}},
+                   "propagate, on_foreign_delete, or side names (erp, crm) each with its own "
+                   "{\"propagate\": ...}"}},
         CheckCase{"UnknownForeignDeleteWord",
                   "{\"entity\": \"customer\",\n\"delete\": {\"owner\": \"erp\", "
                   "\"on_foreign_delete\": \"ignore\"}}",
@@ -272,7 +276,7 @@ INSTANTIATE_TEST_SUITE_P(
         CheckCase{"ValidateNotAllowedInDefault",
                   "{\"entity\": \"customer\",\n\"default\": {\"validate\": {}}}",
                   {"customer.json:2:13: unknown key 'validate' in default; allowed keys: owner, "
-                   "on_foreign_write, on_conflict, compare"}},
+                   "on_foreign_write, on_conflict, compare, on_create"}},
         CheckCase{"WrongTypes",
                   "{\"entity\": \"customer\",\n"
                   "\"priority\": \"erp\",\n"
@@ -386,7 +390,8 @@ INSTANTIATE_TEST_SUITE_P(
         CheckCase{"DeleteWithoutOwner",
                   "{\"entity\": \"customer\",\n\"delete\": {\"propagate\": \"delete\"}}",
                   {"customer.json:2:11: missing key 'owner' in delete (the side whose delete is "
-                   "authoritative)"}},
+                   "authoritative), or list the sides whose delete counts: {\"erp\": "
+                   "{\"propagate\": \"delete\"}, ...}"}},
         CheckCase{
             "PatternDoesNotCompile",
             "{\"entity\": \"customer\",\n"
@@ -734,6 +739,200 @@ TEST(RulesDelete, OnForeignDeleteQuarantineIsReadAndDescribed) {
   EXPECT_NE(describe(rules).find("delete: owner=erp propagate=delete on_foreign_delete=quarantine"),
             std::string::npos)
       << describe(rules);
+}
+
+}  // namespace
+}  // namespace mdsync::rules
+
+// ---- issue 11: delete policies per side, on_create, fields a side does not map ----
+
+namespace mdsync::rules {
+namespace {
+
+std::vector<std::string> problems(const std::string& text, const RulesContext& ctx) {
+  try {
+    check_rules({{"customer.json", text}}, ctx);
+  } catch (const CheckError& e) {
+    std::vector<std::string> out;
+    for (const Diagnostic& d : e.diagnostics()) out.push_back(d.to_string());
+    return out;
+  }
+  return {};
+}
+
+TEST(RulesDeletePerSide, EachListedSideWithItsOwnPropagationInPriorityOrder) {
+  const core::EntityRules r = customer(R"({"entity": "customer", "priority": ["erp", "crm"],
+    "delete": {"crm": {"propagate": "delete"}, "erp": {"propagate": "deactivate:active"},
+               "on_foreign_delete": "quarantine"}})");
+  ASSERT_EQ(r.delete_policy.sides.size(), 2u);
+  EXPECT_EQ(r.delete_policy.sides[0].side, "erp");
+  EXPECT_EQ(r.delete_policy.sides[0].propagate, core::DeletePropagation::kDeactivate);
+  EXPECT_EQ(r.delete_policy.sides[0].deactivate_field, "active");
+  EXPECT_EQ(r.delete_policy.sides[1].side, "crm");
+  EXPECT_EQ(r.delete_policy.sides[1].propagate, core::DeletePropagation::kDelete);
+  EXPECT_EQ(r.delete_policy.on_foreign_delete, core::ForeignDelete::kQuarantine);
+  EXPECT_NE(describe(r).find("delete: erp propagate=deactivate:active, crm propagate=delete "
+                             "on_foreign_delete=quarantine\n"),
+            std::string::npos)
+      << describe(r);
+  // An empty entry propagates as a delete.
+  const core::EntityRules plain = customer(R"({"entity": "customer", "delete": {"crm": {}}})");
+  ASSERT_EQ(plain.delete_policy.sides.size(), 1u);
+  EXPECT_EQ(plain.delete_policy.sides[0].propagate, core::DeletePropagation::kDelete);
+}
+
+TEST(RulesDeletePerSide, OneListedSideDecidesAsTheOwnerForm) {
+  EXPECT_TRUE(diff_rules(ruleset_of(R"({"entity": "customer",
+                           "delete": {"owner": "erp", "propagate": "deactivate:active"}})"),
+                         ruleset_of(R"({"entity": "customer",
+                           "delete": {"erp": {"propagate": "deactivate:active"}}})"))
+                  .empty());
+  EXPECT_EQ(diff_rules(ruleset_of(R"({"entity": "customer", "delete": {"owner": "erp"}})"),
+                       ruleset_of(R"({"entity": "customer",
+                         "delete": {"erp": {"propagate": "delete"}, "crm": {}}})")),
+            (std::vector<std::string>{"customer: delete owner=erp propagate=delete -> erp "
+                                      "propagate=delete, crm propagate=delete"}));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    DeletePerSide, RulesChecks,
+    ::testing::Values(
+        CheckCase{"OwnerMixedWithSides",
+                  "{\"entity\": \"customer\",\n"
+                  "\"delete\": {\"owner\": \"erp\", \"crm\": {}}}",
+                  {"customer.json:2:12: 'owner' cannot be mixed with side entries in delete; "
+                   "give each side whose delete counts its own entry, such as \"erp\": "
+                   "{\"propagate\": \"delete\"}"}},
+        CheckCase{"UnknownKeyAmongSides",
+                  "{\"entity\": \"customer\",\n"
+                  "\"delete\": {\"erp\": {}, \"shop\": {}}}",
+                  {"customer.json:2:23: unknown key 'shop' in delete; it lists sides (erp, crm) "
+                   "whose delete counts, and on_foreign_delete"}},
+        CheckCase{"SideEntryNotAnObject",
+                  "{\"entity\": \"customer\",\n"
+                  "\"delete\": {\"erp\": \"delete\"}}",
+                  {"customer.json:2:19: 'erp' must be an object such as {\"propagate\": "
+                   "\"delete\"}, found string \"delete\""}},
+        CheckCase{"SideEntryUnknownKeyAndWord",
+                  "{\"entity\": \"customer\",\n"
+                  "\"delete\": {\"erp\": {\"guard\": 1},\n"
+                  "  \"crm\": {\"propagate\": \"archive\"}}}",
+                  {"customer.json:2:20: unknown key 'guard' in delete.erp; allowed keys: "
+                   "propagate",
+                   "customer.json:3:24: propagate: 'archive' is not one of delete, "
+                   "deactivate:<field>"}},
+        CheckCase{"SideDeactivatesATextField",
+                  "{\"entity\": \"customer\",\n"
+                  "\"delete\": {\"crm\": {\"propagate\": \"deactivate:status\"}}}",
+                  {"customer.json:2:33: propagate 'deactivate:status': field 'status' is text, "
+                   "not boolean"}},
+        CheckCase{"OnCreateOnASharedField",
+                  "{\"entity\": \"customer\",\n"
+                  "\"fields\": {\"segment\": {\"owner\": \"shared\", \"on_create\": \"accept\"}}}",
+                  {"customer.json:2:56: on_create applies to owned fields only; 'segment' is "
+                   "shared (a create already takes it from the creating side)"}},
+        CheckCase{"OnCreateUnknownWord",
+                  "{\"entity\": \"customer\",\n"
+                  "\"default\": {\"on_create\": \"seed\"}}",
+                  {"customer.json:2:26: on_create: 'seed' is not one of default, accept"}}));
+
+TEST(RulesOnCreate, ReadFromDefaultAndFieldsDescribedAndDiffed) {
+  const core::EntityRules r = customer(R"({"entity": "customer",
+    "default": {"owner": "erp", "on_create": "accept"},
+    "fields": {"email": {"owner": "crm", "on_create": "default"}, "name": {"owner": "crm"},
+               "segment": {"owner": "shared"}}})");
+  EXPECT_EQ(r.unit_named("name")->policy.on_create, core::OnCreate::kAccept);
+  EXPECT_EQ(r.unit_named("email")->policy.on_create, core::OnCreate::kDefault);
+  EXPECT_EQ(r.unit_named("phone")->policy.on_create, core::OnCreate::kAccept);
+  EXPECT_NE(describe(r).find("name                    owner=crm on_foreign_write=revert "
+                             "compare=exact on_create=accept\n"),
+            std::string::npos)
+      << describe(r);
+  // A shared unit inherits the word but is not seeded: nothing to show.
+  EXPECT_NE(describe(r).find("segment                 owner=shared on_conflict=quarantine "
+                             "compare=exact\n"),
+            std::string::npos)
+      << describe(r);
+  EXPECT_EQ(r.unit_named("name")->rule_text != nullptr ? *r.unit_named("name")->rule_text : "",
+            "customer.name owner=crm on_foreign_write=revert on_create=accept");
+  EXPECT_EQ(diff_rules(ruleset_of(R"({"entity": "customer"})"), ruleset_of(R"({"entity": "customer",
+                         "fields": {"name": {"owner": "erp", "on_create": "accept"}}})")),
+            (std::vector<std::string>{"customer.name: on_create default -> accept"}));
+}
+
+// customer's config leaves credit_limit and the address's city unmapped on crm.
+RulesContext crm_lacks(std::vector<std::string> fields) {
+  RulesContext ctx = test_context();
+  ctx.unmapped["customer"]["crm"] = std::move(fields);
+  return ctx;
+}
+
+TEST(RulesUnmapped, FieldsASideDoesNotMapAreKeptAndDescribed) {
+  const core::Ruleset rs =
+      check_rules({{"customer.json", R"({"entity": "customer", "default": {"owner": "erp"},
+                      "fields": {"credit_limit": {"owner": "erp"}}})"}},
+                  crm_lacks({"credit_limit"}));
+  const core::EntityRules& r = rs.entities.at("customer");
+  EXPECT_FALSE(r.holds("crm", "credit_limit"));
+  EXPECT_TRUE(r.holds("erp", "credit_limit"));
+  EXPECT_TRUE(r.holds("crm", "name"));
+  EXPECT_NE(describe(r).find("credit_limit            owner=erp on_foreign_write=revert "
+                             "compare=exact unmapped on crm\n"),
+            std::string::npos)
+      << describe(r);
+}
+
+TEST(RulesUnmapped, AnOwnerMustMapItsFieldWhereverItsOwnerIsSaid) {
+  // Named in fields: the owner's position.
+  EXPECT_EQ(problems("{\"entity\": \"customer\",\n"
+                     "\"fields\": {\"credit_limit\": {\"owner\": \"crm\"}}}",
+                     crm_lacks({"credit_limit"})),
+            (std::vector<std::string>{
+                "customer.json:2:38: owner 'crm' of 'credit_limit' has no column for "
+                "credit_limit (the config leaves it unmapped there); an owner must hold its "
+                "field: give it to erp"}));
+  // From default: default's owner.
+  EXPECT_EQ(problems("{\"entity\": \"customer\",\n"
+                     "\"default\": {\"owner\": \"crm\"}}",
+                     crm_lacks({"credit_limit"})),
+            (std::vector<std::string>{
+                "customer.json:2:22: owner 'crm' (from default) of 'credit_limit' has no column "
+                "for credit_limit (the config leaves it unmapped there); an owner must hold its "
+                "field: give it to erp in fields.credit_limit"}));
+  // From priority's first side, when nothing names an owner.
+  EXPECT_EQ(problems("{\"entity\": \"customer\",\n"
+                     "\"priority\": [\"crm\", \"erp\"]}",
+                     crm_lacks({"credit_limit"})),
+            (std::vector<std::string>{
+                "customer.json:2:14: owner 'crm' (from default) of 'credit_limit' has no column "
+                "for credit_limit (the config leaves it unmapped there); an owner must hold its "
+                "field: give it to erp in fields.credit_limit"}));
+}
+
+TEST(RulesUnmapped, AGroupIsMappedWholeOrNotAtAll) {
+  EXPECT_EQ(problems("{\"entity\": \"customer\",\n"
+                     "\"groups\": {\"address\": [\"street\", \"city\"]},\n"
+                     "\"fields\": {\"address\": {\"owner\": \"shared\"}}}",
+                     crm_lacks({"city"})),
+            (std::vector<std::string>{
+                "customer.json:2:12: group 'address': crm maps street but not city; a group is "
+                "written whole, so a side maps all of its fields or none"}));
+}
+
+TEST(RulesUnmapped, ADeactivationNeedsTheFlagOnTheOtherSides) {
+  EXPECT_EQ(problems("{\"entity\": \"customer\",\n"
+                     "\"delete\": {\"erp\": {\"propagate\": \"deactivate:active\"}}}",
+                     crm_lacks({"active"})),
+            (std::vector<std::string>{
+                "customer.json:2:33: propagate 'deactivate:active' of erp: crm has no column for "
+                "'active' (the config leaves it unmapped there), so the record could not be "
+                "deactivated on crm; propagate \"delete\" instead, or map the field on crm"}));
+  // crm's own delete detaches crm: it needs no flag there.
+  EXPECT_TRUE(
+      problems("{\"entity\": \"customer\", \"fields\": {\"active\": {\"owner\": \"erp\"}},\n"
+               "\"delete\": {\"crm\": {\"propagate\": \"deactivate:active\"}}}",
+               crm_lacks({"active"}))
+          .empty());
 }
 
 }  // namespace

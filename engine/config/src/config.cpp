@@ -82,7 +82,14 @@ const SideConfig* Config::side(const std::string& name) const {
 rules::RulesContext Config::rules_context() const {
   rules::RulesContext ctx;
   ctx.sides = side_names();
-  for (const EntityConfig& e : entities) ctx.entities[e.name] = e.fields;
+  for (const EntityConfig& e : entities) {
+    ctx.entities[e.name] = e.fields;
+    for (const SideMapping& m : e.mappings)
+      for (const auto& [field, type] : e.fields) {
+        (void)type;
+        if (m.column_of(field) == nullptr) ctx.unmapped[e.name][m.side].push_back(field);
+      }
+  }
   return ctx;
 }
 
@@ -739,6 +746,21 @@ void match_spec(Checker& check, const JsonNode& n, EntityConfig& entity, const s
         check.error(items->items[i].pos, "match key " + key->name() + " is listed twice");
         continue;
       }
+      // A key links a row of one side to a record another side's row made: it needs two sides
+      // that map every field of it (a side with no column for one never has the key).
+      std::vector<std::string> holders;
+      for (const SideMapping& m : entity.mappings)
+        if (std::all_of(key->fields.begin(), key->fields.end(),
+                        [&](const std::string& f) { return m.column_of(f) != nullptr; }))
+          holders.push_back(m.side);
+      if (!entity.mappings.empty() && holders.size() < 2) {
+        check.error(items->items[i].pos,
+                    "match key " + key->name() + ": " +
+                        (holders.empty() ? std::string("no side") : "only " + holders.front()) +
+                        " maps every field of it; a key links rows of two sides, so at least " +
+                        "two sides must map its fields");
+        continue;
+      }
       (std::string(list) == "keys" ? entity.match.keys : entity.match.fuzzy).push_back(*key);
     }
   }
@@ -792,8 +814,9 @@ void mapping_key(Checker& check, const JsonNode& side_map, const std::string& wh
   if (m.key_columns.size() == 1) m.key_column = m.key_columns.front();
 }
 
-// "columns": a column, or a column with mapping options, for every field. Two fields may
-// share a jsonb column only at paths that do not overlap; a plain column holds one field.
+// "columns": a column, or a column with mapping options, for every field, or null for a field
+// the side has no column for (it is then never captured there nor written there). Two fields
+// may share a jsonb column only at paths that do not overlap; a plain column holds one field.
 void mapping_columns(Checker& check, const JsonNode& cols, const EntityConfig& entity,
                      const std::string& where, SideMapping& m) {
   std::map<std::string, LocatedField> parsed;
@@ -803,6 +826,7 @@ void mapping_columns(Checker& check, const JsonNode& cols, const EntityConfig& e
       check.error(c.key_pos, "entity " + entity.name + " has no field '" + c.key + "'");
       continue;
     }
+    if (c.value.kind == JsonNode::Kind::kNull) continue;  // unmapped on this side
     auto located = field_mapping(check, c, *type, where + ".columns." + c.key);
     if (!located) continue;
     const mapping::FieldMapping& fm = located->mapping;
@@ -843,7 +867,8 @@ void mapping_columns(Checker& check, const JsonNode& cols, const EntityConfig& e
       m.columns.emplace_back(field, it->second.mapping.column);
       m.fields.push_back(it->second.mapping);
     } else if (cols.find(field) == nullptr) {
-      check.error(cols.pos, where + ".columns has no column for field '" + field + "'");
+      check.error(cols.pos, where + ".columns has no column for field '" + field + "' (write \"" +
+                                field + "\": null if " + m.side + " does not hold it)");
     }
   }
 }
@@ -1015,6 +1040,17 @@ Config parse_config(const std::string& text, const std::string& path) {
           if (const SideMapping* m = entity.mapping_for(side.name)) ordered.push_back(*m);
         entity.mappings = std::move(ordered);
       }
+      if (const JsonNode* fields = e.value.find("fields");
+          fields != nullptr && !entity.mappings.empty())
+        for (const auto& [field, type] : entity.fields) {
+          (void)type;
+          if (std::none_of(entity.mappings.begin(), entity.mappings.end(),
+                           [&](const SideMapping& m) { return m.column_of(field) != nullptr; }))
+            check.error(fields->find(field) ? fields->find(field)->pos : fields->pos,
+                        where + ".fields." + field +
+                            " is mapped on no side (every side's column is null); map it on "
+                            "the side that owns it, or remove the field");
+        }
       if (const JsonNode* match = e.value.find("match")) {
         if (!match->is_object())
           check.error(match->pos, where +

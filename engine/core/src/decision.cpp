@@ -62,6 +62,8 @@ const char* to_string(Outcome o) {
       return "invalid";
     case Outcome::kCreate:
       return "create";
+    case Outcome::kSeed:
+      return "seed";
     case Outcome::kRejectCreate:
       return "reject_create";
     case Outcome::kDelete:

@@ -313,10 +313,23 @@ void reconcile_create(Decider& d, const EntityRules& rules, const Change& change
   after.exists = true;
   for (const auto& [field, type] : rules.fields) {
     (void)type;
+    if (!rules.holds(change.side, field)) continue;  // the side has no column for it
     auto it = change.values.find(field);
     after.bases[change.side][field] = it == change.values.end() ? Value{} : it->second;
   }
   for (const Unit& unit : rules.units) {
+    FieldValues defaults;
+    for (const std::string& m : unit.members) defaults[m] = unit.policy.default_value;
+    const Provenance from_owner =
+        unit.policy.is_shared() ? Provenance{} : Provenance{unit.policy.owner, "", 0};
+    if (!rules.holds(change.side, unit)) {
+      // The side has no value to give: the unit starts from its default, which its owner
+      // (or, shared, any side that holds it) then changes as usual.
+      d.set_golden(unit, defaults, from_owner);
+      d.decide(unit, Outcome::kCreate, unit_values(unit, {}), {},
+               change.side + " does not map " + unit.name + "; the default applies");
+      continue;
+    }
     const FieldValues v = unit_values(unit, change.values);
     const bool own = unit.policy.is_shared() || unit.policy.owner == change.side;
     const auto invalid = invalid_reason(rules, unit, change.values, change.unconvertible);
@@ -326,10 +339,22 @@ void reconcile_create(Decider& d, const EntityRules& rules, const Change& change
                "created by " + change.side + (unit.policy.is_shared() ? " (shared)" : " (owner)"));
       continue;
     }
-    FieldValues defaults;
-    for (const std::string& m : unit.members) defaults[m] = unit.policy.default_value;
-    d.set_golden(unit, defaults,
-                 unit.policy.is_shared() ? Provenance{} : Provenance{unit.policy.owner, "", 0});
+    // The owner has given nothing yet (the record is new): under on_create accept the
+    // creating side's value seeds the unit, marked so that the owner's first value replaces
+    // it. A side that gives nothing (all NULL) seeds nothing: the default applies.
+    const bool seeds =
+        !invalid && unit.policy.on_create == OnCreate::kAccept &&
+        std::any_of(v.begin(), v.end(), [](const auto& kv) { return kv.second.has_value(); });
+    if (seeds) {
+      Provenance seeded = from_side;
+      seeded.seeded = true;
+      d.set_golden(unit, v, seeded);
+      d.decide(unit, Outcome::kSeed, unit_values(unit, {}), v,
+               "seeded by " + change.side + ": on_create accept; " + unit.policy.owner + " owns " +
+                   unit.name + " and its first value replaces the seed");
+      continue;
+    }
+    d.set_golden(unit, defaults, from_owner);
     if (invalid) {
       d.open_conflict(unit.name, ConflictKind::kInvalidValue, {{change.side, v}},
                       "invalid value from " + change.side + ": " + *invalid);
@@ -360,37 +385,36 @@ void reconcile_delete(Decider& d, const EntityRules& rules, const Change& change
     return;
   }
   const DeletePolicy& policy = rules.delete_policy;
-  if (policy.owner == change.side) {
-    if (policy.propagate == DeletePropagation::kDelete) {
+  if (const SideDelete* own = policy.of(change.side)) {
+    if (own->propagate == DeletePropagation::kDelete) {
       after.deleted = true;
       d.decide(record, Outcome::kDelete, {}, {},
                change.side + " owns deletes; the delete propagates to every side");
     } else {
-      const Unit* flag = rules.unit_of_field(policy.deactivate_field);
+      const Unit* flag = rules.unit_of_field(own->deactivate_field);
       if (std::find(after.detached.begin(), after.detached.end(), change.side) ==
           after.detached.end())
         after.detached.push_back(change.side);
       if (flag != nullptr) {
         const FieldValues before = unit_values(*flag, after.golden);
-        after.golden[policy.deactivate_field] = "false";
+        after.golden[own->deactivate_field] = "false";
         after.provenance[flag->name] = Provenance{change.side, "", change.commit_time_us};
-        d.decide(*flag, Outcome::kDelete, before, {{policy.deactivate_field, "false"}},
+        d.decide(*flag, Outcome::kDelete, before, {{own->deactivate_field, "false"}},
                  change.side + " owns deletes; other sides are deactivated (" +
-                     policy.deactivate_field + " = false)");
+                     own->deactivate_field + " = false)");
       }
     }
     return;
   }
-  const std::string owner = policy.owner.empty() ? std::string("no side") : policy.owner;
+  const std::string owners = policy.owners_text();
   if (policy.on_foreign_delete == ForeignDelete::kQuarantine) {
     d.open_conflict(kRecordUnit, ConflictKind::kForeignDelete, {{"golden", after.golden}},
-                    change.side + " deleted the record, but " + owner + " owns deletes");
+                    change.side + " deleted the record, but " + owners);
     d.decide(record, Outcome::kQuarantine, {}, {},
-             owner + " owns deletes; " + change.side + "'s delete waits for a steward");
+             owners + "; " + change.side + "'s delete waits for a steward");
     return;
   }
-  d.decide(record, Outcome::kRestore, {}, {},
-           owner + " owns deletes; the row is re-created on " + change.side);
+  d.decide(record, Outcome::kRestore, {}, {}, owners + "; the row is re-created on " + change.side);
 }
 
 using ProvenanceCursor = Cursor<std::map<std::string, Provenance>>;
@@ -426,6 +450,7 @@ void decide_unit(Decider& d, const EntityRules& rules, const Change& change, con
     if (prov.side != side) prov.side = side;  // mostly the same side again: no copy then
     prov.steward.clear();
     prov.time_us = change.commit_time_us;
+    prov.seeded = false;
   };
   auto foreign_write = [&] {
     const UnitValues golden = copy(unit, refs, &MemberRef::g);
@@ -453,6 +478,17 @@ void decide_unit(Decider& d, const EntityRules& rules, const Change& change, con
   }
   const FieldPolicy& p = unit.policy;
   const bool owner = p.owner == side;
+  if (owner && p.on_create == OnCreate::kAccept) {
+    // Golden holds a seed (another side's value from the record's create): the owner's first
+    // value replaces it, whatever the owner's base says (a row linked by a match key may
+    // already have held it).
+    const auto prov = provenance.find(unit.name);
+    if (prov != provenance.end() && prov->second.seeded) {
+      accept(side + " owns " + unit.name + "; its value replaces the seed by " + prov->second.side,
+             &prov->second);
+      return;
+    }
+  }
   if (unit_equal(rules, unit, refs, &MemberRef::g, &MemberRef::b)) {  // only this side changed it
     if (owner)
       accept(Reason(Reason::Form::kOwns, d.side_name_));
@@ -506,6 +542,18 @@ void decide_unit(Decider& d, const EntityRules& rules, const Change& change, con
   }
 }
 
+// The owner's change carries a value of a seeded unit that differs from the seed, though not
+// from the owner's base (a row that already held it when it was linked): it is still the
+// owner's first value, and replaces the seed. NULL is no value: it leaves the seed in place.
+bool owner_replaces_seed(const EntityRules& rules, const RecordState& state, const Unit& unit,
+                         const UnitRefs& refs) {
+  const auto prov = state.provenance.find(unit.name);
+  if (prov == state.provenance.end() || !prov->second.seeded) return false;
+  bool gives = false;
+  for (std::size_t i = 0; i < refs.size(); ++i) gives = gives || (refs[i].touched && *refs[i].v);
+  return gives && !unit_equal(rules, unit, refs, &MemberRef::v, &MemberRef::g);
+}
+
 // One field of a change that some unit holds, with where its values live.
 struct Touch {
   std::uint64_t order;  // unit index, then member index: decisions follow the units' order
@@ -520,8 +568,11 @@ void reconcile_update(Decider& d, const EntityRules& rules, const Change& change
   FieldValues& base = state.bases[change.side];
   if (state.deleted) {
     Unit record{kRecordUnit, {}, rules.default_policy};
+    const std::vector<SideDelete>& deleters = rules.delete_policy.sides;
     d.decide(record, Outcome::kNoChange, {}, change.values,
-             "record was deleted by " + rules.delete_policy.owner + "; the delete propagates");
+             "record was deleted" +
+                 (deleters.size() == 1 ? " by " + deleters.front().side : std::string()) +
+                 "; the delete propagates");
     overlay(base, change.values);
     return;
   }
@@ -533,6 +584,9 @@ void reconcile_update(Decider& d, const EntityRules& rules, const Change& change
   // each field, and where its base and golden values are. Only the change's fields are
   // looked at, so the record's other fields cost nothing.
   SmallVector<Touch, 32> touches;  // a 20-field change fits
+  // Fields the side has no column for are never captured there; should a change carry one
+  // anyway, it is not the side's to give.
+  const bool lacks_fields = !rules.unmapped.empty() && rules.unmapped.count(change.side) != 0;
   bool in_order = true;
   Cursor<FieldValues> base_at(base), golden_at(state.golden);
   std::size_t next_slot = 0;
@@ -550,6 +604,7 @@ void reconcile_update(Decider& d, const EntityRules& rules, const Change& change
         ++next_slot;
       }
     }
+    if (lacks_fields && !rules.holds(change.side, field)) continue;
     // An entry now, so it can be written through later: NULL, as a missing base value reads.
     Value& b = base_at[field];
     if (slot == nullptr) {  // no unit in the ruleset in force holds it: the base still moves
@@ -585,6 +640,8 @@ void reconcile_update(Decider& d, const EntityRules& rules, const Change& change
     for (std::size_t i = 0; i < refs.size() && !changed; ++i)
       changed = refs[i].touched && !same_value(member_type(rules, unit, i), unit.policy.compare,
                                                *refs[i].v, *refs[i].b);
+    if (!changed && unit.policy.on_create == OnCreate::kAccept && unit.policy.owner == change.side)
+      changed = owner_replaces_seed(rules, state, unit, refs);
     if (changed) decide_unit(d, rules, change, unit, refs, provenance);
     for (const Touch* moved = first; moved != t; ++moved) *moved->b = *moved->v;
   }
@@ -656,10 +713,15 @@ Reconciliation resolve_record(const EntityRules& rules, std::int64_t version,
     throw ResolutionError("a foreign_delete conflict is resolved with --take " + conflict.side +
                           " (accept the delete) or dismissed (re-create the row)");
   close(out, conflict);
+  // The delete propagates as the deleting side's own would (a vetoed delete); a side whose
+  // delete does not count propagates as the first side whose delete does, else as a delete.
   const DeletePolicy& policy = rules.delete_policy;
-  const Unit* flag = policy.propagate == DeletePropagation::kDeactivate
-                         ? rules.unit_of_field(policy.deactivate_field)
-                         : nullptr;
+  const SideDelete* how = policy.of(conflict.side);
+  if (how == nullptr && !policy.sides.empty()) how = &policy.sides.front();
+  const bool deactivates = how != nullptr && how->propagate == DeletePropagation::kDeactivate;
+  const std::string no_field;
+  const std::string& flag_field = deactivates ? how->deactivate_field : no_field;
+  const Unit* flag = deactivates ? rules.unit_of_field(flag_field) : nullptr;
   if (flag == nullptr) {
     out.after.deleted = true;
     d.decide(record, Outcome::kResolve, {}, {},
@@ -670,8 +732,8 @@ Reconciliation resolve_record(const EntityRules& rules, std::int64_t version,
       out.after.detached.end())
     out.after.detached.push_back(conflict.side);
   const FieldValues before = unit_values(*flag, out.after.golden);
-  d.set_golden(*flag, {{policy.deactivate_field, "false"}}, Provenance{"", who, r.time_us});
-  d.decide(*flag, Outcome::kResolve, before, {{policy.deactivate_field, "false"}},
+  d.set_golden(*flag, {{flag_field, "false"}}, Provenance{"", who, r.time_us});
+  d.decide(*flag, Outcome::kResolve, before, {{flag_field, "false"}},
            who + " accepted " + conflict.side + "'s delete; other sides are deactivated" + note);
   return out;
 }
@@ -697,6 +759,10 @@ Reconciliation resolve(const EntityRules& rules, std::int64_t version, const Rec
       auto it = state.bases.find(r.side);
       if (it == state.bases.end())
         throw ResolutionError("side '" + r.side + "' holds no row of this record");
+      if (!rules.holds(r.side, *unit))
+        throw ResolutionError(r.side + " does not map " + unit->name +
+                              " (the config gives it no column there); take a side that "
+                              "maps it, or give --value");
       chosen = unit_values(*unit, it->second);
       reason = who + " took " + r.side + "'s value";
       break;

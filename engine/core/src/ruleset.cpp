@@ -32,6 +32,37 @@ const char* to_string(Compare v) {
   return "?";
 }
 
+const char* to_string(OnCreate v) {
+  return v == OnCreate::kAccept ? "accept" : "default";
+}
+
+const SideDelete* DeletePolicy::of(const std::string& side) const {
+  for (const SideDelete& d : sides)
+    if (d.side == side) return &d;
+  return nullptr;
+}
+
+std::string DeletePolicy::owners_text() const {
+  if (sides.empty()) return "no side owns deletes";
+  std::string out;
+  for (std::size_t i = 0; i < sides.size(); ++i)
+    out += (i == 0 ? "" : i + 1 == sides.size() ? " and " : ", ") + sides[i].side;
+  return out + (sides.size() == 1 ? " owns deletes" : " own deletes");
+}
+
+bool EntityRules::holds(const std::string& side, const std::string& field) const {
+  if (unmapped.empty()) return true;
+  auto it = unmapped.find(side);
+  return it == unmapped.end() ||
+         std::find(it->second.begin(), it->second.end(), field) == it->second.end();
+}
+
+bool EntityRules::holds(const std::string& side, const Unit& unit) const {
+  if (unmapped.empty()) return true;
+  return std::all_of(unit.members.begin(), unit.members.end(),
+                     [&](const std::string& m) { return holds(side, m); });
+}
+
 FieldType EntityRules::type_of(const std::string& field) const {
   for (const auto& [name, type] : fields)
     if (name == field) return type;
@@ -46,6 +77,7 @@ std::string describe_rule(const std::string& entity, const Unit& unit) {
   else
     s += std::string(" on_foreign_write=") + to_string(p.on_foreign_write);
   if (p.compare != Compare::kExact) s += std::string(" compare=") + to_string(p.compare);
+  if (!p.is_shared() && p.on_create == OnCreate::kAccept) s += " on_create=accept";
   return s;
 }
 

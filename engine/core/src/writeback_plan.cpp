@@ -111,6 +111,7 @@ WritebackPlan plan_writebacks(const EntityRules& rules, const RecordState& state
       RowWrite insert{side, RowWrite::Kind::kInsert, {}, {}};
       for (const auto& [field, type] : rules.fields) {
         (void)type;
+        if (!rules.holds(side, field)) continue;  // the side has no column for it
         const Unit* unit = rules.unit_of_field(field);
         if (unit != nullptr && unholdable(state, unit->name, side)) continue;
         insert.values[field] = value_in(state.golden, field);
@@ -121,7 +122,7 @@ WritebackPlan plan_writebacks(const EntityRules& rules, const RecordState& state
     // A linked row, or the row a queued insert will make: it gets what golden moved on to.
     RowWrite update{side, RowWrite::Kind::kUpdate, {}, {}};
     for (const Unit& unit : rules.units) {
-      if (state.conflict_on(unit.name) != nullptr) continue;
+      if (state.conflict_on(unit.name) != nullptr || !rules.holds(side, unit)) continue;
       const bool differs =
           std::any_of(unit.members.begin(), unit.members.end(), [&](const std::string& m) {
             return !values_equal(rules.type_of(m), unit.policy.compare, value_in(effective, m),

@@ -31,8 +31,10 @@ core::FieldValues values_of(const json& j) {
 
 json provenance_json(const std::map<std::string, core::Provenance>& prov) {
   json j = json::object();
-  for (const auto& [unit, p] : prov)
+  for (const auto& [unit, p] : prov) {
     j[unit] = json{{"side", p.side}, {"steward", p.steward}, {"time_us", p.time_us}};
+    if (p.seeded) j[unit]["seeded"] = true;  // absent otherwise: older records read alike
+  }
   return j;
 }
 
@@ -108,9 +110,9 @@ std::map<std::int64_t, core::RecordState> RecordRepository::load_many(
     s.golden = values_from_json(g[1].as<std::string>());
     const json prov = json::parse(g[2].as<std::string>());
     for (auto it = prov.begin(); it != prov.end(); ++it)
-      s.provenance[it.key()] =
-          core::Provenance{it.value().value("side", ""), it.value().value("steward", ""),
-                           it.value().value("time_us", std::int64_t{0})};
+      s.provenance[it.key()] = core::Provenance{
+          it.value().value("side", ""), it.value().value("steward", ""),
+          it.value().value("time_us", std::int64_t{0}), it.value().value("seeded", false)};
     s.deleted = g[3].as<bool>();
     auto arr = g[4].as_array();
     for (auto item = arr.get_next(); item.first != pqxx::array_parser::done; item = arr.get_next())

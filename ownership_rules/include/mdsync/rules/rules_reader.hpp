@@ -14,11 +14,13 @@
 
 namespace mdsync::rules {
 
-// What the rules are checked against: the config's sides and each entity's canonical
-// fields, in config order.
+// What the rules are checked against: the config's sides, each entity's canonical fields, in
+// config order, and the fields a side has no column for.
 struct RulesContext {
   std::vector<std::string> sides;
   std::map<std::string, std::vector<std::pair<std::string, core::FieldType>>> entities;
+  // entity -> side -> fields the side's mapping leaves unmapped; absent: it maps every field.
+  std::map<std::string, std::map<std::string, std::vector<std::string>>> unmapped = {};
 };
 
 // Rule file texts by file name ("customer.json"), as read from a folder or stored as a

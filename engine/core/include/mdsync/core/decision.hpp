@@ -26,8 +26,9 @@ enum class Outcome {
   kAttach,        // the unit is held by an open conflict; the value joins it
   kInvalid,       // the value failed validation; an invalid_value conflict holds it
   kCreate,        // a new golden record from this side
+  kSeed,          // at a create, the side's value of a unit another side owns (on_create)
   kRejectCreate,  // the side may not create records: unauthorized_create
-  kDelete,        // the delete owner deleted the record
+  kDelete,        // a side whose delete counts deleted the record
   kRestore,       // a foreign delete: the row is re-created on the side
   kResolve,       // a steward resolved a conflict
   kDismiss,       // a steward dismissed a conflict, keeping golden

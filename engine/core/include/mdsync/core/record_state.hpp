@@ -30,6 +30,9 @@ struct Provenance {
   std::string side;     // empty when a steward set it
   std::string steward;  // empty when a side set it
   std::int64_t time_us = 0;
+  // `side` created the record and its value seeded a unit another side owns (on_create:
+  // accept): the owner has given no value yet, and its first one replaces the seed.
+  bool seeded = false;
 };
 
 struct OpenConflict {
@@ -48,12 +51,12 @@ inline constexpr const char* kRecordUnit = "*record*";
 
 struct RecordState {
   bool exists = false;   // a golden record exists
-  bool deleted = false;  // the golden record was deleted by its delete owner
+  bool deleted = false;  // the golden record was deleted by a side whose delete counts
   FieldValues golden;
   std::map<std::string, Provenance> provenance;  // by unit name
   std::map<std::string, FieldValues> bases;      // by side; absent: no linked row there
   std::vector<OpenConflict> open_conflicts;
-  // Sides whose row was deleted by the delete owner's own delete under a deactivation
+  // Sides whose row was deleted by their own authoritative delete under a deactivation
   // policy: the record lives on elsewhere, but is not re-created there.
   std::vector<std::string> detached;
 

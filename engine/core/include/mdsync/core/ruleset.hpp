@@ -26,11 +26,17 @@ enum class OnConflict { kQuarantine, kLastWriterWins, kPriority };
 enum class Compare { kExact, kTrim, kCaseInsensitive };
 enum class DeletePropagation { kDelete, kDeactivate };
 enum class ForeignDelete { kRestore, kQuarantine };
+// What a create by a side that does not own a unit does with that side's value of it.
+enum class OnCreate {
+  kDefault,  // the rule's default value (or NULL); the side's value is a foreign write
+  kAccept,   // the side's value seeds golden until the owner gives one (marked in provenance)
+};
 
 const char* to_string(FieldType v);
 const char* to_string(ForeignWrite v);
 const char* to_string(OnConflict v);
 const char* to_string(Compare v);
+const char* to_string(OnCreate v);
 
 struct Validation {
   bool required = false;
@@ -53,16 +59,29 @@ struct FieldPolicy {
   Compare compare = Compare::kExact;
   Validation validate;
   std::optional<std::string> default_value;  // golden value for a field another side creates
+  OnCreate on_create = OnCreate::kDefault;   // owned units: a non-owner's create may seed them
   bool is_shared() const { return owner == kShared; }
 };
 
-struct DeletePolicy {
-  std::string owner;  // the side whose delete is authoritative; empty: no side may delete
+// One side whose delete is authoritative, and how that delete reaches the other sides.
+struct SideDelete {
+  std::string side;
   DeletePropagation propagate = DeletePropagation::kDelete;
   std::string deactivate_field;  // with kDeactivate: the boolean field set to false
+};
+
+struct DeletePolicy {
+  // The sides whose delete is authoritative, each with its own propagation, in `priority`
+  // order; empty: no side may delete. (A rule file's {"owner": "erp", ...} lists one.)
+  std::vector<SideDelete> sides;
   // Another side's delete: its row is re-created (restore) or a foreign_delete conflict waits
   // for a steward (quarantine), the row staying gone meanwhile.
   ForeignDelete on_foreign_delete = ForeignDelete::kRestore;
+
+  // The side's own rule, or nullptr when its delete is a foreign delete.
+  const SideDelete* of(const std::string& side) const;
+  // "erp owns deletes", "erp and crm own deletes", "no side owns deletes".
+  std::string owners_text() const;
 };
 
 // A decision unit: one field, or a group whose members are owned and resolved together.
@@ -97,7 +116,15 @@ struct EntityRules {
   // Every field of the entity belongs to exactly one unit; order follows the entity's
   // field order in the config, so plans print deterministically.
   std::vector<Unit> units;
+  // Fields a side has no column for (the config leaves them unmapped there), by side; a side
+  // not listed holds every field. Such a field is never captured from nor written to that
+  // side. Filled from the config by the rules reader.
+  std::map<std::string, std::vector<std::string>> unmapped = {};
 
+  // Whether `side` has a column for `field`.
+  bool holds(const std::string& side, const std::string& field) const;
+  // Whether `side` has a column for every member of `unit` (a group is mapped whole or not).
+  bool holds(const std::string& side, const Unit& unit) const;
   FieldType type_of(const std::string& field) const;  // kText if unknown
   const Unit* unit_of_field(const std::string& field) const;
   // Every unit member, sorted by field name as field maps are, filled by prepare(); empty

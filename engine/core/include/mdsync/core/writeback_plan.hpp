@@ -49,7 +49,8 @@ struct WritebackPlan {
 // queued twice and a new update expects what they will have written. Units held by an open
 // conflict are not written (an insert leaves out a unit held by an invalid_value conflict
 // opened for its side: a value the side cannot hold; it gets the unit once the steward
-// decides). Sides are visited in `sides` order, so the result is deterministic.
+// decides). A field a side has no column for (EntityRules::unmapped) is never written there.
+// Sides are visited in `sides` order, so the result is deterministic.
 WritebackPlan plan_writebacks(const EntityRules& rules, const RecordState& state,
                               const std::vector<std::string>& sides,
                               const std::vector<PendingWrite>& pending);
