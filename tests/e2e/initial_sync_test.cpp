@@ -442,6 +442,8 @@ TEST_F(InitialSyncTest, CrmFirstInPriorityLinksTheSamePairsAndBlanksNoName) {
       "crm update " + crm_key(12) + " city: NULL -> \"Antwerp\"",
       "crm update " + crm_key(12) + " country: NULL -> \"BE\"",
       "erp update 20 city: \"Lyon\" -> \"Leuven\"",
+      // The address is a group: written whole, its unchanged member included.
+      "erp update 20 country: \"FR\" -> \"FR\"",
       "erp update 18 phone: \"+32 2 999 0017\" -> \"+32 2 555 0017\"",
       "erp update 19 phone: \"+32 2 999 0018\" -> \"+32 2 555 0018\"",
       "erp update 21 phone: NULL -> \"+32 2 555 0020\"",

@@ -168,6 +168,11 @@ InitialSyncReport initial_sync(const config::Config& config, const InitialSyncOp
                              "--initial`, and start it again afterwards");
   }
 
+  // Write-backs queued by an earlier run go out first: a row a killed run inserted (the side
+  // applied it, the control store never heard) is linked now, not read as a new row below.
+  // (Not in a dry run, which changes nothing: it lists those writes as queued before.)
+  if (!options.dry_run) report.delivered = engine.deliver_writebacks();
+
   // Every side is read before anything is decided: a side that cannot be read stops the run
   // with nothing changed.
   std::map<std::string, SideSnapshot> snaps;

@@ -711,6 +711,26 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
 
 // ---- sync --initial -------------------------------------------------------------------
 
+PassResult SyncEngine::deliver_writebacks() {
+  PassResult total;
+  // Bounded: a write superseded again and again backs off (not_before), but a side that keeps
+  // changing under it must not hold the run here.
+  for (int pass = 0; pass < 20; ++pass) {
+    PassResult r;
+    try {
+      r = apply_writebacks(Clock::now());
+    } catch (const pqxx::broken_connection& e) {
+      control_.reset();
+      throw ConnectionError("lost the control store: " + first_line(e.what()));
+    }
+    total += r;
+    // A pass that applied nothing new (everything left waits for a side, a back-off or a
+    // steward) ends it.
+    if (r.writes_applied == 0 && r.writes_superseded == 0 && r.writes_cancelled == 0) break;
+  }
+  return total;
+}
+
 bool SyncEngine::in_control_transaction(const ControlWork& work) {
   try {
     const core::Ruleset& rs = ruleset();

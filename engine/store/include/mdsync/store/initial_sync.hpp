@@ -70,6 +70,7 @@ struct InitialSyncReport {
   double max_overwrite_share = 0;
   // Set when the run refused to commit: the sides whose overwrites pass the share.
   std::vector<std::string> refused;
+  PassResult delivered;  // write-backs an earlier run had queued, delivered before the read
   PassResult writeback;  // the drain after the commit (not for a dry run or a refusal)
 };
 

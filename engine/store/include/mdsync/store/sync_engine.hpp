@@ -79,6 +79,11 @@ class SyncEngine {
   // Pending write-backs and capture backlog, for logs and status.
   std::int64_t pending_writebacks();
 
+  // Applies queued write-backs until none is left that a pass can deliver (no captures are
+  // read): `sync --initial` settles what an earlier run queued, or applied without hearing of
+  // it, before it reads the sides. Sides in backoff are skipped.
+  PassResult deliver_writebacks();
+
   // `sync --initial`: runs `work` in one control transaction (lease held) with the engine's
   // ruleset and field transforms, and commits it when `work` returns true; otherwise it is
   // rolled back. Returns whether it committed.
