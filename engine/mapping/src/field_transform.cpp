@@ -8,6 +8,8 @@ namespace mdsync::mapping {
 
 namespace {
 
+constexpr const char* kValueSlot = "{value}";
+
 std::string quoted(const std::string& s) {
   return "'" + s + "'";
 }
@@ -50,6 +52,30 @@ FieldTransform::FieldTransform(core::FieldType type, const FieldMapping& mapping
   }
   if (!normalize_.empty() && type != core::FieldType::kText)
     throw std::invalid_argument("normalizers apply to text fields, not " + type_name);
+  if (!mapping.write_as.empty()) {
+    // A spelling is only a spelling where the column's normalizers read it back as the value;
+    // without them, "https://{value}" would be a different value on the side.
+    if (normalize_.empty())
+      throw std::invalid_argument(
+          "write_as needs the column's normalizers (such as [\"url_host\"]): they read what it "
+          "writes back as the value");
+    const std::size_t at = mapping.write_as.find(kValueSlot);
+    if (at == std::string::npos || mapping.write_as.find(kValueSlot, at + 1) != std::string::npos)
+      throw std::invalid_argument("write_as must hold {value} exactly once, as in " +
+                                  quoted("https://{value}"));
+    write_as_ = mapping.write_as;
+    for (const char* sample : {"example.com", "Acme Widgets", "x"}) {
+      const auto value = normalize(normalize_, sample);
+      if (!value || value->empty()) continue;
+      const std::string written = spell(*value);
+      const auto back = normalize(normalize_, written);
+      if (!back || *back != *value)
+        throw std::invalid_argument("write_as " + quoted(write_as_) +
+                                    " does not read back: " + quoted(*value) + " is written as " +
+                                    quoted(written) + ", which the normalizers read as " +
+                                    (back ? quoted(*back) : std::string("text that is not UTF-8")));
+    }
+  }
   if (!mapping.value_map.empty() && type == core::FieldType::kJson)
     throw std::invalid_argument("a value map does not apply to json fields");
   for (const auto& [canonical_raw, side_raw] : mapping.value_map) {
@@ -109,7 +135,19 @@ Converted FieldTransform::to_canonical(const core::Value& raw, const core::Value
   return to_canonical(raw);
 }
 
+std::string FieldTransform::spell(const std::string& normalized) const {
+  if (write_as_.empty()) return normalized;
+  std::string out = write_as_;
+  return out.replace(out.find(kValueSlot), std::string(kValueSlot).size(), normalized);
+}
+
 Converted FieldTransform::to_side(const core::Value& canonical) const {
+  const Converted form = side_form(canonical);
+  if (!form.ok() || !form.value() || write_as_.empty()) return form;
+  return Converted::of(spell(*form.value()));
+}
+
+Converted FieldTransform::side_form(const core::Value& canonical) const {
   if (!canonical) return Converted::of(std::nullopt);
   const auto c = core::canonicalize(type_, canonical);
   if (!c || !*c)
@@ -146,7 +184,7 @@ Converted FieldTransform::to_side(const core::Value& canonical) const {
 
 bool FieldTransform::side_holds(const core::Value& raw, const core::Value& canonical) const {
   if (!raw || !canonical) return !raw && !canonical;
-  const Converted written = to_side(canonical);
+  const Converted written = side_form(canonical);
   if (written.ok() && written.value()) {
     const auto n = normalize(normalize_, *raw);
     if (n && *n == *written.value()) return true;
