@@ -1,5 +1,6 @@
 #include "mdsync/store/side_store.hpp"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <pqxx/pqxx>
@@ -41,6 +42,27 @@ std::string lookup_table(pqxx::connection_base& c, const config::SideMapping& m,
   return c.quote_name(l.schema.empty() ? m.schema : l.schema) + "." + c.quote_name(l.table);
 }
 
+// ["en_US"], for messages.
+std::string path_array_text(const std::vector<std::string>& path) {
+  std::string s;
+  for (const std::string& p : path) s += (s.empty() ? "" : ", ") + ("\"" + p + "\"");
+  return "[" + s + "]";
+}
+
+// The looked-up value of lookup row `alias` as text: its column, or the text at its
+// value_path when the column holds translations ({"en_US": "Belgium"}).
+std::string lookup_value(pqxx::connection_base& c, const mapping::Lookup& l,
+                         const std::string& alias) {
+  const std::string col = alias + "." + c.quote_name(l.value);
+  if (l.value_path.empty()) return col + "::text";
+  return "(" + col + " #>> " + path_array(c, l.value_path) + ")";
+}
+
+// "erp.res_country", for messages.
+std::string lookup_name(const config::SideMapping& m, const mapping::Lookup& l) {
+  return (l.schema.empty() ? m.schema : l.schema) + "." + l.table;
+}
+
 // What a capture trigger records for a field of row `row` (NEW or OLD): the column (a zoned
 // timestamp as the instant it means), or the text at a jsonb path. A lookup field records the
 // foreign key itself; read_capture looks it up, so the trigger stays one column read and an
@@ -61,7 +83,7 @@ std::string current_expr(pqxx::connection_base& c, const config::SideMapping& m,
   // A key the lookup table does not hold reads as the key itself: it then holds only a base
   // that is that same text (the value the engine could not read), never a looked-up value.
   if (fm.lookup)
-    return "coalesce((SELECT l." + c.quote_name(fm.lookup->value) + "::text FROM " +
+    return "coalesce((SELECT " + lookup_value(c, *fm.lookup, "l") + " FROM " +
            lookup_table(c, m, *fm.lookup) + " l WHERE l." + c.quote_name(fm.lookup->key) + " = " +
            col + "), " + col + "::text)";
   return col + "::text";
@@ -409,24 +431,34 @@ void SideStore::check_mappings() {
       const mapping::Lookup& l = *fm.lookup;
       const std::string schema = l.schema.empty() ? m->schema : l.schema;
       const std::string at = where + ".columns." + fm.field + ".lookup in " + config_.path;
-      std::map<std::string, bool> has;
+      std::map<std::string, std::string> has;  // column -> type
       for (const auto& row : tx.exec_params(
-               "SELECT a.attname FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid "
+               "SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_attribute a"
+               " JOIN pg_class t ON t.oid = a.attrelid "
                "JOIN pg_namespace n ON n.oid = t.relnamespace "
                "WHERE n.nspname = $1 AND t.relname = $2 AND t.relkind IN ('r', 'p', 'v', 'm') "
                "AND a.attnum > 0 AND NOT a.attisdropped",
                schema, l.table))
-        has[row[0].as<std::string>()] = true;
+        has[row[0].as<std::string>()] = row[1].as<std::string>();
       if (has.empty()) {
         problems.push_back("side " + side_.name + ": lookup table " + schema + "." + l.table +
                            " of " + entity.name + "." + fm.field + " does not exist (" + at + ")");
         continue;
       }
-      for (const std::string* col : {&l.key, &l.value})
-        if (!has.count(*col))
+      std::vector<std::pair<std::string, std::string>> needed = {{l.key, "key"},
+                                                                 {l.value, "value"}};
+      for (const auto& [lookup_column, field] : l.within)
+        needed.emplace_back(lookup_column, "within, for field " + field);
+      for (const auto& [col, what] : needed)
+        if (!has.count(col))
           problems.push_back("side " + side_.name + ": lookup table " + schema + "." + l.table +
-                             " has no column '" + *col + "' (" + (col == &l.key ? "key" : "value") +
-                             " of " + entity.name + "." + fm.field + " in " + at + ")");
+                             " has no column '" + col + "' (" + what + " of " + entity.name + "." +
+                             fm.field + " in " + at + ")");
+      if (!l.value_path.empty() && has.count(l.value) && has.at(l.value) != "jsonb" &&
+          has.at(l.value) != "json")
+        problems.push_back("side " + side_.name + ": lookup table " + schema + "." + l.table +
+                           " column '" + l.value + "' is " + has.at(l.value) +
+                           "; a value_path reads into a jsonb column (" + at + ")");
     }
   }
   if (!problems.empty()) {
@@ -778,12 +810,11 @@ void SideStore::resolve_lookups(pqxx::transaction_base& tx, std::vector<Captured
       // Compared as text, so the statement does not depend on the key's type; lookup tables
       // are reference tables (countries, currencies), small enough for that.
       std::map<std::string, core::Value> found;
-      for (const auto& r :
-           tx.exec_params("SELECT l." + c.quote_name(fm.lookup->key) + "::text, l." +
-                              c.quote_name(fm.lookup->value) + "::text FROM " +
-                              lookup_table(c, *m, *fm.lookup) + " l WHERE l." +
-                              c.quote_name(fm.lookup->key) + "::text = ANY($1::text[])",
-                          pg_text_array(wanted)))
+      for (const auto& r : tx.exec_params(
+               "SELECT l." + c.quote_name(fm.lookup->key) + "::text, " +
+                   lookup_value(c, *fm.lookup, "l") + " FROM " + lookup_table(c, *m, *fm.lookup) +
+                   " l WHERE l." + c.quote_name(fm.lookup->key) + "::text = ANY($1::text[])",
+               pg_text_array(wanted)))
         found[r[0].as<std::string>()] =
             r[1].is_null() ? core::Value{} : core::Value{r[1].as<std::string>()};
       for (CapturedRow& row : rows) {
@@ -1048,8 +1079,20 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const config::EntityC
         // A base the transform cannot write (a value it refused) is held by the same text.
         if (!t->side_holds(raw, expected) && raw != expected) holds_base = false;
         h[i] = t->side_holds(raw, value);
-        all_held = all_held && h[i];
       }
+      // A lookup within another field holds its value only while that field stays: in another
+      // country the same state code is another row.
+      for (std::size_t i = 0; i < g.fields.size(); ++i) {
+        const mapping::FieldMapping& fm = *m.field_mapping(g.fields[i]);
+        if (!h[i] || !fm.lookup) continue;
+        for (const auto& [lookup_column, other] : fm.lookup->within) {
+          (void)lookup_column;
+          auto j = std::find(g.fields.begin(), g.fields.end(), other);
+          if (j != g.fields.end() && !h[static_cast<std::size_t>(j - g.fields.begin())])
+            h[i] = false;
+        }
+      }
+      for (std::size_t i = 0; i < g.fields.size(); ++i) all_held = all_held && h[i];
       if (!holds_base) {
         res[k]->status = WriteResult::Status::kSuperseded;
       } else if (!all_held) {
@@ -1431,36 +1474,105 @@ std::vector<WriteResult> SideStore::apply_once(const std::vector<WriteRequest>& 
       if (fm && fm->lookup && value) lookups[{req.entity, field}].insert(*value);
     }
   }
-  for (const auto& [what, wanted] : lookups) {
-    const config::SideMapping& m = *config_.entity(what.first)->mapping_for(side_.name);
-    const mapping::Lookup& l = *m.field_mapping(what.second)->lookup;
-    const std::string lt = lookup_table(c, m, l);
-    std::map<std::string, std::vector<std::string>> keys;  // value -> keys of rows holding it
-    std::vector<std::string> values(wanted.begin(), wanted.end());
-    for (const auto& r :
-         tx.exec_params("SELECT l." + c.quote_name(l.value) + "::text, l." + c.quote_name(l.key) +
-                            "::text FROM " + lt + " l WHERE l." + c.quote_name(l.value) +
-                            "::text = ANY($1::text[])",
-                        pg_text_array(values)))
-      keys[r[0].as<std::string>()].push_back(r[1].as<std::string>());
-    const std::string where = (l.schema.empty() ? m.schema : l.schema) + "." + l.table;
-    for (std::size_t k = 0; k < requests.size(); ++k) {
-      if (skip[k] || requests[k].entity != what.first) continue;
-      auto v = prepared[k].side.find(what.second);
-      if (v == prepared[k].side.end() || !v->second) continue;
-      auto found = keys.find(*v->second);
-      if (found == keys.end())
-        fail(k, what.second,
-             "'" + *v->second + "' is not a " + l.value + " of " + where + " (lookup)");
-      else if (found->second.size() > 1)
-        fail(k, what.second,
-             "'" + *v->second + "' is the " + l.value + " of " +
-                 std::to_string(found->second.size()) + " rows of " + where +
-                 "; the lookup cannot tell which one");
-      else
-        v->second = found->second.front();
+  // A lookup within another field (a state's code within the row's country) is resolved after
+  // the others: its context is that field's side value, which may be a key just looked up.
+  for (const bool within_round : {false, true})
+    for (const auto& [what, wanted] : lookups) {
+      const config::EntityConfig& entity = *config_.entity(what.first);
+      const config::SideMapping& m = *entity.mapping_for(side_.name);
+      const mapping::Lookup& l = *m.field_mapping(what.second)->lookup;
+      if (l.within.empty() == within_round) continue;
+      // The context of each request: the within fields' side values as the write sets them,
+      // else (an update that does not set them) as the row holds them now.
+      std::map<std::size_t, std::vector<core::Value>> context;
+      std::map<std::size_t, std::vector<bool>> from_row;
+      std::vector<std::string> rows_to_read;
+      for (std::size_t k = 0; k < requests.size() && within_round; ++k) {
+        if (skip[k] || requests[k].entity != what.first) continue;
+        auto v = prepared[k].side.find(what.second);
+        if (v == prepared[k].side.end() || !v->second) continue;
+        for (const auto& [lookup_column, other] : l.within) {
+          (void)lookup_column;
+          auto o = prepared[k].side.find(other);
+          const bool read = o == prepared[k].side.end() &&
+                            requests[k].kind == core::RowWrite::Kind::kUpdate &&
+                            !requests[k].row_key.empty();
+          context[k].push_back(o == prepared[k].side.end() ? core::Value{} : o->second);
+          from_row[k].push_back(read);
+          if (read) rows_to_read.push_back(requests[k].row_key);
+        }
+      }
+      if (!rows_to_read.empty()) {
+        const ColumnTypes types = column_types(tx, table_name(c, m));
+        const SideTableSql sql(c, entity, m, types);
+        std::string sel = "SELECT u.k";
+        for (const auto& [lookup_column, other] : l.within) {
+          (void)lookup_column;
+          sel += ", t." + c.quote_name(*m.column_of(other)) + "::text";
+        }
+        std::map<std::string, pqxx::row> now;
+        const pqxx::result r =
+            tx.exec_params(sel + " FROM " + sql.table() + " t JOIN unnest($1::text[]) u(k) ON " +
+                               sql.key_equals("t", "u.k"),
+                           pg_text_array(rows_to_read));
+        for (const auto& row : r) now.emplace(row[0].as<std::string>(), row);
+        for (auto& [k, ctx] : context) {
+          auto row = now.find(requests[k].row_key);
+          for (std::size_t i = 0; i < ctx.size(); ++i)
+            if (from_row[k][i] && row != now.end() &&
+                !row->second[static_cast<int>(i) + 1].is_null())
+              ctx[i] = row->second[static_cast<int>(i) + 1].as<std::string>();
+        }
+      }
+      // value -> the rows holding it: their keys and within columns, as text.
+      std::map<std::string, std::vector<std::pair<std::string, std::vector<core::Value>>>> rows;
+      std::string sel =
+          "SELECT " + lookup_value(c, l, "l") + ", l." + c.quote_name(l.key) + "::text";
+      for (const auto& [lookup_column, other] : l.within) {
+        (void)other;
+        sel += ", l." + c.quote_name(lookup_column) + "::text";
+      }
+      std::vector<std::string> values(wanted.begin(), wanted.end());
+      for (const auto& r : tx.exec_params(sel + " FROM " + lookup_table(c, m, l) + " l WHERE " +
+                                              lookup_value(c, l, "l") + " = ANY($1::text[])",
+                                          pg_text_array(values))) {
+        std::vector<core::Value> within;
+        for (std::size_t i = 0; i < l.within.size(); ++i) {
+          const pqxx::field f = r[static_cast<int>(i) + 2];
+          within.push_back(f.is_null() ? core::Value{} : core::Value{f.as<std::string>()});
+        }
+        rows[r[0].as<std::string>()].emplace_back(r[1].as<std::string>(), std::move(within));
+      }
+      const std::string where = lookup_name(m, l);
+      const std::string value_name =
+          l.value + (l.value_path.empty() ? "" : " " + path_array_text(l.value_path));
+      for (std::size_t k = 0; k < requests.size(); ++k) {
+        if (skip[k] || requests[k].entity != what.first) continue;
+        auto v = prepared[k].side.find(what.second);
+        if (v == prepared[k].side.end() || !v->second) continue;
+        std::vector<std::string> found;
+        std::string within_text;
+        if (auto f = rows.find(*v->second); f != rows.end())
+          for (const auto& [key, within] : f->second)
+            if (!within_round ||
+                (within == context[k] && std::none_of(within.begin(), within.end(),
+                                                      [](const core::Value& w) { return !w; })))
+              found.push_back(key);
+        for (std::size_t i = 0; within_round && i < l.within.size(); ++i)
+          within_text += std::string(i ? " and " : " with ") + l.within[i].first + " = " +
+                         core::show(context[k][i]);
+        if (found.empty())
+          fail(k, what.second,
+               "'" + *v->second + "' is not a " + value_name + " of " + where + within_text +
+                   " (lookup)");
+        else if (found.size() > 1)
+          fail(k, what.second,
+               "'" + *v->second + "' is the " + value_name + " of " + std::to_string(found.size()) +
+                   " rows of " + where + within_text + "; the lookup cannot tell which one");
+        else
+          v->second = found.front();
+      }
     }
-  }
 
   // The rest, grouped by entity, kind and columns (in order of first appearance): each group
   // is written with a few statements per chunk instead of a few per row. The writes of one
