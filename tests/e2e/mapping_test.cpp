@@ -341,6 +341,151 @@ TEST_F(MappingTest, MicrosThatAreNotAWholeNumberOfUnitsAreInvalid) {
       << reason;
 }
 
+// Odoo-shaped lookups: the country by its English name inside a jsonb column of
+// translations, the state by its code within the row's country (the same code in two
+// countries is two rows); the ERP's website written in its own spelling.
+const char* const kLookupEntities = R"({"company": {
+    "fields": {"name": "text", "website": "text", "country": "text", "state": "text"},
+    "sides": {
+      "erp": {"schema": "erp", "table": "res_partner", "key": "id", "columns": {
+        "name": "name",
+        "website": {"column": "website", "normalize": ["trim", "url_host"],
+                    "write_as": "https://{value}"},
+        "country": {"column": "country_id", "lookup": {"table": "res_country", "key": "id",
+                    "value": "label", "value_path": ["en_US"]}},
+        "state": {"column": "state_id", "lookup": {"table": "res_country_state", "key": "id",
+                  "value": "code", "within": {"country_id": "country"}}}}},
+      "crm": {"schema": "Workspace", "table": "company", "key": "id", "columns": {
+        "name": "name",
+        "website": {"column": "domainName", "normalize": ["trim", "url_host"]},
+        "country": "addressAddressCountry", "state": "addressAddressState"}}}}})";
+
+class LookupMappingTest : public MappingTest {
+ protected:
+  void start_lookups() {
+    s_.erp_exec(fixture("erp_partners.sql"));
+    s_.erp_exec(
+        "ALTER TABLE erp.res_country ADD COLUMN label jsonb;"
+        " UPDATE erp.res_country SET label = jsonb_build_object('fr_FR', 'fr:' || name,"
+        " 'en_US', name);"
+        " CREATE TABLE erp.res_country_state (id serial PRIMARY KEY,"
+        "  country_id integer NOT NULL REFERENCES erp.res_country (id), code text NOT NULL,"
+        "  name text NOT NULL);"
+        " INSERT INTO erp.res_country_state (country_id, code, name)"
+        "  SELECT c.id, v.code, v.name FROM (VALUES ('NL', 'NH', 'Noord-Holland'),"
+        "  ('US', 'NH', 'New Hampshire'), ('US', 'CA', 'California'), ('NL', 'UT', 'Utrecht'))"
+        "  v(country, code, name) JOIN erp.res_country c ON c.code = v.country;"
+        " ALTER TABLE erp.res_partner ADD COLUMN state_id integer"
+        "  REFERENCES erp.res_country_state (id)");
+    s_.crm_exec(fixture("crm_companies.sql"));
+    s_.crm_exec("ALTER TABLE \"Workspace\".company ADD COLUMN \"addressAddressState\" text");
+    s_.write_config_entities(kLookupEntities, {{"company", kRules}});
+    s_.mdsync_ok({"init"});
+  }
+  std::string erp_state(const std::string& name) const {
+    return s_.erp(
+        "SELECT c.code || '/' || s.name FROM erp.res_partner p JOIN erp.res_country_state s"
+        " ON s.id = p.state_id JOIN erp.res_country c ON c.id = s.country_id"
+        " WHERE p.name = '" +
+        name + "'");
+  }
+};
+
+TEST_F(LookupMappingTest, TranslatedNamesAndStatesWithinTheirCountry) {
+  start_lookups();
+  // Read: the country's English name from the translations.
+  s_.erp_exec(
+      "INSERT INTO erp.res_partner (name, is_company, country_id) VALUES ('Walloon', true,"
+      " (SELECT id FROM erp.res_country WHERE code = 'BE'))");
+  s_.crm_exec(
+      "INSERT INTO \"Workspace\".company (name, \"addressAddressCountry\","
+      " \"addressAddressState\") VALUES ('Dutch', 'Netherlands', 'NH'),"
+      " ('Yankee', 'United States', 'NH')");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(crm_of("addressAddressCountry", "Walloon"), "Belgium");
+  // Write: the name to the country's key, the state's code to the key of the row in that
+  // country.
+  EXPECT_EQ(erp_country("Dutch"), "NL");
+  EXPECT_EQ(erp_state("Dutch"), "NL/Noord-Holland");
+  EXPECT_EQ(erp_country("Yankee"), "US");
+  EXPECT_EQ(erp_state("Yankee"), "US/New Hampshire");
+
+  // Both moved at once: the state is looked up in the new country.
+  s_.crm_exec(
+      "UPDATE \"Workspace\".company SET \"addressAddressCountry\" = 'United States',"
+      " \"addressAddressState\" = 'CA' WHERE name = 'Dutch'");
+  s_.crm_exec(
+      "UPDATE \"Workspace\".company SET \"addressAddressCountry\" = 'Netherlands',"
+      " \"addressAddressState\" = 'UT' WHERE name = 'Yankee'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(erp_state("Dutch"), "US/California");
+  EXPECT_EQ(erp_state("Yankee"), "NL/Utrecht");
+  // The ERP's own edit of the state reads back as its code.
+  s_.erp_exec(
+      "UPDATE erp.res_partner SET state_id = (SELECT s.id FROM erp.res_country_state s JOIN"
+      " erp.res_country c ON c.id = s.country_id WHERE c.code = 'NL' AND s.code = 'NH')"
+      " WHERE name = 'Yankee'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(crm_of("addressAddressState", "Yankee"), "NH");
+  EXPECT_EQ(pending_captures(), "0+0");
+  EXPECT_EQ(open_conflicts(), "");
+
+  // A code the row's country lacks (California is not Dutch): not written, the rest is.
+  s_.crm_exec(
+      "UPDATE \"Workspace\".company SET \"addressAddressState\" = 'CA', name = 'Yankee2'"
+      " WHERE name = 'Yankee'");
+  EXPECT_EQ(s_.mdsync({"run", "--once"}).exit_code, 1);
+  EXPECT_EQ(erp_state("Yankee2"), "NL/Noord-Holland");
+  const std::string error =
+      s_.control("SELECT last_error FROM mdsync.outbox WHERE status = 'failed'");
+  EXPECT_NE(error.find("state: 'CA' is not a code of erp.res_country_state with country_id = "),
+            std::string::npos)
+      << error;
+  EXPECT_EQ(open_conflicts(), "invalid_value state");
+}
+
+// write_as: the ERP's website column holds full URLs; a value from the CRM is written as
+// "https://host", and a formatting-only edit on either side writes nothing on the other.
+TEST_F(LookupMappingTest, WebsiteIsWrittenInTheSidesSpellingAndRespellingIsNoChange) {
+  start_lookups();
+  s_.erp_exec(
+      "INSERT INTO erp.res_partner (name, is_company, website) VALUES ('Ex', true,"
+      " 'https://www.example.com/about')");
+  s_.crm_exec(
+      "INSERT INTO \"Workspace\".company (name, \"domainName\") VALUES ('Globex',"
+      " 'Globex.example')");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(crm_of("domainName", "Ex"), "example.com");
+  EXPECT_EQ(erp_of("p.website", "Ex"), "https://www.example.com/about");
+  EXPECT_EQ(erp_of("p.website", "Globex"), "https://globex.example");
+
+  const std::string erp_tuple = erp_of("p.xmin", "Globex");
+  s_.crm_exec(
+      "UPDATE \"Workspace\".company SET \"domainName\" = 'HTTPS://WWW.GLOBEX.example/'"
+      " WHERE name = 'Globex'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(erp_of("p.website", "Globex"), "https://globex.example");
+  EXPECT_EQ(erp_of("p.xmin", "Globex"), erp_tuple);
+  const std::string crm_tuple = crm_of("xmin", "Globex");
+  s_.erp_exec(
+      "UPDATE erp.res_partner SET website = 'http://globex.example/contact'"
+      " WHERE name = 'Globex'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(crm_of("domainName", "Globex"), "HTTPS://WWW.GLOBEX.example/");
+  EXPECT_EQ(crm_of("xmin", "Globex"), crm_tuple);
+  EXPECT_EQ(s_.control("SELECT \"values\"->>'website' FROM mdsync.golden g"
+                       " WHERE \"values\"->>'name' = 'Globex'"),
+            "globex.example");
+
+  // A real change, written in the ERP's spelling.
+  s_.crm_exec(
+      "UPDATE \"Workspace\".company SET \"domainName\" = 'new.example' WHERE name = 'Globex'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(erp_of("p.website", "Globex"), "https://new.example");
+  EXPECT_EQ(pending_captures(), "0+0");
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.outbox WHERE status <> 'done'"), "0");
+}
+
 // init checks a lookup against the live side and names what is missing, installing nothing.
 TEST_F(MappingTest, InitNamesAMissingLookupTableOrColumn) {
   s_.erp_exec(fixture("erp_partners.sql"));
