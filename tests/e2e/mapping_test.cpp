@@ -486,6 +486,78 @@ TEST_F(LookupMappingTest, WebsiteIsWrittenInTheSidesSpellingAndRespellingIsNoCha
   EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.outbox WHERE status <> 'done'"), "0");
 }
 
+// A mapped column dropped on the ERP and one renamed on the CRM after init: the applications'
+// writes go on (the trigger used to fail every write to the table), the other fields keep
+// syncing both ways, status and the log name the drift, and the engine does not write the
+// gone column. Once the side agrees with the mapping again, the drift is gone.
+TEST_F(MappingTest, CaptureSurvivesADroppedOrRenamedMappedColumn) {
+  start();
+  s_.erp_exec(
+      "INSERT INTO erp.res_partner (name, is_company, website, ref) VALUES ('Acme', true,"
+      " 'acme.example', 'C-1')");
+  s_.mdsync_ok({"run", "--once"});
+  ASSERT_EQ(crm_of("customerNumber", "Acme"), "C-1");
+  s_.mdsync_ok({"status"});
+
+  s_.erp_exec("ALTER TABLE erp.res_partner DROP COLUMN website");
+  s_.crm_exec("ALTER TABLE \"Workspace\".company RENAME COLUMN \"taxId\" TO \"vatNumber\"");
+  // The applications' writes, mapped and unmapped columns, all succeed and are captured.
+  s_.erp_exec(
+      "UPDATE erp.res_partner SET ref = 'C-1b', email = 'a@acme.example'"
+      " WHERE name = 'Acme'");
+  s_.erp_exec("INSERT INTO erp.res_partner (name, is_company, ref) VALUES ('Globex', true, 'C-2')");
+  s_.crm_exec("UPDATE \"Workspace\".company SET emails = 'x@acme.example' WHERE name = 'Acme'");
+  s_.crm_exec(
+      "UPDATE \"Workspace\".company SET \"addressAddressCountry\" = 'Germany',"
+      " \"vatNumber\" = 'DE1' WHERE name = 'Acme'");
+  EXPECT_EQ(pending_captures(), "2+1");
+
+  const RunResult status = s_.mdsync({"status"});
+  EXPECT_EQ(status.exit_code, 1) << status.out << status.err;
+  EXPECT_NE(status.out.find("mapping drift: side erp: column 'website' of erp.res_partner is "
+                            "gone (dropped or renamed since init): company.website is neither "
+                            "captured nor written"),
+            std::string::npos)
+      << status.out;
+  EXPECT_NE(status.out.find("mapping drift: side crm: column 'taxId' of Workspace.company is gone"),
+            std::string::npos)
+      << status.out;
+
+  const RunResult run = s_.mdsync({"run", "--once"});
+  EXPECT_NE(run.err.find("mapping_drift"), std::string::npos) << run.err;
+  EXPECT_EQ(crm_of("customerNumber", "Acme"), "C-1b");
+  EXPECT_EQ(crm_of("customerNumber", "Globex"), "C-2");
+  EXPECT_EQ(erp_country("Acme"), "DE");
+  EXPECT_EQ(crm_of("domainName", "Acme"), "acme.example") << "a gone column is no NULL";
+  EXPECT_EQ(pending_captures(), "0+0");
+
+  // The VAT now changes on the ERP: the CRM's column for it is gone, so that write is refused
+  // with the reason, and the rest of the row is written.
+  s_.erp_exec(
+      "UPDATE erp.res_partner SET company_data = '{\"vat\": \"DE2\"}', ref = 'C-1c'"
+      " WHERE name = 'Acme'");
+  EXPECT_EQ(s_.mdsync({"run", "--once"}).exit_code, 1);
+  EXPECT_EQ(crm_of("customerNumber", "Acme"), "C-1c");
+  const std::string refused = s_.control(
+      "SELECT coalesce(string_agg(last_error, ' / '), '') FROM mdsync.outbox"
+      " WHERE side = 'crm' AND status = 'failed'");
+  EXPECT_NE(refused.find("vat: column 'taxId' of Workspace.company is gone (dropped or renamed "
+                         "since init: mapping drift)"),
+            std::string::npos)
+      << refused;
+
+  // The sides agree with the mapping again: init passes its checks, no drift is left.
+  s_.crm_exec("ALTER TABLE \"Workspace\".company RENAME COLUMN \"vatNumber\" TO \"taxId\"");
+  EXPECT_EQ(s_.mdsync({"init"}).exit_code, 1) << "init names the ERP's missing column";
+  s_.erp_exec("ALTER TABLE erp.res_partner ADD COLUMN website text");
+  s_.mdsync_ok({"init"});
+  const RunResult after = s_.mdsync({"status"});
+  EXPECT_EQ(after.out.find("mapping drift"), std::string::npos) << after.out;
+  s_.erp_exec("UPDATE erp.res_partner SET website = 'acme.example' WHERE name = 'Acme'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(pending_captures(), "0+0");
+}
+
 // init checks a lookup against the live side and names what is missing, installing nothing.
 TEST_F(MappingTest, InitNamesAMissingLookupTableOrColumn) {
   s_.erp_exec(fixture("erp_partners.sql"));

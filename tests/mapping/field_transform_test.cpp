@@ -181,8 +181,7 @@ TEST(FieldTransform, WriteAsSpellsTheNormalizedValueTheSidesWay) {
   const FieldTransform host(FieldType::kText, m);
   EXPECT_EQ(shown(host.to_side(std::string("HTTP://WWW.Example.com/about"))),
             "\"https://example.com\"");
-  EXPECT_EQ(shown(host.side_form(std::string("HTTP://WWW.Example.com/about"))),
-            "\"example.com\"");
+  EXPECT_EQ(shown(host.side_form(std::string("HTTP://WWW.Example.com/about"))), "\"example.com\"");
   EXPECT_EQ(shown(host.to_side(Value{})), "NULL");
   EXPECT_EQ(shown(host.to_canonical(std::string("https://example.com"))), "\"example.com\"");
   // What the side holds in any spelling of the value, and what it would write, hold it.
@@ -191,9 +190,9 @@ TEST(FieldTransform, WriteAsSpellsTheNormalizedValueTheSidesWay) {
   EXPECT_TRUE(host.side_holds(std::string("http://www.EXAMPLE.com/x"),
                               std::string("https://example.com/y")));
   EXPECT_FALSE(host.side_holds(std::string("https://other.com"), std::string("example.com")));
-  EXPECT_EQ(shown(host.to_canonical(std::string("http://www.example.com/"),
-                                    std::string("example.com"))),
-            "\"example.com\"");
+  EXPECT_EQ(
+      shown(host.to_canonical(std::string("http://www.example.com/"), std::string("example.com"))),
+      "\"example.com\"");
   // A value the template would not read back as itself is written in its normalized form.
   FieldMapping www = with_normalize({Normalizer::kUrlHost});
   www.write_as = "https://www.{value}/";

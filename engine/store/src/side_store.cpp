@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "field_transforms.hpp"
+#include "mdsync/log/event_log.hpp"
 #include "mdsync/store/crash_points.hpp"
 #include "mdsync/store/db_connection.hpp"
 #include "mdsync/store/grants.hpp"
@@ -128,6 +129,54 @@ std::string field_changed(pqxx::connection_base& c, const SideTableSql& sql,
 // create objects in, so no operator or function of the body can be replaced under it.
 constexpr const char* kCaptureSearchPath = "pg_catalog, pg_temp";
 
+// The columns a capture row cannot be made without: the key, the scope's and the soft
+// delete's. Without one of them the trigger captures nothing (and the side's write goes on).
+std::vector<std::string> structural_columns(const config::SideMapping& m) {
+  std::vector<std::string> cols = m.key_columns;
+  for (const mapping::Predicate& p : m.scope) cols.push_back(p.column);
+  if (m.soft_delete) cols.push_back(m.soft_delete->column);
+  std::sort(cols.begin(), cols.end());
+  cols.erase(std::unique(cols.begin(), cols.end()), cols.end());
+  return cols;
+}
+
+// Every column the capture trigger reads, once each.
+std::vector<std::string> read_columns(const config::SideMapping& m) {
+  std::vector<std::string> cols = structural_columns(m);
+  for (const mapping::FieldMapping& fm : m.fields) cols.push_back(fm.column);
+  std::sort(cols.begin(), cols.end());
+  cols.erase(std::unique(cols.begin(), cols.end()), cols.end());
+  return cols;
+}
+
+// {"a","b"} as a text[] literal for the trigger body.
+std::string text_array_literal(pqxx::connection_base& c, const std::vector<std::string>& items) {
+  std::string out = "ARRAY[";
+  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + c.quote(items[i]);
+  return out + "]::text[]";
+}
+
+// The trigger's reads of fields when a mapped column may be gone (dropped or renamed since
+// init): PL/pgSQL fails a statement naming NEW.col when col is gone, even in a CASE branch not
+// taken, so each field whose column is still there is read by EXECUTE, which parses only what
+// runs. `diff`: only the fields that changed between NEW and OLD. Appends to d.
+std::string drifted_reads(pqxx::connection_base& c, const SideTableSql& sql,
+                          const std::set<std::string>& text_compared, bool diff) {
+  std::ostringstream b;
+  for (const mapping::FieldMapping& fm : sql.mapping().fields) {
+    const std::string value = "jsonb_build_object($3, " + captured_expr(c, sql, fm, "($1)") + ")";
+    const std::string query =
+        diff ? "SELECT CASE WHEN " +
+                   field_changed(c, sql, fm, "($1)", "($2)", text_compared.count(fm.column) > 0) +
+                   " THEN " + value + " ELSE '{}'::jsonb END"
+             : "SELECT " + value;
+    b << "      IF " << c.quote(fm.column) << " = ANY(cols) THEN EXECUTE " << c.quote(query)
+      << " INTO part USING NEW, " << (diff ? "OLD" : "NULL::text") << ", " << c.quote(fm.field)
+      << "; d := d || part; END IF;\n";
+  }
+  return b.str();
+}
+
 // Builds the row trigger body for one entity's table. Field names (config-checked) key the
 // captured jsonb; identifiers are quoted by the server's rules, literals escaped. A field at a
 // jsonb path is compared and captured at its path only: an edit of another key of the same
@@ -154,12 +203,23 @@ std::string trigger_body(pqxx::connection_base& c, const config::EntityConfig& e
          << " THEN d := d || "
          << "jsonb_build_object(" << c.quote(fm.field) << ", " << captured_expr(c, sql, fm, "NEW")
          << "); END IF;\n";
+  const std::vector<std::string> read = read_columns(m);
   std::ostringstream b;
   b << "DECLARE o text := current_setting('mdsync.origin', true); d jsonb := '{}'::jsonb;"
-       " was_in boolean := false; now_in boolean := false;\n"
+       " was_in boolean := false; now_in boolean := false; cols text[]; part jsonb;\n"
        "BEGIN\n"
        "  IF o <> '' AND encode(sha256(convert_to(o, 'UTF8')), 'hex') = "
     << c.quote(origin_sha256)
+    << " THEN RETURN NULL; END IF;\n"
+       // The side's schema may have moved since init: a column the mapping reads that is gone
+       // must never fail the application's write. The engine reports the drift (status).
+       "  SELECT coalesce(array_agg(a.attname::text), '{}') INTO cols FROM pg_attribute a"
+       " WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped"
+       " AND a.attname = ANY("
+    << text_array_literal(c, read)
+    << ");\n"
+       "  IF NOT cols @> "
+    << text_array_literal(c, structural_columns(m))
     << " THEN RETURN NULL; END IF;\n"
        "  IF TG_OP <> 'INSERT' THEN was_in := "
     << sql.present("OLD")
@@ -180,11 +240,17 @@ std::string trigger_body(pqxx::connection_base& c, const config::EntityConfig& e
     << "); END IF;\n"
        "    RETURN NULL;\n"
        "  END IF;\n"
-       "  IF NOT was_in THEN\n    d := "
-    << full_row_expr(c, sql, "NEW") << ";\n  ELSE\n"
-    << diff.str()
-    << "    IF d = '{}'::jsonb THEN RETURN NULL; END IF;\n"
-       "  END IF;\n"
+       "  IF NOT was_in THEN\n"
+       "    IF cardinality(cols) = "
+    << read.size() << " THEN\n      d := " << full_row_expr(c, sql, "NEW") << ";\n    ELSE\n"
+    << drifted_reads(c, sql, text_compared, false)
+    << "    END IF;\n"
+       "  ELSIF cardinality(cols) = "
+    << read.size() << " THEN\n"
+    << diff.str() << "  ELSE\n"
+    << drifted_reads(c, sql, text_compared, true)
+    << "  END IF;\n"
+       "  IF was_in AND d = '{}'::jsonb THEN RETURN NULL; END IF;\n"
        "  INSERT INTO mdsync.capture (entity, op, row_key, changed) VALUES ("
     << ent << ", 'U', " << sql.key_text("NEW")
     << ", d);\n"
@@ -292,6 +358,55 @@ SideStore::SideStore(const config::Config& config, const config::SideConfig& sid
     : config_(config), side_(side), transforms_(std::make_unique<FieldTransforms>(config)) {}
 
 SideStore::~SideStore() = default;
+
+namespace {
+
+// The columns the capture trigger reads (key, scope, soft delete, mapped fields) that the
+// side's table no longer has. Empty when the table itself is gone: that is not drift of a
+// column, and every write to it fails with the side's own error.
+std::set<std::string> drifted_columns(pqxx::transaction_base& tx, const config::SideMapping& m) {
+  std::set<std::string> have;
+  for (const auto& row :
+       tx.exec_params("SELECT a.attname FROM pg_attribute a WHERE a.attrelid = to_regclass($1)"
+                      " AND a.attnum > 0 AND NOT a.attisdropped",
+                      table_name(tx.conn(), m)))
+    have.insert(row[0].as<std::string>());
+  std::set<std::string> gone;
+  if (have.empty()) return gone;
+  for (const std::string& col : read_columns(m))
+    if (!have.count(col)) gone.insert(col);
+  return gone;
+}
+
+}  // namespace
+
+std::vector<std::string> SideStore::mapping_drift(pqxx::transaction_base& tx) {
+  std::vector<std::string> out;
+  for (const config::EntityConfig& entity : config_.entities) {
+    const config::SideMapping* m = entity.mapping_for(side_.name);
+    if (m == nullptr) continue;
+    const std::set<std::string> gone = drifted_columns(tx, *m);
+    if (gone.empty()) continue;
+    const std::vector<std::string> structural = structural_columns(*m);
+    for (const std::string& col : gone) {
+      std::string what;
+      for (const auto& [field, column] : m->columns)
+        if (column == col) what += (what.empty() ? "" : ", ") + entity.name + "." + field;
+      const bool whole = std::find(structural.begin(), structural.end(), col) != structural.end();
+      out.push_back("side " + side_.name + ": column '" + col + "' of " + m->schema + "." +
+                    m->table + " is gone (dropped or renamed since init)" +
+                    (whole ? "; nothing of the table is captured"
+                           : ": " + what + " is neither captured nor written") +
+                    "; fix the side or the mapping (" + config_.path + ") and rerun `mdsync init`");
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> SideStore::mapping_drift() {
+  pqxx::read_transaction tx(conn());
+  return mapping_drift(tx);
+}
 
 pqxx::connection_base& SideStore::conn() {
   if (conn_ && conn_->is_open()) return *conn_;
@@ -765,6 +880,10 @@ CaptureBatch SideStore::read_capture(int limit) {
   if (bound_ && epoch[0][1].is_null()) require_owner("");
   if (bound_) require_owner(epoch[0][1].as<std::string>(), epoch[0][2].as<std::string>());
   batch.epoch = epoch[0][0].as<std::string>();
+  // Reported once per process and column: the trigger goes on without the column meanwhile.
+  for (const std::string& drift : mapping_drift(tx))
+    if (drift_logged_.insert(drift).second)
+      log::warn("mapping_drift", {{"side", side_.name}, {"problem", drift}});
   const pqxx::result r = tx.exec_params(
       "SELECT c.seq, c.entity, c.op, c.row_key,"
       " (extract(epoch FROM c.captured_at) * 1000000)::bigint, e.key, e.value "
@@ -1448,6 +1567,7 @@ std::vector<WriteResult> SideStore::apply_once(const std::vector<WriteRequest>& 
     results[k].field = field;
     results[k].error = why;
   };
+  std::map<std::string, std::set<std::string>> drifted;  // entity -> its mapped columns gone
   // Lookups to resolve: (entity, field) -> side values wanted.
   std::map<std::pair<std::string, std::string>, std::set<std::string>> lookups;
   for (std::size_t k = 0; k < requests.size(); ++k) {
@@ -1461,6 +1581,21 @@ std::vector<WriteResult> SideStore::apply_once(const std::vector<WriteRequest>& 
     const config::EntityConfig* entity = config_.entity(req.entity);
     const config::SideMapping* m = entity ? entity->mapping_for(side_.name) : nullptr;
     if (m == nullptr) continue;
+    // A column dropped or renamed since init is not written (the capture trigger no longer
+    // reads it either) until the mapping and the side agree again.
+    auto gone = drifted.find(req.entity);
+    if (gone == drifted.end()) gone = drifted.emplace(req.entity, drifted_columns(tx, *m)).first;
+    for (const auto& [field, value] : prepared[k].side) {
+      (void)value;
+      const std::string* column = m->column_of(field);
+      if (column == nullptr || !gone->second.count(*column)) continue;
+      fail(k, field,
+           "column '" + *column + "' of " + m->schema + "." + m->table +
+               " is gone (dropped or renamed since init: mapping drift); not written, the golden "
+               "value stays. Fix the side or the mapping and rerun `mdsync init`");
+      break;
+    }
+    if (skip[k]) continue;
     for (auto& [field, value] : prepared[k].side) {
       const mapping::FieldTransform* t = transforms_->find(req.entity, side_.name, field);
       if (t == nullptr) continue;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -140,6 +141,12 @@ class SideStore {
   // for ones the side already applied.
   std::int64_t highest_applied_id();
 
+  // The mapped columns (and key, scope, soft-delete columns) the side's tables no longer
+  // have, one message each: the capture trigger goes on without them and the engine does not
+  // write them until the mapping and the side agree again (`init`). Reported by `status` and,
+  // once per process, in the log when captures are read.
+  std::vector<std::string> mapping_drift();
+
   CaptureBatch read_capture(int limit);
   void forget_capture(const std::vector<std::int64_t>& seqs);
   std::int64_t capture_backlog();
@@ -175,6 +182,7 @@ class SideStore {
   pqxx::connection_base& conn();
   void resolve_lookups(pqxx::transaction_base& tx, std::vector<CapturedRow>& rows);
   std::vector<WriteResult> apply_once(const std::vector<WriteRequest>& requests);
+  std::vector<std::string> mapping_drift(pqxx::transaction_base& tx);
   // Throws SideOwnershipError unless `owner` (mdsync.owner's store_id; empty: no stamp) is the
   // bound store.
   void require_owner(const std::string& owner, const std::string& owner_text = {}) const;
@@ -188,6 +196,7 @@ class SideStore {
   std::unique_ptr<FieldTransforms> transforms_;
   std::int64_t contention_retries_ = 0;
   bool bound_ = false;
+  std::set<std::string> drift_logged_;  // mapping drift already in the log
   StoreIdentity store_;
   SideKey key_;
 };
