@@ -558,6 +558,66 @@ TEST_F(MappingTest, CaptureSurvivesADroppedOrRenamedMappedColumn) {
   EXPECT_EQ(pending_captures(), "0+0");
 }
 
+// A write the CRM's database refuses (its unique index on the domain, a CHECK) opens a
+// write_refused conflict on the field, naming the side, the constraint and the value; the rest
+// of the row is written. The steward's value is then written everywhere (resolve --value); a
+// dismiss keeps the golden value and tries it again (once the side accepts it).
+TEST_F(MappingTest, WriteTheSideRefusesIsAConflictTheStewardResolves) {
+  start();
+  s_.crm_exec(
+      "CREATE UNIQUE INDEX company_domain_key ON \"Workspace\".company (\"domainName\");"
+      " ALTER TABLE \"Workspace\".company ADD CONSTRAINT company_name_allowed"
+      " CHECK (name <> 'Forbidden Inc')");
+  s_.erp_exec(
+      "INSERT INTO erp.res_partner (name, is_company, website, ref) VALUES"
+      " ('Acme', true, 'acme.example', 'C-1'), ('Acme Two', true, 'two.example', 'C-2')");
+  s_.mdsync_ok({"run", "--once"});
+  ASSERT_EQ(crm_of("domainName", "Acme Two"), "two.example");
+
+  s_.erp_exec(
+      "UPDATE erp.res_partner SET website = 'acme.example', ref = 'C-22'"
+      " WHERE name = 'Acme Two'");
+  EXPECT_EQ(s_.mdsync({"run", "--once"}).exit_code, 1);
+  EXPECT_EQ(crm_of("customerNumber", "Acme Two"), "C-22") << "the rest of the row is written";
+  EXPECT_EQ(crm_of("domainName", "Acme Two"), "two.example");
+  EXPECT_EQ(open_conflicts(), "write_refused website");
+  EXPECT_EQ(s_.control("SELECT side FROM mdsync.conflict"), "crm");
+  const std::string reason = s_.control("SELECT reason FROM mdsync.conflict");
+  EXPECT_NE(reason.find("crm cannot hold website: crm's database refused domainName = "
+                        "\"acme.example\" on Workspace.company (constraint company_domain_key)"),
+            std::string::npos)
+      << reason;
+  const std::string listed = s_.mdsync_ok({"conflicts", "list", "--kind", "write_refused"});
+  EXPECT_NE(listed.find("website"), std::string::npos) << listed;
+  // Held: nothing more is tried while the conflict is open.
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.outbox WHERE side = 'crm'"
+                       " AND status = 'failed'"),
+            "1");
+
+  const std::string id = s_.control("SELECT id FROM mdsync.conflict");
+  s_.mdsync_ok({"conflicts", "resolve", id, "--value", R"({"website": "two-b.example"})"});
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(crm_of("domainName", "Acme Two"), "two-b.example");
+  EXPECT_EQ(erp_of("p.website", "Acme Two"), "two-b.example");
+  EXPECT_EQ(open_conflicts(), "");
+
+  // A CHECK: dismissed once the side accepts the value, the golden value is written again.
+  s_.erp_exec("UPDATE erp.res_partner SET name = 'Forbidden Inc' WHERE name = 'Acme'");
+  EXPECT_EQ(s_.mdsync({"run", "--once"}).exit_code, 1);
+  EXPECT_EQ(open_conflicts(), "write_refused name");
+  EXPECT_NE(s_.control("SELECT reason FROM mdsync.conflict WHERE status = 'open'")
+                .find("(constraint company_name_allowed)"),
+            std::string::npos);
+  s_.crm_exec("ALTER TABLE \"Workspace\".company DROP CONSTRAINT company_name_allowed");
+  const std::string id2 = s_.control("SELECT id FROM mdsync.conflict WHERE status = 'open'");
+  s_.mdsync_ok({"conflicts", "dismiss", id2});
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(crm_of("customerNumber", "Forbidden Inc"), "C-1");
+  EXPECT_EQ(open_conflicts(), "");
+  EXPECT_EQ(pending_captures(), "0+0");
+}
+
 // init checks a lookup against the live side and names what is missing, installing nothing.
 TEST_F(MappingTest, InitNamesAMissingLookupTableOrColumn) {
   s_.erp_exec(fixture("erp_partners.sql"));

@@ -1059,6 +1059,7 @@ void apply_one(pqxx::work& tx, pqxx::connection_base& c, const config::SideMappi
   } catch (const pqxx::sql_error& e) {
     res.status = WriteResult::Status::kFailed;
     res.error = first_line(e.what());
+    res.sqlstate = e.sqlstate();
   }
 }
 
@@ -1491,6 +1492,70 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
   }
 }
 
+namespace {
+
+// The text between the double quotes after `marker` in a server message ("constraint \"x\"").
+std::optional<std::string> quoted_after(const std::string& message, const std::string& marker) {
+  const std::size_t at = message.find(marker + "\"");
+  if (at == std::string::npos) return std::nullopt;
+  const std::size_t from = at + marker.size() + 1;
+  const std::size_t to = message.find('"', from);
+  if (to == std::string::npos) return std::nullopt;
+  return message.substr(from, to - from);
+}
+
+}  // namespace
+
+void SideStore::classify_refusal(pqxx::transaction_base& tx, const WriteRequest& req,
+                                 const core::FieldValues& side_values, WriteResult& res) {
+  const std::string& state = res.sqlstate;
+  // Integrity constraints (class 23) and a trigger's RAISE EXCEPTION (P0001).
+  if (state.compare(0, 2, "23") != 0 && state != "P0001") return;
+  if (req.kind == core::RowWrite::Kind::kDelete || req.cancel) return;
+  const config::EntityConfig* entity = config_.entity(req.entity);
+  const config::SideMapping* m = entity ? entity->mapping_for(side_.name) : nullptr;
+  if (m == nullptr) return;
+  // The columns the refusal names: NOT NULL names its column; a constraint or unique index
+  // its columns (in the table's order).
+  std::vector<std::string> columns;
+  std::string what;
+  if (state == "23502") {
+    if (auto col = quoted_after(res.error, "column ")) columns.push_back(*col);
+    what = "NOT NULL";
+  } else if (auto name = quoted_after(res.error, "constraint ")) {
+    what = "constraint " + *name;
+    for (const auto& row : tx.exec_params(
+             "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = to_regclass($1)"
+             " AND a.attnum IN (SELECT unnest(k.conkey) FROM pg_constraint k"
+             "  WHERE k.conrelid = to_regclass($1) AND k.conname = $2"
+             "  UNION SELECT unnest(i.indkey::int2[]) FROM pg_index i JOIN pg_class ic"
+             "  ON ic.oid = i.indexrelid WHERE i.indrelid = to_regclass($1) AND ic.relname = $2)"
+             " ORDER BY a.attnum",
+             table_name(tx.conn(), *m), *name))
+      columns.push_back(row[0].as<std::string>());
+  } else {
+    what = "a trigger";
+  }
+  // The field it is about: the first one this write sets in those columns; a refusal that
+  // names no column (a trigger) is about the write's field when it sets only one.
+  std::string field;
+  for (const std::string& col : columns)
+    for (const auto& [f, v] : req.values) {
+      (void)v;
+      const std::string* c = m->column_of(f);
+      if (field.empty() && c != nullptr && *c == col) field = f;
+    }
+  if (field.empty() && columns.empty() && req.values.size() == 1) field = req.values.begin()->first;
+  if (field.empty()) return;  // stays a failed write-back, an error item (mdsync errors)
+  const auto written = side_values.find(field);
+  res.status = WriteResult::Status::kUnwritable;
+  res.refused = true;
+  res.field = field;
+  res.error = side_.name + "'s database refused " + *m->column_of(field) + " = " +
+              (written == side_values.end() ? std::string("NULL") : core::show(written->second)) +
+              " on " + m->schema + "." + m->table + " (" + what + "): " + res.error;
+}
+
 std::vector<WriteResult> SideStore::apply_once(const std::vector<WriteRequest>& requests) {
   std::vector<WriteResult> results(requests.size());
   pqxx::connection_base& c = conn();
@@ -1821,6 +1886,10 @@ std::vector<WriteResult> SideStore::apply_once(const std::vector<WriteRequest>& 
             throw;
           } catch (const pqxx::transaction_rollback&) {
             throw;
+          } catch (const pqxx::sql_error& e) {
+            *res[k] = WriteResult{WriteResult::Status::kFailed, reqs[k]->req->row_key,
+                                  first_line(e.what())};
+            res[k]->sqlstate = e.sqlstate();
           } catch (const std::runtime_error& e) {
             *res[k] = WriteResult{WriteResult::Status::kFailed, reqs[k]->req->row_key,
                                   first_line(e.what())};
@@ -1834,6 +1903,12 @@ std::vector<WriteResult> SideStore::apply_once(const std::vector<WriteRequest>& 
       for (std::size_t k = 0; k < res.size(); ++k) crash_point("writeback.mid_side");
     }
   }
+
+  // A row the side's database refused (a unique index, a CHECK, a NOT NULL, a trigger) is a
+  // write_refused conflict for the steward when the refusal names a field this write sets.
+  for (std::size_t k = 0; k < requests.size(); ++k)
+    if (results[k].status == WriteResult::Status::kFailed && !results[k].sqlstate.empty())
+      classify_refusal(tx, requests[k], prepared[k].side, results[k]);
 
   // Which superseded rows have captured changes still to reconcile (they explain the
   // difference): one statement for the whole batch, asked only when something was superseded.

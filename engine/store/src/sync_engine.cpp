@@ -660,8 +660,9 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     for (const auto& [gid, res] : unwritable) {
       const auto [state, rules] = record(gid);
       if (!state || rules == nullptr) continue;
-      const core::Reconciliation r =
-          core::unwritable_value(*rules, rs->version, *state, side.name(), res.field, res.error);
+      const core::Reconciliation r = core::unwritable_value(
+          *rules, rs->version, *state, side.name(), res.field, res.error,
+          res.refused ? core::ConflictKind::kWriteRefused : core::ConflictKind::kInvalidValue);
       core::RecordState after = r.after;
       repo.persist_plan(rules->entity, gid, side.name(), res.row_key, r.plan, after);
       // Planned again with the field held: the rest of the row is written.

@@ -104,6 +104,10 @@ struct WriteResult {
   std::string row_key;
   std::string error;
   std::string field = {};  // kUnwritable: the field
+  // kUnwritable: the side's database refused the value (a constraint, a trigger) rather than
+  // the mapping: the engine opens a write_refused conflict instead of invalid_value.
+  bool refused = false;
+  std::string sqlstate = {};  // kFailed by the side's database: its SQLSTATE
   // kSuperseded: the row has captured changes the engine has not reconciled yet, which
   // explain the difference. Without them the side holds values the engine never saw.
   bool unreconciled_capture = false;
@@ -183,6 +187,10 @@ class SideStore {
   void resolve_lookups(pqxx::transaction_base& tx, std::vector<CapturedRow>& rows);
   std::vector<WriteResult> apply_once(const std::vector<WriteRequest>& requests);
   std::vector<std::string> mapping_drift(pqxx::transaction_base& tx);
+  // A row write the side's database refused, made kUnwritable (refused) when the refusal names
+  // a field the write sets; else left kFailed.
+  void classify_refusal(pqxx::transaction_base& tx, const WriteRequest& req,
+                        const core::FieldValues& side_values, WriteResult& res);
   // Throws SideOwnershipError unless `owner` (mdsync.owner's store_id; empty: no stamp) is the
   // bound store.
   void require_owner(const std::string& owner, const std::string& owner_text = {}) const;
