@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 #include <stdexcept>
 
@@ -176,8 +178,86 @@ int cmd_rules_diff(const config::Config& config) {
   return 0;
 }
 
-int cmd_sync_initial(const config::Config& config, bool dry_run, std::uint64_t seed) {
-  const store::InitialSyncReport report = store::initial_sync(config, dry_run, seed);
+namespace {
+
+std::string shown(const std::optional<std::string>& v) {
+  return v ? nlohmann::json(*v).dump() : std::string("NULL");
+}
+
+nlohmann::json report_json(const store::InitialSyncReport& report) {
+  nlohmann::json out;
+  out["dry_run"] = report.dry_run;
+  out["committed"] = !report.dry_run && report.refused.empty();
+  out["max_overwrite_share"] = report.max_overwrite_share;
+  out["refused_sides"] = report.refused;
+  out["captures_applied"] = report.captures_applied;
+  out["captures_subsumed"] = report.captures_subsumed;
+  out["steps"] = nlohmann::json::array();
+  for (const store::InitialSyncStep& s : report.steps)
+    out["steps"].push_back({{"entity", s.entity},
+                            {"side", s.side},
+                            {"rows", s.rows},
+                            {"already_linked", s.already_linked},
+                            {"linked", s.linked},
+                            {"created", s.created},
+                            {"possible_duplicates", s.possible_duplicates},
+                            {"held", s.other},
+                            {"duplicates", s.duplicates}});
+  out["sides"] = nlohmann::json::array();
+  for (const store::SideWrites& s : report.sides)
+    out["sides"].push_back({{"side", s.side},
+                            {"inserts", s.inserts},
+                            {"updates", s.updates},
+                            {"deletes", s.deletes},
+                            {"fields", s.fields},
+                            {"overwrites", s.overwrites},
+                            {"blanks", s.blanks},
+                            {"non_empty_values", s.non_empty}});
+  out["writes"] = nlohmann::json::array();
+  for (const store::PlannedWrite& w : report.writes) {
+    nlohmann::json j{{"side", w.side}, {"entity", w.entity},   {"golden_id", w.golden_id},
+                     {"kind", w.kind}, {"row_key", w.row_key}, {"queued_before", w.queued_before}};
+    if (!w.field.empty()) {
+      j["field"] = w.field;
+      j["old"] = w.old_value ? nlohmann::json(*w.old_value) : nlohmann::json();
+      j["new"] = w.new_value ? nlohmann::json(*w.new_value) : nlohmann::json();
+    }
+    out["writes"].push_back(std::move(j));
+  }
+  if (!report.dry_run && report.refused.empty())
+    out["writeback"] = {{"applied", report.writeback.writes_applied},
+                        {"failed", report.writeback.writes_failed},
+                        {"side_errors", report.writeback.side_errors}};
+  return out;
+}
+
+}  // namespace
+
+int cmd_sync_initial(const config::Config& config, const store::InitialSyncOptions& options,
+                     bool json) {
+  const store::InitialSyncReport report = store::initial_sync(config, options);
+  const bool dry_run = report.dry_run;
+  const bool refused = !dry_run && !report.refused.empty();
+  const bool failed = !dry_run && !refused &&
+                      (report.writeback.writes_failed > 0 || report.writeback.side_errors > 0);
+  auto refusal_hint = [&](std::ostream& out) {
+    for (const store::SideWrites& s : report.sides)
+      if (std::find(report.refused.begin(), report.refused.end(), s.side) != report.refused.end())
+        out << "  " << s.side << ": " << s.overwrites << " of its " << s.non_empty
+            << " non-empty values would be overwritten (" << s.blanks << " of them blanked), more "
+            << "than initial_sync.max_overwrite_share = " << report.max_overwrite_share << "\n";
+    out << "check them with `mdsync sync --initial --dry-run` (--json lists every write); if "
+           "they are what the rules mean, run again with --accept-overwrites\n";
+  };
+  if (json) {
+    std::cout << report_json(report).dump(2) << "\n";
+    if (refused) {
+      std::cerr << "mdsync: sync --initial refused: nothing was changed\n";
+      refusal_hint(std::cerr);
+    }
+    return refused || failed ? 1 : 0;
+  }
+
   const char* link = dry_run ? "would link" : "linked";
   const char* create = dry_run ? "would create" : "created";
   if (dry_run) std::cout << "dry run: nothing is changed on any side or in the control store\n";
@@ -191,18 +271,51 @@ int cmd_sync_initial(const config::Config& config, bool dry_run, std::uint64_t s
     std::cout << "\n";
     for (const std::string& line : s.duplicates)
       std::cout << "  possible duplicate: " << line << "\n";
-    for (const std::string& line : s.others) std::cout << "  held: " << line << "\n";
     linked += s.linked;
     created += s.created;
     duplicates += s.possible_duplicates;
     already += s.already_linked;
     other += s.other;
   }
+  if (report.captures_applied > 0)
+    std::cout << "captured changes of rows no longer there, decided first: "
+              << report.captures_applied << "\n";
+  // The writes, per side and field, then (dry run) each of them.
+  for (const store::SideWrites& s : report.sides) {
+    std::cout << "writes " << (dry_run ? "it would queue" : "queued") << " on " << s.side << ": "
+              << s.inserts << " insert" << (s.inserts == 1 ? "" : "s") << ", " << s.updates
+              << " update" << (s.updates == 1 ? "" : "s") << " (" << s.fields << " field value"
+              << (s.fields == 1 ? "" : "s") << ", " << s.overwrites << " overwriting a non-empty "
+              << "value, " << s.blanks << " blanking one), " << s.deletes << " delete"
+              << (s.deletes == 1 ? "" : "s") << "\n";
+    std::map<std::string, std::pair<int, int>> per_field;  // field -> writes, overwrites
+    for (const store::PlannedWrite& w : report.writes)
+      if (w.side == s.side && !w.queued_before && !w.field.empty()) {
+        auto& [n, over] = per_field[w.entity + "." + w.field];
+        ++n;
+        if (w.old_value && !w.old_value->empty() && w.old_value != w.new_value) ++over;
+      }
+    for (const auto& [field, counts] : per_field)
+      std::cout << "  " << field << ": " << counts.first << " (" << counts.second
+                << " overwriting)\n";
+  }
+  if (dry_run)
+    for (const store::PlannedWrite& w : report.writes) {
+      std::cout << "  " << w.side << " " << w.entity << " ";
+      if (w.kind == "insert")
+        std::cout << "insert (record " << w.golden_id << ")";
+      else
+        std::cout << w.kind << " row " << w.row_key << " (record " << w.golden_id << ")";
+      if (!w.field.empty())
+        std::cout << " " << w.field << ": " << shown(w.old_value) << " -> " << shown(w.new_value);
+      if (w.queued_before) std::cout << " [queued by an earlier run]";
+      std::cout << "\n";
+    }
   std::cout << "summary: " << linked << " " << link << ", " << created << " " << create << ", "
             << duplicates << " possible duplicate" << (duplicates == 1 ? "" : "s") << ", "
             << already << " already linked";
   if (other > 0) std::cout << ", " << other << " held";
-  if (!dry_run)
+  if (!dry_run && !refused)
     std::cout << "; write-backs applied " << report.writeback.writes_applied << ", failed "
               << report.writeback.writes_failed;
   std::cout << "\n";
@@ -210,7 +323,16 @@ int cmd_sync_initial(const config::Config& config, bool dry_run, std::uint64_t s
     std::cout << "resolve possible duplicates with `mdsync conflicts resolve ID --link "
                  "SIDE:ROWKEY` (the same record) or `--create` (a new one)"
               << (dry_run ? " once the sync has run" : "") << "\n";
-  if (!dry_run && (report.writeback.writes_failed > 0 || report.writeback.side_errors > 0)) {
+  if (dry_run && !report.refused.empty()) {
+    std::cout << "the real run would refuse without --accept-overwrites:\n";
+    refusal_hint(std::cout);
+  }
+  if (refused) {
+    std::cerr << "mdsync: sync --initial refused: nothing was changed\n";
+    refusal_hint(std::cerr);
+    return 1;
+  }
+  if (failed) {
     std::cerr << "mdsync: some write-backs failed or a side could not be reached; see `mdsync "
                  "status`\n";
     return 1;

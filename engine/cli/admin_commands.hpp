@@ -8,6 +8,7 @@
 #include <string>
 
 #include "mdsync/config/config.hpp"
+#include "mdsync/store/initial_sync.hpp"
 
 namespace mdsync::cli {
 
@@ -25,8 +26,11 @@ int cmd_rules_check(const config::Config& config);
 int cmd_rules_apply(const config::Config& config);
 int cmd_rules_show(const config::Config& config, const std::optional<std::string>& entity);
 int cmd_rules_diff(const config::Config& config);
-// `sync --initial [--dry-run]`: prints per entity and side what was (or would be) linked,
-// created and flagged as a possible duplicate, one line per possible duplicate, and a summary.
-int cmd_sync_initial(const config::Config& config, bool dry_run, std::uint64_t seed);
+// `sync --initial [--dry-run] [--accept-overwrites] [--json]`: prints per entity and side what
+// was (or would be) linked, created and flagged as a possible duplicate, the write-backs per
+// side and field, and (dry run, or --json) every write. Exit 1 when it refused to overwrite
+// too much of a side, or when write-backs failed.
+int cmd_sync_initial(const config::Config& config, const store::InitialSyncOptions& options,
+                     bool json);
 
 }  // namespace mdsync::cli

@@ -77,12 +77,17 @@ int main(int argc, char** argv) {
 
   auto* sync = app.add_subcommand(
       "sync", "Bootstrap: link, create or flag the rows the sides already hold (--initial)");
-  bool sync_initial = false, sync_dry_run = false;
+  bool sync_initial = false, sync_dry_run = false, sync_accept = false, sync_json = false;
   sync->add_flag("--initial", sync_initial,
-                 "Enqueue every row each side holds and reconcile it, side by side (rules "
-                 "priority first)");
+                 "Read every row each side holds, link rows by their match keys, decide every "
+                 "field by its owner's row, then write back (one transaction)");
   sync->add_flag("--dry-run", sync_dry_run,
-                 "Only print what would be linked, created or flagged; change nothing");
+                 "Decide everything, print every write it would make (side, field, old -> new), "
+                 "then change nothing");
+  sync->add_flag("--accept-overwrites", sync_accept,
+                 "Queue the writes even when they overwrite more of a side's values than "
+                 "initial_sync.max_overwrite_share allows");
+  sync->add_flag("--json", sync_json, "Machine-readable output (every write listed)");
   sync->add_option("--seed", run_options.seed, "Seed for retry jitter (default: random)");
 
   auto* status =
@@ -288,7 +293,8 @@ int main(int argc, char** argv) {
       store::set_application_name("mdsync sync");
       cli::open_control(config);
       database = "a database (the control store or a side)";
-      return cli::cmd_sync_initial(config, sync_dry_run, run_options.seed);
+      return cli::cmd_sync_initial(config, {sync_dry_run, sync_accept, run_options.seed},
+                                   sync_json);
     }
     if (*status) return cli::cmd_status(config, status_json, status_checks);
     if (*e_list) return cli::cmd_errors_list(config, error_filter, e_list_json);

@@ -895,7 +895,7 @@ Config parse_config(const std::string& text, const std::string& path) {
     check.finish();
   }
   check.only_keys(root, "the config",
-                  {"control", "rules", "sides", "entities", "service", "roles"});
+                  {"control", "rules", "sides", "entities", "service", "initial_sync", "roles"});
 
   if (auto control = check.string(root, "control", "the config", true))
     cfg.control_dsn = check.expand(*control, root.find("control")->pos);
@@ -1073,6 +1073,19 @@ Config parse_config(const std::string& text, const std::string& path) {
       cfg.service.writeback_backoff_initial_ms = *v;
     if (auto v = check.positive_int(*service, "writeback_backoff_max_ms", "service"))
       cfg.service.writeback_backoff_max_ms = *v;
+  }
+  if (const JsonNode* initial = check.object(root, "initial_sync", "the config", false)) {
+    check.only_keys(*initial, "initial_sync", {"max_overwrite_share"});
+    if (const JsonNode* n = initial->find("max_overwrite_share")) {
+      // A share, not an amount: a plain decimal from 0 to 1.
+      static const std::regex kShare("0|1|0\\.[0-9]{1,6}|1\\.0{1,6}");
+      if (!n->is_number() || !std::regex_match(n->text, kShare))
+        check.error(n->pos,
+                    "initial_sync.max_overwrite_share must be a number from 0 to 1 (0.1: "
+                    "refuse when more than 10% of a side's values would be overwritten)");
+      else
+        cfg.initial_sync.max_overwrite_share = std::stod(n->text);
+    }
   }
   if (const JsonNode* roles = check.object(root, "roles", "the config", false)) {
     check.only_keys(*roles, "roles", {"capture", "service", "steward", "viewer"});

@@ -290,7 +290,8 @@ void BatchReconciler::reconcile(const std::string& side, const std::string& epoc
     if (created) ++result.created;
     if (!gid && row.op == core::Op::kUpsert) ++result.held;  // an unauthorized create
     if (linked_by_match) ++result.linked_by_match;
-    if (gid && plan_changes_keys(entity->match, plan)) matches_.changed(*entity, *gid, state);
+    // Keys come from golden and from what each side holds: any reconciled change may move them.
+    if (gid && !entity->match.empty()) matches_.changed(*entity, *gid, state);
     if (log::enabled(log::Level::kDebug))
       log::debug("plan", {{"golden_id", gid.value_or(0)}, {"text", plan.to_text()}});
     result.conflicts_opened += static_cast<int>(plan.opened.size());

@@ -3,44 +3,27 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+#include <set>
 
-#include "captured_change.hpp"
-#include "field_transforms.hpp"
-#include "match_index.hpp"
-#include "mdsync/core/reconciler.hpp"
-#include "mdsync/store/db_connection.hpp"
+#include "batch_reconciler.hpp"
+#include "mdsync/log/event_log.hpp"
 #include "mdsync/store/engine_lease.hpp"
-#include "mdsync/store/record_repository.hpp"
-#include "mdsync/store/ruleset_store.hpp"
+#include "mdsync/store/pg_arrays.hpp"
 #include "mdsync/store/side_store.hpp"
 
 namespace mdsync::store {
 
 namespace {
 
-std::int64_t last_conflict_id(pqxx::connection_base& conn) {
-  pqxx::read_transaction tx(conn);
-  return tx.exec1("SELECT coalesce(max(id), 0) FROM mdsync.conflict")[0].as<std::int64_t>();
-}
-
-// The possible duplicates an entity's rows on a side opened since conflict `after`.
-std::vector<std::string> duplicates_since(pqxx::connection_base& conn, std::int64_t after,
-                                          const std::string& entity, const std::string& side) {
-  std::vector<std::string> lines;
-  pqxx::read_transaction tx(conn);
-  for (const auto& r : tx.exec_params(
-           "SELECT id, row_key, reason FROM mdsync.conflict WHERE id > $1 AND entity = $2"
-           " AND side = $3 AND kind = 'possible_duplicate' ORDER BY id",
-           after, entity, side))
-    lines.push_back("conflict " + r[0].as<std::string>() + ": " + side + " row " +
-                    r[1].as<std::string>() + ": " + r[2].as<std::string>());
-  return lines;
-}
+// The capture table of initial sync rows kept as errors: they were read from the table, not
+// captured (`errors retry` reads the row again by its key).
+constexpr const char* kSnapshotEpoch = "initial sync";
 
 // The sides holding an entity, in the order their rows are taken in: the rules' `priority`
-// first (the most trusted side's rows create the records, the others' rows are matched to
-// them), then the other sides in config order.
+// first, then the other sides in config order. Links do not depend on it (every side's key
+// values are looked up); it decides which side's row creates a record another side also holds.
 std::vector<const config::SideConfig*> side_order(const config::Config& config,
                                                   const config::EntityConfig& entity,
                                                   const core::Ruleset& rs) {
@@ -57,12 +40,126 @@ std::vector<const config::SideConfig*> side_order(const config::Config& config,
   return out;
 }
 
-InitialSyncReport run(const config::Config& config, std::uint64_t seed) {
+bool empty_value(const std::optional<std::string>& v) {
+  return !v || v->empty();
+}
+
+std::optional<std::string> json_value(const nlohmann::json& obj, const std::string& field) {
+  auto it = obj.find(field);
+  if (it == obj.end() || it->is_null()) return std::nullopt;
+  return it->is_string() ? it->get<std::string>() : it->dump();
+}
+
+// Every write-back pending once the decisions are made (`before`: the highest outbox id
+// before this run), and each side's share of them.
+void list_writes(pqxx::transaction_base& tx, std::int64_t before, InitialSyncReport& report) {
+  std::map<std::string, SideWrites*> by_side;
+  for (SideWrites& s : report.sides) by_side[s.side] = &s;
+  for (const auto& r : tx.exec_params(
+           "SELECT o.side, o.entity, o.golden_id, o.kind, coalesce(x.row_key, ''),"
+           " o.\"values\"::text, o.expected::text, coalesce(x.base, '{}')::text, o.id <= $1"
+           " FROM mdsync.outbox o LEFT JOIN mdsync.crosswalk x"
+           "  ON x.golden_id = o.golden_id AND x.side = o.side"
+           " WHERE o.status = 'pending' ORDER BY o.side, o.entity, o.golden_id, o.id",
+           before)) {
+    PlannedWrite w;
+    w.side = r[0].as<std::string>();
+    w.entity = r[1].as<std::string>();
+    w.golden_id = r[2].as<std::int64_t>();
+    w.kind = r[3].as<std::string>();
+    w.row_key = w.kind == "insert" ? std::string() : r[4].as<std::string>();
+    const nlohmann::json values = nlohmann::json::parse(r[5].as<std::string>());
+    const nlohmann::json expected = nlohmann::json::parse(r[6].as<std::string>());
+    const nlohmann::json base = nlohmann::json::parse(r[7].as<std::string>());
+    w.queued_before = r[8].as<bool>();
+    SideWrites* counts = nullptr;
+    if (!w.queued_before) {
+      auto it = by_side.find(w.side);
+      if (it == by_side.end()) {
+        report.sides.push_back(SideWrites{w.side});
+        // push_back may move the others: rebuild the index.
+        by_side.clear();
+        for (SideWrites& s : report.sides) by_side[s.side] = &s;
+        it = by_side.find(w.side);
+      }
+      counts = it->second;
+    }
+    if (w.kind == "update") {
+      if (counts) ++counts->updates;
+      for (auto it = values.begin(); it != values.end(); ++it) {
+        PlannedWrite f = w;
+        f.field = it.key();
+        f.new_value = json_value(values, it.key());
+        f.old_value = expected.contains(it.key()) ? json_value(expected, it.key())
+                                                  : json_value(base, it.key());
+        if (counts) {
+          ++counts->fields;
+          if (!empty_value(f.old_value) && f.old_value != f.new_value) {
+            ++counts->overwrites;
+            if (empty_value(f.new_value)) ++counts->blanks;
+          }
+        }
+        report.writes.push_back(std::move(f));
+      }
+      continue;
+    }
+    if (w.kind == "delete" && counts) {
+      ++counts->deletes;
+      // A deleted row loses every value it holds.
+      for (auto it = base.begin(); it != base.end(); ++it)
+        if (!empty_value(json_value(base, it.key()))) {
+          ++counts->overwrites;
+          ++counts->blanks;
+        }
+    }
+    if (w.kind == "insert" && counts) ++counts->inserts;
+    report.writes.push_back(std::move(w));
+  }
+}
+
+// The sides whose new writes replace more of their non-empty values than the share allows.
+std::vector<std::string> past_share(const InitialSyncReport& report) {
+  std::vector<std::string> out;
+  for (const SideWrites& s : report.sides)
+    if (s.overwrites > 0 && static_cast<double>(s.overwrites) >
+                                report.max_overwrite_share * static_cast<double>(s.non_empty))
+      out.push_back(s.side);
+  return out;
+}
+
+// The possible duplicates the run opened for an entity's rows on a side, each with its
+// candidates named by their rows (a dry run's record and conflict ids are rolled back).
+std::vector<std::string> duplicates_since(pqxx::transaction_base& tx, std::int64_t after,
+                                          const std::string& entity, const std::string& side,
+                                          bool dry_run) {
+  std::vector<std::string> lines;
+  for (const auto& r : tx.exec_params(
+           "SELECT c.id, c.row_key, c.reason, (SELECT string_agg('record ' || d.golden_id ||"
+           "  coalesce(' (' || (SELECT string_agg(x.side || ' row ' || x.row_key, ', '"
+           "   ORDER BY x.side) FROM mdsync.crosswalk x WHERE x.golden_id = d.golden_id) || ')',"
+           "  ''), '; ' ORDER BY d.golden_id)"
+           "  FROM mdsync.duplicate_candidate d WHERE d.conflict_id = c.id)"
+           " FROM mdsync.conflict c WHERE c.id > $1 AND c.entity = $2 AND c.side = $3"
+           " AND c.kind = 'possible_duplicate' AND c.status = 'open' ORDER BY c.id",
+           after, entity, side)) {
+    std::string line = dry_run ? std::string() : "conflict " + r[0].as<std::string>() + ": ";
+    line += side + " row " + r[1].as<std::string>() + ": " + r[2].as<std::string>();
+    if (!r[3].is_null()) line += "; candidates: " + r[3].as<std::string>();
+    lines.push_back(std::move(line));
+  }
+  return lines;
+}
+
+}  // namespace
+
+InitialSyncReport initial_sync(const config::Config& config, const InitialSyncOptions& options) {
   InitialSyncReport report;
-  // A service reconciling and writing back meanwhile would see half-taken-in sides, and its
-  // write-backs would race the rows being matched: sync --initial runs alone, holding the
-  // engine lease for the whole run.
-  SyncEngine engine(config, seed);
+  report.dry_run = options.dry_run;
+  report.max_overwrite_share = config.initial_sync.max_overwrite_share;
+  // A service reconciling and writing back meanwhile would race the rows being matched:
+  // sync --initial (and its dry run, which decides with the same code) runs alone, holding
+  // the engine lease.
+  SyncEngine engine(config, options.seed);
   try {
     engine.connect_control();
   } catch (const LeaseHeld& e) {
@@ -70,144 +167,146 @@ InitialSyncReport run(const config::Config& config, std::uint64_t seed) {
                              ". sync --initial runs alone: stop the service before `sync "
                              "--initial`, and start it again afterwards");
   }
-  PgConnection control = connect(config.control_dsn, "control store");
-  const core::Ruleset rs = load_ruleset(*control, config);
-  for (const config::EntityConfig& entity : config.entities) {
-    for (const config::SideConfig* side_ptr : side_order(config, entity, rs)) {
-      const config::SideConfig& side = *side_ptr;
-      SideStore& store = engine.side_store(side.name);
-      InitialSyncStep step;
-      step.entity = entity.name;
-      step.side = side.name;
-      const std::int64_t before = last_conflict_id(*control);
-      step.rows = store.enqueue_current_rows(entity);
-      const PassResult r = engine.reconcile_side(side.name);
-      step.created = r.created;
-      step.linked = r.linked_by_match;
-      step.possible_duplicates = r.possible_duplicates;
-      step.other = r.held + r.change_errors;
-      step.already_linked =
-          std::max(0, r.captured - r.created - r.linked_by_match - r.possible_duplicates - r.held);
-      step.duplicates = duplicates_since(*control, before, entity.name, side.name);
-      report.steps.push_back(std::move(step));
+
+  // Every side is read before anything is decided: a side that cannot be read stops the run
+  // with nothing changed.
+  std::map<std::string, SideSnapshot> snaps;
+  for (const config::SideConfig& side : config.sides) {
+    std::vector<const config::EntityConfig*> entities;
+    for (const config::EntityConfig& e : config.entities)
+      if (e.mapping_for(side.name)) entities.push_back(&e);
+    if (entities.empty()) continue;
+    try {
+      snaps[side.name] = engine.side_store(side.name).read_snapshot(entities);
+    } catch (const SideOwnershipError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw std::runtime_error("side " + side.name + " could not be read: " + e.what() +
+                               "; nothing was changed");
+    }
+    SideWrites counts;
+    counts.side = side.name;
+    for (const auto& [entity, rows] : snaps[side.name].rows)
+      for (const CapturedRow& row : rows)
+        for (const auto& [field, value] : row.values)
+          if (!empty_value(value)) ++counts.non_empty;
+    report.sides.push_back(counts);
+  }
+
+  std::map<std::string, std::vector<std::int64_t>> capture_seqs;  // every capture row read
+  const bool committed = engine.in_control_transaction([&](pqxx::transaction_base& tx,
+                                                           const core::Ruleset& rs,
+                                                           const FieldTransforms& transforms) {
+    const std::int64_t outbox_before =
+        tx.exec1("SELECT coalesce(max(id), 0) FROM mdsync.outbox")[0].as<std::int64_t>();
+    const std::int64_t conflict_before =
+        tx.exec1("SELECT coalesce(max(id), 0) FROM mdsync.conflict")[0].as<std::int64_t>();
+    BatchReconciler batch(tx, config, rs, transforms);
+
+    // Capture rows still on a side: a row the snapshot holds is read whole instead (its
+    // captured changes are in it); a row gone from it (deleted, out of the scope) is decided
+    // from its captures first, as the service would. Rows reconciled before are skipped.
+    std::map<std::string, std::vector<const CapturedRow*>> pending;
+    std::vector<std::pair<std::string, const CapturedRow*>> all;
+    for (auto& [side, snap] : snaps) {
+      std::vector<std::int64_t>& seqs = capture_seqs[side];
+      for (const CapturedRow& c : snap.captures.rows) seqs.push_back(c.seq);
+      if (seqs.empty()) continue;
+      std::set<std::int64_t> done;
+      for (const auto& r :
+           tx.exec_params("SELECT seq FROM mdsync.capture_done WHERE side = $1 AND epoch = $2"
+                          " AND seq = ANY($3::bigint[])",
+                          side, snap.captures.epoch, pg_bigint_array(seqs)))
+        done.insert(r[0].as<std::int64_t>());
+      std::set<std::pair<std::string, std::string>> present;
+      for (const auto& [entity, rows] : snap.rows)
+        for (const CapturedRow& row : rows) present.emplace(entity, row.row_key);
+      for (const CapturedRow& c : snap.captures.rows) {
+        if (done.count(c.seq)) continue;
+        if (present.count({c.entity, c.row_key})) {
+          ++report.captures_subsumed;
+          continue;
+        }
+        pending[side].push_back(&c);
+        all.emplace_back(side, &c);
+      }
+    }
+    for (auto& [side, snap] : snaps)
+      for (const auto& [entity, rows] : snap.rows)
+        for (const CapturedRow& row : rows) all.emplace_back(side, &row);
+    batch.prefetch(all);
+
+    // Captures of rows gone, merged by capture time across the sides (guarantee 6 per row).
+    {
+      PassResult r;
+      std::map<std::string, std::size_t> next;
+      for (;;) {
+        const CapturedRow* pick = nullptr;
+        std::string pick_side;
+        for (const auto& [side, rows] : pending) {
+          const std::size_t i = next[side];
+          if (i < rows.size() && (!pick || rows[i]->captured_at_us < pick->captured_at_us)) {
+            pick = rows[i];
+            pick_side = side;
+          }
+        }
+        if (!pick) break;
+        ++next[pick_side];
+        batch.reconcile(pick_side, snaps[pick_side].captures.epoch, *pick, r);
+        ++report.captures_applied;
+      }
+    }
+
+    for (const config::EntityConfig& entity : config.entities) {
+      for (const config::SideConfig* side : side_order(config, entity, rs)) {
+        const std::vector<CapturedRow>& rows = snaps[side->name].rows[entity.name];
+        PassResult r;
+        for (const CapturedRow& row : rows) batch.reconcile(side->name, kSnapshotEpoch, row, r);
+        InitialSyncStep step;
+        step.entity = entity.name;
+        step.side = side->name;
+        step.rows = static_cast<std::int64_t>(rows.size());
+        step.created = r.created;
+        step.linked = r.linked_by_match;
+        step.possible_duplicates = r.possible_duplicates;
+        step.other = r.held + r.change_errors;
+        step.already_linked = std::max(
+            0, r.captured - r.created - r.linked_by_match - r.possible_duplicates - r.held);
+        report.steps.push_back(std::move(step));
+      }
+    }
+    // Write-backs are planned here, once, from every side's rows.
+    batch.finish();
+    for (InitialSyncStep& step : report.steps)
+      step.duplicates =
+          duplicates_since(tx, conflict_before, step.entity, step.side, options.dry_run);
+
+    for (const auto& [side, seqs] : capture_seqs) {
+      if (seqs.empty()) continue;
+      tx.exec_params(
+          "INSERT INTO mdsync.capture_done (side, epoch, seq) SELECT $1, $2, unnest($3::bigint[])"
+          " ON CONFLICT DO NOTHING",
+          side, snaps[side].captures.epoch, pg_bigint_array(seqs));
+    }
+    list_writes(tx, outbox_before, report);
+    const std::vector<std::string> over = past_share(report);
+    if (!options.accept_overwrites) report.refused = over;
+    return !options.dry_run && report.refused.empty();
+  });
+  if (!committed) return report;
+
+  // The control store remembers the capture rows as done; drop them from the sides (one left
+  // behind is skipped by the service).
+  for (const auto& [side, seqs] : capture_seqs) {
+    if (seqs.empty()) continue;
+    try {
+      engine.side_store(side).forget_capture(seqs);
+    } catch (const std::exception& e) {
+      log::warn("capture_not_forgotten", {{"side", side}, {"error", std::string(e.what())}});
     }
   }
   report.writeback = engine.drain(std::chrono::seconds(30));
   return report;
-}
-
-// The dry run: the rows each side holds, decided in order as the engine would decide them,
-// against the control store as it is plus what the earlier rows would have done. The control
-// transaction is rolled back; the sides are only read.
-InitialSyncReport preview(const config::Config& config) {
-  InitialSyncReport report;
-  report.dry_run = true;
-  PgConnection control = connect(config.control_dsn, "control store");
-  const core::Ruleset rs = load_ruleset(*control, config);
-  const FieldTransforms transforms(config);
-  pqxx::work tx(*control);
-  RecordRepository repo(tx);
-  MatchIndex index(tx);
-
-  // Records as the rows decided so far would leave them; records a row would create get
-  // negative ids.
-  std::map<std::int64_t, core::RecordState> records;
-  std::map<std::int64_t, std::string> created_by;  // simulated id -> "erp row 7"
-  std::map<RecordRepository::RowRef, std::int64_t> links;
-  std::int64_t next_new = -1;
-  const StateOf state_of = [&](std::int64_t id) -> const core::RecordState* {
-    auto it = records.find(id);
-    if (it == records.end()) {
-      if (id < 0) return nullptr;
-      auto loaded = repo.load(id);
-      if (!loaded) return nullptr;
-      it = records.emplace(id, std::move(*loaded)).first;
-    }
-    return &it->second;
-  };
-  const NameOf name_of = [&](std::int64_t id) {
-    auto it = created_by.find(id);
-    return it == created_by.end() ? record_name(id) : "the record " + it->second + " would create";
-  };
-
-  for (const config::EntityConfig& entity : config.entities) {
-    for (const config::SideConfig* side_ptr : side_order(config, entity, rs)) {
-      const config::SideConfig& side = *side_ptr;
-      SideStore store(config, side);
-      const core::EntityRules* rules = rs.find(entity.name);
-      InitialSyncStep step;
-      step.entity = entity.name;
-      step.side = side.name;
-      const std::vector<CapturedRow> rows = store.read_current_rows(entity);
-      step.rows = static_cast<std::int64_t>(rows.size());
-      std::set<RecordRepository::RowRef> refs;
-      for (const CapturedRow& row : rows) refs.emplace(entity.name, side.name, row.row_key);
-      for (const auto& [ref, gid] : repo.find_by_keys(refs)) links.emplace(ref, gid);
-
-      for (const CapturedRow& row : rows) {
-        const std::string who = side.name + " row " + row.row_key;
-        if (row.row_key.empty()) {
-          ++step.other;
-          step.others.push_back(side.name + " row with a NULL key: cannot be linked");
-          continue;
-        }
-        const RecordRepository::RowRef ref{entity.name, side.name, row.row_key};
-        if (links.count(ref)) {
-          ++step.already_linked;
-          continue;
-        }
-        if (auto held = repo.open_create_conflict(entity.name, side.name, row.row_key)) {
-          ++step.other;
-          step.others.push_back(who + ": held by open conflict " + std::to_string(*held));
-          continue;
-        }
-        core::Change change = captured_change(row, side.name, entity, transforms, {});
-        std::int64_t gid = 0;
-        core::RecordState state;
-        if (!entity.match.empty()) {
-          const RowMatch m = match_row(index, entity, side.name, change.values, state_of, name_of);
-          if (m.outcome == mapping::MatchOutcome::kPossibleDuplicate) {
-            ++step.possible_duplicates;
-            std::string names;
-            for (std::int64_t id : m.candidates) names += (names.empty() ? "" : ", ") + name_of(id);
-            step.duplicates.push_back(who + ": possible duplicate of " + names + ": " + m.reason);
-            continue;
-          }
-          if (m.outcome == mapping::MatchOutcome::kLink) {
-            gid = m.target;
-            state = *state_of(gid);
-            state.bases[side.name] = {};
-            change = captured_change(row, side.name, entity, transforms, state.golden);
-          }
-        }
-        const core::Plan plan = core::reconcile_in_place(*rules, rs.version, state, change);
-        if (gid != 0) {
-          ++step.linked;
-        } else if (state.exists) {
-          gid = next_new--;
-          created_by[gid] = who;
-          ++step.created;
-        } else {
-          ++step.other;
-          step.others.push_back(who + ": " + side.name + " may not create " + entity.name +
-                                " records (unauthorized_create)");
-          continue;
-        }
-        links[ref] = gid;
-        if (plan_changes_keys(entity.match, plan)) index.changed(entity, gid, state);
-        records[gid] = std::move(state);
-      }
-      report.steps.push_back(std::move(step));
-    }
-  }
-  tx.abort();
-  return report;
-}
-
-}  // namespace
-
-InitialSyncReport initial_sync(const config::Config& config, bool dry_run, std::uint64_t seed) {
-  return dry_run ? preview(config) : run(config, seed);
 }
 
 }  // namespace mdsync::store

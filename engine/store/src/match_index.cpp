@@ -20,7 +20,9 @@ std::string spec_text(const mapping::MatchSpec& spec) {
       for (mapping::Normalizer n : k.normalize) norm.push_back(mapping::to_string(n));
       out.push_back({{"fields", k.fields}, {"normalize", norm}, {"fuzzy", list == &spec.fuzzy}});
     }
-  return out.dump();
+  // "sides": keys are built from what each side holds too (record_keys); an index built before
+  // that is rebuilt once.
+  return nlohmann::json{{"keys", out}, {"from", "golden and sides"}}.dump();
 }
 
 // Inserts the keys of many records in one statement per 5000 keys.
@@ -91,19 +93,29 @@ void MatchIndex::ensure_current(const config::EntityConfig& entity) {
   const pqxx::result r =
       tx_.exec_params("SELECT spec FROM mdsync.match_spec WHERE entity = $1", entity.name);
   if (!r.empty() && r[0][0].as<std::string>() == spec) return;
-  // Built with another spec, or never: every live record's keys again, from golden.
+  // Built with another spec, or never: every live record's keys again, from golden and from
+  // what each linked side holds.
   tx_.exec_params("DELETE FROM mdsync.match_key WHERE entity = $1", entity.name);
   std::vector<std::tuple<std::string, std::int64_t, mapping::MatchKey>> rows;
-  for (const auto& g : tx_.exec_params(
-           "SELECT id, \"values\"::text FROM mdsync.golden WHERE entity = $1 AND NOT deleted",
-           entity.name)) {
-    const std::int64_t gid = g[0].as<std::int64_t>();
-    if (changed_.count(gid)) continue;  // flush() writes these
-    const nlohmann::json values = nlohmann::json::parse(g[1].as<std::string>());
+  auto values_of = [](const nlohmann::json& values) {
     core::FieldValues fv;
     for (auto it = values.begin(); it != values.end(); ++it)
       fv[it.key()] = it->is_null() ? core::Value{} : core::Value{it->get<std::string>()};
-    for (mapping::MatchKey& k : mapping::match_keys(entity.match, fv))
+    return fv;
+  };
+  for (const auto& g : tx_.exec_params(
+           "SELECT g.id, g.\"values\"::text, (SELECT coalesce(jsonb_object_agg(x.side, x.base),"
+           " '{}') FROM mdsync.crosswalk x WHERE x.golden_id = g.id AND x.state = 'linked')::text"
+           " FROM mdsync.golden g WHERE g.entity = $1 AND NOT g.deleted",
+           entity.name)) {
+    const std::int64_t gid = g[0].as<std::int64_t>();
+    if (changed_.count(gid)) continue;  // flush() writes these
+    core::RecordState state;
+    state.exists = true;
+    state.golden = values_of(nlohmann::json::parse(g[1].as<std::string>()));
+    const nlohmann::json bases = nlohmann::json::parse(g[2].as<std::string>());
+    for (auto it = bases.begin(); it != bases.end(); ++it) state.bases[it.key()] = values_of(*it);
+    for (mapping::MatchKey& k : record_keys(entity.match, state))
       rows.emplace_back(entity.name, gid, std::move(k));
   }
   insert_keys(tx_, rows);
@@ -135,21 +147,42 @@ std::vector<mapping::KeyHits> MatchIndex::find(const config::EntityConfig& entit
     if (changed_.count(gid)) continue;  // its keys as of this batch are below
     hits[row[0].as<std::size_t>() - 1].records.push_back(std::to_string(gid));
   }
-  for (const auto& [gid, current] : changed_) {
-    if (current.entity != entity.name) continue;
-    for (const mapping::MatchKey& k : current.keys)
-      for (mapping::KeyHits& h : hits)
-        if (same_key(h.key, k)) h.records.push_back(std::to_string(gid));
+  for (mapping::KeyHits& h : hits) {
+    auto found = changed_keys_.find(ChangedKey{entity.name, h.key.name, h.key.value, h.key.fuzzy});
+    if (found == changed_keys_.end()) continue;
+    for (std::int64_t gid : found->second) h.records.push_back(std::to_string(gid));
   }
   return hits;
+}
+
+std::vector<mapping::MatchKey> record_keys(const mapping::MatchSpec& spec,
+                                           const core::RecordState& state) {
+  std::vector<mapping::MatchKey> keys;
+  if (!state.exists || state.deleted) return keys;
+  auto add = [&](const core::FieldValues& values) {
+    for (mapping::MatchKey& k : mapping::match_keys(spec, values))
+      if (std::none_of(keys.begin(), keys.end(),
+                       [&](const mapping::MatchKey& have) { return same_key(have, k); }))
+        keys.push_back(std::move(k));
+  };
+  add(state.golden);
+  for (const auto& [side, base] : state.bases) add(base);
+  return keys;
 }
 
 void MatchIndex::changed(const config::EntityConfig& entity, std::int64_t golden_id,
                          const core::RecordState& now) {
   Current& c = changed_[golden_id];
+  for (const mapping::MatchKey& k : c.keys) {
+    auto it = changed_keys_.find(ChangedKey{c.entity, k.name, k.value, k.fuzzy});
+    if (it == changed_keys_.end()) continue;
+    it->second.erase(golden_id);
+    if (it->second.empty()) changed_keys_.erase(it);
+  }
   c.entity = entity.name;
-  c.keys = now.exists && !now.deleted ? mapping::match_keys(entity.match, now.golden)
-                                      : std::vector<mapping::MatchKey>{};
+  c.keys = record_keys(entity.match, now);
+  for (const mapping::MatchKey& k : c.keys)
+    changed_keys_[ChangedKey{c.entity, k.name, k.value, k.fuzzy}].insert(golden_id);
 }
 
 void MatchIndex::hold_inserts(std::int64_t conflict_id, const std::string& side,

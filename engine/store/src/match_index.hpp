@@ -2,7 +2,8 @@
 // it serves: when a row appears on a side without a link, is it a record the engine already
 // has (link it), a new one (create it), or possibly one of several (ask the steward)?
 //
-// The index holds each live golden record's keys (mapping::match_keys of its golden values).
+// The index holds each live golden record's keys (record_keys: of its golden values and of what
+// each linked side holds).
 // A batch sees its own changes before they are written: records it created or whose key
 // fields it changed are looked up by their current keys, not by the rows the index still
 // holds for them, and flush() writes their keys once, at the end of the batch.
@@ -13,6 +14,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "mdsync/config/config.hpp"
@@ -61,6 +63,10 @@ class MatchIndex {
   pqxx::transaction_base& tx_;
   bool matching_;
   std::map<std::int64_t, Current> changed_;
+  // changed_ by key (entity, name, value, fuzzy), so a find does not scan every record the
+  // batch changed (sync --initial changes them all).
+  using ChangedKey = std::tuple<std::string, std::string, std::string, bool>;
+  std::map<ChangedKey, std::set<std::int64_t>> changed_keys_;
   std::set<std::string> checked_;  // entities whose spec was compared this transaction
   struct Held {
     std::int64_t conflict_id;
@@ -73,6 +79,13 @@ class MatchIndex {
 // Whether a plan created or deleted the record, or changed a golden value a key is built from:
 // only then do its keys need recomputing.
 bool plan_changes_keys(const mapping::MatchSpec& spec, const core::Plan& plan);
+
+// A live record's keys: from golden and from what each linked side holds (its base), so a row
+// that appears on a side is found by the values the other sides hold, whoever owns the key's
+// fields (a website the CRM owns, which golden has not taken yet, still links a CRM row to the
+// ERP's record). None for a deleted record.
+std::vector<mapping::MatchKey> record_keys(const mapping::MatchSpec& spec,
+                                           const core::RecordState& state);
 
 // The outbox note of a record's insert into a side that was not made: the side already holds
 // the row, now linked by a match key.

@@ -1,6 +1,8 @@
 #include "mdsync/store/side_store.hpp"
 
 #include <algorithm>
+#include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <pqxx/pqxx>
@@ -863,6 +865,11 @@ std::int64_t SideStore::highest_applied_id() {
 }
 
 CaptureBatch SideStore::read_capture(int limit) {
+  return read_capture(limit, {});
+}
+
+CaptureBatch SideStore::read_capture(int limit,
+                                     const std::function<void(pqxx::transaction_base&)>& also) {
   CaptureBatch batch;
   std::vector<CapturedRow>& rows = batch.rows;
   // Repeatable read: the stamp and epoch in the same snapshot as the rows, so a side adopted
@@ -906,6 +913,7 @@ CaptureBatch SideStore::read_capture(int limit) {
     add_field(rows.back(), row[5], row[6]);
   }
   resolve_lookups(tx, rows);
+  if (also) also(tx);
   return batch;
 }
 
@@ -1946,26 +1954,6 @@ const config::SideMapping& mapping_of(const config::EntityConfig& entity, const 
 
 }  // namespace
 
-std::int64_t SideStore::enqueue_current_rows(const config::EntityConfig& entity) {
-  const config::SideMapping& m = mapping_of(entity, side_.name);
-  pqxx::connection_base& c = conn();
-  pqxx::work tx(c);
-  hold_ownership(tx);
-  const ColumnTypes types = column_types(tx, table_name(c, m));
-  const SideTableSql sql(c, entity, m, types);
-  // Only the rows that take part (in the scope, not soft-deleted), captured as the trigger
-  // captures them. FOR SHARE: a row a user is changing right now is enqueued after that change
-  // commits (its own capture row comes first), and the row cannot change again until these
-  // are committed, so the capture sequence stays the commit order of the row (guarantee 6).
-  const pqxx::result r = tx.exec_params(
-      "INSERT INTO mdsync.capture (entity, op, row_key, changed) SELECT $1, 'U', " +
-          sql.key_text("t") + ", " + full_row_expr(c, sql, "t") + " FROM " + sql.table() +
-          " t WHERE " + sql.present("t") + " ORDER BY " + sql.key_columns("t") + " FOR SHARE OF t",
-      entity.name);
-  tx.commit();
-  return static_cast<std::int64_t>(r.affected_rows());
-}
-
 std::string SideStore::recapture_row(const config::EntityConfig& entity,
                                      const std::string& row_key) {
   const config::SideMapping& m = mapping_of(entity, side_.name);
@@ -1973,7 +1961,7 @@ std::string SideStore::recapture_row(const config::EntityConfig& entity,
   pqxx::work tx(c);
   const ColumnTypes types = column_types(tx, table_name(c, m));
   const SideTableSql sql(c, entity, m, types);
-  // The same SQL as the trigger and enqueue_current_rows: presence, liveness, the full row.
+  // The same SQL as the trigger: presence, liveness, the full row.
   // FOR SHARE: a change of the row in flight commits (and is captured) first.
   const pqxx::row r = tx.exec_params1(
       "WITH cur AS (SELECT " + sql.present("t") + " AS p, " + sql.live("t") + " AS l, " +
@@ -1989,10 +1977,10 @@ std::string SideStore::recapture_row(const config::EntityConfig& entity,
   return r[0].as<std::string>();
 }
 
-std::vector<CapturedRow> SideStore::read_current_rows(const config::EntityConfig& entity) {
+std::vector<CapturedRow> SideStore::current_rows(pqxx::transaction_base& tx,
+                                                 const config::EntityConfig& entity) {
   const config::SideMapping& m = mapping_of(entity, side_.name);
   pqxx::connection_base& c = conn();
-  pqxx::read_transaction tx(c);
   const ColumnTypes types = column_types(tx, table_name(c, m));
   const SideTableSql sql(c, entity, m, types);
   std::vector<CapturedRow> rows;
@@ -2014,6 +2002,22 @@ std::vector<CapturedRow> SideStore::read_current_rows(const config::EntityConfig
   }
   resolve_lookups(tx, rows);
   return rows;
+}
+
+std::vector<CapturedRow> SideStore::read_current_rows(const config::EntityConfig& entity) {
+  pqxx::read_transaction tx(conn());
+  return current_rows(tx, entity);
+}
+
+SideSnapshot SideStore::read_snapshot(const std::vector<const config::EntityConfig*>& entities) {
+  SideSnapshot snap;
+  // One snapshot for the capture table and the rows: a capture row is either older than what
+  // the rows show (its change is in them) or not visible here at all (it comes after).
+  snap.captures = read_capture(std::numeric_limits<int>::max(), [&](pqxx::transaction_base& tx) {
+    for (const config::EntityConfig* entity : entities)
+      snap.rows[entity->name] = current_rows(tx, *entity);
+  });
+  return snap;
 }
 
 }  // namespace mdsync::store

@@ -481,6 +481,7 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     std::vector<std::pair<std::int64_t, std::int64_t>> unexplained;  // golden id, outbox id
     // Later queued writes of a record whose write was superseded expected what it would write.
     std::vector<std::string> stale_gids, stale_after;
+    std::map<std::int64_t, const config::EntityConfig*> keyed;  // applied, with match keys
     for (std::size_t k = 0; k < requests.size(); ++k) {
       const WriteRequest& w = requests[k];
       const WriteResult& res = results[k];
@@ -524,6 +525,8 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
             base_values.push_back(values_to_json(w.values));
           }
           outcome.add(w.outbox_id, "done", res.row_key, "");
+          if (const config::EntityConfig* e = config_.entity(w.entity); e && !e->match.empty())
+            keyed[gid] = e;
           ++result.writes_applied;
           break;
         case WriteResult::Status::kCancelled:
@@ -587,6 +590,15 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
           " WHERE x.golden_id = u.id AND x.side = $4 AND x.row_key = u.k",
           pg_text_array(base_ids), pg_text_array(base_keys), pg_text_array(base_values),
           side.name());
+    if (!keyed.empty()) {
+      // Match keys are built from what each side holds too (record_keys): an applied write
+      // moves its record's keys, or a value no side holds any more would still find it.
+      MatchIndex keys(tx, false);
+      std::vector<std::int64_t> gids;
+      for (const auto& [gid, entity] : keyed) gids.push_back(gid);
+      for (auto& [gid, state] : repo.load_many(gids)) keys.changed(*keyed[gid], gid, state);
+      keys.flush();
+    }
     if (!stale_gids.empty())
       // Never sent: a record's writes go one per pass in id order, and these come later.
       tx.exec_params(
@@ -698,32 +710,24 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
   return result;
 }
 
-// ---- sync --initial: one side at a time, and the capture reader for its dry run ----------
+// ---- sync --initial -------------------------------------------------------------------
 
-PassResult SyncEngine::reconcile_side(const std::string& side_name) {
-  SideStore* side = nullptr;
-  for (auto& s : sides_)
-    if (s->name() == side_name) side = s.get();
-  if (side == nullptr) throw std::runtime_error("'" + side_name + "' is not a side");
-  PassResult total;
-  std::int64_t backlog = -1;
-  for (;;) {
-    PassResult r;
-    try {
-      r = reconcile_captures(Clock::now(), &side_name);
-    } catch (const pqxx::broken_connection& e) {
-      control_.reset();
-      throw ConnectionError("lost the control store: " + first_line(e.what()));
+bool SyncEngine::in_control_transaction(const ControlWork& work) {
+  try {
+    const core::Ruleset& rs = ruleset();
+    pqxx::work tx(control());
+    if (!work(tx, rs, *transforms_)) {
+      tx.abort();
+      return false;
     }
-    total += r;
-    if (r.side_errors > 0)
-      throw ConnectionError("side " + side_name + ": " + health_[side_name].last_error);
-    const std::int64_t left = side->capture_backlog();
-    // Rows that keep arriving while this runs are left to the normal passes that follow.
-    if (left == 0 || (backlog >= 0 && left >= backlog)) break;
-    backlog = left;
+    crash_point("initial.before_commit");
+    tx.commit();
+    crash_point("initial.after_commit");
+    return true;
+  } catch (const pqxx::broken_connection& e) {
+    control_.reset();
+    throw ConnectionError("lost the control store: " + first_line(e.what()));
   }
-  return total;
 }
 
 }  // namespace mdsync::store

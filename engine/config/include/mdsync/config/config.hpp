@@ -71,6 +71,12 @@ struct ServiceConfig {
   int writeback_backoff_max_ms = 30000;
 };
 
+// `sync --initial` refuses to queue writes that would overwrite (or blank) more than this share
+// of a side's non-empty values, unless told to accept them (--accept-overwrites).
+struct InitialSyncConfig {
+  double max_overwrite_share = 0.1;
+};
+
 // The PostgreSQL roles mdsync creates and grants (`roles` in mdsync.json): cluster-wide names,
 // so two deployments on one cluster can keep theirs apart. `capture` owns the side's capture
 // functions (SECURITY DEFINER); the others are for the control store.
@@ -89,6 +95,7 @@ struct Config {
   std::vector<SideConfig> sides;
   std::vector<EntityConfig> entities;
   ServiceConfig service;
+  InitialSyncConfig initial_sync;
   RolesConfig roles;
 
   std::vector<std::string> side_names() const;

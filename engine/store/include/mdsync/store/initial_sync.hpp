@@ -1,18 +1,13 @@
-// `mdsync sync --initial`: bootstrapping from the rows the sides already hold. Entity by
-// entity, side by side (the rules' `priority` first, then config order), every row that takes
-// part is enqueued into the side's
-// capture table as a full-row upsert and reconciled by the normal engine, without write-backs
-// until every side is done: the first side's rows create records, the later sides' rows are
-// linked to them by match keys (or open possible_duplicate conflicts), and rows already
-// linked are diffed against their base like any change. Then the write-backs are drained.
-// Running it again creates nothing new.
-//
-// The dry run reads the same rows without enqueuing them, and decides on them with the same
-// functions (match keys, the core's reconcile) in a control transaction that is rolled back:
-// nothing changes anywhere.
+// `mdsync sync --initial`: bootstrapping from the rows the sides already hold, in one control
+// transaction. Every side is read in one snapshot each; the rows are decided side after side
+// (the rules' `priority` first) by the engine's own batch code, each row linked by the match
+// keys of what every side holds, whoever owns the key's fields; write-backs are planned once,
+// after every side's rows, so nothing is written because of the order the sides were read in.
+// The dry run is the same transaction rolled back, listing every write it would have queued.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +15,14 @@
 #include "mdsync/store/sync_engine.hpp"
 
 namespace mdsync::store {
+
+struct InitialSyncOptions {
+  bool dry_run = false;
+  // Queue the writes even when they overwrite more of a side's values than
+  // `initial_sync.max_overwrite_share` allows.
+  bool accept_overwrites = false;
+  std::uint64_t seed = 0;
+};
 
 // What happened (or would happen) to one entity's rows on one side.
 struct InitialSyncStep {
@@ -32,15 +35,46 @@ struct InitialSyncStep {
   int possible_duplicates = 0;  // opened a possible_duplicate conflict
   int other = 0;                // held by an open conflict, an unauthorized create, an error
   std::vector<std::string> duplicates;  // one line per possible duplicate
-  std::vector<std::string> others;      // one line per row counted in `other` (dry run)
+};
+
+// One field of one queued write-back (an insert or delete lists the row once, field empty).
+struct PlannedWrite {
+  std::string side;
+  std::string entity;
+  std::int64_t golden_id = 0;
+  std::string kind;     // insert, update, delete
+  std::string row_key;  // empty for an insert
+  std::string field;
+  std::optional<std::string> old_value;  // what the side holds now
+  std::optional<std::string> new_value;
+  bool queued_before = false;  // queued by an earlier run and still pending
+};
+
+// A side's share of the writes: how many of its non-empty values they replace.
+struct SideWrites {
+  std::string side;
+  int inserts = 0, updates = 0, deletes = 0;
+  std::int64_t fields = 0;      // field values written by updates
+  std::int64_t overwrites = 0;  // of them: a non-empty value replaced (blanks included)
+  std::int64_t blanks = 0;      // of them: a non-empty value replaced by an empty one
+  std::int64_t non_empty = 0;   // non-empty values the side's rows hold
 };
 
 struct InitialSyncReport {
   bool dry_run = false;
   std::vector<InitialSyncStep> steps;
-  PassResult writeback;  // the drain after the sides (not for a dry run)
+  std::vector<PlannedWrite> writes;  // every write-back pending after the decisions
+  std::vector<SideWrites> sides;
+  int captures_applied = 0;   // pending capture rows decided first (rows gone since)
+  int captures_subsumed = 0;  // pending capture rows whose row was read whole instead
+  double max_overwrite_share = 0;
+  // Set when the run refused to commit: the sides whose overwrites pass the share.
+  std::vector<std::string> refused;
+  PassResult writeback;  // the drain after the commit (not for a dry run or a refusal)
 };
 
-InitialSyncReport initial_sync(const config::Config& config, bool dry_run, std::uint64_t seed);
+// Throws when a side or the control store cannot be reached (nothing is changed then), or
+// when a service holds the engine lease.
+InitialSyncReport initial_sync(const config::Config& config, const InitialSyncOptions& options);
 
 }  // namespace mdsync::store

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -70,6 +71,13 @@ struct CapturedRow {
 struct CaptureBatch {
   std::string epoch;
   std::vector<CapturedRow> rows;
+};
+
+// What `sync --initial` reads of a side, in one snapshot: the capture rows not forgotten yet
+// and the rows of each entity that take part (seq numbers them in key order).
+struct SideSnapshot {
+  CaptureBatch captures;
+  std::map<std::string, std::vector<CapturedRow>> rows;  // by entity
 };
 
 struct WriteRequest {
@@ -166,17 +174,15 @@ class SideStore {
   // Side transactions retried because of a deadlock or serialization failure, so far.
   std::int64_t contention_retries() const { return contention_retries_; }
 
-  // `sync --initial`: every row of the entity's table that takes part in the sync, enqueued
-  // into the side's capture table as a full-row upsert exactly as the trigger captures an
-  // insert, so the engine reconciles it like any other change. Returns how many rows.
-  std::int64_t enqueue_current_rows(const config::EntityConfig& entity);
+  // `sync --initial`: the capture table and the rows of these entities, in one snapshot.
+  SideSnapshot read_snapshot(const std::vector<const config::EntityConfig*>& entities);
   // `errors retry`: one row as it is now, enqueued the way the trigger captures it: a full-row
   // upsert ('U') while it takes part, 'L' when it is live but outside the scope, 'D' when it is
   // soft-deleted or gone. Returns the op enqueued. The engine then reconciles it like any
   // change, after the row's earlier captures (guarantee 6).
   std::string recapture_row(const config::EntityConfig& entity, const std::string& row_key);
-  // The same rows as capture would deliver them (lookups resolved; seq numbers the rows in key
-  // order), read without writing anything: for `sync --initial --dry-run`.
+  // The rows of the entity that take part, as capture would deliver them (lookups resolved; seq
+  // numbers the rows in key order), read without writing anything.
   std::vector<CapturedRow> read_current_rows(const config::EntityConfig& entity);
 
   // Drops the connection (after an error); the next call reconnects.
@@ -185,6 +191,10 @@ class SideStore {
  private:
   pqxx::connection_base& conn();
   void resolve_lookups(pqxx::transaction_base& tx, std::vector<CapturedRow>& rows);
+  // `also` runs in the capture read's snapshot, after the rows are read.
+  CaptureBatch read_capture(int limit, const std::function<void(pqxx::transaction_base&)>& also);
+  std::vector<CapturedRow> current_rows(pqxx::transaction_base& tx,
+                                        const config::EntityConfig& entity);
   std::vector<WriteResult> apply_once(const std::vector<WriteRequest>& requests);
   std::vector<std::string> mapping_drift(pqxx::transaction_base& tx);
   // A row write the side's database refused, made kUnwritable (refused) when the refusal names

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -20,7 +21,8 @@
 
 namespace pqxx {
 class connection_base;
-}
+class transaction_base;
+}  // namespace pqxx
 
 namespace mdsync::store {
 
@@ -77,12 +79,12 @@ class SyncEngine {
   // Pending write-backs and capture backlog, for logs and status.
   std::int64_t pending_writebacks();
 
-  // Reconciles batches of this side's captured changes only, without write-backs, until its
-  // capture table is empty (or no longer shrinks). `sync --initial` processes the sides one
-  // after another this way, so the first side's rows create records and the later sides'
-  // rows match them before anything is written. Throws if the side or the control store
-  // cannot be reached.
-  PassResult reconcile_side(const std::string& side);
+  // `sync --initial`: runs `work` in one control transaction (lease held) with the engine's
+  // ruleset and field transforms, and commits it when `work` returns true; otherwise it is
+  // rolled back. Returns whether it committed.
+  using ControlWork = std::function<bool(pqxx::transaction_base& tx, const core::Ruleset& rs,
+                                         const FieldTransforms& transforms)>;
+  bool in_control_transaction(const ControlWork& work);
 
  private:
   struct SideHealth {
