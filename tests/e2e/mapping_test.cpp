@@ -616,6 +616,30 @@ TEST_F(MappingTest, WriteTheSideRefusesIsAConflictTheStewardResolves) {
   EXPECT_EQ(crm_of("customerNumber", "Forbidden Inc"), "C-1");
   EXPECT_EQ(open_conflicts(), "");
   EXPECT_EQ(pending_captures(), "0+0");
+
+  // A trigger's RAISE names no column: it is about the write's one field. --take crm keeps
+  // what the CRM holds.
+  s_.crm_exec(
+      "CREATE FUNCTION \"Workspace\".no_xx() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+      " IF NEW.\"taxId\" LIKE 'XX%' THEN RAISE EXCEPTION 'tax id % is not accepted',"
+      " NEW.\"taxId\"; END IF; RETURN NEW; END $$;"
+      " CREATE TRIGGER no_xx BEFORE UPDATE ON \"Workspace\".company FOR EACH ROW"
+      " EXECUTE FUNCTION \"Workspace\".no_xx()");
+  s_.erp_exec(
+      "UPDATE erp.res_partner SET company_data = '{\"vat\": \"XX9\"}' WHERE name = 'Acme Two'");
+  EXPECT_EQ(s_.mdsync({"run", "--once"}).exit_code, 1);
+  EXPECT_EQ(open_conflicts(), "write_refused vat");
+  const std::string why = s_.control("SELECT reason FROM mdsync.conflict WHERE status = 'open'");
+  EXPECT_NE(why.find("crm's database refused taxId = \"XX9\" on Workspace.company (a trigger): "
+                     "ERROR:  tax id XX9 is not accepted"),
+            std::string::npos)
+      << why;
+  const std::string id3 = s_.control("SELECT id FROM mdsync.conflict WHERE status = 'open'");
+  s_.mdsync_ok({"conflicts", "resolve", id3, "--take", "crm"});
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(open_conflicts(), "");
+  EXPECT_EQ(crm_of("taxId", "Acme Two"), "<null>");
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.golden WHERE \"values\"->>'vat' = 'XX9'"), "0");
 }
 
 // init checks a lookup against the live side and names what is missing, installing nothing.
