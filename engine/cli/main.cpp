@@ -106,8 +106,9 @@ int main(int argc, char** argv) {
   c_list->add_option("--entity", filter.entity, "Only this entity");
   c_list->add_option("--field", filter.field, "Only conflicts on this field (or its group)");
   c_list->add_option("--kind", filter.kind, "Only this kind")
-      ->check(CLI::IsMember({"concurrent_edit", "foreign_write", "invalid_value",
-                             "unauthorized_create", "foreign_delete", "possible_duplicate"}));
+      ->check(
+          CLI::IsMember({"concurrent_edit", "foreign_write", "invalid_value", "unauthorized_create",
+                         "foreign_delete", "possible_duplicate", "write_refused"}));
   c_list->add_option("--status", filter.status, "open (default), resolved, dismissed or all")
       ->check(CLI::IsMember({"open", "resolved", "dismissed", "all"}));
   c_list->add_flag("--json", list_json, "Machine-readable output");

@@ -380,6 +380,9 @@ json status_problems(const json& s, const StatusChecks& checks) {
     if (!v["reachable"].get<bool>())
       add("reachable", side, 0, std::nullopt,
           "side " + side + " is unreachable: " + v.value("reach_error", std::string("unknown")));
+    // A column the mapping reads is gone: always a problem, the field no longer syncs.
+    for (const json& drift : v["mapping_drift"])
+      add("drift", side, 1, std::nullopt, drift.get<std::string>());
     const auto errors = v["capture_errors"].get<std::int64_t>();
     if (errors > checks.errors)
       add("errors", side, errors, checks.errors,
@@ -448,6 +451,8 @@ int cmd_status(const config::Config& config, bool as_json, const std::vector<std
                 << v["writeback_lag_seconds"].get<std::int64_t>() << " s), failed "
                 << v["writeback_failed"].get<std::int64_t>() << ", changes kept as errors "
                 << v["capture_errors"].get<std::int64_t>() << "\n";
+      for (const json& drift : v["mapping_drift"])
+        std::cout << "  mapping drift: " << drift.get<std::string>() << "\n";
       if (v["writeback_stuck"].get<std::int64_t>() > 0)
         std::cout << "  " << v["writeback_stuck"].get<std::int64_t>()
                   << " row(s) whose write-backs keep being superseded with no change captured:"

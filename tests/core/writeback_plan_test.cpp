@@ -273,6 +273,15 @@ TEST(PlanWritebacks, InsertLeavesOutAUnitTheSideCannotHold) {
             "name=\"Acme\" street=\"Main 1\"\n");
 }
 
+// A unit the side's database refused (a write_refused conflict for that side) is held the same
+// way: an insert leaves it out, so the refused value is not tried again until a steward decides.
+TEST(PlanWritebacks, InsertLeavesOutAUnitTheSidesDatabaseRefused) {
+  RecordState s = StateBuilder().golden(kGolden).base("crm", kGolden).build();
+  s.open_conflicts.push_back(OpenConflict{5, "address", ConflictKind::kWriteRefused, "erp"});
+  EXPECT_EQ(writes_text(plan_writebacks(rules(), s, {"erp"}, {}).writes),
+            "erp insert credit_limit=\"100\" email=\"a@acme.example\" name=\"Acme\"\n");
+}
+
 // A queued insert already withdrawn (its side has yet to confirm) will not apply, so an update
 // queued after it is withdrawn too, and the row that got linked is updated from its own base.
 TEST(PlanWritebacks, UpdatesQueuedAfterAWithdrawnInsertAreWithdrawn) {

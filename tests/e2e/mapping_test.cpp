@@ -341,6 +341,307 @@ TEST_F(MappingTest, MicrosThatAreNotAWholeNumberOfUnitsAreInvalid) {
       << reason;
 }
 
+// Odoo-shaped lookups: the country by its English name inside a jsonb column of
+// translations, the state by its code within the row's country (the same code in two
+// countries is two rows); the ERP's website written in its own spelling.
+const char* const kLookupEntities = R"({"company": {
+    "fields": {"name": "text", "website": "text", "country": "text", "state": "text"},
+    "sides": {
+      "erp": {"schema": "erp", "table": "res_partner", "key": "id", "columns": {
+        "name": "name",
+        "website": {"column": "website", "normalize": ["trim", "url_host"],
+                    "write_as": "https://{value}"},
+        "country": {"column": "country_id", "lookup": {"table": "res_country", "key": "id",
+                    "value": "label", "value_path": ["en_US"]}},
+        "state": {"column": "state_id", "lookup": {"table": "res_country_state", "key": "id",
+                  "value": "code", "within": {"country_id": "country"}}}}},
+      "crm": {"schema": "Workspace", "table": "company", "key": "id", "columns": {
+        "name": "name",
+        "website": {"column": "domainName", "normalize": ["trim", "url_host"]},
+        "country": "addressAddressCountry", "state": "addressAddressState"}}}}})";
+
+class LookupMappingTest : public MappingTest {
+ protected:
+  void start_lookups() {
+    s_.erp_exec(fixture("erp_partners.sql"));
+    s_.erp_exec(
+        "ALTER TABLE erp.res_country ADD COLUMN label jsonb;"
+        " UPDATE erp.res_country SET label = jsonb_build_object('fr_FR', 'fr:' || name,"
+        " 'en_US', name);"
+        " CREATE TABLE erp.res_country_state (id serial PRIMARY KEY,"
+        "  country_id integer NOT NULL REFERENCES erp.res_country (id), code text NOT NULL,"
+        "  name text NOT NULL);"
+        " INSERT INTO erp.res_country_state (country_id, code, name)"
+        "  SELECT c.id, v.code, v.name FROM (VALUES ('NL', 'NH', 'Noord-Holland'),"
+        "  ('US', 'NH', 'New Hampshire'), ('US', 'CA', 'California'), ('NL', 'UT', 'Utrecht'))"
+        "  v(country, code, name) JOIN erp.res_country c ON c.code = v.country;"
+        " ALTER TABLE erp.res_partner ADD COLUMN state_id integer"
+        "  REFERENCES erp.res_country_state (id)");
+    s_.crm_exec(fixture("crm_companies.sql"));
+    s_.crm_exec("ALTER TABLE \"Workspace\".company ADD COLUMN \"addressAddressState\" text");
+    s_.write_config_entities(kLookupEntities, {{"company", kRules}});
+    s_.mdsync_ok({"init"});
+  }
+  std::string erp_state(const std::string& name) const {
+    return s_.erp(
+        "SELECT c.code || '/' || s.name FROM erp.res_partner p JOIN erp.res_country_state s"
+        " ON s.id = p.state_id JOIN erp.res_country c ON c.id = s.country_id"
+        " WHERE p.name = '" +
+        name + "'");
+  }
+};
+
+TEST_F(LookupMappingTest, TranslatedNamesAndStatesWithinTheirCountry) {
+  start_lookups();
+  // Read: the country's English name from the translations.
+  s_.erp_exec(
+      "INSERT INTO erp.res_partner (name, is_company, country_id) VALUES ('Walloon', true,"
+      " (SELECT id FROM erp.res_country WHERE code = 'BE'))");
+  s_.crm_exec(
+      "INSERT INTO \"Workspace\".company (name, \"addressAddressCountry\","
+      " \"addressAddressState\") VALUES ('Dutch', 'Netherlands', 'NH'),"
+      " ('Yankee', 'United States', 'NH')");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(crm_of("addressAddressCountry", "Walloon"), "Belgium");
+  // Write: the name to the country's key, the state's code to the key of the row in that
+  // country.
+  EXPECT_EQ(erp_country("Dutch"), "NL");
+  EXPECT_EQ(erp_state("Dutch"), "NL/Noord-Holland");
+  EXPECT_EQ(erp_country("Yankee"), "US");
+  EXPECT_EQ(erp_state("Yankee"), "US/New Hampshire");
+
+  // Both moved at once: the state is looked up in the new country.
+  s_.crm_exec(
+      "UPDATE \"Workspace\".company SET \"addressAddressCountry\" = 'United States',"
+      " \"addressAddressState\" = 'CA' WHERE name = 'Dutch'");
+  s_.crm_exec(
+      "UPDATE \"Workspace\".company SET \"addressAddressCountry\" = 'Netherlands',"
+      " \"addressAddressState\" = 'UT' WHERE name = 'Yankee'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(erp_state("Dutch"), "US/California");
+  EXPECT_EQ(erp_state("Yankee"), "NL/Utrecht");
+  // The ERP's own edit of the state reads back as its code.
+  s_.erp_exec(
+      "UPDATE erp.res_partner SET state_id = (SELECT s.id FROM erp.res_country_state s JOIN"
+      " erp.res_country c ON c.id = s.country_id WHERE c.code = 'NL' AND s.code = 'NH')"
+      " WHERE name = 'Yankee'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(crm_of("addressAddressState", "Yankee"), "NH");
+  EXPECT_EQ(pending_captures(), "0+0");
+  EXPECT_EQ(open_conflicts(), "");
+
+  // A code the row's country lacks (California is not Dutch): not written, the rest is.
+  s_.crm_exec(
+      "UPDATE \"Workspace\".company SET \"addressAddressState\" = 'CA', name = 'Yankee2'"
+      " WHERE name = 'Yankee'");
+  EXPECT_EQ(s_.mdsync({"run", "--once"}).exit_code, 1);
+  EXPECT_EQ(erp_state("Yankee2"), "NL/Noord-Holland");
+  const std::string error =
+      s_.control("SELECT last_error FROM mdsync.outbox WHERE status = 'failed'");
+  EXPECT_NE(error.find("state: 'CA' is not a code of erp.res_country_state with country_id = "),
+            std::string::npos)
+      << error;
+  EXPECT_EQ(open_conflicts(), "invalid_value state");
+}
+
+// write_as: the ERP's website column holds full URLs; a value from the CRM is written as
+// "https://host", and a formatting-only edit on either side writes nothing on the other.
+TEST_F(LookupMappingTest, WebsiteIsWrittenInTheSidesSpellingAndRespellingIsNoChange) {
+  start_lookups();
+  s_.erp_exec(
+      "INSERT INTO erp.res_partner (name, is_company, website) VALUES ('Ex', true,"
+      " 'https://www.example.com/about')");
+  s_.crm_exec(
+      "INSERT INTO \"Workspace\".company (name, \"domainName\") VALUES ('Globex',"
+      " 'Globex.example')");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(crm_of("domainName", "Ex"), "example.com");
+  EXPECT_EQ(erp_of("p.website", "Ex"), "https://www.example.com/about");
+  EXPECT_EQ(erp_of("p.website", "Globex"), "https://globex.example");
+
+  const std::string erp_tuple = erp_of("p.xmin", "Globex");
+  s_.crm_exec(
+      "UPDATE \"Workspace\".company SET \"domainName\" = 'HTTPS://WWW.GLOBEX.example/'"
+      " WHERE name = 'Globex'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(erp_of("p.website", "Globex"), "https://globex.example");
+  EXPECT_EQ(erp_of("p.xmin", "Globex"), erp_tuple);
+  const std::string crm_tuple = crm_of("xmin", "Globex");
+  s_.erp_exec(
+      "UPDATE erp.res_partner SET website = 'http://globex.example/contact'"
+      " WHERE name = 'Globex'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(crm_of("domainName", "Globex"), "HTTPS://WWW.GLOBEX.example/");
+  EXPECT_EQ(crm_of("xmin", "Globex"), crm_tuple);
+  EXPECT_EQ(s_.control("SELECT \"values\"->>'website' FROM mdsync.golden g"
+                       " WHERE \"values\"->>'name' = 'Globex'"),
+            "globex.example");
+
+  // A real change, written in the ERP's spelling.
+  s_.crm_exec(
+      "UPDATE \"Workspace\".company SET \"domainName\" = 'new.example' WHERE name = 'Globex'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(erp_of("p.website", "Globex"), "https://new.example");
+  EXPECT_EQ(pending_captures(), "0+0");
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.outbox WHERE status <> 'done'"), "0");
+}
+
+// A mapped column dropped on the ERP and one renamed on the CRM after init: the applications'
+// writes go on (the trigger used to fail every write to the table), the other fields keep
+// syncing both ways, status and the log name the drift, and the engine does not write the
+// gone column. Once the side agrees with the mapping again, the drift is gone.
+TEST_F(MappingTest, CaptureSurvivesADroppedOrRenamedMappedColumn) {
+  start();
+  s_.erp_exec(
+      "INSERT INTO erp.res_partner (name, is_company, website, ref) VALUES ('Acme', true,"
+      " 'acme.example', 'C-1')");
+  s_.mdsync_ok({"run", "--once"});
+  ASSERT_EQ(crm_of("customerNumber", "Acme"), "C-1");
+  s_.mdsync_ok({"status"});
+
+  s_.erp_exec("ALTER TABLE erp.res_partner DROP COLUMN website");
+  s_.crm_exec("ALTER TABLE \"Workspace\".company RENAME COLUMN \"taxId\" TO \"vatNumber\"");
+  // The applications' writes, mapped and unmapped columns, all succeed and are captured.
+  s_.erp_exec(
+      "UPDATE erp.res_partner SET ref = 'C-1b', email = 'a@acme.example'"
+      " WHERE name = 'Acme'");
+  s_.erp_exec("INSERT INTO erp.res_partner (name, is_company, ref) VALUES ('Globex', true, 'C-2')");
+  s_.crm_exec("UPDATE \"Workspace\".company SET emails = 'x@acme.example' WHERE name = 'Acme'");
+  s_.crm_exec(
+      "UPDATE \"Workspace\".company SET \"addressAddressCountry\" = 'Germany',"
+      " \"vatNumber\" = 'DE1' WHERE name = 'Acme'");
+  EXPECT_EQ(pending_captures(), "2+1");
+
+  const RunResult status = s_.mdsync({"status"});
+  EXPECT_EQ(status.exit_code, 1) << status.out << status.err;
+  EXPECT_NE(status.out.find("mapping drift: side erp: column 'website' of erp.res_partner is "
+                            "gone (dropped or renamed since init): company.website is neither "
+                            "captured nor written"),
+            std::string::npos)
+      << status.out;
+  EXPECT_NE(status.out.find("mapping drift: side crm: column 'taxId' of Workspace.company is gone"),
+            std::string::npos)
+      << status.out;
+
+  const RunResult run = s_.mdsync({"run", "--once"});
+  EXPECT_NE(run.err.find("mapping_drift"), std::string::npos) << run.err;
+  EXPECT_EQ(crm_of("customerNumber", "Acme"), "C-1b");
+  EXPECT_EQ(crm_of("customerNumber", "Globex"), "C-2");
+  EXPECT_EQ(erp_country("Acme"), "DE");
+  EXPECT_EQ(crm_of("domainName", "Acme"), "acme.example") << "a gone column is no NULL";
+  EXPECT_EQ(pending_captures(), "0+0");
+
+  // The VAT now changes on the ERP: the CRM's column for it is gone, so that write is refused
+  // with the reason, and the rest of the row is written.
+  s_.erp_exec(
+      "UPDATE erp.res_partner SET company_data = '{\"vat\": \"DE2\"}', ref = 'C-1c'"
+      " WHERE name = 'Acme'");
+  EXPECT_EQ(s_.mdsync({"run", "--once"}).exit_code, 1);
+  EXPECT_EQ(crm_of("customerNumber", "Acme"), "C-1c");
+  const std::string refused = s_.control(
+      "SELECT coalesce(string_agg(last_error, ' / '), '') FROM mdsync.outbox"
+      " WHERE side = 'crm' AND status = 'failed'");
+  EXPECT_NE(refused.find("vat: column 'taxId' of Workspace.company is gone (dropped or renamed "
+                         "since init: mapping drift)"),
+            std::string::npos)
+      << refused;
+
+  // The sides agree with the mapping again: init passes its checks, no drift is left.
+  s_.crm_exec("ALTER TABLE \"Workspace\".company RENAME COLUMN \"vatNumber\" TO \"taxId\"");
+  EXPECT_EQ(s_.mdsync({"init"}).exit_code, 1) << "init names the ERP's missing column";
+  s_.erp_exec("ALTER TABLE erp.res_partner ADD COLUMN website text");
+  s_.mdsync_ok({"init"});
+  const RunResult after = s_.mdsync({"status"});
+  EXPECT_EQ(after.out.find("mapping drift"), std::string::npos) << after.out;
+  s_.erp_exec("UPDATE erp.res_partner SET website = 'acme.example' WHERE name = 'Acme'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(pending_captures(), "0+0");
+}
+
+// A write the CRM's database refuses (its unique index on the domain, a CHECK) opens a
+// write_refused conflict on the field, naming the side, the constraint and the value; the rest
+// of the row is written. The steward's value is then written everywhere (resolve --value); a
+// dismiss keeps the golden value and tries it again (once the side accepts it).
+TEST_F(MappingTest, WriteTheSideRefusesIsAConflictTheStewardResolves) {
+  start();
+  s_.crm_exec(
+      "CREATE UNIQUE INDEX company_domain_key ON \"Workspace\".company (\"domainName\");"
+      " ALTER TABLE \"Workspace\".company ADD CONSTRAINT company_name_allowed"
+      " CHECK (name <> 'Forbidden Inc')");
+  s_.erp_exec(
+      "INSERT INTO erp.res_partner (name, is_company, website, ref) VALUES"
+      " ('Acme', true, 'acme.example', 'C-1'), ('Acme Two', true, 'two.example', 'C-2')");
+  s_.mdsync_ok({"run", "--once"});
+  ASSERT_EQ(crm_of("domainName", "Acme Two"), "two.example");
+
+  s_.erp_exec(
+      "UPDATE erp.res_partner SET website = 'acme.example', ref = 'C-22'"
+      " WHERE name = 'Acme Two'");
+  EXPECT_EQ(s_.mdsync({"run", "--once"}).exit_code, 1);
+  EXPECT_EQ(crm_of("customerNumber", "Acme Two"), "C-22") << "the rest of the row is written";
+  EXPECT_EQ(crm_of("domainName", "Acme Two"), "two.example");
+  EXPECT_EQ(open_conflicts(), "write_refused website");
+  EXPECT_EQ(s_.control("SELECT side FROM mdsync.conflict"), "crm");
+  const std::string reason = s_.control("SELECT reason FROM mdsync.conflict");
+  EXPECT_NE(reason.find("crm cannot hold website: crm's database refused domainName = "
+                        "\"acme.example\" on Workspace.company (constraint company_domain_key)"),
+            std::string::npos)
+      << reason;
+  const std::string listed = s_.mdsync_ok({"conflicts", "list", "--kind", "write_refused"});
+  EXPECT_NE(listed.find("website"), std::string::npos) << listed;
+  // Held: nothing more is tried while the conflict is open.
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.outbox WHERE side = 'crm'"
+                       " AND status = 'failed'"),
+            "1");
+
+  const std::string id = s_.control("SELECT id FROM mdsync.conflict");
+  s_.mdsync_ok({"conflicts", "resolve", id, "--value", R"({"website": "two-b.example"})"});
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(crm_of("domainName", "Acme Two"), "two-b.example");
+  EXPECT_EQ(erp_of("p.website", "Acme Two"), "two-b.example");
+  EXPECT_EQ(open_conflicts(), "");
+
+  // A CHECK: dismissed once the side accepts the value, the golden value is written again.
+  s_.erp_exec("UPDATE erp.res_partner SET name = 'Forbidden Inc' WHERE name = 'Acme'");
+  EXPECT_EQ(s_.mdsync({"run", "--once"}).exit_code, 1);
+  EXPECT_EQ(open_conflicts(), "write_refused name");
+  EXPECT_NE(s_.control("SELECT reason FROM mdsync.conflict WHERE status = 'open'")
+                .find("(constraint company_name_allowed)"),
+            std::string::npos);
+  s_.crm_exec("ALTER TABLE \"Workspace\".company DROP CONSTRAINT company_name_allowed");
+  const std::string id2 = s_.control("SELECT id FROM mdsync.conflict WHERE status = 'open'");
+  s_.mdsync_ok({"conflicts", "dismiss", id2});
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(crm_of("customerNumber", "Forbidden Inc"), "C-1");
+  EXPECT_EQ(open_conflicts(), "");
+  EXPECT_EQ(pending_captures(), "0+0");
+
+  // A trigger's RAISE names no column: it is about the write's one field. --take crm keeps
+  // what the CRM holds.
+  s_.crm_exec(
+      "CREATE FUNCTION \"Workspace\".no_xx() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+      " IF NEW.\"taxId\" LIKE 'XX%' THEN RAISE EXCEPTION 'tax id % is not accepted',"
+      " NEW.\"taxId\"; END IF; RETURN NEW; END $$;"
+      " CREATE TRIGGER no_xx BEFORE UPDATE ON \"Workspace\".company FOR EACH ROW"
+      " EXECUTE FUNCTION \"Workspace\".no_xx()");
+  s_.erp_exec(
+      "UPDATE erp.res_partner SET company_data = '{\"vat\": \"XX9\"}' WHERE name = 'Acme Two'");
+  EXPECT_EQ(s_.mdsync({"run", "--once"}).exit_code, 1);
+  EXPECT_EQ(open_conflicts(), "write_refused vat");
+  const std::string why = s_.control("SELECT reason FROM mdsync.conflict WHERE status = 'open'");
+  EXPECT_NE(why.find("crm's database refused taxId = \"XX9\" on Workspace.company (a trigger): "
+                     "ERROR:  tax id XX9 is not accepted"),
+            std::string::npos)
+      << why;
+  const std::string id3 = s_.control("SELECT id FROM mdsync.conflict WHERE status = 'open'");
+  s_.mdsync_ok({"conflicts", "resolve", id3, "--take", "crm"});
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(open_conflicts(), "");
+  EXPECT_EQ(crm_of("taxId", "Acme Two"), "<null>");
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.golden WHERE \"values\"->>'vat' = 'XX9'"), "0");
+}
+
 // init checks a lookup against the live side and names what is missing, installing nothing.
 TEST_F(MappingTest, InitNamesAMissingLookupTableOrColumn) {
   s_.erp_exec(fixture("erp_partners.sql"));

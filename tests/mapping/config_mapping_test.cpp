@@ -224,6 +224,35 @@ TEST(ConfigMapping, FuzzyThresholdLoadsExactly) {
   }
 }
 
+// A lookup into a jsonb column of translations, one keyed within another field, and a
+// write template load into the mapping.
+TEST(ConfigMapping, TranslatedLookupWithinLookupAndWriteAsLoad) {
+  const Config cfg = parse_config(
+      config(side("", {{"country", R"({"column": "country_id", "lookup": {"table": "res_country",
+                          "key": "id", "value": "name", "value_path": ["en_US"]}})"},
+                       {"vat", R"({"column": "state_id", "lookup": {"schema": "ref",
+                          "table": "res_country_state", "key": "id", "value": "code",
+                          "within": {"country_id": "country"}}})"},
+                       {"website", R"({"column": "domainName", "normalize": ["url_host"],
+                          "write_as": "https://{value}"})"}})),
+      "mdsync.json");
+  const SideMapping& m = crm_of(cfg);
+  const auto& country = m.field_mapping("country")->lookup;
+  ASSERT_TRUE(country);
+  EXPECT_EQ(country->value, "name");
+  EXPECT_EQ(country->value_path, std::vector<std::string>{"en_US"});
+  EXPECT_TRUE(country->within.empty());
+  const auto& state = m.field_mapping("vat")->lookup;
+  ASSERT_TRUE(state);
+  EXPECT_EQ(state->schema, "ref");
+  EXPECT_TRUE(state->value_path.empty());
+  EXPECT_EQ(state->within,
+            (std::vector<std::pair<std::string, std::string>>{{"country_id", "country"}}));
+  EXPECT_EQ(m.field_mapping("website")->write_as, "https://{value}");
+  const mapping::FieldTransform host(FieldType::kText, *m.field_mapping("website"));
+  EXPECT_EQ(*host.to_side(std::string("WWW.Example.com")).value(), "https://example.com");
+}
+
 // The complete example of engine/mapping/MAPPING.md loads, so the reference cannot drift
 // from the loader.
 TEST(ConfigMapping, ReferenceExampleLoads) {
@@ -405,7 +434,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "",
                   {{"credit_limit", R"({"column": "c", §"scael": 6})"}},
                   "unknown key 'scael' in " + kCol +
-                      "credit_limit (allowed: column, json_path, lookup, map, scale, normalize)"},
+                      "credit_limit (allowed: column, json_path, lookup, map, scale, normalize, "
+                      "write_as)"},
         ErrorCase{"ColumnObjectWithoutColumn",
                   "",
                   {{"credit_limit", R"(§{"scale": 6})"}},
@@ -532,6 +562,45 @@ INSTANTIATE_TEST_SUITE_P(
                   {},
                   "entities.customer.match.keys[0]: normalizers apply to text fields only",
                   R"("match": {"keys": [{"field": "qty", "normalize": §["trim"]}]},)"},
+        ErrorCase{"LookupValuePathNotAList",
+                  "",
+                  {{"country", R"({"column": "country_id", "lookup": {"table": "c", "key": "id",
+                                  "value": "name", "value_path": §"en_US"}})"}},
+                  kCol + "country.lookup.value_path must list the keys leading to the value, "
+                         "such as [\"en_US\"]"},
+        ErrorCase{"LookupWithinNotAnObject",
+                  "",
+                  {{"vat", R"({"column": "state_id", "lookup": {"table": "s", "key": "id",
+                              "value": "code", "within": §["country"]}})"}},
+                  kCol + "vat.lookup.within must map lookup-table columns to fields of this "
+                         "entity, such as {\"country_id\": \"country\"}"},
+        ErrorCase{"LookupWithinAnUnmappedField",
+                  "",
+                  {{"vat", R"({"column": §"state_id", "lookup": {"table": "s", "key": "id",
+                              "value": "code", "within": {"country_id": "region"}}})"}},
+                  kCol + "vat.lookup.within.country_id: 'region' is not a field this side maps"},
+        ErrorCase{"LookupWithinItself",
+                  "",
+                  {{"vat", R"({"column": §"state_id", "lookup": {"table": "s", "key": "id",
+                              "value": "code", "within": {"country_id": "vat"}}})"}},
+                  kCol + "vat.lookup.within.country_id: a lookup cannot be within its own field"},
+        ErrorCase{"LookupWithinAJsonPathField",
+                  "",
+                  {{"vat", R"({"column": §"state_id", "lookup": {"table": "s", "key": "id",
+                              "value": "code", "within": {"country_id": "customer_no"}}})"},
+                   {"customer_no", R"({"column": "data", "json_path": ["no"]})"}},
+                  kCol + "vat.lookup.within.country_id: field customer_no is at a json_path; "
+                         "within needs a field held in a column of its own"},
+        ErrorCase{"WriteAsNotText",
+                  "",
+                  {{"website", R"({"column": "w", "normalize": ["url_host"], "write_as": §1})"}},
+                  kCol + "website.write_as must be a text such as \"https://{value}\""},
+        ErrorCase{"WriteAsWithoutValue",
+                  "",
+                  {{"website",
+                    R"({"column": "w", "normalize": ["url_host"], "write_as": §"https://x"})"}},
+                  kCol + "website: write_as must hold {value} exactly once, as in "
+                         "'https://{value}'"},
         ErrorCase{"MatchFieldAndFields",
                   "",
                   {},

@@ -173,6 +173,57 @@ TEST(FieldTransform, NormalizersReadAndWriteTheNormalizedForm) {
   EXPECT_EQ(shown(host.to_side(std::string("\xFF"))), "error: '\xFF' is not valid UTF-8");
 }
 
+// write_as spells the normalized value the side's way; every spelling of the value is held
+// by it, so a formatting-only edit stays no change both ways.
+TEST(FieldTransform, WriteAsSpellsTheNormalizedValueTheSidesWay) {
+  FieldMapping m = with_normalize({Normalizer::kTrim, Normalizer::kUrlHost});
+  m.write_as = "https://{value}";
+  const FieldTransform host(FieldType::kText, m);
+  EXPECT_EQ(shown(host.to_side(std::string("HTTP://WWW.Example.com/about"))),
+            "\"https://example.com\"");
+  EXPECT_EQ(shown(host.side_form(std::string("HTTP://WWW.Example.com/about"))), "\"example.com\"");
+  EXPECT_EQ(shown(host.to_side(Value{})), "NULL");
+  EXPECT_EQ(shown(host.to_canonical(std::string("https://example.com"))), "\"example.com\"");
+  // What the side holds in any spelling of the value, and what it would write, hold it.
+  EXPECT_TRUE(host.side_holds(std::string("example.com"), std::string("example.com")));
+  EXPECT_TRUE(host.side_holds(std::string("https://example.com"), std::string("example.com")));
+  EXPECT_TRUE(host.side_holds(std::string("http://www.EXAMPLE.com/x"),
+                              std::string("https://example.com/y")));
+  EXPECT_FALSE(host.side_holds(std::string("https://other.com"), std::string("example.com")));
+  EXPECT_EQ(
+      shown(host.to_canonical(std::string("http://www.example.com/"), std::string("example.com"))),
+      "\"example.com\"");
+  // A value the template would not read back as itself is written in its normalized form.
+  FieldMapping www = with_normalize({Normalizer::kUrlHost});
+  www.write_as = "https://www.{value}/";
+  const FieldTransform www_host(FieldType::kText, www);
+  EXPECT_EQ(shown(www_host.to_side(std::string("example.com"))), "\"https://www.example.com/\"");
+  EXPECT_EQ(shown(www_host.to_side(std::string("acme widgets"))), "\"acme widgets\"");
+  // Bad text is still refused, not spelled.
+  EXPECT_EQ(shown(host.to_side(std::string("\xFF"))), "error: '\xFF' is not valid UTF-8");
+}
+
+TEST(FieldTransform, WriteAsThatDoesNotReadBackIsRefused) {
+  FieldMapping m = with_normalize({Normalizer::kUrlHost});
+  m.write_as = "{value}.invalid";
+  EXPECT_EQ(build_error(FieldType::kText, m),
+            "write_as '{value}.invalid' does not read back: 'example.com' is written as "
+            "'example.com.invalid', which the normalizers read as 'example.com.invalid'");
+  m.write_as = "https://example.com";
+  EXPECT_EQ(build_error(FieldType::kText, m),
+            "write_as must hold {value} exactly once, as in 'https://{value}'");
+  m.write_as = "{value}{value}";
+  EXPECT_EQ(build_error(FieldType::kText, m),
+            "write_as must hold {value} exactly once, as in 'https://{value}'");
+  FieldMapping plain{"website", "website"};
+  plain.write_as = "https://{value}";
+  EXPECT_EQ(build_error(FieldType::kText, plain),
+            "write_as needs the column's normalizers (such as [\"url_host\"]): they read what it "
+            "writes back as the value");
+  m.write_as = "https://www.{value}/";
+  EXPECT_EQ(build_error(FieldType::kText, m), "built");
+}
+
 TEST(FieldTransform, FormattingOnlyDifferenceIsNoChange) {
   const FieldTransform host(FieldType::kText, with_normalize({Normalizer::kUrlHost}));
   // The side holds its base in another spelling: reading it against the base gives the base

@@ -372,6 +372,26 @@ struct LocatedField {
   rules::SourcePos column_pos;
 };
 
+// A path of object keys into a jsonb value (["vat"], ["en_US"]) into `out`.
+bool object_keys(Checker& check, const JsonNode& path, const std::string& where,
+                 const char* example, std::vector<std::string>& out) {
+  if (!path.is_array() || path.items.empty()) {
+    check.error(path.pos,
+                where + " must list the keys leading to the value, such as [" + example + "]");
+    return false;
+  }
+  bool ok = true;
+  for (const JsonNode& k : path.items) {
+    if (!k.is_string() || k.text.find('\0') != std::string::npos) {
+      check.error(k.pos, where + " lists object keys (strings without NUL)");
+      ok = false;
+      continue;
+    }
+    out.push_back(k.text);
+  }
+  return ok;
+}
+
 // "name": "accountName", or an object with "column" and the mapping options.
 std::optional<LocatedField> field_mapping(Checker& check, const JsonNode::Member& c,
                                           core::FieldType type, const std::string& where) {
@@ -389,7 +409,8 @@ std::optional<LocatedField> field_mapping(Checker& check, const JsonNode::Member
     check.error(v.pos, where + " must name a column");
     return std::nullopt;
   }
-  check.only_keys(v, where, {"column", "json_path", "lookup", "map", "scale", "normalize"});
+  check.only_keys(v, where,
+                  {"column", "json_path", "lookup", "map", "scale", "normalize", "write_as"});
   bool ok = true;
   mapping::FieldMapping& fm = out.mapping;
   if (auto column = required_identifier(check, v, "column", where)) {
@@ -399,22 +420,8 @@ std::optional<LocatedField> field_mapping(Checker& check, const JsonNode::Member
     ok = false;
   }
   const JsonNode* path = v.find("json_path");
-  if (path != nullptr) {
-    if (!path->is_array() || path->items.empty()) {
-      check.error(path->pos,
-                  where + ".json_path must list the keys leading to the value, such as [\"vat\"]");
-      ok = false;
-    } else {
-      for (const JsonNode& k : path->items) {
-        if (!k.is_string() || k.text.find('\0') != std::string::npos) {
-          check.error(k.pos, where + ".json_path lists object keys (strings without NUL)");
-          ok = false;
-          continue;
-        }
-        fm.json_path.push_back(k.text);
-      }
-    }
-  }
+  if (path != nullptr && !object_keys(check, *path, where + ".json_path", "\"vat\"", fm.json_path))
+    ok = false;
   const JsonNode* lookup = v.find("lookup");
   if (lookup != nullptr) {
     const std::string lwhere = where + ".lookup";
@@ -424,7 +431,7 @@ std::optional<LocatedField> field_mapping(Checker& check, const JsonNode::Member
                                    "\"key\": \"id\", \"value\": \"code\"}");
       ok = false;
     } else {
-      check.only_keys(*lookup, lwhere, {"schema", "table", "key", "value"});
+      check.only_keys(*lookup, lwhere, {"schema", "table", "key", "value", "value_path", "within"});
       mapping::Lookup l;
       if (const JsonNode* schema = lookup->find("schema")) {
         if (auto s = identifier(check, schema, lwhere + ".schema", "a schema")) l.schema = *s;
@@ -432,6 +439,32 @@ std::optional<LocatedField> field_mapping(Checker& check, const JsonNode::Member
       auto table = required_identifier(check, *lookup, "table", lwhere, "a table");
       auto key = required_identifier(check, *lookup, "key", lwhere);
       auto value = required_identifier(check, *lookup, "value", lwhere);
+      if (const JsonNode* vp = lookup->find("value_path");
+          vp != nullptr &&
+          !object_keys(check, *vp, lwhere + ".value_path", "\"en_US\"", l.value_path))
+        ok = false;
+      // The fields it names are checked with the side's other columns (mapping_columns).
+      if (const JsonNode* within = lookup->find("within")) {
+        if (!within->is_object() || within->members.empty()) {
+          check.error(within->pos, lwhere +
+                                       ".within must map lookup-table columns to fields of this "
+                                       "entity, such as {\"country_id\": \"country\"}");
+          ok = false;
+        } else {
+          for (const auto& w : within->members) {
+            auto col = identifier(check, &w.value, lwhere + ".within." + w.key, "a field");
+            JsonNode key_node;
+            key_node.kind = JsonNode::Kind::kString;
+            key_node.text = w.key;
+            key_node.pos = w.key_pos;
+            auto lcol = identifier(check, &key_node, lwhere + ".within");
+            if (col && lcol)
+              l.within.emplace_back(*lcol, *col);
+            else
+              ok = false;
+          }
+        }
+      }
       if (table && key && value) {
         l.table = *table;
         l.key = *key;
@@ -507,6 +540,15 @@ std::optional<LocatedField> field_mapping(Checker& check, const JsonNode::Member
       ok = false;
     }
   }
+  const JsonNode* write_as = v.find("write_as");
+  if (write_as != nullptr) {
+    if (!write_as->is_string() || write_as->text.find('\0') != std::string::npos) {
+      check.error(write_as->pos, where + ".write_as must be a text such as \"https://{value}\"");
+      ok = false;
+    } else {
+      fm.write_as = write_as->text;
+    }
+  }
   if (!ok) return std::nullopt;
   // What is left to check needs the transform itself: a map that is not one-to-one (also
   // after the normalizers) cannot be read back.
@@ -519,7 +561,10 @@ std::optional<LocatedField> field_mapping(Checker& check, const JsonNode::Member
           ok = false;
         }
   } catch (const std::invalid_argument& e) {
-    check.error(map != nullptr ? map->pos : v.pos, where + ": " + e.what());
+    check.error(map != nullptr        ? map->pos
+                : write_as != nullptr ? write_as->pos
+                                      : v.pos,
+                where + ": " + e.what());
     ok = false;
   }
   if (!ok) return std::nullopt;
@@ -869,6 +914,27 @@ void mapping_columns(Checker& check, const JsonNode& cols, const EntityConfig& e
     } else if (cols.find(field) == nullptr) {
       check.error(cols.pos, where + ".columns has no column for field '" + field + "' (write \"" +
                                 field + "\": null if " + m.side + " does not hold it)");
+    }
+  }
+  // A lookup `within` another field compares the lookup table with that field's column on the
+  // same row, so the field must be one this side maps to a column of its own.
+  for (const auto& [field, located] : parsed) {
+    if (!located.mapping.lookup) continue;
+    for (const auto& [lookup_column, other] : located.mapping.lookup->within) {
+      const std::string at = where + ".columns." + field + ".lookup.within." + lookup_column;
+      const auto o = parsed.find(other);
+      if (other == field)
+        check.error(located.column_pos, at + ": a lookup cannot be within its own field");
+      else if (o == parsed.end())
+        check.error(located.column_pos, at + ": '" + other + "' is not a field this side maps");
+      else if (!o->second.mapping.json_path.empty())
+        check.error(located.column_pos, at + ": field " + other +
+                                            " is at a json_path; within needs a field held "
+                                            "in a column of its own");
+      else if (o->second.mapping.lookup && !o->second.mapping.lookup->within.empty())
+        check.error(located.column_pos, at + ": field " + other +
+                                            " is itself looked up within another field; one "
+                                            "level of within is supported");
     }
   }
 }

@@ -24,14 +24,17 @@ const char* to_string(ConflictKind k) {
       return "foreign_delete";
     case ConflictKind::kPossibleDuplicate:
       return "possible_duplicate";
+    case ConflictKind::kWriteRefused:
+      return "write_refused";
   }
   return "?";
 }
 
 std::optional<ConflictKind> conflict_kind_from_string(std::string_view w) {
-  for (ConflictKind k : {ConflictKind::kConcurrentEdit, ConflictKind::kForeignWrite,
-                         ConflictKind::kInvalidValue, ConflictKind::kUnauthorizedCreate,
-                         ConflictKind::kForeignDelete, ConflictKind::kPossibleDuplicate})
+  for (ConflictKind k :
+       {ConflictKind::kConcurrentEdit, ConflictKind::kForeignWrite, ConflictKind::kInvalidValue,
+        ConflictKind::kUnauthorizedCreate, ConflictKind::kForeignDelete,
+        ConflictKind::kPossibleDuplicate, ConflictKind::kWriteRefused})
     if (w == to_string(k)) return k;
   return std::nullopt;
 }

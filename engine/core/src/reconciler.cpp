@@ -827,7 +827,8 @@ Reconciliation veto_delete(const EntityRules& rules, std::int64_t version, const
 
 Reconciliation unwritable_value(const EntityRules& rules, std::int64_t version,
                                 const RecordState& state, const std::string& side,
-                                const std::string& field, const std::string& reason) {
+                                const std::string& field, const std::string& reason,
+                                ConflictKind kind) {
   Reconciliation out;
   out.after = state;
   const Unit* unit = rules.unit_of_field(field);
@@ -836,7 +837,7 @@ Reconciliation unwritable_value(const EntityRules& rules, std::int64_t version,
   const FieldValues golden = unit_values(*unit, state.golden);
   const std::string why = side + " cannot hold " + field + ": " + reason;
   d.open_conflict(
-      unit->name, ConflictKind::kInvalidValue, {{"golden", golden}},
+      unit->name, kind, {{"golden", golden}},
       why + "; the golden value stays, and is not written to " + side + " until a steward decides");
   d.decide(*unit, Outcome::kInvalid, golden, golden, why);
   return out;

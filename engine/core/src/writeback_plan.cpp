@@ -38,11 +38,12 @@ bool held_away(const RecordState& state, const std::string& side) {
 }
 
 // A unit `side` cannot hold: an invalid_value conflict opened for that side holds it (a golden
-// value outside its value map, a code its lookup table lacks). Inserting it would fail, and
-// be planned again, for ever.
+// value outside its value map, a code its lookup table lacks), or a write_refused one (the
+// side's database refused it). Inserting it would fail, and be planned again, for ever.
 bool unholdable(const RecordState& state, const std::string& unit, const std::string& side) {
   const OpenConflict* c = state.conflict_on(unit);
-  return c != nullptr && c->kind == ConflictKind::kInvalidValue && c->side == side;
+  return c != nullptr && c->side == side &&
+         (c->kind == ConflictKind::kInvalidValue || c->kind == ConflictKind::kWriteRefused);
 }
 
 }  // namespace

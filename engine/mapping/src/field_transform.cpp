@@ -8,6 +8,8 @@ namespace mdsync::mapping {
 
 namespace {
 
+constexpr const char* kValueSlot = "{value}";
+
 std::string quoted(const std::string& s) {
   return "'" + s + "'";
 }
@@ -50,6 +52,38 @@ FieldTransform::FieldTransform(core::FieldType type, const FieldMapping& mapping
   }
   if (!normalize_.empty() && type != core::FieldType::kText)
     throw std::invalid_argument("normalizers apply to text fields, not " + type_name);
+  if (!mapping.write_as.empty()) {
+    // A spelling is only a spelling where the column's normalizers read it back as the value;
+    // without them, "https://{value}" would be a different value on the side.
+    if (normalize_.empty())
+      throw std::invalid_argument(
+          "write_as needs the column's normalizers (such as [\"url_host\"]): they read what it "
+          "writes back as the value");
+    const std::size_t at = mapping.write_as.find(kValueSlot);
+    if (at == std::string::npos || mapping.write_as.find(kValueSlot, at + 1) != std::string::npos)
+      throw std::invalid_argument("write_as must hold {value} exactly once, as in " +
+                                  quoted("https://{value}"));
+    write_as_ = mapping.write_as;
+    // A template no ordinary value survives is a mistake; a value it cannot spell at run time
+    // is written in its normalized form (to_side).
+    std::string refusal;
+    bool reads_back = false;
+    for (const char* sample : {"example.com", "x"}) {
+      const auto value = normalize(normalize_, sample);
+      if (!value || value->empty()) continue;
+      const std::string written = spell(*value);
+      const auto back = normalize(normalize_, written);
+      if (back && *back == *value) {
+        reads_back = true;
+        break;
+      }
+      if (refusal.empty())
+        refusal = "write_as " + quoted(write_as_) + " does not read back: " + quoted(*value) +
+                  " is written as " + quoted(written) + ", which the normalizers read as " +
+                  (back ? quoted(*back) : std::string("text that is not UTF-8"));
+    }
+    if (!reads_back && !refusal.empty()) throw std::invalid_argument(refusal);
+  }
   if (!mapping.value_map.empty() && type == core::FieldType::kJson)
     throw std::invalid_argument("a value map does not apply to json fields");
   for (const auto& [canonical_raw, side_raw] : mapping.value_map) {
@@ -109,7 +143,24 @@ Converted FieldTransform::to_canonical(const core::Value& raw, const core::Value
   return to_canonical(raw);
 }
 
+std::string FieldTransform::spell(const std::string& normalized) const {
+  if (write_as_.empty()) return normalized;
+  std::string out = write_as_;
+  return out.replace(out.find(kValueSlot), std::string(kValueSlot).size(), normalized);
+}
+
 Converted FieldTransform::to_side(const core::Value& canonical) const {
+  const Converted form = side_form(canonical);
+  if (!form.ok() || !form.value() || write_as_.empty()) return form;
+  // A value the template cannot spell so that it reads back (a "host" with a space, which
+  // url_host keeps whole) is written in its normalized form, which always does.
+  const std::string spelled = spell(*form.value());
+  const auto back = normalize(normalize_, spelled);
+  if (!back || *back != *form.value()) return form;
+  return Converted::of(spelled);
+}
+
+Converted FieldTransform::side_form(const core::Value& canonical) const {
   if (!canonical) return Converted::of(std::nullopt);
   const auto c = core::canonicalize(type_, canonical);
   if (!c || !*c)
@@ -146,7 +197,7 @@ Converted FieldTransform::to_side(const core::Value& canonical) const {
 
 bool FieldTransform::side_holds(const core::Value& raw, const core::Value& canonical) const {
   if (!raw || !canonical) return !raw && !canonical;
-  const Converted written = to_side(canonical);
+  const Converted written = side_form(canonical);
   if (written.ok() && written.value()) {
     const auto n = normalize(normalize_, *raw);
     if (n && *n == *written.value()) return true;

@@ -206,6 +206,16 @@ std::vector<std::string> handle_error_items(pqxx::connection_base& conn,
                          : "delete") +
             "); the engine reconciles it on its next pass";
     } else if (retry) {
+      // A retry is the steward saying the side accepts the write now: the write_refused
+      // conflicts the refusal opened for that side stop holding the record's units.
+      const auto closed =
+          tx.exec_params(
+                "UPDATE mdsync.conflict SET status = 'dismissed', resolved_at = now(),"
+                " resolved_by = $3, note = 'closed by errors retry'"
+                " WHERE golden_id = $1 AND side = $2 AND kind = 'write_refused'"
+                " AND status = 'open'",
+                *item.golden_id, item.side, who)
+              .affected_rows();
       auto state = repo.load(*item.golden_id);
       if (!state)
         throw StewardError(item.id.text() + ": golden record " + std::to_string(*item.golden_id) +
@@ -217,7 +227,8 @@ std::vector<std::string> handle_error_items(pqxx::connection_base& conn,
                 *item.golden_id)[0]
               .as<std::int64_t>();
       did = "planned the write-backs of " + item.entity + " " + std::to_string(*item.golden_id) +
-            " again (" + std::to_string(pending) + " pending)";
+            " again (" + std::to_string(pending) + " pending)" +
+            (closed ? "; closed " + std::to_string(closed) + " write_refused conflict(s)" : "");
     } else {
       did = "discarded";
     }

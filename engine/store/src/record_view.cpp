@@ -186,9 +186,11 @@ json status_report(pqxx::connection_base& conn, const config::Config& config) {
     try {
       sides[side.name]["capture_backlog"] = store.capture_backlog();
       sides[side.name]["reachable"] = true;
+      sides[side.name]["mapping_drift"] = store.mapping_drift();
     } catch (const std::exception& e) {
       sides[side.name]["capture_backlog"] = nullptr;
       sides[side.name]["reachable"] = false;
+      sides[side.name]["mapping_drift"] = json::array();
       sides[side.name]["reach_error"] =
           std::string(e.what()).substr(0, std::string(e.what()).find('\n'));
     }

@@ -1,5 +1,6 @@
 #include "mdsync/store/side_store.hpp"
 
+#include <algorithm>
 #include <functional>
 #include <limits>
 #include <map>
@@ -11,6 +12,7 @@
 #include <tuple>
 
 #include "field_transforms.hpp"
+#include "mdsync/log/event_log.hpp"
 #include "mdsync/store/crash_points.hpp"
 #include "mdsync/store/db_connection.hpp"
 #include "mdsync/store/grants.hpp"
@@ -43,6 +45,27 @@ std::string lookup_table(pqxx::connection_base& c, const config::SideMapping& m,
   return c.quote_name(l.schema.empty() ? m.schema : l.schema) + "." + c.quote_name(l.table);
 }
 
+// ["en_US"], for messages.
+std::string path_array_text(const std::vector<std::string>& path) {
+  std::string s;
+  for (const std::string& p : path) s += (s.empty() ? "" : ", ") + ("\"" + p + "\"");
+  return "[" + s + "]";
+}
+
+// The looked-up value of lookup row `alias` as text: its column, or the text at its
+// value_path when the column holds translations ({"en_US": "Belgium"}).
+std::string lookup_value(pqxx::connection_base& c, const mapping::Lookup& l,
+                         const std::string& alias) {
+  const std::string col = alias + "." + c.quote_name(l.value);
+  if (l.value_path.empty()) return col + "::text";
+  return "(" + col + " #>> " + path_array(c, l.value_path) + ")";
+}
+
+// "erp.res_country", for messages.
+std::string lookup_name(const config::SideMapping& m, const mapping::Lookup& l) {
+  return (l.schema.empty() ? m.schema : l.schema) + "." + l.table;
+}
+
 // What a capture trigger records for a field of row `row` (NEW or OLD): the column (a zoned
 // timestamp as the instant it means), or the text at a jsonb path. A lookup field records the
 // foreign key itself; read_capture looks it up, so the trigger stays one column read and an
@@ -63,7 +86,7 @@ std::string current_expr(pqxx::connection_base& c, const config::SideMapping& m,
   // A key the lookup table does not hold reads as the key itself: it then holds only a base
   // that is that same text (the value the engine could not read), never a looked-up value.
   if (fm.lookup)
-    return "coalesce((SELECT l." + c.quote_name(fm.lookup->value) + "::text FROM " +
+    return "coalesce((SELECT " + lookup_value(c, *fm.lookup, "l") + " FROM " +
            lookup_table(c, m, *fm.lookup) + " l WHERE l." + c.quote_name(fm.lookup->key) + " = " +
            col + "), " + col + "::text)";
   return col + "::text";
@@ -108,6 +131,54 @@ std::string field_changed(pqxx::connection_base& c, const SideTableSql& sql,
 // create objects in, so no operator or function of the body can be replaced under it.
 constexpr const char* kCaptureSearchPath = "pg_catalog, pg_temp";
 
+// The columns a capture row cannot be made without: the key, the scope's and the soft
+// delete's. Without one of them the trigger captures nothing (and the side's write goes on).
+std::vector<std::string> structural_columns(const config::SideMapping& m) {
+  std::vector<std::string> cols = m.key_columns;
+  for (const mapping::Predicate& p : m.scope) cols.push_back(p.column);
+  if (m.soft_delete) cols.push_back(m.soft_delete->column);
+  std::sort(cols.begin(), cols.end());
+  cols.erase(std::unique(cols.begin(), cols.end()), cols.end());
+  return cols;
+}
+
+// Every column the capture trigger reads, once each.
+std::vector<std::string> read_columns(const config::SideMapping& m) {
+  std::vector<std::string> cols = structural_columns(m);
+  for (const mapping::FieldMapping& fm : m.fields) cols.push_back(fm.column);
+  std::sort(cols.begin(), cols.end());
+  cols.erase(std::unique(cols.begin(), cols.end()), cols.end());
+  return cols;
+}
+
+// {"a","b"} as a text[] literal for the trigger body.
+std::string text_array_literal(pqxx::connection_base& c, const std::vector<std::string>& items) {
+  std::string out = "ARRAY[";
+  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + c.quote(items[i]);
+  return out + "]::text[]";
+}
+
+// The trigger's reads of fields when a mapped column may be gone (dropped or renamed since
+// init): PL/pgSQL fails a statement naming NEW.col when col is gone, even in a CASE branch not
+// taken, so each field whose column is still there is read by EXECUTE, which parses only what
+// runs. `diff`: only the fields that changed between NEW and OLD. Appends to d.
+std::string drifted_reads(pqxx::connection_base& c, const SideTableSql& sql,
+                          const std::set<std::string>& text_compared, bool diff) {
+  std::ostringstream b;
+  for (const mapping::FieldMapping& fm : sql.mapping().fields) {
+    const std::string value = "jsonb_build_object($3, " + captured_expr(c, sql, fm, "($1)") + ")";
+    const std::string query =
+        diff ? "SELECT CASE WHEN " +
+                   field_changed(c, sql, fm, "($1)", "($2)", text_compared.count(fm.column) > 0) +
+                   " THEN " + value + " ELSE '{}'::jsonb END"
+             : "SELECT " + value;
+    b << "      IF " << c.quote(fm.column) << " = ANY(cols) THEN EXECUTE " << c.quote(query)
+      << " INTO part USING NEW, " << (diff ? "OLD" : "NULL::text") << ", " << c.quote(fm.field)
+      << "; d := d || part; END IF;\n";
+  }
+  return b.str();
+}
+
 // Builds the row trigger body for one entity's table. Field names (config-checked) key the
 // captured jsonb; identifiers are quoted by the server's rules, literals escaped. A field at a
 // jsonb path is compared and captured at its path only: an edit of another key of the same
@@ -134,12 +205,23 @@ std::string trigger_body(pqxx::connection_base& c, const config::EntityConfig& e
          << " THEN d := d || "
          << "jsonb_build_object(" << c.quote(fm.field) << ", " << captured_expr(c, sql, fm, "NEW")
          << "); END IF;\n";
+  const std::vector<std::string> read = read_columns(m);
   std::ostringstream b;
   b << "DECLARE o text := current_setting('mdsync.origin', true); d jsonb := '{}'::jsonb;"
-       " was_in boolean := false; now_in boolean := false;\n"
+       " was_in boolean := false; now_in boolean := false; cols text[]; part jsonb;\n"
        "BEGIN\n"
        "  IF o <> '' AND encode(sha256(convert_to(o, 'UTF8')), 'hex') = "
     << c.quote(origin_sha256)
+    << " THEN RETURN NULL; END IF;\n"
+       // The side's schema may have moved since init: a column the mapping reads that is gone
+       // must never fail the application's write. The engine reports the drift (status).
+       "  SELECT coalesce(array_agg(a.attname::text), '{}') INTO cols FROM pg_attribute a"
+       " WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped"
+       " AND a.attname = ANY("
+    << text_array_literal(c, read)
+    << ");\n"
+       "  IF NOT cols @> "
+    << text_array_literal(c, structural_columns(m))
     << " THEN RETURN NULL; END IF;\n"
        "  IF TG_OP <> 'INSERT' THEN was_in := "
     << sql.present("OLD")
@@ -160,11 +242,17 @@ std::string trigger_body(pqxx::connection_base& c, const config::EntityConfig& e
     << "); END IF;\n"
        "    RETURN NULL;\n"
        "  END IF;\n"
-       "  IF NOT was_in THEN\n    d := "
-    << full_row_expr(c, sql, "NEW") << ";\n  ELSE\n"
-    << diff.str()
-    << "    IF d = '{}'::jsonb THEN RETURN NULL; END IF;\n"
-       "  END IF;\n"
+       "  IF NOT was_in THEN\n"
+       "    IF cardinality(cols) = "
+    << read.size() << " THEN\n      d := " << full_row_expr(c, sql, "NEW") << ";\n    ELSE\n"
+    << drifted_reads(c, sql, text_compared, false)
+    << "    END IF;\n"
+       "  ELSIF cardinality(cols) = "
+    << read.size() << " THEN\n"
+    << diff.str() << "  ELSE\n"
+    << drifted_reads(c, sql, text_compared, true)
+    << "  END IF;\n"
+       "  IF was_in AND d = '{}'::jsonb THEN RETURN NULL; END IF;\n"
        "  INSERT INTO mdsync.capture (entity, op, row_key, changed) VALUES ("
     << ent << ", 'U', " << sql.key_text("NEW")
     << ", d);\n"
@@ -272,6 +360,55 @@ SideStore::SideStore(const config::Config& config, const config::SideConfig& sid
     : config_(config), side_(side), transforms_(std::make_unique<FieldTransforms>(config)) {}
 
 SideStore::~SideStore() = default;
+
+namespace {
+
+// The columns the capture trigger reads (key, scope, soft delete, mapped fields) that the
+// side's table no longer has. Empty when the table itself is gone: that is not drift of a
+// column, and every write to it fails with the side's own error.
+std::set<std::string> drifted_columns(pqxx::transaction_base& tx, const config::SideMapping& m) {
+  std::set<std::string> have;
+  for (const auto& row :
+       tx.exec_params("SELECT a.attname FROM pg_attribute a WHERE a.attrelid = to_regclass($1)"
+                      " AND a.attnum > 0 AND NOT a.attisdropped",
+                      table_name(tx.conn(), m)))
+    have.insert(row[0].as<std::string>());
+  std::set<std::string> gone;
+  if (have.empty()) return gone;
+  for (const std::string& col : read_columns(m))
+    if (!have.count(col)) gone.insert(col);
+  return gone;
+}
+
+}  // namespace
+
+std::vector<std::string> SideStore::mapping_drift(pqxx::transaction_base& tx) {
+  std::vector<std::string> out;
+  for (const config::EntityConfig& entity : config_.entities) {
+    const config::SideMapping* m = entity.mapping_for(side_.name);
+    if (m == nullptr) continue;
+    const std::set<std::string> gone = drifted_columns(tx, *m);
+    if (gone.empty()) continue;
+    const std::vector<std::string> structural = structural_columns(*m);
+    for (const std::string& col : gone) {
+      std::string what;
+      for (const auto& [field, column] : m->columns)
+        if (column == col) what += (what.empty() ? "" : ", ") + entity.name + "." + field;
+      const bool whole = std::find(structural.begin(), structural.end(), col) != structural.end();
+      out.push_back("side " + side_.name + ": column '" + col + "' of " + m->schema + "." +
+                    m->table + " is gone (dropped or renamed since init)" +
+                    (whole ? "; nothing of the table is captured"
+                           : ": " + what + " is neither captured nor written") +
+                    "; fix the side or the mapping (" + config_.path + ") and rerun `mdsync init`");
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> SideStore::mapping_drift() {
+  pqxx::read_transaction tx(conn());
+  return mapping_drift(tx);
+}
 
 pqxx::connection_base& SideStore::conn() {
   if (conn_ && conn_->is_open()) return *conn_;
@@ -411,24 +548,34 @@ void SideStore::check_mappings() {
       const mapping::Lookup& l = *fm.lookup;
       const std::string schema = l.schema.empty() ? m->schema : l.schema;
       const std::string at = where + ".columns." + fm.field + ".lookup in " + config_.path;
-      std::map<std::string, bool> has;
+      std::map<std::string, std::string> has;  // column -> type
       for (const auto& row : tx.exec_params(
-               "SELECT a.attname FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid "
+               "SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_attribute a"
+               " JOIN pg_class t ON t.oid = a.attrelid "
                "JOIN pg_namespace n ON n.oid = t.relnamespace "
                "WHERE n.nspname = $1 AND t.relname = $2 AND t.relkind IN ('r', 'p', 'v', 'm') "
                "AND a.attnum > 0 AND NOT a.attisdropped",
                schema, l.table))
-        has[row[0].as<std::string>()] = true;
+        has[row[0].as<std::string>()] = row[1].as<std::string>();
       if (has.empty()) {
         problems.push_back("side " + side_.name + ": lookup table " + schema + "." + l.table +
                            " of " + entity.name + "." + fm.field + " does not exist (" + at + ")");
         continue;
       }
-      for (const std::string* col : {&l.key, &l.value})
-        if (!has.count(*col))
+      std::vector<std::pair<std::string, std::string>> needed = {{l.key, "key"},
+                                                                 {l.value, "value"}};
+      for (const auto& [lookup_column, field] : l.within)
+        needed.emplace_back(lookup_column, "within, for field " + field);
+      for (const auto& [col, what] : needed)
+        if (!has.count(col))
           problems.push_back("side " + side_.name + ": lookup table " + schema + "." + l.table +
-                             " has no column '" + *col + "' (" + (col == &l.key ? "key" : "value") +
-                             " of " + entity.name + "." + fm.field + " in " + at + ")");
+                             " has no column '" + col + "' (" + what + " of " + entity.name + "." +
+                             fm.field + " in " + at + ")");
+      if (!l.value_path.empty() && has.count(l.value) && has.at(l.value) != "jsonb" &&
+          has.at(l.value) != "json")
+        problems.push_back("side " + side_.name + ": lookup table " + schema + "." + l.table +
+                           " column '" + l.value + "' is " + has.at(l.value) +
+                           "; a value_path reads into a jsonb column (" + at + ")");
     }
   }
   if (!problems.empty()) {
@@ -740,6 +887,10 @@ CaptureBatch SideStore::read_capture(int limit,
   if (bound_ && epoch[0][1].is_null()) require_owner("");
   if (bound_) require_owner(epoch[0][1].as<std::string>(), epoch[0][2].as<std::string>());
   batch.epoch = epoch[0][0].as<std::string>();
+  // Reported once per process and column: the trigger goes on without the column meanwhile.
+  for (const std::string& drift : mapping_drift(tx))
+    if (drift_logged_.insert(drift).second)
+      log::warn("mapping_drift", {{"side", side_.name}, {"problem", drift}});
   const pqxx::result r = tx.exec_params(
       "SELECT c.seq, c.entity, c.op, c.row_key,"
       " (extract(epoch FROM c.captured_at) * 1000000)::bigint, e.key, e.value "
@@ -786,12 +937,11 @@ void SideStore::resolve_lookups(pqxx::transaction_base& tx, std::vector<Captured
       // Compared as text, so the statement does not depend on the key's type; lookup tables
       // are reference tables (countries, currencies), small enough for that.
       std::map<std::string, core::Value> found;
-      for (const auto& r :
-           tx.exec_params("SELECT l." + c.quote_name(fm.lookup->key) + "::text, l." +
-                              c.quote_name(fm.lookup->value) + "::text FROM " +
-                              lookup_table(c, *m, *fm.lookup) + " l WHERE l." +
-                              c.quote_name(fm.lookup->key) + "::text = ANY($1::text[])",
-                          pg_text_array(wanted)))
+      for (const auto& r : tx.exec_params(
+               "SELECT l." + c.quote_name(fm.lookup->key) + "::text, " +
+                   lookup_value(c, *fm.lookup, "l") + " FROM " + lookup_table(c, *m, *fm.lookup) +
+                   " l WHERE l." + c.quote_name(fm.lookup->key) + "::text = ANY($1::text[])",
+               pg_text_array(wanted)))
         found[r[0].as<std::string>()] =
             r[1].is_null() ? core::Value{} : core::Value{r[1].as<std::string>()};
       for (CapturedRow& row : rows) {
@@ -917,6 +1067,7 @@ void apply_one(pqxx::work& tx, pqxx::connection_base& c, const config::SideMappi
   } catch (const pqxx::sql_error& e) {
     res.status = WriteResult::Status::kFailed;
     res.error = first_line(e.what());
+    res.sqlstate = e.sqlstate();
   }
 }
 
@@ -1056,8 +1207,20 @@ void apply_chunk(pqxx::work& tx, pqxx::connection_base& c, const config::EntityC
         // A base the transform cannot write (a value it refused) is held by the same text.
         if (!t->side_holds(raw, expected) && raw != expected) holds_base = false;
         h[i] = t->side_holds(raw, value);
-        all_held = all_held && h[i];
       }
+      // A lookup within another field holds its value only while that field stays: in another
+      // country the same state code is another row.
+      for (std::size_t i = 0; i < g.fields.size(); ++i) {
+        const mapping::FieldMapping& fm = *m.field_mapping(g.fields[i]);
+        if (!h[i] || !fm.lookup) continue;
+        for (const auto& [lookup_column, other] : fm.lookup->within) {
+          (void)lookup_column;
+          auto j = std::find(g.fields.begin(), g.fields.end(), other);
+          if (j != g.fields.end() && !h[static_cast<std::size_t>(j - g.fields.begin())])
+            h[i] = false;
+        }
+      }
+      for (std::size_t i = 0; i < g.fields.size(); ++i) all_held = all_held && h[i];
       if (!holds_base) {
         res[k]->status = WriteResult::Status::kSuperseded;
       } else if (!all_held) {
@@ -1337,6 +1500,70 @@ std::vector<WriteResult> SideStore::apply(const std::vector<WriteRequest>& reque
   }
 }
 
+namespace {
+
+// The text between the double quotes after `marker` in a server message ("constraint \"x\"").
+std::optional<std::string> quoted_after(const std::string& message, const std::string& marker) {
+  const std::size_t at = message.find(marker + "\"");
+  if (at == std::string::npos) return std::nullopt;
+  const std::size_t from = at + marker.size() + 1;
+  const std::size_t to = message.find('"', from);
+  if (to == std::string::npos) return std::nullopt;
+  return message.substr(from, to - from);
+}
+
+}  // namespace
+
+void SideStore::classify_refusal(pqxx::transaction_base& tx, const WriteRequest& req,
+                                 const core::FieldValues& side_values, WriteResult& res) {
+  const std::string& state = res.sqlstate;
+  // Integrity constraints (class 23) and a trigger's RAISE EXCEPTION (P0001).
+  if (state.compare(0, 2, "23") != 0 && state != "P0001") return;
+  if (req.kind == core::RowWrite::Kind::kDelete || req.cancel) return;
+  const config::EntityConfig* entity = config_.entity(req.entity);
+  const config::SideMapping* m = entity ? entity->mapping_for(side_.name) : nullptr;
+  if (m == nullptr) return;
+  // The columns the refusal names: NOT NULL names its column; a constraint or unique index
+  // its columns (in the table's order).
+  std::vector<std::string> columns;
+  std::string what;
+  if (state == "23502") {
+    if (auto col = quoted_after(res.error, "column ")) columns.push_back(*col);
+    what = "NOT NULL";
+  } else if (auto name = quoted_after(res.error, "constraint ")) {
+    what = "constraint " + *name;
+    for (const auto& row : tx.exec_params(
+             "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = to_regclass($1)"
+             " AND a.attnum IN (SELECT unnest(k.conkey) FROM pg_constraint k"
+             "  WHERE k.conrelid = to_regclass($1) AND k.conname = $2"
+             "  UNION SELECT unnest(i.indkey::int2[]) FROM pg_index i JOIN pg_class ic"
+             "  ON ic.oid = i.indexrelid WHERE i.indrelid = to_regclass($1) AND ic.relname = $2)"
+             " ORDER BY a.attnum",
+             table_name(tx.conn(), *m), *name))
+      columns.push_back(row[0].as<std::string>());
+  } else {
+    what = "a trigger";
+  }
+  // The field it is about: the first one this write sets in those columns; a refusal that
+  // names no column (a trigger) is about the write's field when it sets only one.
+  std::string field;
+  for (const std::string& col : columns)
+    for (const auto& [f, v] : req.values) {
+      (void)v;
+      const std::string* c = m->column_of(f);
+      if (field.empty() && c != nullptr && *c == col) field = f;
+    }
+  if (field.empty() && columns.empty() && req.values.size() == 1) field = req.values.begin()->first;
+  if (field.empty()) return;  // stays a failed write-back, an error item (mdsync errors)
+  const auto written = side_values.find(field);
+  res.status = WriteResult::Status::kUnwritable;
+  res.refused = true;
+  res.field = field;
+  res.error = side_.name + "'s database refused " + *m->column_of(field) + " = " +
+              (written == side_values.end() ? std::string("NULL") : core::show(written->second)) +
+              " on " + m->schema + "." + m->table + " (" + what + "): " + res.error;
+}
+
 std::vector<WriteResult> SideStore::apply_once(const std::vector<WriteRequest>& requests) {
   std::vector<WriteResult> results(requests.size());
   pqxx::connection_base& c = conn();
@@ -1413,6 +1640,7 @@ std::vector<WriteResult> SideStore::apply_once(const std::vector<WriteRequest>& 
     results[k].field = field;
     results[k].error = why;
   };
+  std::map<std::string, std::set<std::string>> drifted;  // entity -> its mapped columns gone
   // Lookups to resolve: (entity, field) -> side values wanted.
   std::map<std::pair<std::string, std::string>, std::set<std::string>> lookups;
   for (std::size_t k = 0; k < requests.size(); ++k) {
@@ -1426,6 +1654,21 @@ std::vector<WriteResult> SideStore::apply_once(const std::vector<WriteRequest>& 
     const config::EntityConfig* entity = config_.entity(req.entity);
     const config::SideMapping* m = entity ? entity->mapping_for(side_.name) : nullptr;
     if (m == nullptr) continue;
+    // A column dropped or renamed since init is not written (the capture trigger no longer
+    // reads it either) until the mapping and the side agree again.
+    auto gone = drifted.find(req.entity);
+    if (gone == drifted.end()) gone = drifted.emplace(req.entity, drifted_columns(tx, *m)).first;
+    for (const auto& [field, value] : prepared[k].side) {
+      (void)value;
+      const std::string* column = m->column_of(field);
+      if (column == nullptr || !gone->second.count(*column)) continue;
+      fail(k, field,
+           "column '" + *column + "' of " + m->schema + "." + m->table +
+               " is gone (dropped or renamed since init: mapping drift); not written, the golden "
+               "value stays. Fix the side or the mapping and rerun `mdsync init`");
+      break;
+    }
+    if (skip[k]) continue;
     for (auto& [field, value] : prepared[k].side) {
       const mapping::FieldTransform* t = transforms_->find(req.entity, side_.name, field);
       if (t == nullptr) continue;
@@ -1439,36 +1682,105 @@ std::vector<WriteResult> SideStore::apply_once(const std::vector<WriteRequest>& 
       if (fm && fm->lookup && value) lookups[{req.entity, field}].insert(*value);
     }
   }
-  for (const auto& [what, wanted] : lookups) {
-    const config::SideMapping& m = *config_.entity(what.first)->mapping_for(side_.name);
-    const mapping::Lookup& l = *m.field_mapping(what.second)->lookup;
-    const std::string lt = lookup_table(c, m, l);
-    std::map<std::string, std::vector<std::string>> keys;  // value -> keys of rows holding it
-    std::vector<std::string> values(wanted.begin(), wanted.end());
-    for (const auto& r :
-         tx.exec_params("SELECT l." + c.quote_name(l.value) + "::text, l." + c.quote_name(l.key) +
-                            "::text FROM " + lt + " l WHERE l." + c.quote_name(l.value) +
-                            "::text = ANY($1::text[])",
-                        pg_text_array(values)))
-      keys[r[0].as<std::string>()].push_back(r[1].as<std::string>());
-    const std::string where = (l.schema.empty() ? m.schema : l.schema) + "." + l.table;
-    for (std::size_t k = 0; k < requests.size(); ++k) {
-      if (skip[k] || requests[k].entity != what.first) continue;
-      auto v = prepared[k].side.find(what.second);
-      if (v == prepared[k].side.end() || !v->second) continue;
-      auto found = keys.find(*v->second);
-      if (found == keys.end())
-        fail(k, what.second,
-             "'" + *v->second + "' is not a " + l.value + " of " + where + " (lookup)");
-      else if (found->second.size() > 1)
-        fail(k, what.second,
-             "'" + *v->second + "' is the " + l.value + " of " +
-                 std::to_string(found->second.size()) + " rows of " + where +
-                 "; the lookup cannot tell which one");
-      else
-        v->second = found->second.front();
+  // A lookup within another field (a state's code within the row's country) is resolved after
+  // the others: its context is that field's side value, which may be a key just looked up.
+  for (const bool within_round : {false, true})
+    for (const auto& [what, wanted] : lookups) {
+      const config::EntityConfig& entity = *config_.entity(what.first);
+      const config::SideMapping& m = *entity.mapping_for(side_.name);
+      const mapping::Lookup& l = *m.field_mapping(what.second)->lookup;
+      if (l.within.empty() == within_round) continue;
+      // The context of each request: the within fields' side values as the write sets them,
+      // else (an update that does not set them) as the row holds them now.
+      std::map<std::size_t, std::vector<core::Value>> context;
+      std::map<std::size_t, std::vector<bool>> from_row;
+      std::vector<std::string> rows_to_read;
+      for (std::size_t k = 0; k < requests.size() && within_round; ++k) {
+        if (skip[k] || requests[k].entity != what.first) continue;
+        auto v = prepared[k].side.find(what.second);
+        if (v == prepared[k].side.end() || !v->second) continue;
+        for (const auto& [lookup_column, other] : l.within) {
+          (void)lookup_column;
+          auto o = prepared[k].side.find(other);
+          const bool read = o == prepared[k].side.end() &&
+                            requests[k].kind == core::RowWrite::Kind::kUpdate &&
+                            !requests[k].row_key.empty();
+          context[k].push_back(o == prepared[k].side.end() ? core::Value{} : o->second);
+          from_row[k].push_back(read);
+          if (read) rows_to_read.push_back(requests[k].row_key);
+        }
+      }
+      if (!rows_to_read.empty()) {
+        const ColumnTypes types = column_types(tx, table_name(c, m));
+        const SideTableSql sql(c, entity, m, types);
+        std::string sel = "SELECT u.k";
+        for (const auto& [lookup_column, other] : l.within) {
+          (void)lookup_column;
+          sel += ", t." + c.quote_name(*m.column_of(other)) + "::text";
+        }
+        std::map<std::string, pqxx::row> now;
+        const pqxx::result r =
+            tx.exec_params(sel + " FROM " + sql.table() + " t JOIN unnest($1::text[]) u(k) ON " +
+                               sql.key_equals("t", "u.k"),
+                           pg_text_array(rows_to_read));
+        for (const auto& row : r) now.emplace(row[0].as<std::string>(), row);
+        for (auto& [k, ctx] : context) {
+          auto row = now.find(requests[k].row_key);
+          for (std::size_t i = 0; i < ctx.size(); ++i)
+            if (from_row[k][i] && row != now.end() &&
+                !row->second[static_cast<int>(i) + 1].is_null())
+              ctx[i] = row->second[static_cast<int>(i) + 1].as<std::string>();
+        }
+      }
+      // value -> the rows holding it: their keys and within columns, as text.
+      std::map<std::string, std::vector<std::pair<std::string, std::vector<core::Value>>>> rows;
+      std::string sel =
+          "SELECT " + lookup_value(c, l, "l") + ", l." + c.quote_name(l.key) + "::text";
+      for (const auto& [lookup_column, other] : l.within) {
+        (void)other;
+        sel += ", l." + c.quote_name(lookup_column) + "::text";
+      }
+      std::vector<std::string> values(wanted.begin(), wanted.end());
+      for (const auto& r : tx.exec_params(sel + " FROM " + lookup_table(c, m, l) + " l WHERE " +
+                                              lookup_value(c, l, "l") + " = ANY($1::text[])",
+                                          pg_text_array(values))) {
+        std::vector<core::Value> within;
+        for (std::size_t i = 0; i < l.within.size(); ++i) {
+          const pqxx::field f = r[static_cast<int>(i) + 2];
+          within.push_back(f.is_null() ? core::Value{} : core::Value{f.as<std::string>()});
+        }
+        rows[r[0].as<std::string>()].emplace_back(r[1].as<std::string>(), std::move(within));
+      }
+      const std::string where = lookup_name(m, l);
+      const std::string value_name =
+          l.value + (l.value_path.empty() ? "" : " " + path_array_text(l.value_path));
+      for (std::size_t k = 0; k < requests.size(); ++k) {
+        if (skip[k] || requests[k].entity != what.first) continue;
+        auto v = prepared[k].side.find(what.second);
+        if (v == prepared[k].side.end() || !v->second) continue;
+        std::vector<std::string> found;
+        std::string within_text;
+        if (auto f = rows.find(*v->second); f != rows.end())
+          for (const auto& [key, within] : f->second)
+            if (!within_round ||
+                (within == context[k] && std::none_of(within.begin(), within.end(),
+                                                      [](const core::Value& w) { return !w; })))
+              found.push_back(key);
+        for (std::size_t i = 0; within_round && i < l.within.size(); ++i)
+          within_text += std::string(i ? " and " : " with ") + l.within[i].first + " = " +
+                         core::show(context[k][i]);
+        if (found.empty())
+          fail(k, what.second,
+               "'" + *v->second + "' is not a " + value_name + " of " + where + within_text +
+                   " (lookup)");
+        else if (found.size() > 1)
+          fail(k, what.second,
+               "'" + *v->second + "' is the " + value_name + " of " + std::to_string(found.size()) +
+                   " rows of " + where + within_text + "; the lookup cannot tell which one");
+        else
+          v->second = found.front();
+      }
     }
-  }
 
   // The rest, grouped by entity, kind and columns (in order of first appearance): each group
   // is written with a few statements per chunk instead of a few per row. The writes of one
@@ -1582,6 +1894,10 @@ std::vector<WriteResult> SideStore::apply_once(const std::vector<WriteRequest>& 
             throw;
           } catch (const pqxx::transaction_rollback&) {
             throw;
+          } catch (const pqxx::sql_error& e) {
+            *res[k] = WriteResult{WriteResult::Status::kFailed, reqs[k]->req->row_key,
+                                  first_line(e.what())};
+            res[k]->sqlstate = e.sqlstate();
           } catch (const std::runtime_error& e) {
             *res[k] = WriteResult{WriteResult::Status::kFailed, reqs[k]->req->row_key,
                                   first_line(e.what())};
@@ -1595,6 +1911,12 @@ std::vector<WriteResult> SideStore::apply_once(const std::vector<WriteRequest>& 
       for (std::size_t k = 0; k < res.size(); ++k) crash_point("writeback.mid_side");
     }
   }
+
+  // A row the side's database refused (a unique index, a CHECK, a NOT NULL, a trigger) is a
+  // write_refused conflict for the steward when the refusal names a field this write sets.
+  for (std::size_t k = 0; k < requests.size(); ++k)
+    if (results[k].status == WriteResult::Status::kFailed && !results[k].sqlstate.empty())
+      classify_refusal(tx, requests[k], prepared[k].side, results[k]);
 
   // Which superseded rows have captured changes still to reconcile (they explain the
   // difference): one statement for the whole batch, asked only when something was superseded.

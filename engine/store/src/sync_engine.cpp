@@ -560,10 +560,17 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
           // The value is valid where it came from; an invalid_value conflict holds the
           // field for the steward, and the rest of the row is planned again without it.
           unwritable.emplace_back(gid, res);
-          log::warn("value_unwritable", {{"side", side.name()},
-                                         {"golden_id", gid},
-                                         {"field", res.field},
-                                         {"reason", res.error}});
+          if (res.refused)  // the side's database refused it: still a failed write-back
+            log::error("writeback_failed", {{"side", side.name()},
+                                            {"outbox_id", w.outbox_id},
+                                            {"golden_id", gid},
+                                            {"field", res.field},
+                                            {"error", res.error}});
+          else
+            log::warn("value_unwritable", {{"side", side.name()},
+                                           {"golden_id", gid},
+                                           {"field", res.field},
+                                           {"reason", res.error}});
           outcome.add(w.outbox_id, "failed", res.row_key,
                       res.field + ": " + res.error + "; not written, the golden value stays");
           ++result.writes_failed;
@@ -672,8 +679,9 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
     for (const auto& [gid, res] : unwritable) {
       const auto [state, rules] = record(gid);
       if (!state || rules == nullptr) continue;
-      const core::Reconciliation r =
-          core::unwritable_value(*rules, rs->version, *state, side.name(), res.field, res.error);
+      const core::Reconciliation r = core::unwritable_value(
+          *rules, rs->version, *state, side.name(), res.field, res.error,
+          res.refused ? core::ConflictKind::kWriteRefused : core::ConflictKind::kInvalidValue);
       core::RecordState after = r.after;
       repo.persist_plan(rules->entity, gid, side.name(), res.row_key, r.plan, after);
       // Planned again with the field held: the rest of the row is written.

@@ -71,10 +71,13 @@ Reconciliation veto_delete(const EntityRules& rules, std::int64_t ruleset_versio
 // lookup table lacks): the value was valid where it came from, so golden keeps it, and an
 // invalid_value conflict holds the field's unit for the steward (take a side's value, or set
 // one every side can hold). While it is open the unit is not written, so the other fields of
-// the row still are. Nothing happens if the unit is already held.
+// the row still are. Nothing happens if the unit is already held. `kind` write_refused: the
+// side's database refused the value (a unique index, a CHECK, a trigger); the same hold, so
+// the steward can set a value the side accepts, take the side's, or dismiss to try again.
 Reconciliation unwritable_value(const EntityRules& rules, std::int64_t ruleset_version,
                                 const RecordState& state, const std::string& side,
-                                const std::string& field, const std::string& reason);
+                                const std::string& field, const std::string& reason,
+                                ConflictKind kind = ConflictKind::kInvalidValue);
 
 // A steward accepts a create that the create list refused (an unauthorized_create): the
 // record is created from the side's row as if the side might create it. Ownership still

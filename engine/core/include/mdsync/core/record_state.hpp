@@ -20,7 +20,8 @@ enum class ConflictKind {
   kInvalidValue,
   kUnauthorizedCreate,
   kForeignDelete,
-  kPossibleDuplicate
+  kPossibleDuplicate,
+  kWriteRefused  // a side's database refused a write of the unit (a constraint, a trigger)
 };
 const char* to_string(ConflictKind k);
 std::optional<ConflictKind> conflict_kind_from_string(std::string_view word);

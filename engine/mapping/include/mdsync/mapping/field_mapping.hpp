@@ -14,12 +14,17 @@
 namespace mdsync::mapping {
 
 // The side's column holds a key of another table; the field is that table's `value` column
-// (a country_id read and written as the country's code).
+// (a country_id read and written as the country's code), or the text at `value_path` in it
+// when it is a jsonb column of translations (Odoo's res_country.name ->> 'en_US').
 struct Lookup {
   std::string schema;  // the lookup table's schema; empty: the mapping's own schema
   std::string table;
   std::string key;    // the lookup table's column that the side's column refers to ("id")
   std::string value;  // the lookup table's column holding the canonical value ("code")
+  std::vector<std::string> value_path = {};  // object keys into `value`; empty: the column itself
+  // Lookup-table column -> another field of the same row: a value names a lookup row only
+  // together with that field's side column (a state's code within the row's country_id).
+  std::vector<std::pair<std::string, std::string>> within = {};
 };
 
 struct FieldMapping {
@@ -35,6 +40,9 @@ struct FieldMapping {
   // The side holds whole units of 10^-scale canonical units (6: micros).
   std::optional<int> scale = std::nullopt;
   std::vector<Normalizer> normalize = {};  // applied in order to the side's text
+  // How a value is spelled when written ("https://{value}"): `{value}` stands for the
+  // normalized text; what it makes must normalize back to it. Empty: the normalized text.
+  std::string write_as = {};
 
   // True when the value travels unchanged between the column and the field.
   bool plain() const {

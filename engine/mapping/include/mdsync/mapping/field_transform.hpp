@@ -14,11 +14,13 @@
 // - normalizers (text fields): the column holds values in normalized form. Reading, the
 //   side's text is normalized first ("HTTPS://WWW.Example.com/" reads as "example.com");
 //   writing, what is written is normalized (a golden "https://www.example.com/about" from a
-//   side without the normalizer is written as "example.com").
+//   side without the normalizer is written as "example.com"), then spelled the side's way
+//   when the column has a `write_as` template ("https://{value}" writes
+//   "https://example.com", which the normalizers read back as "example.com").
 //
 // Equality on the side. A side value r *holds* a canonical value c (side_holds) when its
-// normalized text is what to_side(c) would write, or when it reads back as a value equal to
-// c ("12500000.000" holds "12.5" at scale 6). The engine reads a captured value with
+// normalized text is side_form(c) (to_side before write_as), or when it reads back as a value equal
+// to c ("12500000.000" holds "12.5" at scale 6). The engine reads a captured value with
 // to_canonical(raw, base), which returns the base itself when the side still holds it, so a
 // formatting-only edit is no change and golden keeps its spelling; and it skips a write whose
 // target already holds the value. So formatting-only differences cause no write and no
@@ -73,10 +75,12 @@ class FieldTransform {
   // still holds it (side_holds), else to_canonical(raw). This is how a formatting-only
   // difference becomes no change.
   Converted to_canonical(const core::Value& raw, const core::Value& base) const;
-  // A canonical value to the side's text (NULL stays NULL).
+  // A canonical value to the side's text (NULL stays NULL), spelled by write_as.
   Converted to_side(const core::Value& canonical) const;
+  // The same before write_as: the normalized form two spellings of one value share.
+  Converted side_form(const core::Value& canonical) const;
   // Whether the side's value `raw` stands for `canonical`: its normalized text is what
-  // to_side(canonical) writes, or it reads back as a value equal to canonical. A write whose
+  // side_form(canonical) is, or it reads back as a value equal to canonical. A write whose
   // target already holds the value needs not be made; this is also the write-back condition
   // for columns whose text may differ from what was last written.
   bool side_holds(const core::Value& raw, const core::Value& canonical) const;
@@ -97,6 +101,8 @@ class FieldTransform {
   core::FieldType type_;
   std::optional<int> scale_;
   std::vector<Normalizer> normalize_;
+  std::string write_as_;  // "https://{value}"; empty: the normalized text is written
+  std::string spell(const std::string& normalized) const;
   std::map<std::string, std::string> map_to_side_;       // canonical -> normalized side text
   std::map<std::string, std::string> map_to_canonical_;  // normalized side text -> canonical
 };

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -111,6 +112,10 @@ struct WriteResult {
   std::string row_key;
   std::string error;
   std::string field = {};  // kUnwritable: the field
+  // kUnwritable: the side's database refused the value (a constraint, a trigger) rather than
+  // the mapping: the engine opens a write_refused conflict instead of invalid_value.
+  bool refused = false;
+  std::string sqlstate = {};  // kFailed by the side's database: its SQLSTATE
   // kSuperseded: the row has captured changes the engine has not reconciled yet, which
   // explain the difference. Without them the side holds values the engine never saw.
   bool unreconciled_capture = false;
@@ -147,6 +152,12 @@ class SideStore {
   // store restored from a backup must hand out higher ids, or its new writes would be taken
   // for ones the side already applied.
   std::int64_t highest_applied_id();
+
+  // The mapped columns (and key, scope, soft-delete columns) the side's tables no longer
+  // have, one message each: the capture trigger goes on without them and the engine does not
+  // write them until the mapping and the side agree again (`init`). Reported by `status` and,
+  // once per process, in the log when captures are read.
+  std::vector<std::string> mapping_drift();
 
   CaptureBatch read_capture(int limit);
   void forget_capture(const std::vector<std::int64_t>& seqs);
@@ -185,6 +196,11 @@ class SideStore {
   std::vector<CapturedRow> current_rows(pqxx::transaction_base& tx,
                                         const config::EntityConfig& entity);
   std::vector<WriteResult> apply_once(const std::vector<WriteRequest>& requests);
+  std::vector<std::string> mapping_drift(pqxx::transaction_base& tx);
+  // A row write the side's database refused, made kUnwritable (refused) when the refusal names
+  // a field the write sets; else left kFailed.
+  void classify_refusal(pqxx::transaction_base& tx, const WriteRequest& req,
+                        const core::FieldValues& side_values, WriteResult& res);
   // Throws SideOwnershipError unless `owner` (mdsync.owner's store_id; empty: no stamp) is the
   // bound store.
   void require_owner(const std::string& owner, const std::string& owner_text = {}) const;
@@ -198,6 +214,7 @@ class SideStore {
   std::unique_ptr<FieldTransforms> transforms_;
   std::int64_t contention_retries_ = 0;
   bool bound_ = false;
+  std::set<std::string> drift_logged_;  // mapping drift already in the log
   StoreIdentity store_;
   SideKey key_;
 };
