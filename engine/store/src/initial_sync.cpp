@@ -8,9 +8,9 @@
 #include <set>
 
 #include "batch_reconciler.hpp"
+#include "capture_intake.hpp"
 #include "mdsync/log/event_log.hpp"
 #include "mdsync/store/engine_lease.hpp"
-#include "mdsync/store/pg_arrays.hpp"
 #include "mdsync/store/side_store.hpp"
 
 namespace mdsync::store {
@@ -53,8 +53,13 @@ std::optional<std::string> json_value(const nlohmann::json& obj, const std::stri
 // Every write-back pending once the decisions are made (`before`: the highest outbox id
 // before this run), and each side's share of them.
 void list_writes(pqxx::transaction_base& tx, std::int64_t before, InitialSyncReport& report) {
-  std::map<std::string, SideWrites*> by_side;
-  for (SideWrites& s : report.sides) by_side[s.side] = &s;
+  // The side's counts, added for a side the snapshot did not read.
+  auto counts_of = [&](const std::string& side) -> SideWrites& {
+    for (SideWrites& s : report.sides)
+      if (s.side == side) return s;
+    report.sides.push_back(SideWrites{side});
+    return report.sides.back();
+  };
   for (const auto& r : tx.exec_params(
            "SELECT o.side, o.entity, o.golden_id, o.kind, coalesce(x.row_key, ''),"
            " o.\"values\"::text, o.expected::text, coalesce(x.base, '{}')::text, o.id <= $1"
@@ -72,18 +77,7 @@ void list_writes(pqxx::transaction_base& tx, std::int64_t before, InitialSyncRep
     const nlohmann::json expected = nlohmann::json::parse(r[6].as<std::string>());
     const nlohmann::json base = nlohmann::json::parse(r[7].as<std::string>());
     w.queued_before = r[8].as<bool>();
-    SideWrites* counts = nullptr;
-    if (!w.queued_before) {
-      auto it = by_side.find(w.side);
-      if (it == by_side.end()) {
-        report.sides.push_back(SideWrites{w.side});
-        // push_back may move the others: rebuild the index.
-        by_side.clear();
-        for (SideWrites& s : report.sides) by_side[s.side] = &s;
-        it = by_side.find(w.side);
-      }
-      counts = it->second;
-    }
+    SideWrites* counts = w.queued_before ? nullptr : &counts_of(w.side);
     if (w.kind == "update") {
       if (counts) ++counts->updates;
       for (auto it = values.begin(); it != values.end(); ++it) {
@@ -199,105 +193,83 @@ InitialSyncReport initial_sync(const config::Config& config, const InitialSyncOp
   }
 
   std::map<std::string, std::vector<std::int64_t>> capture_seqs;  // every capture row read
-  const bool committed = engine.in_control_transaction([&](pqxx::transaction_base& tx,
-                                                           const core::Ruleset& rs,
-                                                           const FieldTransforms& transforms) {
-    const std::int64_t outbox_before =
-        tx.exec1("SELECT coalesce(max(id), 0) FROM mdsync.outbox")[0].as<std::int64_t>();
-    const std::int64_t conflict_before =
-        tx.exec1("SELECT coalesce(max(id), 0) FROM mdsync.conflict")[0].as<std::int64_t>();
-    BatchReconciler batch(tx, config, rs, transforms);
+  const bool committed = engine.in_control_transaction(
+      [&](pqxx::transaction_base& tx, const core::Ruleset& rs, const FieldTransforms& transforms) {
+        const std::int64_t outbox_before =
+            tx.exec1("SELECT coalesce(max(id), 0) FROM mdsync.outbox")[0].as<std::int64_t>();
+        const std::int64_t conflict_before =
+            tx.exec1("SELECT coalesce(max(id), 0) FROM mdsync.conflict")[0].as<std::int64_t>();
+        BatchReconciler batch(tx, config, rs, transforms);
 
-    // Capture rows still on a side: a row the snapshot holds is read whole instead (its
-    // captured changes are in it); a row gone from it (deleted, out of the scope) is decided
-    // from its captures first, as the service would. Rows reconciled before are skipped.
-    std::map<std::string, std::vector<const CapturedRow*>> pending;
-    std::vector<std::pair<std::string, const CapturedRow*>> all;
-    for (auto& [side, snap] : snaps) {
-      std::vector<std::int64_t>& seqs = capture_seqs[side];
-      for (const CapturedRow& c : snap.captures.rows) seqs.push_back(c.seq);
-      if (seqs.empty()) continue;
-      std::set<std::int64_t> done;
-      for (const auto& r :
-           tx.exec_params("SELECT seq FROM mdsync.capture_done WHERE side = $1 AND epoch = $2"
-                          " AND seq = ANY($3::bigint[])",
-                          side, snap.captures.epoch, pg_bigint_array(seqs)))
-        done.insert(r[0].as<std::int64_t>());
-      std::set<std::pair<std::string, std::string>> present;
-      for (const auto& [entity, rows] : snap.rows)
-        for (const CapturedRow& row : rows) present.emplace(entity, row.row_key);
-      for (const CapturedRow& c : snap.captures.rows) {
-        if (done.count(c.seq)) continue;
-        if (present.count({c.entity, c.row_key})) {
-          ++report.captures_subsumed;
-          continue;
+        // Capture rows still on a side: a row the snapshot holds is read whole instead (its
+        // captured changes are in it); a row gone from it (deleted, out of the scope) is decided
+        // from its captures first, as the service would. Rows reconciled before are skipped.
+        std::vector<SideRows> pending;
+        std::vector<std::pair<std::string, const CapturedRow*>> all;
+        for (auto& [side, snap] : snaps) {
+          std::vector<std::int64_t>& seqs = capture_seqs[side];
+          for (const CapturedRow& c : snap.captures.rows) seqs.push_back(c.seq);
+          if (seqs.empty()) continue;
+          const std::set<std::int64_t> done =
+              reconciled_before(tx, side, snap.captures.epoch, seqs);
+          std::set<std::pair<std::string, std::string>> present;
+          for (const auto& [entity, rows] : snap.rows)
+            for (const CapturedRow& row : rows) present.emplace(entity, row.row_key);
+          SideRows gone{side, snap.captures.epoch, {}};
+          for (const CapturedRow& c : snap.captures.rows) {
+            if (done.count(c.seq)) continue;
+            if (present.count({c.entity, c.row_key})) {
+              ++report.captures_subsumed;
+              continue;
+            }
+            gone.rows.push_back(&c);
+            all.emplace_back(side, &c);
+          }
+          pending.push_back(std::move(gone));
         }
-        pending[side].push_back(&c);
-        all.emplace_back(side, &c);
-      }
-    }
-    for (auto& [side, snap] : snaps)
-      for (const auto& [entity, rows] : snap.rows)
-        for (const CapturedRow& row : rows) all.emplace_back(side, &row);
-    batch.prefetch(all);
+        for (auto& [side, snap] : snaps)
+          for (const auto& [entity, rows] : snap.rows)
+            for (const CapturedRow& row : rows) all.emplace_back(side, &row);
+        batch.prefetch(all);
 
-    // Captures of rows gone, merged by capture time across the sides (guarantee 6 per row).
-    {
-      PassResult r;
-      std::map<std::string, std::size_t> next;
-      for (;;) {
-        const CapturedRow* pick = nullptr;
-        std::string pick_side;
-        for (const auto& [side, rows] : pending) {
-          const std::size_t i = next[side];
-          if (i < rows.size() && (!pick || rows[i]->captured_at_us < pick->captured_at_us)) {
-            pick = rows[i];
-            pick_side = side;
+        // Captures of rows gone, in capture-time order across the sides (guarantee 6 per row).
+        PassResult gone_result;
+        in_capture_order(pending, [&](const SideRows& side, const CapturedRow& row) {
+          batch.reconcile(side.side, side.epoch, row, gone_result);
+          ++report.captures_applied;
+        });
+
+        for (const config::EntityConfig& entity : config.entities) {
+          for (const config::SideConfig* side : side_order(config, entity, rs)) {
+            const std::vector<CapturedRow>& rows = snaps[side->name].rows[entity.name];
+            PassResult r;
+            for (const CapturedRow& row : rows) batch.reconcile(side->name, kSnapshotEpoch, row, r);
+            InitialSyncStep step;
+            step.entity = entity.name;
+            step.side = side->name;
+            step.rows = static_cast<std::int64_t>(rows.size());
+            step.created = r.created;
+            step.linked = r.linked_by_match;
+            step.possible_duplicates = r.possible_duplicates;
+            step.other = r.held + r.change_errors;
+            step.already_linked = std::max(
+                0, r.captured - r.created - r.linked_by_match - r.possible_duplicates - r.held);
+            report.steps.push_back(std::move(step));
           }
         }
-        if (!pick) break;
-        ++next[pick_side];
-        batch.reconcile(pick_side, snaps[pick_side].captures.epoch, *pick, r);
-        ++report.captures_applied;
-      }
-    }
+        // Write-backs are planned here, once, from every side's rows.
+        batch.finish();
+        for (InitialSyncStep& step : report.steps)
+          step.duplicates =
+              duplicates_since(tx, conflict_before, step.entity, step.side, options.dry_run);
 
-    for (const config::EntityConfig& entity : config.entities) {
-      for (const config::SideConfig* side : side_order(config, entity, rs)) {
-        const std::vector<CapturedRow>& rows = snaps[side->name].rows[entity.name];
-        PassResult r;
-        for (const CapturedRow& row : rows) batch.reconcile(side->name, kSnapshotEpoch, row, r);
-        InitialSyncStep step;
-        step.entity = entity.name;
-        step.side = side->name;
-        step.rows = static_cast<std::int64_t>(rows.size());
-        step.created = r.created;
-        step.linked = r.linked_by_match;
-        step.possible_duplicates = r.possible_duplicates;
-        step.other = r.held + r.change_errors;
-        step.already_linked = std::max(
-            0, r.captured - r.created - r.linked_by_match - r.possible_duplicates - r.held);
-        report.steps.push_back(std::move(step));
-      }
-    }
-    // Write-backs are planned here, once, from every side's rows.
-    batch.finish();
-    for (InitialSyncStep& step : report.steps)
-      step.duplicates =
-          duplicates_since(tx, conflict_before, step.entity, step.side, options.dry_run);
-
-    for (const auto& [side, seqs] : capture_seqs) {
-      if (seqs.empty()) continue;
-      tx.exec_params(
-          "INSERT INTO mdsync.capture_done (side, epoch, seq) SELECT $1, $2, unnest($3::bigint[])"
-          " ON CONFLICT DO NOTHING",
-          side, snaps[side].captures.epoch, pg_bigint_array(seqs));
-    }
-    list_writes(tx, outbox_before, report);
-    const std::vector<std::string> over = past_share(report);
-    if (!options.accept_overwrites) report.refused = over;
-    return !options.dry_run && report.refused.empty();
-  });
+        for (const auto& [side, seqs] : capture_seqs)
+          mark_reconciled(tx, side, snaps[side].captures.epoch, seqs);
+        list_writes(tx, outbox_before, report);
+        const std::vector<std::string> over = past_share(report);
+        if (!options.accept_overwrites) report.refused = over;
+        return !options.dry_run && report.refused.empty();
+      });
   if (!committed) return report;
 
   // The control store remembers the capture rows as done; drop them from the sides (one left

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "batch_reconciler.hpp"
+#include "capture_intake.hpp"
 #include "captured_change.hpp"
 #include "field_transforms.hpp"
 #include "match_index.hpp"
@@ -247,14 +248,13 @@ class OutboxOutcomes {
 
 }  // namespace
 
-PassResult SyncEngine::reconcile_captures(Clock::time_point now, const std::string* only_side) {
+PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
   PassResult result;
   std::vector<CaptureBatch> captured(sides_.size());
   bool any = false;
   for (std::size_t i = 0; i < sides_.size(); ++i) {
     SideStore& side = *sides_[i];
     if (health_[side.name()].next_attempt > now) continue;
-    if (only_side != nullptr && side.name() != *only_side) continue;
     try {
       captured[i] = side.read_capture(config_.service.batch_size);
       side_ok(side);
@@ -272,50 +272,32 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now, const std::stri
 
   // Rows reconciled by an earlier batch (whose side cleanup did not happen, or that were
   // delivered again) are skipped.
+  std::vector<SideRows> to_decide;
   for (std::size_t i = 0; i < sides_.size(); ++i) {
-    std::vector<CapturedRow>& rows = captured[i].rows;
-    if (rows.empty()) continue;
-    for (const CapturedRow& row : rows) read_seqs[i].push_back(row.seq);
-    std::set<std::int64_t> done;
-    for (const auto& row :
-         tx.exec_params("SELECT seq FROM mdsync.capture_done WHERE side = $1 AND epoch = $2"
-                        " AND seq = ANY($3::bigint[])",
-                        sides_[i]->name(), captured[i].epoch, pg_bigint_array(read_seqs[i])))
-      done.insert(row[0].as<std::int64_t>());
-    rows.erase(std::remove_if(rows.begin(), rows.end(),
-                              [&](const CapturedRow& r) { return done.count(r.seq) != 0; }),
-               rows.end());
+    if (captured[i].rows.empty()) continue;
+    for (const CapturedRow& row : captured[i].rows) read_seqs[i].push_back(row.seq);
+    const std::set<std::int64_t> done =
+        reconciled_before(tx, sides_[i]->name(), captured[i].epoch, read_seqs[i]);
+    SideRows side{sides_[i]->name(), captured[i].epoch, {}};
+    for (const CapturedRow& row : captured[i].rows)
+      if (!done.count(row.seq)) side.rows.push_back(&row);
+    to_decide.push_back(std::move(side));
   }
 
   BatchReconciler batch(tx, config_, rs, *transforms_);
   {
     std::vector<std::pair<std::string, const CapturedRow*>> all;
-    for (std::size_t i = 0; i < sides_.size(); ++i)
-      for (const CapturedRow& row : captured[i].rows) all.emplace_back(sides_[i]->name(), &row);
+    for (const SideRows& side : to_decide)
+      for (const CapturedRow* row : side.rows) all.emplace_back(side.side, row);
     batch.prefetch(all);
   }
-  // Merge the sides by capture time; each side's own rows stay in sequence order, which is
-  // the commit order of changes to one row (guarantee 6).
-  std::vector<std::size_t> next(sides_.size(), 0);
-  for (;;) {
-    std::size_t pick = sides_.size();
-    for (std::size_t i = 0; i < sides_.size(); ++i) {
-      if (next[i] >= captured[i].rows.size()) continue;
-      if (pick == sides_.size() ||
-          captured[i].rows[next[i]].captured_at_us < captured[pick].rows[next[pick]].captured_at_us)
-        pick = i;
-    }
-    if (pick == sides_.size()) break;
-    batch.reconcile(sides_[pick]->name(), captured[pick].epoch, captured[pick].rows[next[pick]++],
-                    result);
-  }
+  in_capture_order(to_decide, [&](const SideRows& side, const CapturedRow& row) {
+    batch.reconcile(side.side, side.epoch, row, result);
+  });
   batch.finish();
   for (std::size_t i = 0; i < sides_.size(); ++i) {
     if (read_seqs[i].empty()) continue;
-    tx.exec_params(
-        "INSERT INTO mdsync.capture_done (side, epoch, seq) SELECT $1, $2, unnest($3::bigint[])"
-        " ON CONFLICT DO NOTHING",
-        sides_[i]->name(), captured[i].epoch, pg_bigint_array(read_seqs[i]));
+    mark_reconciled(tx, sides_[i]->name(), captured[i].epoch, read_seqs[i]);
     tx.exec_params(
         "INSERT INTO mdsync.side_state (side, last_capture_at) VALUES ($1, now())"
         " ON CONFLICT (side) DO UPDATE SET last_capture_at = now()",

@@ -103,8 +103,7 @@ class SyncEngine {
   const core::Ruleset& ruleset();
   void side_failed(SideStore& side, const std::string& what, Clock::time_point now);
   void side_ok(SideStore& side);
-  // `only_side`: read this side's capture only (nullptr: every side).
-  PassResult reconcile_captures(Clock::time_point now, const std::string* only_side = nullptr);
+  PassResult reconcile_captures(Clock::time_point now);
   PassResult apply_writebacks(Clock::time_point now);
   void prune_capture_done(Clock::time_point now);
 
