@@ -1,5 +1,7 @@
 #include "admin_commands.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <iostream>
 #include <map>
@@ -19,6 +21,7 @@
 #include "mdsync/store/ruleset_store.hpp"
 #include "mdsync/store/side_store.hpp"
 #include "mdsync/store/store_identity.hpp"
+#include "progress_display.hpp"
 
 namespace mdsync::cli {
 
@@ -202,6 +205,7 @@ nlohmann::json report_json(const store::InitialSyncReport& report) {
                             {"created", s.created},
                             {"possible_duplicates", s.possible_duplicates},
                             {"held", s.other},
+                            {"errors", s.errors},
                             {"duplicates", s.duplicates}});
   out["sides"] = nlohmann::json::array();
   for (const store::SideWrites& s : report.sides)
@@ -233,8 +237,11 @@ nlohmann::json report_json(const store::InitialSyncReport& report) {
 
 }  // namespace
 
-int cmd_sync_initial(const config::Config& config, const store::InitialSyncOptions& options,
-                     bool json) {
+int cmd_sync_initial(const config::Config& config, store::InitialSyncOptions options, bool json) {
+  // A real run lists no writes unless asked to (--json): it only counts them.
+  options.list_writes = json || options.dry_run;
+  ProgressDisplay progress(stderr, isatty(fileno(stderr)) == 1);
+  options.progress = [&](const store::InitialSyncProgress& p) { progress.update(p); };
   const store::InitialSyncReport report = store::initial_sync(config, options);
   const bool dry_run = report.dry_run;
   const bool refused = !dry_run && !report.refused.empty();
@@ -261,13 +268,14 @@ int cmd_sync_initial(const config::Config& config, const store::InitialSyncOptio
   const char* link = dry_run ? "would link" : "linked";
   const char* create = dry_run ? "would create" : "created";
   if (dry_run) std::cout << "dry run: nothing is changed on any side or in the control store\n";
-  int linked = 0, created = 0, duplicates = 0, already = 0, other = 0;
+  int linked = 0, created = 0, duplicates = 0, already = 0, other = 0, errors = 0;
   for (const store::InitialSyncStep& s : report.steps) {
     std::cout << s.entity << " on " << s.side << ": " << s.rows << " rows: " << s.already_linked
               << " already linked, " << s.linked << " " << link << ", " << s.created << " "
               << create << ", " << s.possible_duplicates << " possible duplicate"
               << (s.possible_duplicates == 1 ? "" : "s");
     if (s.other > 0) std::cout << ", " << s.other << " held";
+    if (s.errors > 0) std::cout << ", " << s.errors << " kept as errors";
     std::cout << "\n";
     for (const std::string& line : s.duplicates)
       std::cout << "  possible duplicate: " << line << "\n";
@@ -276,6 +284,7 @@ int cmd_sync_initial(const config::Config& config, const store::InitialSyncOptio
     duplicates += s.possible_duplicates;
     already += s.already_linked;
     other += s.other;
+    errors += s.errors;
   }
   if (report.captures_applied > 0)
     std::cout << "captured changes of rows no longer there, decided first: "
@@ -331,6 +340,11 @@ int cmd_sync_initial(const config::Config& config, const store::InitialSyncOptio
     std::cerr << "mdsync: sync --initial refused: nothing was changed\n";
     refusal_hint(std::cerr);
     return 1;
+  }
+  if (errors > 0 && !refused) {
+    std::cerr << "mdsync: sync --initial: " << errors << (errors == 1 ? " row was" : " rows were")
+              << " kept as errors and not synced; see `mdsync errors list`\n";
+    if (!dry_run) return 1;
   }
   if (failed) {
     std::cerr << "mdsync: some write-backs failed or a side could not be reached; see `mdsync "

@@ -29,8 +29,8 @@ int cmd_rules_diff(const config::Config& config);
 // `sync --initial [--dry-run] [--accept-overwrites] [--json]`: prints per entity and side what
 // was (or would be) linked, created and flagged as a possible duplicate, the write-backs per
 // side and field, and (dry run, or --json) every write. Exit 1 when it refused to overwrite
-// too much of a side, or when write-backs failed.
-int cmd_sync_initial(const config::Config& config, const store::InitialSyncOptions& options,
-                     bool json);
+// too much of a side, when rows were kept as errors, or when write-backs failed. Progress goes
+// to stderr (progress_display.hpp).
+int cmd_sync_initial(const config::Config& config, store::InitialSyncOptions options, bool json);
 
 }  // namespace mdsync::cli

@@ -293,8 +293,11 @@ int main(int argc, char** argv) {
       store::set_application_name("mdsync sync");
       cli::open_control(config);
       database = "a database (the control store or a side)";
-      return cli::cmd_sync_initial(config, {sync_dry_run, sync_accept, run_options.seed},
-                                   sync_json);
+      store::InitialSyncOptions options;
+      options.dry_run = sync_dry_run;
+      options.accept_overwrites = sync_accept;
+      options.seed = run_options.seed;
+      return cli::cmd_sync_initial(config, options, sync_json);
     }
     if (*status) return cli::cmd_status(config, status_json, status_checks);
     if (*e_list) return cli::cmd_errors_list(config, error_filter, e_list_json);

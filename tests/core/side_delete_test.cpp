@@ -88,8 +88,8 @@ TEST(SideDelete, EachListedSidesDeletePropagatesItsOwnWay) {
 TEST(SideDelete, TwoAuthoritativeDeletesRacingEndDeleted) {
   RecordState state = live();
   reconcile_in_place(rules(), kVersion, state, erase("crm", 1, 10));
-  const std::vector<PendingWrite> queued = {{1, "erp", RowWrite::Kind::kDelete, {}},
-                                            {2, "shop", RowWrite::Kind::kDelete, {}}};
+  const std::vector<PendingWrite> queued = {{1, "erp", RowWrite::Kind::kDelete, {}, {}, false},
+                                            {2, "shop", RowWrite::Kind::kDelete, {}, {}, false}};
   const Plan second = reconcile_in_place(rules(), kVersion, state, erase("erp", 1, 11));
   ASSERT_EQ(second.decisions.size(), 1u);
   EXPECT_EQ(second.decisions[0].outcome, Outcome::kNoChange);
@@ -104,8 +104,8 @@ TEST(SideDelete, ADeleteWhileAnArchiveIsPendingDeletesTheRecord) {
   RecordState state = live();
   reconcile_in_place(rules(), kVersion, state, erase("erp", 1, 10));
   const std::vector<PendingWrite> queued = {
-      {1, "crm", RowWrite::Kind::kUpdate, {{"active", "false"}}},
-      {2, "shop", RowWrite::Kind::kUpdate, {{"active", "false"}}}};
+      {1, "crm", RowWrite::Kind::kUpdate, {{"active", "false"}}, {}, false},
+      {2, "shop", RowWrite::Kind::kUpdate, {{"active", "false"}}, {}, false}};
   const Plan plan = reconcile_in_place(rules(), kVersion, state, erase("crm", 1, 11));
   EXPECT_EQ(plan.decisions[0].outcome, Outcome::kDelete);
   EXPECT_EQ(state_text(state),

@@ -706,7 +706,7 @@ class SyncModel {
     for (const OutboxEntry& e : outbox_)
       if (queued(e))
         out.push_back(PendingWrite{e.id, e.write.side, e.write.kind, e.write.values,
-                                   e.status == OutboxEntry::Status::kCancelling});
+                                   e.write.expected, e.status == OutboxEntry::Status::kCancelling});
     return out;
   }
 

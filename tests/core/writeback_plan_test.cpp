@@ -26,7 +26,8 @@ std::vector<PendingWrite> queued(
     std::initializer_list<std::tuple<std::string, RowWrite::Kind, FieldValues>> writes) {
   std::vector<PendingWrite> out;
   std::int64_t id = 0;
-  for (const auto& [side, kind, values] : writes) out.push_back({++id, side, kind, values});
+  for (const auto& [side, kind, values] : writes)
+    out.push_back({++id, side, kind, values, {}, false});
   return out;
 }
 constexpr auto kIns = RowWrite::Kind::kInsert;

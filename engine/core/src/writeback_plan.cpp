@@ -70,6 +70,10 @@ WritebackPlan plan_writebacks(const EntityRules& rules, const RecordState& state
     bool insert_queued = false, delete_queued = false;
     // Updates queued after an insert that is withdrawn expected what that insert would write.
     bool insert_withdrawn = false;
+    // An update that expects what the row no longer holds (a change of the row was reconciled
+    // since it was queued) would only be superseded when sent: it is withdrawn, and so are the
+    // side's later updates, which expected what it would write; the row is planned afresh.
+    bool stale = false;
     // What the side will hold once the kept writes are applied.
     FieldValues effective = linked ? base->second : FieldValues{};
     for (const PendingWrite* p : queued) {
@@ -86,7 +90,14 @@ WritebackPlan plan_writebacks(const EntityRules& rules, const RecordState& state
           insert_withdrawn = insert_withdrawn || !keep;
           break;
         case RowWrite::Kind::kUpdate:
-          keep = live && (insert_queued || (linked && !insert_withdrawn));
+          keep = live && (insert_queued || (linked && !insert_withdrawn)) && !stale;
+          if (keep && !insert_queued)
+            for (const auto& [f, v] : p->expected)
+              if (value_in(effective, f) != v) {
+                keep = false;
+                stale = true;
+                break;
+              }
           break;
         case RowWrite::Kind::kDelete:
           keep = want_delete && !delete_queued;

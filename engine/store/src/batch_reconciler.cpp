@@ -81,12 +81,15 @@ core::Change captured_change(const CapturedRow& row, const std::string& side,
 }
 
 BatchReconciler::BatchReconciler(pqxx::transaction_base& tx, const config::Config& config,
-                                 const core::Ruleset& rs, const FieldTransforms& transforms)
+                                 const core::Ruleset& rs, const FieldTransforms& transforms,
+                                 Mode mode)
     : tx_(tx),
       config_(config),
       rs_(rs),
       transforms_(transforms),
-      repo_(tx),
+      mode_(mode),
+      repo_(tx, mode == Mode::kBuffered ? RecordRepository::Mode::kBuffered
+                                        : RecordRepository::Mode::kImmediate),
       matches_(tx, std::any_of(config.entities.begin(), config.entities.end(),
                                [](const auto& e) { return !e.match.empty(); })),
       state_of_([this](std::int64_t id) { return state_of(id); }) {}
@@ -120,6 +123,45 @@ void BatchReconciler::prefetch(
   std::sort(linked_ids.begin(), linked_ids.end());
   linked_ids.erase(std::unique(linked_ids.begin(), linked_ids.end()), linked_ids.end());
   for (auto& [gid, state] : repo_.load_many(linked_ids)) loaded_.emplace(gid, std::move(state));
+  // A row with no link may be held by a create conflict (its later changes attach to it).
+  std::set<RecordRepository::RowRef> unlinked;
+  for (const RecordRepository::RowRef& ref : refs)
+    if (!links_.count(ref) && !unlinked_prefetched_.count(ref)) unlinked.insert(ref);
+  for (auto& [ref, id] : repo_.open_create_conflicts(unlinked)) create_conflicts_[ref] = id;
+  unlinked_prefetched_.insert(unlinked.begin(), unlinked.end());
+  // And what the match keys of a row with no link find in the store, per entity and side in
+  // one statement (the keys as reconcile() builds them for a row with no base).
+  std::map<std::pair<const config::EntityConfig*, std::string>, std::vector<mapping::MatchKey>>
+      keys;
+  for (const auto& [side, row] : rows) {
+    if (row->op != core::Op::kUpsert || row->row_key.empty() || row->left_scope) continue;
+    const RecordRepository::RowRef ref{row->entity, side, row->row_key};
+    if (!unlinked.count(ref) || create_conflicts_.count(ref)) continue;
+    const config::EntityConfig* entity = config_.entity(row->entity);
+    if (entity == nullptr || entity->match.empty()) continue;
+    const core::Change change = to_change(*row, side, *entity, transforms_, {});
+    std::vector<mapping::MatchKey>& all = keys[{entity, side}];
+    for (mapping::MatchKey& k : mapping::match_keys(entity->match, change.values))
+      all.push_back(std::move(k));
+  }
+  // The records those keys found, loaded together (match_row reads each candidate's state).
+  std::vector<std::int64_t> found;
+  for (const auto& [of, all] : keys)
+    for (std::int64_t gid : matches_.prefetch(*of.first, of.second, all))
+      if (!states_.count(gid) && !loaded_.count(gid) && !candidates_.count(gid))
+        found.push_back(gid);
+  std::sort(found.begin(), found.end());
+  found.erase(std::unique(found.begin(), found.end()), found.end());
+  for (auto& [gid, state] : repo_.load_many(found)) candidates_.emplace(gid, std::move(state));
+}
+
+std::optional<std::int64_t> BatchReconciler::create_conflict(const RecordRepository::RowRef& ref) {
+  if (!create_conflicts_stale_ && unlinked_prefetched_.count(ref)) {
+    auto it = create_conflicts_.find(ref);
+    if (it == create_conflicts_.end()) return std::nullopt;
+    return it->second;
+  }
+  return repo_.open_create_conflict(std::get<0>(ref), std::get<1>(ref), std::get<2>(ref));
 }
 
 void BatchReconciler::reconcile(const std::string& side, const std::string& epoch,
@@ -162,13 +204,22 @@ void BatchReconciler::reconcile(const std::string& side, const std::string& epoc
   if ((!gid || retired) && row.op == core::Op::kDelete) {
     // A row the engine does not sync is gone or left again: nothing to reconcile. A row held
     // by a conflict is no match candidate any more.
-    if (!gid && !entity->match.empty()) matches_.held_row_gone(*entity, side, row.row_key);
+    if (!gid && !entity->match.empty()) {
+      repo_.flush();  // the held row's conflict may be this batch's
+      matches_.held_row_gone(*entity, side, row.row_key);
+    }
     return;
   }
   const config::SideMapping* mapping = entity->mapping_for(side);
   const bool soft_deletes = mapping != nullptr && mapping->soft_delete.has_value();
   try {
-    Savepoint change_savepoint(tx_, "change");
+    // Row by row, the change's writes are undone alone if it fails; buffered, a failure sends
+    // the whole batch to the row-by-row path (catch below), so no savepoint is needed.
+    std::optional<Savepoint> change_savepoint;
+    if (mode_ == Mode::kRowByRow) change_savepoint.emplace(tx_, "change");
+    auto release = [&] {
+      if (change_savepoint) change_savepoint->release();
+    };
     bool linked_by_match = false;
     core::RecordState state;
     if (gid) {
@@ -192,7 +243,7 @@ void BatchReconciler::reconcile(const std::string& side, const std::string& epoc
       repo_.save_golden(*gid, state);
       repo_.audit_event(row.entity, *gid, "left_scope", side + "#" + std::to_string(row.seq),
                         rs_.version, "the row left " + side + "'s scope; it is no longer synced");
-      change_savepoint.release();
+      release();
       link_states_[ref] = "out_of_scope";
       states_[*gid] = std::move(state);
       ++result.captured;
@@ -222,14 +273,15 @@ void BatchReconciler::reconcile(const std::string& side, const std::string& epoc
     std::int64_t held_link = 0;
     std::string held_link_why;
     if (!gid) {
-      if (auto held = repo_.open_create_conflict(row.entity, side, row.row_key)) {
+      if (auto held = create_conflict(ref)) {
         core::Plan plan;
         plan.source = side + "#" + std::to_string(row.seq);
         plan.ruleset_version = rs_.version;
         plan.attached.push_back(core::ConflictAttached{*held, side, change.values});
         repo_.persist_plan(row.entity, std::nullopt, side, row.row_key, plan, state);
+        repo_.flush();
         if (!entity->match.empty()) matches_.held_changed(*entity, *held);
-        change_savepoint.release();
+        release();
         links_.erase(ref);
         ++result.captured;
         ++result.held;
@@ -239,14 +291,17 @@ void BatchReconciler::reconcile(const std::string& side, const std::string& epoc
       if (!entity->match.empty() && row.op == core::Op::kUpsert) {
         const RowMatch m = match_row(matches_, *entity, side, change.values, state_of_);
         if (m.outcome == mapping::MatchOutcome::kPossibleDuplicate) {
+          repo_.flush();
+          create_conflicts_stale_ = true;
           const core::Plan plan =
               duplicate_plan(row.entity, side, side + "#" + std::to_string(row.seq), rs_.version,
                              change.values, m, state_of_);
           state.open_conflicts.push_back(core::OpenConflict{
               0, core::kRecordUnit, core::ConflictKind::kPossibleDuplicate, side});
           repo_.persist_plan(row.entity, std::nullopt, side, row.row_key, plan, state);
+          repo_.flush();
           matches_.held_changed(*entity, state.open_conflicts.back().id);
-          change_savepoint.release();
+          release();
           matches_.hold_inserts(state.open_conflicts.back().id, side, m.candidates);
           ++result.captured;
           ++result.conflicts_opened;
@@ -287,17 +342,21 @@ void BatchReconciler::reconcile(const std::string& side, const std::string& epoc
     }
     repo_.persist_plan(row.entity, gid, side, row.row_key, plan, state);
     std::optional<LinkedRow> held_linked;
+    if (!gid && !plan.opened.empty()) create_conflicts_stale_ = true;  // a row held now
     if (created && held_link != 0) {
+      repo_.flush();
+      create_conflicts_stale_ = true;
       held_linked = link_held_row(tx_, config_, rs_, transforms_, held_link, *gid, state,
                                   side + "#" + std::to_string(row.seq), held_link_why);
       matches_.held_changed(*entity, held_link);
     } else if (!gid && !entity->match.empty()) {
       // Held (unauthorized_create): a match candidate for the rows other sides create later.
+      repo_.flush();
       for (const core::OpenConflict& c : state.open_conflicts)
         if (c.kind == core::ConflictKind::kUnauthorizedCreate && c.id != 0)
           matches_.held_changed(*entity, c.id);
     }
-    change_savepoint.release();
+    release();
     if (held_linked) {
       const RecordRepository::RowRef linked{row.entity, held_linked->side, held_linked->row_key};
       links_[linked] = *gid;
@@ -336,16 +395,78 @@ void BatchReconciler::reconcile(const std::string& side, const std::string& epoc
   } catch (const pqxx::broken_connection&) {
     throw;
   } catch (const std::exception& e) {
+    if (mode_ == Mode::kBuffered)
+      throw RowByRowNeeded(side + " row " + core::utf8_lossy(row.row_key) + " of " + row.entity +
+                           ": " + e.what());
     // The savepoint undid this change's writes; the cached state of its record (if any) is
     // still the one before it.
     keep_as_error(e.what());
   }
 }
 
+void BatchReconciler::checkpoint() {
+  try {
+    repo_.flush();
+    matches_.flush();
+  } catch (const pqxx::broken_connection&) {
+    throw;
+  } catch (const std::exception& e) {
+    if (mode_ == Mode::kBuffered)
+      throw RowByRowNeeded(std::string("the store refused the batch's writes: ") + e.what());
+    throw;
+  }
+  for (const auto& [gid, rules] : touched_) checkpointed_.emplace_back(gid, rules);
+  touched_.clear();
+  states_.clear();
+  loaded_.clear();
+  candidates_.clear();
+  links_.clear();
+  link_states_.clear();
+  create_conflicts_.clear();
+  unlinked_prefetched_.clear();
+  create_conflicts_stale_ = false;
+}
+
 void BatchReconciler::finish() {
-  for (const auto& [gid, rules] : touched_)
-    repo_.plan_and_enqueue(*rules, config_.side_names(), gid, states_[gid]);
-  matches_.flush();
+  try {
+    if (checkpointed_.empty()) {
+      std::vector<RecordRepository::Planned> records;
+      for (const auto& [gid, rules] : touched_)
+        records.push_back(RecordRepository::Planned{rules, gid, &states_[gid]});
+      repo_.plan_and_enqueue_many(records, config_.side_names());
+    } else {
+      // Every record the run touched, read back a chunk at a time (as the store now has it,
+      // which is as the batch left it).
+      for (const auto& [gid, rules] : touched_) checkpointed_.emplace_back(gid, rules);
+      std::sort(checkpointed_.begin(), checkpointed_.end());
+      checkpointed_.erase(std::unique(checkpointed_.begin(), checkpointed_.end()),
+                          checkpointed_.end());
+      constexpr std::size_t kChunk = 1000;
+      for (std::size_t from = 0; from < checkpointed_.size(); from += kChunk) {
+        const std::size_t to = std::min(checkpointed_.size(), from + kChunk);
+        std::vector<std::int64_t> ids;
+        std::map<std::int64_t, const core::EntityRules*> rules_of;
+        for (std::size_t i = from; i < to; ++i) {
+          ids.push_back(checkpointed_[i].first);
+          rules_of[checkpointed_[i].first] = checkpointed_[i].second;
+        }
+        const std::map<std::int64_t, core::RecordState> states = repo_.load_many(ids);
+        std::vector<RecordRepository::Planned> records;
+        for (const auto& [gid, state] : states)
+          records.push_back(RecordRepository::Planned{rules_of[gid], gid, &state});
+        repo_.plan_and_enqueue_many(records, config_.side_names());
+        repo_.flush();
+      }
+    }
+    repo_.flush();
+    matches_.flush();
+  } catch (const pqxx::broken_connection&) {
+    throw;
+  } catch (const std::exception& e) {
+    if (mode_ == Mode::kBuffered)
+      throw RowByRowNeeded(std::string("the store refused the batch's writes: ") + e.what());
+    throw;
+  }
 }
 
 }  // namespace mdsync::store

@@ -1,5 +1,7 @@
 #include "match_index.hpp"
 
+#include "prepared_statement.hpp"
+
 #include <algorithm>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -8,6 +10,7 @@
 #include "mdsync/mapping/similarity.hpp"
 #include "mdsync/store/pg_arrays.hpp"
 #include "mdsync/store/record_repository.hpp"
+#include "prepared_statement.hpp"
 
 namespace mdsync::store {
 
@@ -301,24 +304,74 @@ void MatchIndex::ensure_current(const config::EntityConfig& entity) {
       entity.name, spec);
 }
 
+void MatchIndex::read_stored(const config::EntityConfig& entity, const std::string& side,
+                             const std::vector<mapping::MatchKey>& keys) {
+  // One row per exact key, one per blocking key of a fuzzy key, each read once.
+  std::vector<std::string> names, values, fuzzy;
+  std::vector<std::int64_t> positions;
+  std::vector<StoredKey> asked;
+  for (const mapping::MatchKey& k : keys)
+    for (const std::string& v : indexed_values(k)) {
+      StoredKey key{entity.name, side, k.name, v, k.fuzzy};
+      if (stored_.count(key)) continue;
+      stored_[key];  // read now: found nothing unless a row below says otherwise
+      names.push_back(k.name);
+      values.push_back(v);
+      fuzzy.push_back(k.fuzzy ? "true" : "false");
+      positions.push_back(static_cast<std::int64_t>(asked.size()));
+      asked.push_back(std::move(key));
+    }
+  if (asked.empty()) return;
+  // Records by the index (exact value, or a shared block), and rows held on other sides by
+  // open conflicts (exact keys only), in one statement.
+  for (const auto& row : exec_prepared(
+           tx_, "mdsync_match_find",
+           "WITH u AS (SELECT * FROM unnest($2::text[], $3::text[], $4::boolean[], $5::bigint[])"
+           "  AS u(name, value, fuzzy, i))"
+           " SELECT u.i, false, k.golden_id, k.compared, NULL, NULL FROM u"
+           " JOIN mdsync.match_key k ON k.entity = $1 AND k.name = u.name"
+           "  AND k.value = u.value AND k.fuzzy = u.fuzzy"
+           " UNION ALL"
+           " SELECT u.i, true, h.conflict_id, NULL, h.side, c.row_key FROM u"
+           " JOIN mdsync.held_match_key h ON h.entity = $1 AND h.name = u.name"
+           "  AND h.value = u.value AND h.side <> $6"
+           " JOIN mdsync.conflict c ON c.id = h.conflict_id AND c.status = 'open'"
+           " WHERE NOT u.fuzzy ORDER BY 1, 2, 3",
+           entity.name, pg_text_array(names), pg_text_array(values), pg_text_array(fuzzy),
+           pg_bigint_array(positions), side)) {
+    Stored hit;
+    hit.held = row[1].as<bool>();
+    hit.id = row[2].as<std::int64_t>();
+    if (!row[3].is_null()) hit.compared = row[3].as<std::string>();
+    if (!row[4].is_null()) hit.side = row[4].as<std::string>();
+    if (!row[5].is_null()) hit.row_key = row[5].as<std::string>();
+    stored_[asked[row[0].as<std::size_t>()]].push_back(std::move(hit));
+  }
+}
+
+std::vector<std::int64_t> MatchIndex::prefetch(const config::EntityConfig& entity,
+                                               const std::string& side,
+                                               const std::vector<mapping::MatchKey>& keys) {
+  std::vector<std::int64_t> found;
+  if (keys.empty()) return found;
+  ensure_current(entity);
+  read_stored(entity, side, keys);
+  for (const mapping::MatchKey& k : keys)
+    for (const std::string& v : indexed_values(k))
+      for (const Stored& hit : stored_[StoredKey{entity.name, side, k.name, v, k.fuzzy}])
+        if (!hit.held) found.push_back(hit.id);
+  std::sort(found.begin(), found.end());
+  found.erase(std::unique(found.begin(), found.end()), found.end());
+  return found;
+}
+
 MatchIndex::Found MatchIndex::find(const config::EntityConfig& entity, const std::string& side,
                                    const std::vector<mapping::MatchKey>& keys) {
   Found out;
   if (keys.empty()) return out;
   ensure_current(entity);
-  // One row per exact key, one per blocking key of a fuzzy key; `i` is the key's position.
-  std::vector<std::string> names, values, fuzzy;
-  std::vector<std::int64_t> positions;
-  for (std::size_t i = 0; i < keys.size(); ++i) {
-    const mapping::MatchKey& k = keys[i];
-    out.hits.push_back(mapping::KeyHits{k, {}});
-    for (const std::string& v : indexed_values(k)) {
-      names.push_back(k.name);
-      values.push_back(v);
-      fuzzy.push_back(k.fuzzy ? "true" : "false");
-      positions.push_back(static_cast<std::int64_t>(i));
-    }
-  }
+  read_stored(entity, side, keys);
+  for (const mapping::MatchKey& k : keys) out.hits.push_back(mapping::KeyHits{k, {}});
   auto found_record = [&](mapping::KeyHits& h, std::int64_t gid, const std::string& compared) {
     const std::string id = std::to_string(gid);
     if (!h.key.fuzzy) {
@@ -344,30 +397,24 @@ MatchIndex::Found MatchIndex::find(const config::EntityConfig& entity, const std
       h.records.push_back(id);
     out.held[row.conflict_id] = row;
   };
-  // Records by the index (exact value, or a shared block), and rows held on other sides by
-  // open conflicts (exact keys only), in one statement.
-  for (const auto& row : tx_.exec_params(
-           "WITH u AS (SELECT * FROM unnest($2::text[], $3::text[], $4::boolean[], $5::bigint[])"
-           "  AS u(name, value, fuzzy, i))"
-           " SELECT u.i, false, k.golden_id, k.compared, NULL, NULL FROM u"
-           " JOIN mdsync.match_key k ON k.entity = $1 AND k.name = u.name"
-           "  AND k.value = u.value AND k.fuzzy = u.fuzzy"
-           " UNION ALL"
-           " SELECT u.i, true, h.conflict_id, NULL, h.side, c.row_key FROM u"
-           " JOIN mdsync.held_match_key h ON h.entity = $1 AND h.name = u.name"
-           "  AND h.value = u.value AND h.side <> $6"
-           " JOIN mdsync.conflict c ON c.id = h.conflict_id AND c.status = 'open'"
-           " WHERE NOT u.fuzzy ORDER BY 1, 2, 3",
-           entity.name, pg_text_array(names), pg_text_array(values), pg_text_array(fuzzy),
-           pg_bigint_array(positions), side)) {
-    mapping::KeyHits& h = out.hits[row[0].as<std::size_t>()];
-    const std::int64_t id = row[2].as<std::int64_t>();
-    if (!row[1].as<bool>()) {
-      if (changed_.count(id)) continue;  // its keys as of this batch are below
-      found_record(h, id, row[3].is_null() ? std::string() : row[3].as<std::string>());
-    } else {
-      if (held_rows_.count(id)) continue;  // as of this batch: below
-      found_held(h, HeldRow{id, row[4].as<std::string>(), row[5].as<std::string>()});
+  // What the store holds, records before held rows, each by id (the order of the statement
+  // this replaces); records and held rows this batch changed are as of now, below.
+  for (mapping::KeyHits& h : out.hits) {
+    std::vector<const Stored*> hits;
+    for (const std::string& v : indexed_values(h.key))
+      for (const Stored& s : stored_[StoredKey{entity.name, side, h.key.name, v, h.key.fuzzy}])
+        hits.push_back(&s);
+    std::stable_sort(hits.begin(), hits.end(), [](const Stored* a, const Stored* b) {
+      return std::make_pair(a->held, a->id) < std::make_pair(b->held, b->id);
+    });
+    for (const Stored* s : hits) {
+      if (!s->held) {
+        if (changed_.count(s->id)) continue;  // its keys as of this batch are below
+        found_record(h, s->id, s->compared);
+      } else {
+        if (held_rows_.count(s->id)) continue;  // as of this batch: below
+        found_held(h, HeldRow{s->id, s->side, s->row_key});
+      }
     }
   }
   // Records this batch changed, by their keys as of now (a fuzzy key through a shared block).
@@ -493,6 +540,7 @@ std::vector<std::int64_t> duplicate_candidates(pqxx::transaction_base& tx,
 }
 
 void MatchIndex::flush() {
+  stored_.clear();  // the store's keys change below: read them again
   for (const HeldInserts& h : held_)
     tx_.exec_params(
         "INSERT INTO mdsync.duplicate_candidate (conflict_id, golden_id)"

@@ -55,6 +55,12 @@ class MatchIndex {
   // open conflicts that hold the same value (exact keys).
   Found find(const config::EntityConfig& entity, const std::string& side,
              const std::vector<mapping::MatchKey>& keys);
+  // Reads what these keys (of many rows of `side`) find in the store, in one statement, so
+  // that find() for those rows sends none: the store's keys do not change before flush(), and
+  // what the batch itself changes find() sees as always.
+  // Returns the records the store's keys found (golden ids), for the caller to load at once.
+  std::vector<std::int64_t> prefetch(const config::EntityConfig& entity, const std::string& side,
+                                     const std::vector<mapping::MatchKey>& keys);
   // The row open conflict `conflict_id` holds changed: it was held (an unauthorized_create or
   // possible_duplicate opened), a later capture attached to its conflict, or it is gone from
   // its side (`gone`). Reads the conflict (one statement): later finds see the row's keys as
@@ -99,8 +105,21 @@ class MatchIndex {
     core::FieldValues values;
     std::vector<mapping::MatchKey> keys;  // exact keys only; empty once closed or gone
   };
+  // What one indexed value finds in the store: a record (its compared value) or a held row.
+  struct Stored {
+    bool held = false;
+    std::int64_t id = 0;  // golden id, or conflict id of a held row
+    std::string compared, side, row_key;
+  };
+  // entity, looking side, key name, indexed value, fuzzy
+  using StoredKey = std::tuple<std::string, std::string, std::string, std::string, bool>;
+  // Reads the store for the indexed values not read yet in this transaction.
+  void read_stored(const config::EntityConfig& entity, const std::string& side,
+                   const std::vector<mapping::MatchKey>& keys);
+
   pqxx::transaction_base& tx_;
   bool matching_;
+  std::map<StoredKey, std::vector<Stored>> stored_;
   std::map<std::int64_t, Current> changed_;
   // changed_ by key (entity, name, value, fuzzy; a fuzzy key by each of its blocking keys), so
   // a find does not scan every record the batch changed (sync --initial changes them all).

@@ -1,9 +1,12 @@
 #include "mdsync/store/record_repository.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
 #include "mdsync/store/pg_arrays.hpp"
+#include "prepared_statement.hpp"
+#include "record_write_buffer.hpp"
 
 namespace mdsync::store {
 
@@ -38,6 +41,12 @@ json provenance_json(const std::map<std::string, core::Provenance>& prov) {
   return j;
 }
 
+bool all_null(const core::FieldValues& values) {
+  for (const auto& [field, value] : values)
+    if (value) return false;
+  return true;
+}
+
 }  // namespace
 
 std::string values_to_json(const core::FieldValues& values) {
@@ -48,9 +57,19 @@ core::FieldValues values_from_json(const std::string& text) {
   return values_of(json::parse(text));
 }
 
+RecordRepository::RecordRepository(pqxx::transaction_base& tx, Mode mode)
+    : tx_(tx), buffer_(mode == Mode::kBuffered ? std::make_unique<RecordWriteBuffer>() : nullptr) {}
+
+RecordRepository::~RecordRepository() = default;
+
+void RecordRepository::flush() {
+  if (buffer_) buffer_->flush(tx_);
+}
+
 std::optional<std::int64_t> RecordRepository::find_by_key(const std::string& entity,
                                                           const std::string& side,
                                                           const std::string& row_key) {
+  flush();
   const pqxx::result r = tx_.exec_params(
       "SELECT golden_id FROM mdsync.crosswalk WHERE entity = $1 AND side = $2 AND row_key = $3",
       entity, side, row_key);
@@ -60,6 +79,7 @@ std::optional<std::int64_t> RecordRepository::find_by_key(const std::string& ent
 
 std::map<RecordRepository::RowRef, std::int64_t> RecordRepository::find_by_keys(
     const std::set<RowRef>& rows, std::map<RowRef, std::string>* states) {
+  flush();
   std::map<RowRef, std::int64_t> found;
   if (rows.empty()) return found;
   std::vector<std::string> entities, sides, keys;
@@ -89,6 +109,7 @@ std::optional<core::RecordState> RecordRepository::load(std::int64_t id) {
 
 std::map<std::int64_t, core::RecordState> RecordRepository::load_many(
     const std::vector<std::int64_t>& ids) {
+  flush();
   std::map<std::int64_t, core::RecordState> out;
   if (ids.empty()) return out;
   // One row per record, its bases and open conflicts gathered as jsonb by subqueries, so a
@@ -135,6 +156,7 @@ std::map<std::int64_t, core::RecordState> RecordRepository::load_many(
 }
 
 std::map<std::string, std::string> RecordRepository::row_keys(std::int64_t id) {
+  flush();
   std::map<std::string, std::string> keys;
   for (const auto& row :
        tx_.exec_params("SELECT side, row_key FROM mdsync.crosswalk WHERE golden_id = $1", id))
@@ -144,6 +166,15 @@ std::map<std::string, std::string> RecordRepository::row_keys(std::int64_t id) {
 
 std::int64_t RecordRepository::create_golden(const std::string& entity,
                                              const core::RecordState& s) {
+  if (buffer_) {
+    RecordWriteBuffer::Golden g{
+        buffer_->next_golden_id(tx_),        entity,    values_to_json(s.golden),
+        dump(provenance_json(s.provenance)), s.deleted, pg_text_array(s.detached)};
+    const std::int64_t id = g.id;
+    buffer_->insert_golden(std::move(g));
+    if (buffer_->full()) flush();
+    return id;
+  }
   return tx_
       .exec_params1(
           "INSERT INTO mdsync.golden (entity, \"values\", provenance, deleted, detached) "
@@ -154,6 +185,13 @@ std::int64_t RecordRepository::create_golden(const std::string& entity,
 }
 
 void RecordRepository::save_golden(std::int64_t id, const core::RecordState& s) {
+  if (buffer_) {
+    buffer_->update_golden(RecordWriteBuffer::Golden{id, "", values_to_json(s.golden),
+                                                     dump(provenance_json(s.provenance)), s.deleted,
+                                                     pg_text_array(s.detached)});
+    if (buffer_->full()) flush();
+    return;
+  }
   tx_.exec_params(
       "UPDATE mdsync.golden SET \"values\" = $2::jsonb, provenance = $3::jsonb, deleted = $4,"
       " detached = $5::text[], updated_at = now() WHERE id = $1",
@@ -164,6 +202,11 @@ void RecordRepository::save_golden(std::int64_t id, const core::RecordState& s) 
 void RecordRepository::link(const std::string& entity, const std::string& side,
                             const std::string& row_key, std::int64_t id,
                             const core::FieldValues& base) {
+  if (buffer_) {
+    buffer_->link(tx_, RecordWriteBuffer::Link{entity, side, row_key, id, values_to_json(base)});
+    if (buffer_->full()) flush();
+    return;
+  }
   tx_.exec_params(
       "DELETE FROM mdsync.crosswalk WHERE golden_id = $1 AND side = $2 AND state <> 'linked'"
       " AND row_key <> $3",
@@ -182,12 +225,14 @@ void RecordRepository::link(const std::string& entity, const std::string& side,
 }
 
 void RecordRepository::retire(std::int64_t id, const std::string& side, const std::string& state) {
+  flush();
   tx_.exec_params("UPDATE mdsync.crosswalk SET state = $3 WHERE golden_id = $1 AND side = $2", id,
                   side, state);
   cancel_pending(id, side, {"insert", "update", "delete"});
 }
 
 core::FieldValues RecordRepository::revive(std::int64_t id, const std::string& side) {
+  flush();
   const pqxx::result r = tx_.exec_params(
       "UPDATE mdsync.crosswalk SET state = 'linked' WHERE golden_id = $1 AND side = $2"
       " RETURNING base::text",
@@ -198,6 +243,11 @@ core::FieldValues RecordRepository::revive(std::int64_t id, const std::string& s
 void RecordRepository::cancel_pending(std::int64_t id, const std::string& side,
                                       const std::vector<std::string>& kinds,
                                       const std::string& why) {
+  if (buffer_) {
+    buffer_->withdraw(tx_, id, side, pg_text_array(kinds), why);
+    if (buffer_->full()) flush();
+    return;
+  }
   tx_.exec_params(
       "UPDATE mdsync.outbox SET status = 'cancelling', not_before = NULL,"
       " last_error = coalesce(nullif($4, ''), last_error)"
@@ -206,12 +256,18 @@ void RecordRepository::cancel_pending(std::int64_t id, const std::string& side,
 }
 
 void RecordRepository::unlink(std::int64_t id, const std::string& side) {
+  flush();
   tx_.exec_params("DELETE FROM mdsync.crosswalk WHERE golden_id = $1 AND side = $2", id, side);
 }
 
 void RecordRepository::save_base(std::int64_t id, const std::string& side,
                                  const core::FieldValues& base) {
   // A change of the row was reconciled: the engine knows again what the side holds.
+  if (buffer_) {
+    buffer_->save_base(id, side, values_to_json(base));
+    if (buffer_->full()) flush();
+    return;
+  }
   tx_.exec_params(
       "UPDATE mdsync.crosswalk SET base = $3::jsonb, superseded_streak = 0"
       " WHERE golden_id = $1 AND side = $2",
@@ -225,15 +281,22 @@ void RecordRepository::persist_plan(const std::string& entity, std::optional<std
   for (const core::ConflictOpened& c : plan.opened) {
     json values = json::object();
     for (const auto& [who, v] : c.values) values[who] = values_json(v);
-    const std::int64_t cid =
-        tx_.exec_params1(
-               "INSERT INTO mdsync.conflict (entity, golden_id, side, row_key, unit, kind,"
-               " \"values\", reason, source, ruleset_version, vetoed_by)"
-               " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, nullif($11, ''))"
-               " RETURNING id",
-               entity, id, side, row_key, c.unit, std::string(core::to_string(c.kind)),
-               dump(values), c.reason, plan.source, plan.ruleset_version, c.vetoed_by)[0]
-            .as<std::int64_t>();
+    std::int64_t cid = 0;
+    if (buffer_) {
+      cid = buffer_->next_conflict_id(tx_);
+      buffer_->open_conflict(RecordWriteBuffer::Conflict{
+          cid, entity, id, side, row_key, c.unit, std::string(core::to_string(c.kind)),
+          dump(values), c.reason, plan.source, plan.ruleset_version, c.vetoed_by});
+    } else {
+      cid = tx_.exec_params1(
+                   "INSERT INTO mdsync.conflict (entity, golden_id, side, row_key, unit, kind,"
+                   " \"values\", reason, source, ruleset_version, vetoed_by)"
+                   " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, nullif($11, ''))"
+                   " RETURNING id",
+                   entity, id, side, row_key, c.unit, std::string(core::to_string(c.kind)),
+                   dump(values), c.reason, plan.source, plan.ruleset_version, c.vetoed_by)[0]
+                .as<std::int64_t>();
+    }
     for (; next_new < after.open_conflicts.size(); ++next_new) {
       if (after.open_conflicts[next_new].id == 0 && after.open_conflicts[next_new].unit == c.unit) {
         after.open_conflicts[next_new++].id = cid;
@@ -241,6 +304,8 @@ void RecordRepository::persist_plan(const std::string& entity, std::optional<std
       }
     }
   }
+  // Attaching and closing update conflicts that may have been opened by this batch.
+  if (!plan.attached.empty() || !plan.closed.empty()) flush();
   for (const core::ConflictAttached& a : plan.attached) {
     const json item = {
         {"side", a.side}, {"source", plan.source}, {"values", values_json(a.values)}};
@@ -266,6 +331,18 @@ void RecordRepository::persist_plan(const std::string& entity, std::optional<std
   }
   for (const core::UnitDecision& d : plan.decisions) {
     if (d.outcome == core::Outcome::kNoChange || d.outcome == core::Outcome::kAgree) continue;
+    // A side's value not taken where golden has none and keeps none ("revert null -> null",
+    // e.g. a non-owner's values on the row that creates the record) changes no golden value:
+    // no audit row (DESIGN.md guarantee 8 audits golden changes). The write-back it causes is
+    // in the outbox; a revert of a value golden holds is kept as the trace of a foreign edit.
+    if (d.outcome == core::Outcome::kRevert && all_null(d.before) && all_null(d.after)) continue;
+    if (buffer_) {
+      buffer_->audit(RecordWriteBuffer::Audit{
+          entity, id, d.unit, std::string(core::to_string(d.outcome)), values_to_json(d.before),
+          values_to_json(d.after), values_to_json(d.proposed), plan.source, d.rule_text(),
+          plan.ruleset_version, d.reason()});
+      continue;
+    }
     tx_.exec_params(
         "INSERT INTO mdsync.audit (entity, golden_id, unit, decision, old_value, new_value,"
         " proposed, source, rule, ruleset_version, reason)"
@@ -279,6 +356,13 @@ void RecordRepository::persist_plan(const std::string& entity, std::optional<std
 void RecordRepository::audit_event(const std::string& entity, std::optional<std::int64_t> id,
                                    const std::string& decision, const std::string& source,
                                    std::int64_t ruleset_version, const std::string& reason) {
+  if (buffer_) {
+    buffer_->audit(RecordWriteBuffer::Audit{entity, id, std::string(core::kRecordUnit), decision,
+                                            std::nullopt, std::nullopt, std::nullopt, source, "",
+                                            ruleset_version, reason});
+    if (buffer_->full()) flush();
+    return;
+  }
   tx_.exec_params(
       "INSERT INTO mdsync.audit (entity, golden_id, unit, decision, source, rule,"
       " ruleset_version, reason) VALUES ($1, $2, $3, $4, $5, '', $6, $7)",
@@ -286,6 +370,7 @@ void RecordRepository::audit_event(const std::string& entity, std::optional<std:
 }
 
 std::string RecordRepository::deleting_side(std::int64_t id) {
+  flush();
   // A side's change is audited with the source "side#seq"; a steward's acceptance of a
   // foreign delete names the side in its conflict.
   const pqxx::result r = tx_.exec_params(
@@ -302,6 +387,7 @@ std::string RecordRepository::deleting_side(std::int64_t id) {
 std::optional<std::int64_t> RecordRepository::open_create_conflict(const std::string& entity,
                                                                    const std::string& side,
                                                                    const std::string& row_key) {
+  flush();
   const pqxx::result r = tx_.exec_params(
       "SELECT id FROM mdsync.conflict WHERE entity = $1 AND side = $2 AND row_key = $3"
       " AND kind IN ('unauthorized_create', 'possible_duplicate') AND status = 'open'"
@@ -311,11 +397,37 @@ std::optional<std::int64_t> RecordRepository::open_create_conflict(const std::st
   return r[0][0].as<std::int64_t>();
 }
 
+std::map<RecordRepository::RowRef, std::int64_t> RecordRepository::open_create_conflicts(
+    const std::set<RowRef>& rows) {
+  flush();
+  std::map<RowRef, std::int64_t> found;
+  if (rows.empty()) return found;
+  std::vector<std::string> entities, sides, keys;
+  for (const auto& [entity, side, key] : rows) {
+    entities.push_back(entity);
+    sides.push_back(side);
+    keys.push_back(key);
+  }
+  for (const auto& row : exec_prepared(
+           tx_, "mdsync_open_create_conflicts",
+           "SELECT DISTINCT ON (c.entity, c.side, c.row_key) c.entity, c.side, c.row_key, c.id"
+           " FROM unnest($1::text[], $2::text[], $3::text[]) AS u(entity, side, row_key)"
+           " JOIN mdsync.conflict c"
+           "  ON c.entity = u.entity AND c.side = u.side AND c.row_key = u.row_key"
+           " WHERE c.kind IN ('unauthorized_create', 'possible_duplicate') AND c.status = 'open'"
+           " ORDER BY c.entity, c.side, c.row_key, c.id",
+           pg_text_array(entities), pg_text_array(sides), pg_text_array(keys)))
+    found[RowRef{row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>()}] =
+        row[3].as<std::int64_t>();
+  return found;
+}
+
 std::vector<core::PendingWrite> RecordRepository::pending_writes(std::int64_t id) {
+  flush();
   std::vector<core::PendingWrite> out;
   for (const auto& row :
-       tx_.exec_params("SELECT id, side, kind, \"values\"::text, status = 'cancelling'"
-                       " FROM mdsync.outbox WHERE golden_id = $1"
+       tx_.exec_params("SELECT id, side, kind, \"values\"::text, status = 'cancelling',"
+                       " expected::text FROM mdsync.outbox WHERE golden_id = $1"
                        " AND status IN ('pending', 'cancelling') ORDER BY id",
                        id)) {
     core::PendingWrite w;
@@ -327,6 +439,7 @@ std::vector<core::PendingWrite> RecordRepository::pending_writes(std::int64_t id
              : kind == "delete" ? core::RowWrite::Kind::kDelete
                                 : core::RowWrite::Kind::kUpdate;
     w.values = values_from_json(row[3].as<std::string>());
+    w.expected = values_from_json(row[5].as<std::string>());
     out.push_back(std::move(w));
   }
   return out;
@@ -334,6 +447,13 @@ std::vector<core::PendingWrite> RecordRepository::pending_writes(std::int64_t id
 
 void RecordRepository::enqueue(const std::string& entity, std::int64_t id, const core::RowWrite& w,
                                std::int64_t delay_ms) {
+  if (buffer_) {
+    buffer_->enqueue(
+        RecordWriteBuffer::Outbox{w.side, entity, id, std::string(core::to_string(w.kind)),
+                                  values_to_json(w.values), values_to_json(w.expected), delay_ms});
+    if (buffer_->full()) flush();
+    return;
+  }
   tx_.exec_params(
       "INSERT INTO mdsync.outbox (side, entity, golden_id, kind, \"values\", expected, not_before)"
       " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb,"
@@ -348,16 +468,64 @@ void RecordRepository::plan_and_enqueue(const core::EntityRules& rules,
                                         const std::map<std::string, std::int64_t>& delays_ms) {
   const core::WritebackPlan plan =
       core::plan_writebacks(rules, state, sides, pending_writes(golden_id));
-  if (!plan.cancel.empty())
-    tx_.exec_params(
-        "UPDATE mdsync.outbox SET status = 'cancelling', not_before = NULL,"
-        " last_error = 'withdrawn: the record no longer needs this write'"
-        " WHERE id = ANY($1::bigint[]) AND status = 'pending'",
-        pg_bigint_array(plan.cancel));
+  enqueue_planned(rules.entity, golden_id, plan, delays_ms);
+}
+
+void RecordRepository::enqueue_planned(const std::string& entity, std::int64_t golden_id,
+                                       const core::WritebackPlan& plan,
+                                       const std::map<std::string, std::int64_t>& delays_ms) {
+  if (!plan.cancel.empty()) {
+    flush();
+    exec_prepared(tx_, "mdsync_outbox_withdraw",
+                  "UPDATE mdsync.outbox SET status = 'cancelling', not_before = NULL,"
+                  " last_error = 'withdrawn: the record no longer needs this write'"
+                  " WHERE id = ANY($1::bigint[]) AND status = 'pending'",
+                  pg_bigint_array(plan.cancel));
+  }
   for (const core::RowWrite& w : plan.writes) {
     auto delay = delays_ms.find(w.side);
-    enqueue(rules.entity, golden_id, w, delay == delays_ms.end() ? 0 : delay->second);
+    enqueue(entity, golden_id, w, delay == delays_ms.end() ? 0 : delay->second);
   }
+}
+
+void RecordRepository::plan_and_enqueue_many(const std::vector<Planned>& records,
+                                             const std::vector<std::string>& sides) {
+  if (records.empty()) return;
+  flush();
+  std::vector<std::int64_t> ids;
+  for (const Planned& p : records) ids.push_back(p.golden_id);
+  std::map<std::int64_t, std::vector<core::PendingWrite>> pending;
+  for (const auto& row :
+       exec_prepared(tx_, "mdsync_pending_writes",
+                     "SELECT golden_id, id, side, kind, \"values\"::text, status = 'cancelling',"
+                     " expected::text FROM mdsync.outbox WHERE golden_id = ANY($1::bigint[])"
+                     " AND status IN ('pending', 'cancelling') ORDER BY golden_id, id",
+                     pg_bigint_array(ids))) {
+    core::PendingWrite w;
+    w.id = row[1].as<std::int64_t>();
+    w.side = row[2].as<std::string>();
+    const std::string kind = row[3].as<std::string>();
+    w.kind = kind == "insert"   ? core::RowWrite::Kind::kInsert
+             : kind == "delete" ? core::RowWrite::Kind::kDelete
+                                : core::RowWrite::Kind::kUpdate;
+    w.values = values_from_json(row[4].as<std::string>());
+    w.withdrawn = row[5].as<bool>();
+    w.expected = values_from_json(row[6].as<std::string>());
+    pending[row[0].as<std::int64_t>()].push_back(std::move(w));
+  }
+  // Every record's withdrawals in one statement, then its writes (kept, in record order).
+  core::WritebackPlan all;
+  std::vector<std::pair<const Planned*, core::WritebackPlan>> plans;
+  for (const Planned& p : records) {
+    core::WritebackPlan plan =
+        core::plan_writebacks(*p.rules, *p.state, sides, pending[p.golden_id]);
+    all.cancel.insert(all.cancel.end(), plan.cancel.begin(), plan.cancel.end());
+    plan.cancel.clear();
+    plans.emplace_back(&p, std::move(plan));
+  }
+  std::sort(all.cancel.begin(), all.cancel.end());
+  enqueue_planned("", 0, all, {});
+  for (const auto& [p, plan] : plans) enqueue_planned(p->rules->entity, p->golden_id, plan, {});
 }
 
 }  // namespace mdsync::store

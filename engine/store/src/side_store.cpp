@@ -871,12 +871,19 @@ CaptureBatch SideStore::read_capture(int limit) {
 CaptureBatch SideStore::read_capture(int limit,
                                      const std::function<void(pqxx::transaction_base&)>& also) {
   CaptureBatch batch;
-  std::vector<CapturedRow>& rows = batch.rows;
   // Repeatable read: the stamp and epoch in the same snapshot as the rows, so a side adopted
   // by another store since this connection was made is refused before anything of it is
   // reconciled here.
   pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only> tx(
       conn());
+  batch = read_capture_in(tx, limit);
+  if (also) also(tx);
+  return batch;
+}
+
+CaptureBatch SideStore::read_capture_in(pqxx::transaction_base& tx, int limit) {
+  CaptureBatch batch;
+  std::vector<CapturedRow>& rows = batch.rows;
   const pqxx::result epoch = tx.exec(
       "SELECT e.epoch, o.store_id::text, 'store ' || o.store_id || ', ' || o.control ||"
       " ', stamped ' || to_char(o.stamped_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') ||"
@@ -913,7 +920,6 @@ CaptureBatch SideStore::read_capture(int limit,
     add_field(rows.back(), row[5], row[6]);
   }
   resolve_lookups(tx, rows);
-  if (also) also(tx);
   return batch;
 }
 
@@ -1977,19 +1983,22 @@ std::string SideStore::recapture_row(const config::EntityConfig& entity,
   return r[0].as<std::string>();
 }
 
-std::vector<CapturedRow> SideStore::current_rows(pqxx::transaction_base& tx,
-                                                 const config::EntityConfig& entity) {
+std::string SideStore::current_rows_sql(pqxx::transaction_base& tx,
+                                        const config::EntityConfig& entity) {
   const config::SideMapping& m = mapping_of(entity, side_.name);
   pqxx::connection_base& c = conn();
   const ColumnTypes types = column_types(tx, table_name(c, m));
   const SideTableSql sql(c, entity, m, types);
+  return "SELECT s.n, s.k, e.key, e.value FROM (SELECT " + sql.key_text("t") + " AS k, " +
+         full_row_expr(c, sql, "t") + " AS j, row_number() OVER (ORDER BY " + sql.key_columns("t") +
+         ") AS n FROM " + sql.table() + " t WHERE " + sql.present("t") +
+         ") s LEFT JOIN LATERAL jsonb_each_text(s.j) e ON true ORDER BY s.n";
+}
+
+std::vector<CapturedRow> SideStore::current_rows(pqxx::transaction_base& tx,
+                                                 const config::EntityConfig& entity) {
   std::vector<CapturedRow> rows;
-  const pqxx::result r =
-      tx.exec("SELECT s.n, s.k, e.key, e.value FROM (SELECT " + sql.key_text("t") + " AS k, " +
-              full_row_expr(c, sql, "t") + " AS j, row_number() OVER (ORDER BY " +
-              sql.key_columns("t") + ") AS n FROM " + sql.table() + " t WHERE " + sql.present("t") +
-              ") s LEFT JOIN LATERAL jsonb_each_text(s.j) e ON true ORDER BY s.n");
-  for (const auto& row : r) {
+  for (const auto& row : tx.exec(current_rows_sql(tx, entity))) {
     const auto n = row[0].as<std::int64_t>();
     if (rows.empty() || rows.back().seq != n) {
       CapturedRow cr;
@@ -2009,15 +2018,89 @@ std::vector<CapturedRow> SideStore::read_current_rows(const config::EntityConfig
   return current_rows(tx, entity);
 }
 
-SideSnapshot SideStore::read_snapshot(const std::vector<const config::EntityConfig*>& entities) {
-  SideSnapshot snap;
+std::unique_ptr<SideSnapshotReader> SideStore::open_snapshot() {
+  return std::unique_ptr<SideSnapshotReader>(new SideSnapshotReader(*this));
+}
+
+SideSnapshotReader::SideSnapshotReader(SideStore& side) : side_(side) {
   // One snapshot for the capture table and the rows: a capture row is either older than what
   // the rows show (its change is in them) or not visible here at all (it comes after).
-  snap.captures = read_capture(std::numeric_limits<int>::max(), [&](pqxx::transaction_base& tx) {
-    for (const config::EntityConfig* entity : entities)
-      snap.rows[entity->name] = current_rows(tx, *entity);
-  });
-  return snap;
+  tx_ = std::make_unique<
+      pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only>>(
+      side_.conn());
+  captures_ = side_.read_capture_in(*tx_, std::numeric_limits<int>::max());
+}
+
+SideSnapshotReader::~SideSnapshotReader() = default;
+
+std::int64_t SideSnapshotReader::count(const config::EntityConfig& entity) {
+  const config::SideMapping& m = mapping_of(entity, side_.side_.name);
+  pqxx::connection_base& c = side_.conn();
+  const ColumnTypes types = column_types(*tx_, table_name(c, m));  // sql keeps a reference
+  const SideTableSql sql(c, entity, m, types);
+  return tx_->exec1("SELECT count(*) FROM " + sql.table() + " t WHERE " + sql.present("t"))[0]
+      .as<std::int64_t>();
+}
+
+std::set<std::string> SideSnapshotReader::present(const config::EntityConfig& entity,
+                                                  const std::vector<std::string>& keys) {
+  std::set<std::string> out;
+  if (keys.empty()) return out;
+  const config::SideMapping& m = mapping_of(entity, side_.side_.name);
+  pqxx::connection_base& c = side_.conn();
+  const ColumnTypes types = column_types(*tx_, table_name(c, m));  // sql keeps a reference
+  const SideTableSql sql(c, entity, m, types);
+  for (const auto& row :
+       tx_->exec_params("SELECT k FROM (SELECT " + sql.key_text("t") + " AS k FROM " + sql.table() +
+                            " t WHERE " + sql.present("t") + ") s WHERE k = ANY($1::text[])",
+                        pg_text_array(keys)))
+    out.insert(row[0].as<std::string>());
+  return out;
+}
+
+std::vector<CapturedRow> SideSnapshotReader::next(const config::EntityConfig& entity,
+                                                  std::size_t max_rows) {
+  if (cursor_entity_ != entity.name) {
+    if (!cursor_entity_.empty()) tx_->exec("CLOSE mdsync_snapshot");
+    tx_->exec("DECLARE mdsync_snapshot NO SCROLL CURSOR FOR " +
+              side_.current_rows_sql(*tx_, entity));
+    cursor_entity_ = entity.name;
+    carry_.reset();
+    cursor_done_ = false;
+  }
+  std::vector<CapturedRow> rows;
+  if (carry_) {
+    rows.push_back(std::move(*carry_));
+    carry_.reset();
+  }
+  // A row has one result row per mapped field, so a fetch of max_rows times that ends on a
+  // row's last field; should it not, the last row is carried into the next chunk, where its
+  // remaining fields arrive.
+  const std::size_t fields =
+      std::max<std::size_t>(1, mapping_of(entity, side_.side_.name).fields.size());
+  const std::size_t want = std::max<std::size_t>(1, max_rows) * fields;
+  while (!cursor_done_ && rows.size() <= 1) {
+    const pqxx::result r =
+        tx_->exec("FETCH FORWARD " + std::to_string(want) + " FROM mdsync_snapshot");
+    if (r.size() < want) cursor_done_ = true;
+    for (const auto& row : r) {
+      const auto n = row[0].as<std::int64_t>();
+      if (rows.empty() || rows.back().seq != n) {
+        CapturedRow cr;
+        cr.seq = n;
+        cr.entity = entity.name;
+        cr.row_key = row[1].is_null() ? std::string() : row[1].as<std::string>();
+        rows.push_back(std::move(cr));
+      }
+      add_field(rows.back(), row[2], row[3]);
+    }
+  }
+  if (!cursor_done_ && !rows.empty()) {
+    carry_ = std::move(rows.back());
+    rows.pop_back();
+  }
+  side_.resolve_lookups(*tx_, rows);
+  return rows;
 }
 
 }  // namespace mdsync::store

@@ -1,5 +1,7 @@
 #include "mdsync/store/sync_engine.hpp"
 
+#include "prepared_statement.hpp"
+
 #include <algorithm>
 #include <pqxx/pqxx>
 #include <set>
@@ -42,10 +44,16 @@ PassResult& PassResult::operator+=(const PassResult& o) {
   linked_by_match += o.linked_by_match;
   possible_duplicates += o.possible_duplicates;
   held += o.held;
+  writes_waiting += o.writes_waiting;
+  backlog = backlog || o.backlog;
   return *this;
 }
 
 namespace {
+
+// Capture batches reconciled in one pass before write-backs when a side's capture keeps
+// coming back full (a backlog): bounded, so write-backs and stewards are not starved.
+constexpr int kBacklogBatches = 20;
 
 std::string first_line(const std::string& s) {
   return s.substr(0, s.find('\n'));
@@ -176,7 +184,13 @@ PassResult SyncEngine::run_pass(Clock::time_point now) {
     if (store::steward_actions_pending(control()))
       r.steward_actions = apply_steward_actions(control(), config_, ruleset());
     r += apply_writebacks(now);
-    r += reconcile_captures(now);
+    // A backlog is reconciled before more is written back (up to kBacklogBatches batches a
+    // pass): a write to a row whose later changes are still captured would only wait for them.
+    for (int batch = 0; batch < kBacklogBatches; ++batch) {
+      const PassResult c = reconcile_captures(now);
+      r += c;
+      if (!c.backlog) break;
+    }
     r += apply_writebacks(now);
     return r;
   } catch (const pqxx::broken_connection& e) {
@@ -248,26 +262,9 @@ class OutboxOutcomes {
 
 }  // namespace
 
-PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
-  PassResult result;
-  std::vector<CaptureBatch> captured(sides_.size());
-  bool any = false;
-  for (std::size_t i = 0; i < sides_.size(); ++i) {
-    SideStore& side = *sides_[i];
-    if (health_[side.name()].next_attempt > now) continue;
-    try {
-      captured[i] = side.read_capture(config_.service.batch_size);
-      side_ok(side);
-      any = any || !captured[i].rows.empty();
-    } catch (const std::exception& e) {
-      side_failed(side, e.what(), now);
-      ++result.side_errors;
-    }
-  }
-  if (!any) return result;
-
-  const core::Ruleset& rs = ruleset();
-  std::vector<std::vector<std::int64_t>> read_seqs(sides_.size());
+void SyncEngine::decide_captured(const std::vector<CaptureBatch>& captured,
+                                 std::vector<std::vector<std::int64_t>>& read_seqs,
+                                 const core::Ruleset& rs, bool row_by_row, PassResult& result) {
   pqxx::work tx(control());
 
   // Rows reconciled by an earlier batch (whose side cleanup did not happen, or that were
@@ -284,7 +281,9 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
     to_decide.push_back(std::move(side));
   }
 
-  BatchReconciler batch(tx, config_, rs, *transforms_);
+  BatchReconciler batch(
+      tx, config_, rs, *transforms_,
+      row_by_row ? BatchReconciler::Mode::kRowByRow : BatchReconciler::Mode::kBuffered);
   {
     std::vector<std::pair<std::string, const CapturedRow*>> all;
     for (const SideRows& side : to_decide)
@@ -306,6 +305,43 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
   crash_point("batch.before_commit");
   tx.commit();
   crash_point("batch.after_commit");
+}
+
+PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
+  PassResult result;
+  std::vector<CaptureBatch> captured(sides_.size());
+  bool any = false;
+  for (std::size_t i = 0; i < sides_.size(); ++i) {
+    SideStore& side = *sides_[i];
+    if (health_[side.name()].next_attempt > now) continue;
+    try {
+      captured[i] = side.read_capture(config_.service.batch_size);
+      side_ok(side);
+      if (static_cast<int>(captured[i].rows.size()) >= config_.service.batch_size)
+        result.backlog = true;
+      any = any || !captured[i].rows.empty();
+    } catch (const std::exception& e) {
+      side_failed(side, e.what(), now);
+      ++result.side_errors;
+    }
+  }
+  if (!any) return result;
+
+  const core::Ruleset& rs = ruleset();
+  std::vector<std::vector<std::int64_t>> read_seqs(sides_.size());
+  const PassResult read_result = result;
+  // Buffered first; a row the batch cannot decide, or a write the store refuses, rolls it back
+  // and the same rows are decided again row by row, where that row alone becomes an error.
+  for (bool row_by_row : {false, true}) {
+    result = read_result;
+    for (auto& seqs : read_seqs) seqs.clear();
+    try {
+      decide_captured(captured, read_seqs, rs, row_by_row, result);
+      break;
+    } catch (const RowByRowNeeded& e) {
+      log::info("batch_row_by_row", {{"reason", std::string(e.what())}});
+    }
+  }
   if (result.captured > 0 || result.change_errors > 0)
     log::info("batch_reconciled",
               {{"changes", static_cast<std::int64_t>(result.captured)},
@@ -348,17 +384,22 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
       // One write per record per pass: a later write of the same record may need the key an
       // earlier insert is about to get, and expects what the earlier ones will have written.
       // A record whose oldest write backs off (not_before) waits whole.
-      for (const auto& row : tx.exec_params(
+      for (const auto& row : exec_prepared(
+               tx, "mdsync_outbox_next",
                "SELECT o.id, o.entity, o.golden_id, o.kind,"
                // An insert names the record's soft-deleted row, to restore it; an update or
                // a delete names the row that is synced.
                " CASE WHEN (o.kind = 'insert') = (x.state = 'deleted') THEN x.row_key END,"
                " o.\"values\"::text, o.expected::text, o.status = 'cancelling'"
-               " FROM (SELECT DISTINCT ON (golden_id) * FROM mdsync.outbox"
-               "  WHERE side = $1 AND status IN ('pending', 'cancelling')"
-               "  ORDER BY golden_id, id) o"
+               " FROM mdsync.outbox o"
                " LEFT JOIN mdsync.crosswalk x ON x.golden_id = o.golden_id AND x.side = o.side"
-               " WHERE o.not_before IS NULL OR o.not_before <= now()"
+               " WHERE o.side = $1 AND o.status IN ('pending', 'cancelling')"
+               // Walked in id order (index outbox_queued_in_order) and stopped at the batch
+               // size: the cost follows the batch, not the length of the queue.
+               " AND NOT EXISTS (SELECT FROM mdsync.outbox p WHERE p.side = o.side"
+               "  AND p.golden_id = o.golden_id AND p.status IN ('pending', 'cancelling')"
+               "  AND p.id < o.id)"
+               " AND (o.not_before IS NULL OR o.not_before <= now())"
                " ORDER BY o.id LIMIT $2",
                side.name(), config_.service.batch_size)) {
         WriteRequest w;
@@ -516,6 +557,13 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
           ++result.writes_cancelled;
           break;
         case WriteResult::Status::kSuperseded:
+          if (res.unreconciled_capture && !withdrawn) {
+            // The row changed and its change is still captured: the write stays queued, and
+            // the change, once reconciled, plans the record again (withdrawing this write if
+            // it no longer fits the row). Not a supersede: nothing is planned twice.
+            ++result.writes_waiting;
+            break;
+          }
           // A soft-deleted row to restore that is gone for good: forgotten, so the record is
           // inserted as a new row.
           if (w.kind == core::RowWrite::Kind::kInsert && !w.row_key.empty() && res.row_key.empty())
@@ -719,6 +767,23 @@ PassResult SyncEngine::deliver_writebacks() {
     if (r.writes_applied == 0 && r.writes_superseded == 0 && r.writes_cancelled == 0) break;
   }
   return total;
+}
+
+void SyncEngine::refresh_statistics() {
+  try {
+    pqxx::nontransaction tx(control());
+    const pqxx::result tables = tx.exec(
+        "SELECT string_agg(c.oid::regclass::text, ', ') FROM pg_class c"
+        " WHERE c.oid IN ('mdsync.golden'::regclass, 'mdsync.crosswalk'::regclass,"
+        "  'mdsync.outbox'::regclass, 'mdsync.match_key'::regclass, 'mdsync.conflict'::regclass)"
+        " AND pg_has_role(c.relowner, 'USAGE')");
+    if (!tables[0][0].is_null()) tx.exec("ANALYZE " + tables[0][0].as<std::string>());
+  } catch (const pqxx::broken_connection& e) {
+    control_.reset();
+    throw ConnectionError("lost the control store: " + first_line(e.what()));
+  } catch (const std::exception& e) {
+    log::warn("statistics_not_refreshed", {{"error", first_line(e.what())}});
+  }
 }
 
 bool SyncEngine::in_control_transaction(const ControlWork& work) {

@@ -30,6 +30,8 @@ struct PendingWrite {
   std::string side;
   RowWrite::Kind kind = RowWrite::Kind::kUpdate;
   FieldValues values;
+  // What an update expects the row to hold before it applies (it is conditional on it).
+  FieldValues expected;
   // Already withdrawn (its side has yet to confirm): it will not apply, so neither will what
   // was planned on top of it.
   bool withdrawn = false;

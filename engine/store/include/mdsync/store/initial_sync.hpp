@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,12 +17,24 @@
 
 namespace mdsync::store {
 
+// Where `sync --initial` is: an entity's rows of one side being decided, a chunk at a time.
+struct InitialSyncProgress {
+  std::string entity, side;
+  std::int64_t done = 0, total = 0;  // rows of this entity and side
+  bool finished = false;             // the last chunk of this entity and side
+};
+
 struct InitialSyncOptions {
   bool dry_run = false;
   // Queue the writes even when they overwrite more of a side's values than
   // `initial_sync.max_overwrite_share` allows.
   bool accept_overwrites = false;
   std::uint64_t seed = 0;
+  // Keep every planned write in the report (`writes`): a dry run and --json list them; a real
+  // run only counts them, so memory does not grow with the number of writes.
+  bool list_writes = true;
+  // Called after each chunk of rows is decided, and once when a side's rows are all read.
+  std::function<void(const InitialSyncProgress&)> progress;
 };
 
 // What happened (or would happen) to one entity's rows on one side.
@@ -33,7 +46,8 @@ struct InitialSyncStep {
   int linked = 0;               // linked to an existing record by a match key
   int created = 0;              // created a record (created on the other sides at write-back)
   int possible_duplicates = 0;  // opened a possible_duplicate conflict
-  int other = 0;                // held by an open conflict, an unauthorized create, an error
+  int other = 0;                // held by an open conflict or as an unauthorized create
+  int errors = 0;               // kept as errors (`mdsync errors list`), not synced
   std::vector<std::string> duplicates;  // one line per possible duplicate
 };
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -27,9 +28,23 @@ namespace mdsync::store {
 std::string values_to_json(const core::FieldValues& values);
 core::FieldValues values_from_json(const std::string& json);
 
+class RecordWriteBuffer;
+
 class RecordRepository {
  public:
-  explicit RecordRepository(pqxx::transaction_base& tx) : tx_(tx) {}
+  // Immediate: every write is a statement of its own (steward commands, the exception path).
+  // Buffered: golden, crosswalk, conflict, audit and outbox writes are kept and sent a table
+  // at a time (RecordWriteBuffer) by flush(), which every read and every other write of this
+  // repository does first; the caller flushes before it reads those tables itself and before
+  // it commits. A refusal of the store then surfaces at the flush, for the batch as a whole.
+  enum class Mode { kImmediate, kBuffered };
+  explicit RecordRepository(pqxx::transaction_base& tx, Mode mode = Mode::kImmediate);
+  ~RecordRepository();
+  RecordRepository(const RecordRepository&) = delete;
+  RecordRepository& operator=(const RecordRepository&) = delete;
+
+  // Sends the writes kept in buffered mode (nothing in immediate mode).
+  void flush();
 
   std::optional<std::int64_t> find_by_key(const std::string& entity, const std::string& side,
                                           const std::string& row_key);
@@ -46,6 +61,9 @@ class RecordRepository {
   // left out.
   std::map<std::int64_t, core::RecordState> load_many(const std::vector<std::int64_t>& ids);
   std::map<std::string, std::string> row_keys(std::int64_t golden_id);  // side -> row key
+  // The open create conflicts (unauthorized_create, possible_duplicate) holding any of these
+  // rows with no golden record, in one statement (see open_create_conflict).
+  std::map<RowRef, std::int64_t> open_create_conflicts(const std::set<RowRef>& rows);
 
   std::int64_t create_golden(const std::string& entity, const core::RecordState& state);
   void save_golden(std::int64_t golden_id, const core::RecordState& state);
@@ -101,9 +119,22 @@ class RecordRepository {
   void plan_and_enqueue(const core::EntityRules& rules, const std::vector<std::string>& sides,
                         std::int64_t golden_id, const core::RecordState& state,
                         const std::map<std::string, std::int64_t>& delays_ms = {});
+  // plan_and_enqueue for many records, reading their queued writes in one statement.
+  struct Planned {
+    const core::EntityRules* rules;
+    std::int64_t golden_id;
+    const core::RecordState* state;
+  };
+  void plan_and_enqueue_many(const std::vector<Planned>& records,
+                             const std::vector<std::string>& sides);
 
  private:
+  void enqueue_planned(const std::string& entity, std::int64_t golden_id,
+                       const core::WritebackPlan& plan,
+                       const std::map<std::string, std::int64_t>& delays_ms);
+
   pqxx::transaction_base& tx_;
+  std::unique_ptr<RecordWriteBuffer> buffer_;  // buffered mode only
 };
 
 }  // namespace mdsync::store

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -73,11 +74,38 @@ struct CaptureBatch {
   std::vector<CapturedRow> rows;
 };
 
-// What `sync --initial` reads of a side, in one snapshot: the capture rows not forgotten yet
-// and the rows of each entity that take part (seq numbers them in key order).
-struct SideSnapshot {
-  CaptureBatch captures;
-  std::map<std::string, std::vector<CapturedRow>> rows;  // by entity
+class SideStore;
+
+// What `sync --initial` reads of a side: the capture rows not forgotten yet and the rows of
+// each entity that take part, from one repeatable-read snapshot that stays open while the
+// reader lives. Rows come in key order through a server-side cursor, a chunk at a time, so
+// memory follows the chunk, not the table (seq numbers them in key order, from 1).
+class SideSnapshotReader {
+ public:
+  ~SideSnapshotReader();
+  SideSnapshotReader(const SideSnapshotReader&) = delete;
+  SideSnapshotReader& operator=(const SideSnapshotReader&) = delete;
+
+  const CaptureBatch& captures() const { return captures_; }
+  // The entity's rows that take part (for progress).
+  std::int64_t count(const config::EntityConfig& entity);
+  // Which of these row keys the snapshot holds among the entity's rows that take part.
+  std::set<std::string> present(const config::EntityConfig& entity,
+                                const std::vector<std::string>& keys);
+  // The entity's next rows, up to `max_rows`; empty once every row was read. One entity is read
+  // at a time, each from its first row.
+  std::vector<CapturedRow> next(const config::EntityConfig& entity, std::size_t max_rows);
+
+ private:
+  friend class SideStore;
+  explicit SideSnapshotReader(SideStore& side);
+
+  SideStore& side_;
+  std::unique_ptr<pqxx::transaction_base> tx_;
+  CaptureBatch captures_;
+  std::string cursor_entity_;         // the entity whose cursor is open
+  std::optional<CapturedRow> carry_;  // a row whose fields continue in the next fetch
+  bool cursor_done_ = false;
 };
 
 struct WriteRequest {
@@ -174,8 +202,9 @@ class SideStore {
   // Side transactions retried because of a deadlock or serialization failure, so far.
   std::int64_t contention_retries() const { return contention_retries_; }
 
-  // `sync --initial`: the capture table and the rows of these entities, in one snapshot.
-  SideSnapshot read_snapshot(const std::vector<const config::EntityConfig*>& entities);
+  // `sync --initial`: the capture table and the rows that take part, in one snapshot held
+  // open until the reader is destroyed (the side's connection is its meanwhile).
+  std::unique_ptr<SideSnapshotReader> open_snapshot();
   // `errors retry`: one row as it is now, enqueued the way the trigger captures it: a full-row
   // upsert ('U') while it takes part, 'L' when it is live but outside the scope, 'D' when it is
   // soft-deleted or gone. Returns the op enqueued. The engine then reconciles it like any
@@ -189,7 +218,13 @@ class SideStore {
   void reset();
 
  private:
+  friend class SideSnapshotReader;
   pqxx::connection_base& conn();
+  // The capture rows (up to `limit`), read in `tx` after checking the side's stamp.
+  CaptureBatch read_capture_in(pqxx::transaction_base& tx, int limit);
+  // The SELECT of the entity's rows that take part, one result row per field (s.n, s.k, key,
+  // value) in key order (current_rows, the snapshot reader's cursor).
+  std::string current_rows_sql(pqxx::transaction_base& tx, const config::EntityConfig& entity);
   void resolve_lookups(pqxx::transaction_base& tx, std::vector<CapturedRow>& rows);
   // `also` runs in the capture read's snapshot, after the rows are read.
   CaptureBatch read_capture(int limit, const std::function<void(pqxx::transaction_base&)>& also);

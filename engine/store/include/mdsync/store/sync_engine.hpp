@@ -45,6 +45,10 @@ struct PassResult {
   int linked_by_match = 0;
   int possible_duplicates = 0;
   int held = 0;  // rows not linked that a conflict holds (unauthorized create, open conflict)
+  // Write-backs held back because their row has captured changes still to reconcile: they
+  // stay queued, and the change, once reconciled, plans the record again.
+  int writes_waiting = 0;
+  bool backlog = false;  // a side's capture batch came back full: more is captured
   bool did_work() const {
     return captured > 0 || writes_applied > 0 || writes_superseded > 0 || writes_failed > 0 ||
            writes_cancelled > 0 || steward_actions > 0 || change_errors > 0;
@@ -90,6 +94,10 @@ class SyncEngine {
   using ControlWork = std::function<bool(pqxx::transaction_base& tx, const core::Ruleset& rs,
                                          const FieldTransforms& transforms)>;
   bool in_control_transaction(const ControlWork& work);
+  // After a bulk load (sync --initial): the planner's statistics of the record tables still
+  // describe them as they were (the write-back queue's reads would plan as if it were empty).
+  // Analyzed when the engine's role owns them (autovacuum gets to them otherwise).
+  void refresh_statistics();
 
  private:
   struct SideHealth {
@@ -104,6 +112,11 @@ class SyncEngine {
   void side_failed(SideStore& side, const std::string& what, Clock::time_point now);
   void side_ok(SideStore& side);
   PassResult reconcile_captures(Clock::time_point now);
+  // Decides the captured rows in one control transaction and commits it, recording which
+  // capture rows it read in `read_seqs`. Buffered unless `row_by_row` (BatchReconciler).
+  void decide_captured(const std::vector<CaptureBatch>& captured,
+                       std::vector<std::vector<std::int64_t>>& read_seqs, const core::Ruleset& rs,
+                       bool row_by_row, PassResult& result);
   PassResult apply_writebacks(Clock::time_point now);
   void prune_capture_done(Clock::time_point now);
 
