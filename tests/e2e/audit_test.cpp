@@ -4,7 +4,9 @@
 // bypassed the triggers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <exception>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 #include <thread>
@@ -67,6 +69,47 @@ void expect_refused(const Scenario& s, const std::string& sql, const std::string
         << sql << ": " << e.what();
   }
 }
+
+// One session on the control store whose transactions the test drives statement by statement.
+struct Session {
+  explicit Session(const Scenario& s) : conn(s.dsn(s.control_db())), tx(conn) {}
+  void exec(const std::string& sql) { tx.exec(sql); }
+  std::string one(const std::string& sql) {
+    const pqxx::result r = tx.exec(sql);
+    return r.empty() ? "<none>" : r[0][0].is_null() ? "<null>" : r[0][0].c_str();
+  }
+  // `n` audit rows whose reason is `tag`, in one INSERT (one row: one INSERT ... VALUES).
+  void insert(int n, const std::string& tag) {
+    if (n == 1)
+      tx.exec_params(
+          "INSERT INTO mdsync.audit (entity, unit, decision, source, rule, ruleset_version,"
+          " reason) VALUES ('customer', 'name', 'accept', 'crm#1', 'name: crm', 1, $1)",
+          tag);
+    else
+      tx.exec_params(
+          "INSERT INTO mdsync.audit (entity, golden_id, unit, decision, old_value, new_value,"
+          " source, rule, ruleset_version, reason)"
+          " SELECT 'customer', i, 'name', 'accept', jsonb_build_object('name', 'old ' || i),"
+          " jsonb_build_object('name', $2 || ' ' || i), 'crm#' || i, 'name: crm', 1, $2"
+          " FROM generate_series(1, $1) i",
+          n, tag);
+  }
+  pqxx::connection conn;
+  pqxx::nontransaction tx;
+};
+
+// The chain as runs of rows with the same reason, in chain order: "a*3 b*1 a*2".
+const char* const kChainRuns =
+    "SELECT coalesce(string_agg(reason || '*' || n, ' ' ORDER BY first_seq), '')"
+    " FROM (SELECT reason, count(*) AS n, min(chain_seq) AS first_seq FROM ("
+    "  SELECT c.chain_seq, a.reason, c.chain_seq - row_number() OVER (PARTITION BY a.reason"
+    "   ORDER BY c.chain_seq) AS run FROM mdsync.audit_chain c"
+    "  JOIN mdsync.audit a ON a.id = c.audit_id) l GROUP BY reason, run) r";
+
+// Within a transaction ids grow in insertion order: the chain links the rows in that order.
+const char* const kChainInIdOrder =
+    "SELECT coalesce(bool_and(audit_id > previous), true) FROM (SELECT audit_id,"
+    " lag(audit_id) OVER (ORDER BY chain_seq) AS previous FROM mdsync.audit_chain) l";
 
 class AuditTest : public ::testing::Test {
  protected:
@@ -454,6 +497,327 @@ TEST_F(AuditTest, RoleWithOnlyInsertAndSelectAppendsLinkedRowsAndRewritesNothing
     }
   }
   EXPECT_EQ(verify(s_).exit_code, 0);
+}
+
+// Issue 12: linking a transaction's rows costs one head update, whatever their number (0006
+// updated the head once per row: 301 here). The deferred links run at SET CONSTRAINTS ALL
+// IMMEDIATE as they would at commit, so the transaction's own statistics show what they did.
+TEST_F(AuditTest, ATransactionsRowsAreLinkedWithOneHeadUpdate) {
+  insert_audit_rows(s_, 2, "before");  // reason "test"
+  Session t(s_);
+  t.exec("BEGIN");
+  t.insert(200, "many");
+  t.insert(1, "one");
+  t.insert(100, "more");
+  t.exec("SET CONSTRAINTS ALL IMMEDIATE");
+  EXPECT_EQ(t.one("SELECT (SELECT n_tup_upd FROM pg_stat_xact_user_tables"
+                  "  WHERE relid = 'mdsync.audit_head'::regclass) || ' ' ||"
+                  " (SELECT n_tup_ins FROM pg_stat_xact_user_tables"
+                  "  WHERE relid = 'mdsync.audit_chain'::regclass)"),
+            "1 301");
+  t.exec("COMMIT");
+  EXPECT_EQ(s_.control(kChainRuns), "test*2 many*200 one*1 more*100");
+  EXPECT_EQ(s_.control(kChainInIdOrder), "t");
+  const Verified v = verify(s_);
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_EQ(v.report["head"]["seq"], 303);
+}
+
+// Rows of a savepoint rolled back are not linked (they are gone); rows of a released one are,
+// in the order they were inserted. Also when the transaction's first rows are the ones rolled
+// back, and when they are in a savepoint released.
+TEST_F(AuditTest, RowsOfRolledBackSavepointsAreNotLinkedThoseOfReleasedOnesAre) {
+  insert_audit_rows(s_, 1, "before");
+  Session t(s_);
+  t.exec("BEGIN");
+  t.exec("SAVEPOINT a");
+  t.insert(5, "gone");
+  t.exec("ROLLBACK TO SAVEPOINT a");
+  t.insert(20, "kept");
+  t.exec("SAVEPOINT b");
+  t.insert(3, "released");
+  t.exec("SAVEPOINT c");
+  t.insert(4, "gone");
+  t.insert(1, "gone");
+  t.exec("ROLLBACK TO SAVEPOINT c");
+  t.insert(1, "released");
+  t.exec("RELEASE SAVEPOINT b");
+  t.exec("SAVEPOINT d");
+  t.insert(2, "gone");
+  t.exec("ROLLBACK TO SAVEPOINT d");
+  t.insert(30, "kept");
+  t.exec("COMMIT");
+
+  t.exec("BEGIN");
+  t.exec("SAVEPOINT x");
+  t.insert(2, "second");
+  t.exec("RELEASE SAVEPOINT x");
+  t.exec("SAVEPOINT y");
+  t.insert(3, "gone");
+  t.exec("ROLLBACK TO SAVEPOINT y");
+  t.insert(1, "second");
+  t.exec("COMMIT");
+
+  EXPECT_EQ(s_.control("SELECT count(*) FROM mdsync.audit WHERE reason = 'gone'"), "0");
+  EXPECT_EQ(s_.control(kChainRuns), "test*1 kept*20 released*4 kept*30 second*3");
+  EXPECT_EQ(s_.control(kChainInIdOrder), "t");
+  const Verified v = verify(s_);
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_EQ(v.report["head"]["seq"], 58);
+}
+
+// Two transactions insert rows in turns and commit in the opposite order: each is linked
+// whole, the first to commit first. Then one links its rows early (SET CONSTRAINTS ALL
+// IMMEDIATE) and so holds the head: the other's commit waits for it, and the rows the first
+// inserts meanwhile still come before the other's.
+TEST_F(AuditTest, InterleavedTransactionsAreLinkedWholeInCommitOrder) {
+  Session t1(s_), t2(s_);
+  t1.exec("BEGIN");
+  t2.exec("BEGIN");
+  t1.insert(10, "t1");
+  t2.insert(7, "t2");
+  t1.insert(1, "t1");
+  t2.insert(1, "t2");
+  t1.insert(5, "t1");
+  t2.insert(3, "t2");
+  t2.exec("COMMIT");
+  t1.exec("COMMIT");
+  EXPECT_EQ(s_.control(kChainRuns), "t2*11 t1*16");
+  EXPECT_EQ(verify(s_).exit_code, 0);
+
+  Session t3(s_), t4(s_);
+  for (Session* t : {&t3, &t4}) t->exec("SET lock_timeout = '60s'");
+  t3.exec("BEGIN");
+  t4.exec("BEGIN");
+  t4.insert(4, "t4");
+  t3.insert(2, "t3");
+  t3.exec("SET CONSTRAINTS ALL IMMEDIATE");
+  const std::string t4_pid = t4.one("SELECT pg_backend_pid()");
+  std::string t4_error;
+  std::thread committing([&] {
+    try {
+      t4.exec("COMMIT");
+    } catch (const std::exception& e) {
+      t4_error = e.what();
+    }
+  });
+  EXPECT_EQ(
+      wait_until(
+          [&] {
+            return s_.control("SELECT wait_event_type FROM pg_stat_activity WHERE pid = " + t4_pid);
+          },
+          "Lock", 60),
+      "Lock");
+  t3.insert(3, "t3");
+  t3.exec("COMMIT");
+  committing.join();
+  EXPECT_EQ(t4_error, "");
+  EXPECT_EQ(s_.control(kChainRuns), "t2*11 t1*16 t3*5 t4*4");
+  const Verified v = verify(s_);
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_EQ(v.report["head"]["seq"], 36);
+}
+
+// SET CONSTRAINTS ... IMMEDIATE links the rows pending, and each later statement's rows at its
+// end; DEFERRED again defers them to commit. A link made inside a savepoint that is rolled
+// back is undone with it and made again at commit.
+TEST_F(AuditTest, RowsAfterSetConstraintsImmediateAreLinkedAsTheyAreInserted) {
+  Session t(s_);
+  const auto linked = [&](const std::string& tag) {
+    return t.one(
+        "SELECT count(*) FROM mdsync.audit_chain c JOIN mdsync.audit a"
+        " ON a.id = c.audit_id WHERE a.reason = '" +
+        tag + "'");
+  };
+  t.exec("BEGIN");
+  t.insert(10, "deferred");
+  EXPECT_EQ(linked("deferred"), "0");
+  t.exec("SET CONSTRAINTS ALL IMMEDIATE");
+  EXPECT_EQ(linked("deferred"), "10");
+  t.insert(1, "immediate");
+  t.insert(4, "immediate");
+  EXPECT_EQ(linked("immediate"), "5");
+  t.exec("SAVEPOINT a");
+  t.insert(3, "gone");
+  EXPECT_EQ(linked("gone"), "3");
+  t.exec("ROLLBACK TO SAVEPOINT a");
+  t.insert(2, "immediate");
+  t.exec("SET CONSTRAINTS mdsync.audit_chain_link DEFERRED");
+  t.insert(6, "deferred again");
+  EXPECT_EQ(linked("deferred again"), "0");
+  t.exec("SET CONSTRAINTS mdsync.audit_chain_link IMMEDIATE");
+  EXPECT_EQ(linked("deferred again"), "6");
+  t.insert(1, "immediate again");
+  t.exec("COMMIT");
+  EXPECT_EQ(s_.control(kChainRuns), "deferred*10 immediate*7 deferred again*6 immediate again*1");
+  Verified v = verify(s_);
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_EQ(v.report["head"]["seq"], 24);
+
+  t.exec("BEGIN");
+  t.insert(2, "outer");
+  t.exec("SAVEPOINT s");
+  t.exec("SET CONSTRAINTS ALL IMMEDIATE");
+  EXPECT_EQ(linked("outer"), "2");
+  t.insert(1, "gone");
+  t.exec("ROLLBACK TO SAVEPOINT s");
+  EXPECT_EQ(linked("outer"), "0");
+  t.insert(3, "outer");
+  t.exec("COMMIT");
+  EXPECT_EQ(s_.control(kChainRuns),
+            "deferred*10 immediate*7 deferred again*6 immediate again*1 outer*5");
+  EXPECT_EQ(s_.control(kChainInIdOrder), "t");
+  v = verify(s_);
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_EQ(v.report["head"]["seq"], 29);
+}
+
+// The service role's case (INSERT and SELECT on mdsync.audit only) in transactions of several
+// statements and savepoints: its rows are linked, whatever the transaction-local settings
+// the linking reads say (a session can set them), and it can neither see nor change the queue
+// of rows to link, nor call the linking.
+TEST_F(AuditTest, RoleWithOnlyInsertAndSelectHasWholeTransactionsLinkedAndCannotReachTheQueue) {
+  const std::string role = "audit_writer_" + s_.control_db();
+  struct DropRole {
+    const Scenario& s;
+    std::string role;
+    ~DropRole() {
+      try {
+        s.control_exec("DROP OWNED BY " + role);
+        pqxx::connection admin(s.dsn("postgres"));
+        pqxx::nontransaction(admin).exec("DROP ROLE IF EXISTS " + role);
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "dropping role " << role << ": " << e.what();
+      }
+    }
+  } drop{s_, role};
+  s_.control_exec("CREATE ROLE " + role + " NOLOGIN; GRANT USAGE ON SCHEMA mdsync TO " + role +
+                  "; GRANT INSERT, SELECT ON mdsync.audit TO " + role +
+                  "; GRANT USAGE ON SEQUENCE mdsync.audit_id_seq TO " + role);
+  {
+    Session t(s_);
+    t.exec("SET ROLE " + role);
+    t.exec("BEGIN");
+    t.exec(
+        "SELECT set_config('mdsync.audit_chain_batch', '1', true),"
+        " set_config('mdsync.audit_head_tid', '(0,1)', true)");
+    t.insert(1, "role");
+    t.exec("SAVEPOINT a");
+    t.insert(3, "gone");
+    t.exec("ROLLBACK TO SAVEPOINT a");
+    t.exec("SELECT set_config('mdsync.audit_chain_batch', 'not a number', true)");
+    t.insert(4, "role");
+    t.exec("SELECT set_config('mdsync.audit_chain_batch', '999999999', true)");
+    t.insert(2, "role");
+    t.exec("COMMIT");
+    t.exec("BEGIN");
+    t.insert(1, "role again");
+    t.exec("SET CONSTRAINTS ALL IMMEDIATE");
+    t.insert(2, "role again");
+    t.exec("COMMIT");
+  }
+  EXPECT_EQ(s_.control(kChainRuns), "role*7 role again*3");
+  EXPECT_EQ(verify(s_).exit_code, 0);
+  for (const std::string& sql :
+       {std::string("SELECT * FROM mdsync.audit_chain_pending"),
+        std::string("INSERT INTO mdsync.audit_chain_pending (ids, leader) VALUES ('{1}', true)"),
+        std::string("DELETE FROM mdsync.audit_chain_pending"),
+        std::string("SELECT mdsync.audit_chain_tail(a) FROM mdsync.audit a"),
+        std::string("SELECT mdsync.audit_chain_append(a) FROM mdsync.audit a")}) {
+    try {
+      s_.control_exec("SET ROLE " + role + "; " + sql);
+      ADD_FAILURE() << "the role was allowed: " << sql;
+    } catch (const pqxx::sql_error& e) {
+      EXPECT_NE(std::string(e.what()).find("permission denied"), std::string::npos)
+          << sql << ": " << e.what();
+    }
+  }
+}
+
+// A store whose chain was made under 0006 (a link per row) is upgraded in place by `init`: the
+// chain goes on verifying and new rows continue it. A transaction that inserted rows under the
+// old trigger and is still open when init runs holds the upgrade back until it has committed,
+// and its rows are linked the old way.
+TEST_F(AuditTest, InitUpgradesAStoreWithAChainInPlace) {
+  // The store as the migrations before 0012 made it, built from schema/control as init does.
+  // It keeps its identity, so that the sides stamped by it stay its own.
+  s_.control_exec(
+      "CREATE TABLE public.kept_identity AS SELECT * FROM mdsync.store_identity;"
+      " DROP SCHEMA mdsync CASCADE; CREATE SCHEMA mdsync; CREATE TABLE mdsync.schema_migrations"
+      " (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL"
+      " DEFAULT now())");
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(MDSYNC_SCHEMA_DIR))
+    if (e.path().extension() == ".sql") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    const std::string name = f.stem().string();
+    const int version = std::stoi(name.substr(0, name.find('_')));
+    if (version >= 12) continue;
+    s_.control_exec(read_file(f.string()));
+    s_.exec_with(s_.control_db(),
+                 "INSERT INTO mdsync.schema_migrations (version, name) VALUES (" +
+                     std::to_string(version) + ", $1)",
+                 name);
+  }
+  s_.control_exec(
+      "UPDATE mdsync.store_identity s SET store_id = k.store_id, secret = k.secret,"
+      " created_at = k.created_at FROM public.kept_identity k; DROP TABLE public.kept_identity");
+  ASSERT_EQ(s_.control("SELECT tgname FROM pg_trigger WHERE tgrelid = 'mdsync.audit'::regclass"
+                       " AND tgconstraint <> 0"),
+            "audit_chain_link");
+  insert_audit_rows(s_, 3, "old");
+  {
+    Session t(s_);
+    t.exec("BEGIN");
+    t.insert(2, "old");
+    t.exec("SAVEPOINT a");
+    t.insert(1, "gone");
+    t.exec("ROLLBACK TO SAVEPOINT a");
+    t.exec("COMMIT");
+  }
+  EXPECT_EQ(s_.control(kChainRuns), "test*3 old*2");
+  EXPECT_EQ(s_.control("SELECT seq FROM mdsync.audit_head"), "5");
+
+  Session open(s_);
+  open.exec("BEGIN");
+  open.insert(2, "open during the upgrade");
+  const int pid = s_.spawn_mdsync({"init"}, s_.dir() + "/init.log");
+  EXPECT_EQ(wait_until(
+                [&] {
+                  return s_.control(
+                      "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                      " AND wait_event_type = 'Lock'");
+                },
+                "1", 60),
+            "1");
+  open.insert(1, "open during the upgrade");
+  open.exec("COMMIT");
+  ASSERT_EQ(wait_exit(pid, 120), 0) << read_file(s_.dir() + "/init.log");
+  EXPECT_NE(read_file(s_.dir() + "/init.log").find("applied migration 0012_audit_chain"),
+            std::string::npos)
+      << read_file(s_.dir() + "/init.log");
+  EXPECT_EQ(s_.control("SELECT string_agg(tgname, ',' ORDER BY tgname) FROM pg_trigger"
+                       " WHERE tgrelid = 'mdsync.audit'::regclass AND NOT tgisinternal"),
+            "audit_append_only,audit_chain_queue,audit_no_truncate");
+  EXPECT_EQ(s_.control(kChainRuns), "test*3 old*2 open during the upgrade*3");
+  Verified v = verify(s_);
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_EQ(v.report["head"]["seq"], 8);
+
+  insert_audit_rows(s_, 4, "new");
+  {
+    Session t(s_);
+    t.exec("BEGIN");
+    t.insert(1, "new");
+    t.insert(3, "new");
+    t.exec("COMMIT");
+  }
+  EXPECT_EQ(s_.control(kChainRuns), "test*3 old*2 open during the upgrade*3 test*4 new*4");
+  v = verify(s_);
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_EQ(v.report["head"]["seq"], 16);
+  EXPECT_NE(s_.mdsync_ok({"init"}).find("schema up to date"), std::string::npos);
 }
 
 }  // namespace

@@ -9,11 +9,12 @@ using nlohmann::json;
 
 namespace {
 
-// The content of a link must be byte for byte what mdsync.audit_chain_append hashes
-// (schema/control/0006_audit_chain.sql). Each link is checked against its audit row (still
-// there, content unchanged), the link before it (chain_seq one more, prev_hash its hash) and,
-// for the last, audit_head; audit rows no link names were inserted past the trigger. In one
-// statement, so all of it is read in one snapshot.
+// The content of a link must be byte for byte what the control store hashes when it links a
+// row (schema/control/0012_audit_chain_per_transaction.sql: mdsync.audit_chain_tail and the
+// leader's trigger; 0006_audit_chain.sql for links made before it). Each link is checked
+// against its audit row (still there, content unchanged), the link before it (chain_seq one
+// more, prev_hash its hash) and, for the last, audit_head; audit rows no link names were
+// inserted past the trigger. In one statement, so all of it is read in one snapshot.
 constexpr const char* kVerifySql = R"sql(
 WITH links AS (
   SELECT c.chain_seq, c.audit_id, c.prev_hash, c.hash, a.id IS NOT NULL AS present,
