@@ -1,15 +1,20 @@
 #include "mdsync/service/service.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
+#include <memory>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "mdsync/log/event_log.hpp"
 #include "mdsync/store/engine_lease.hpp"
 #include "mdsync/store/sync_engine.hpp"
+#include "mdsync/store/wake_listeners.hpp"
 
 namespace mdsync::service {
 
@@ -17,10 +22,43 @@ namespace asio = boost::asio;
 
 namespace {
 
+using Clock = store::Clock;
+
+std::int64_t ms_until(Clock::time_point t, Clock::time_point now) {
+  return std::max<std::int64_t>(
+      0, std::chrono::duration_cast<std::chrono::milliseconds>(t - now).count());
+}
+
+// One listener's socket in the loop, and the timer of its next connection attempt. Asio only
+// waits on the socket; libpq owns it, so it is released, never closed, here.
+struct Watch {
+  explicit Watch(asio::io_context& io) : socket(io), retry(io) {}
+  ~Watch() { unwatch(); }
+  void unwatch() {
+    if (socket.is_open())
+      socket.release();  // cancels the wait; the handler sees its old generation
+    ++generation;
+  }
+  asio::posix::stream_descriptor socket;
+  asio::steady_timer retry;
+  std::uint64_t generation = 0;  // a handler of an earlier connection does nothing
+};
+
+// Passes run on one timer. It is due at once after a pass that did work, when a listener
+// hears a NOTIFY and when a listener (re)connects (notifications may have been missed while it
+// was down); otherwise after poll_interval_ms, the safety net for sides with notify off and
+// for anything a listener could not hear.
 class Service {
  public:
   Service(const config::Config& config, std::uint64_t seed)
-      : config_(config), engine_(config, seed), signals_(io_, SIGINT, SIGTERM), timer_(io_) {}
+      : config_(config),
+        engine_(config, seed),
+        listeners_(config),
+        signals_(io_, SIGINT, SIGTERM),
+        timer_(io_) {
+    for (std::size_t i = 0; i < listeners_.size(); ++i)
+      watches_.push_back(std::make_unique<Watch>(io_));
+  }
 
   void start() {
     // One engine per control store: a second service stops here, naming the one that runs.
@@ -36,58 +74,166 @@ class Service {
     signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
       if (ec) return;
       log::info("service_stopping", {{"signal", static_cast<std::int64_t>(signo)}});
-      stopping_ = true;
-      timer_.cancel();
+      stop();
     });
-    schedule(std::chrono::milliseconds(0));
+    // Listening before the first pass: whatever that pass does not see is notified.
+    for (std::size_t i = 0; i < listeners_.size(); ++i) listen(i);
+    wake("start", "");
     io_.run();
   }
 
  private:
-  void schedule(std::chrono::milliseconds delay) {
+  void stop() {
+    stopping_ = true;
+    timer_.cancel();
+    for (auto& w : watches_) {
+      w->retry.cancel();
+      w->unwatch();
+    }
+    io_.stop();
+  }
+
+  // ---- listeners
+
+  void listen(std::size_t i) {
     if (stopping_) return;
-    timer_.expires_after(delay);
-    timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec || stopping_) {
-        io_.stop();
-        return;
-      }
-      tick();
+    Watch& w = *watches_[i];
+    w.unwatch();  // before listen() closes any earlier connection
+    const auto now = Clock::now();
+    if (!listeners_.listen(i, now)) {
+      w.retry.expires_at(listeners_.next_attempt(i));
+      w.retry.async_wait([this, i](const boost::system::error_code& ec) {
+        if (!ec && !stopping_) listen(i);
+      });
+      return;
+    }
+    w.socket.assign(listeners_.socket(i));
+    watch(i);
+    wake("listener_connected", listeners_.what(i));
+  }
+
+  void watch(std::size_t i) {
+    Watch& w = *watches_[i];
+    w.socket.async_wait(asio::posix::stream_descriptor::wait_read,
+                        [this, i, generation = w.generation](const boost::system::error_code& ec) {
+                          if (stopping_ || generation != watches_[i]->generation) return;
+                          if (ec == asio::error::operation_aborted) return;
+                          if (ec)
+                            lose(i, "waiting on the socket failed: " + ec.message());
+                          else
+                            readable(i, true);
+                        });
+  }
+
+  // Takes what arrived on listener i. `from_wait`: its wait completed, so it is watched again.
+  void readable(std::size_t i, bool from_wait) {
+    const store::WakeListeners::Arrived a = listeners_.consume(i);
+    if (a.lost) {
+      lose(i, "");
+      return;
+    }
+    if (a.ruleset_applied) engine_.ruleset_applied();
+    if (!from_wait) return;  // taken just before a pass, which covers it
+    if (a.notifications > 0) wake("notify", listeners_.what(i), a.notifications);
+    if (a.more) {
+      // A flood was not read to its end; the socket will not be reported again for it.
+      asio::post(io_, [this, i, generation = watches_[i]->generation] {
+        if (!stopping_ && generation == watches_[i]->generation) readable(i, true);
+      });
+      return;
+    }
+    watch(i);
+  }
+
+  void lose(std::size_t i, const std::string& why) {
+    Watch& w = *watches_[i];
+    w.unwatch();  // before the connection closes, so Asio never touches libpq's socket again
+    listeners_.drop(i, Clock::now(), why);
+    w.retry.expires_at(listeners_.next_attempt(i));
+    w.retry.async_wait([this, i](const boost::system::error_code& ec) {
+      if (!ec && !stopping_) listen(i);
+    });
+  }
+
+  // ---- passes
+
+  // A pass as soon as allowed (not before a failed control store's backoff). Many wake-ups
+  // before it runs are one pass.
+  void wake(const char* by, const std::string& source, int notifications = 0) {
+    if (stopping_) return;
+    const auto now = Clock::now();
+    const auto at = std::max(now, not_before_);
+    if (next_pass_ <= at) return;  // already due as soon
+    if (log::enabled(log::Level::kDebug))
+      log::debug("woken", {{"by", std::string(by)},
+                           {"source", source},
+                           {"notifications", static_cast<std::int64_t>(notifications)},
+                           {"pass_in_ms", ms_until(at, now)}});
+    schedule(at);
+  }
+
+  void schedule(Clock::time_point at) {
+    next_pass_ = at;
+    ++pass_generation_;
+    timer_.expires_at(at);
+    timer_.async_wait([this, generation = pass_generation_](const boost::system::error_code& ec) {
+      if (ec || stopping_ || generation != pass_generation_) return;
+      // Posted: a stop signal that arrived during the last pass is delivered in the same round
+      // of the loop as this timer, and is handled first.
+      asio::post(io_, [this] { tick(); });
     });
   }
 
   void tick() {
-    auto delay = std::chrono::milliseconds(config_.service.poll_interval_ms);
+    if (stopping_) return;
+    // What the listeners heard until now is covered by this pass: it reads after this.
+    for (std::size_t i = 0; i < listeners_.size(); ++i)
+      if (listeners_.socket(i) >= 0) readable(i, false);
+    auto now = Clock::now();
+    Clock::time_point next = now + std::chrono::milliseconds(config_.service.poll_interval_ms);
     try {
-      const store::PassResult r = engine_.run_pass(store::Clock::now());
+      const store::PassResult r = engine_.run_pass(now);
       control_failures_ = 0;
-      if (r.did_work()) delay = std::chrono::milliseconds(0);
+      now = Clock::now();
+      not_before_ = now;
+      if (r.did_work())
+        next = now;
+      else if (log::enabled(log::Level::kDebug))
+        log::debug("idle", {{"next_poll_in_ms",
+                             static_cast<std::int64_t>(config_.service.poll_interval_ms)}});
     } catch (const std::exception& e) {
       // The control store (or the ruleset) is unavailable: wait and resume at our place;
-      // everything not committed is redone from the capture tables and the outbox.
+      // everything not committed is redone from the capture tables and the outbox. A NOTIFY
+      // does not cut this wait short.
       ++control_failures_;
-      delay = std::chrono::milliseconds(std::min<std::int64_t>(
+      const auto delay = std::chrono::milliseconds(std::min<std::int64_t>(
           config_.service.writeback_backoff_max_ms,
           static_cast<std::int64_t>(config_.service.writeback_backoff_initial_ms) *
               (std::int64_t{1} << std::min(control_failures_ - 1, 16))));
+      now = Clock::now();
+      not_before_ = now + delay;
+      next = not_before_;
       log::error("pass_failed", {{"error", std::string(e.what())},
                                  {"attempt", static_cast<std::int64_t>(control_failures_)},
                                  {"retry_in_ms", static_cast<std::int64_t>(delay.count())}});
     }
-    if (stopping_) {
-      io_.stop();
-      return;
-    }
-    schedule(delay);
+    if (stopping_) return;
+    // What a listener hears during the pass is read after it returns, and wakes the next.
+    schedule(next);
   }
 
   const config::Config& config_;
   store::SyncEngine engine_;
+  store::WakeListeners listeners_;  // after the watches are gone, closes the connections
   asio::io_context io_;
   asio::signal_set signals_;
   asio::steady_timer timer_;
+  std::vector<std::unique_ptr<Watch>> watches_;  // released before listeners_ closes
   bool stopping_ = false;
   int control_failures_ = 0;
+  Clock::time_point next_pass_ = Clock::time_point::max();
+  Clock::time_point not_before_{};
+  std::uint64_t pass_generation_ = 0;
 };
 
 }  // namespace

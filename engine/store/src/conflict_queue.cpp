@@ -6,6 +6,7 @@
 #include "match_index.hpp"
 #include "mdsync/store/record_repository.hpp"
 #include "mdsync/store/ruleset_store.hpp"
+#include "mdsync/store/steward_actions.hpp"
 
 namespace mdsync::store {
 
@@ -191,6 +192,7 @@ std::string resolve_conflicts(pqxx::connection_base& conn, const config::Config&
   const core::Ruleset rs = load_ruleset(conn, config);
   pqxx::work tx(conn);
   std::string plans = resolve_conflicts_in(tx, config, rs, ids, resolution);
+  notify_engine(tx, "resolve");
   tx.commit();
   return plans;
 }

@@ -10,6 +10,7 @@
 #include "mdsync/store/conflict_queue.hpp"
 #include "mdsync/store/record_repository.hpp"
 #include "mdsync/store/ruleset_store.hpp"
+#include "mdsync/store/steward_actions.hpp"
 
 namespace mdsync::store {
 
@@ -155,6 +156,7 @@ std::string resolve_duplicate(pqxx::connection_base& conn, const config::Config&
   const core::Ruleset rs = load_ruleset(conn, config);
   pqxx::work tx(conn);
   std::string plan = resolve_duplicate_in(tx, config, rs, id, resolution);
+  notify_engine(tx, "resolve");
   tx.commit();
   return plan;
 }

@@ -9,6 +9,7 @@
 #include "mdsync/store/record_repository.hpp"
 #include "mdsync/store/ruleset_store.hpp"
 #include "mdsync/store/side_store.hpp"
+#include "mdsync/store/steward_actions.hpp"
 
 namespace mdsync::store {
 
@@ -250,6 +251,8 @@ std::vector<std::string> handle_error_items(pqxx::connection_base& conn,
                          (action.note.empty() ? "" : "; note: " + action.note));
     lines.push_back(item.id.text() + ": " + did);
   }
+  // A re-captured row also NOTIFYs on its side, unless that side's notify is off.
+  if (retry) notify_engine(tx, "retry");
   tx.commit();
   return lines;
 }

@@ -8,6 +8,7 @@
 #include "mdsync/store/conflict_queue.hpp"
 #include "mdsync/store/duplicate_resolution.hpp"
 #include "mdsync/store/record_repository.hpp"
+#include "mdsync/store/wake_listeners.hpp"
 #include "savepoint.hpp"
 
 namespace mdsync::store {
@@ -113,6 +114,10 @@ StewardActionState wait_for_steward_action(pqxx::connection_base& conn, std::int
     if (s.status != "pending" || std::chrono::steady_clock::now() >= deadline) return s;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
+}
+
+void notify_engine(pqxx::transaction_base& tx, const std::string& what) {
+  tx.exec_params("SELECT pg_notify($1, $2)", std::string(kStewardChannel), what);
 }
 
 bool steward_actions_pending(pqxx::connection_base& control) {

@@ -181,6 +181,15 @@ PassResult SyncEngine::run_pass(Clock::time_point now) {
     // reconciles captures, so a capture that opens a new conflict on the unit does not keep the
     // resolution from being written back (DESIGN.md).
     PassResult r;
+    if (ruleset_check_due_) {
+      ruleset_check_due_ = false;
+      try {
+        ruleset();
+      } catch (const rules::CheckError& e) {
+        // No ruleset in force yet to keep: the batch that needs one fails the same way.
+        log::error("ruleset_rejected", {{"error", std::string(e.what())}});
+      }
+    }
     if (store::steward_actions_pending(control()))
       r.steward_actions = apply_steward_actions(control(), config_, ruleset());
     r += apply_writebacks(now);

@@ -1,7 +1,7 @@
-// `mdsync run`: the long-running service. One Boost.Asio event loop drives the engine's
-// passes on a poll timer (immediately again while there is work), stops on SIGTERM or
-// SIGINT after the pass in progress, and keeps running when a side or the control store
-// goes away, retrying with backoff.
+// `mdsync run`: the long-running service. One Boost.Asio event loop runs the engine's passes
+// when a side's capture or the control store NOTIFYs (store::WakeListeners), at once again
+// while there is work, and on a poll timer as the safety net; it stops on SIGTERM or SIGINT
+// after the pass in progress, and keeps running when a side or the control store goes away.
 #pragma once
 
 #include <cstdint>

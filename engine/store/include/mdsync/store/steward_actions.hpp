@@ -16,7 +16,8 @@
 
 namespace pqxx {
 class connection_base;
-}
+class transaction_base;
+}  // namespace pqxx
 
 namespace mdsync::store {
 
@@ -51,6 +52,11 @@ struct StewardActionState {
 // Polls the action until the engine has applied or refused it, or `wait` has passed.
 StewardActionState wait_for_steward_action(pqxx::connection_base& conn, std::int64_t id,
                                            std::chrono::milliseconds wait);
+
+// Wakes a running service (which LISTENs on kStewardChannel, wake_listeners.hpp) when `tx`
+// commits: a privileged steward command that queued write-backs or re-captured a row has work
+// for the engine's next pass. Nothing is sent if `tx` rolls back. `what` is the payload.
+void notify_engine(pqxx::transaction_base& tx, const std::string& what);
 
 // The engine's part: whether any action waits (one cheap statement), and applying the pending
 // ones in the order they were asked under ruleset `rs`, each in a control transaction of its

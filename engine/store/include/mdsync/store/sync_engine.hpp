@@ -76,6 +76,11 @@ class SyncEngine {
 
   PassResult run_pass(Clock::time_point now);
 
+  // `rules apply` stored a new ruleset version (the service heard it): the next pass loads
+  // and checks it even if it has no captures to reconcile, so the log says at once whether
+  // the new version is in force (`ruleset_loaded`) or refused (`ruleset_rejected`).
+  void ruleset_applied() { ruleset_check_due_ = true; }
+
   // Runs passes until one does no work; returns the totals. Sides in backoff are retried
   // after their delay, up to `max_wait` in total.
   PassResult drain(std::chrono::milliseconds max_wait);
@@ -128,6 +133,7 @@ class SyncEngine {
   std::optional<core::Ruleset> ruleset_;
   std::mt19937_64 rng_;
   Clock::time_point next_prune_{};
+  bool ruleset_check_due_ = false;
 };
 
 }  // namespace mdsync::store
