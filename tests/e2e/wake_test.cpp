@@ -8,6 +8,7 @@
 #include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
 #include <set>
 #include <string>
 
@@ -237,6 +238,45 @@ TEST(WakeTest, ASideWithNotifyOffSyncsOnThePollInterval) {
       0u)
       << svc.log();
   EXPECT_EQ(svc.stop(), 0) << svc.log();
+}
+
+// The capture trigger NOTIFYs only while the engine waits for it (mdsync.wake): every NOTIFY
+// makes its transaction commit under a global lock, one WAL flush after the other, so a busy
+// side would otherwise have its commits queue behind each other. The service says it waits
+// when a pass finds nothing and not when it is busy, and not once it has stopped.
+TEST(WakeTest, CaptureNotifiesOnlyWhileTheServiceWaits) {
+  Scenario s("wake_flag");
+  s.write_config(default_rules(), kLongPoll);
+  run_ok(s, {"init"});
+  EXPECT_EQ(s.erp("SELECT engine_waiting FROM mdsync.wake"), "f");
+  // Own notifications arrive when the listening session's transaction commits.
+  auto notified_by_insert = [&](const std::string& name) {
+    pqxx::connection c(s.dsn(s.erp_db()));
+    c.get_notifs();
+    pqxx::nontransaction(c).exec("LISTEN mdsync_capture");
+    pqxx::work tx(c);
+    tx.exec_params("INSERT INTO erp.customers (cust_name) VALUES ($1)", name);
+    tx.commit();
+    return c.get_notifs();
+  };
+  EXPECT_EQ(notified_by_insert("Quiet"), 0);
+  s.erp_exec("UPDATE mdsync.wake SET engine_waiting = true");
+  EXPECT_EQ(notified_by_insert("Heard"), 1);
+  s.erp_exec("UPDATE mdsync.wake SET engine_waiting = false");
+
+  Service svc(s, "service", {}, {"--log-level", "debug"});
+  ASSERT_TRUE(logged(svc, "idle")) << svc.log();
+  EXPECT_EQ(s.erp("SELECT engine_waiting FROM mdsync.wake"), "t");
+  EXPECT_EQ(s.crm("SELECT engine_waiting FROM mdsync.wake"), "t");
+  EXPECT_EQ(
+      s.crm("SELECT string_agg(\"accountName\", ',' ORDER BY \"accountName\") FROM crm.accounts"),
+      "Heard,Quiet");
+  s.erp_exec("INSERT INTO erp.customers (cust_name) VALUES ('Woken')");
+  EXPECT_EQ(wait_until([&] { return s.crm("SELECT count(*) FROM crm.accounts"); }, "3", 60), "3")
+      << svc.log();
+  EXPECT_EQ(svc.stop(60), 0) << svc.log();
+  EXPECT_EQ(s.erp("SELECT engine_waiting FROM mdsync.wake"), "f");
+  EXPECT_EQ(notified_by_insert("After"), 0);
 }
 
 TEST(WakeTest, SigtermWhileWaitingForTheNextPollStopsAtOnce) {

@@ -80,6 +80,8 @@ class Service {
     for (std::size_t i = 0; i < listeners_.size(); ++i) listen(i);
     wake("start", "");
     io_.run();
+    // Stopped: nobody waits for the sides' NOTIFY any more.
+    if (waiting_) engine_.set_waiting(false);
   }
 
  private:
@@ -196,11 +198,23 @@ class Service {
       control_failures_ = 0;
       now = Clock::now();
       not_before_ = now;
-      if (r.did_work())
+      if (r.did_work()) {
         next = now;
-      else if (log::enabled(log::Level::kDebug))
+        // Busy: the sides' commits need not notify (each NOTIFY serializes a commit).
+        if (waiting_) {
+          engine_.set_waiting(false);
+          waiting_ = false;
+        }
+      } else if (!waiting_) {
+        // Idle: the sides notify from now on; one more pass takes what was committed before
+        // they did.
+        engine_.set_waiting(true);
+        waiting_ = true;
+        next = Clock::now();
+      } else if (log::enabled(log::Level::kDebug)) {
         log::debug("idle", {{"next_poll_in_ms",
                              static_cast<std::int64_t>(config_.service.poll_interval_ms)}});
+      }
     } catch (const std::exception& e) {
       // The control store (or the ruleset) is unavailable: wait and resume at our place;
       // everything not committed is redone from the capture tables and the outbox. A NOTIFY
@@ -230,6 +244,7 @@ class Service {
   asio::steady_timer timer_;
   std::vector<std::unique_ptr<Watch>> watches_;  // released before listeners_ closes
   bool stopping_ = false;
+  bool waiting_ = false;  // the sides were told the engine waits for their NOTIFY
   int control_failures_ = 0;
   Clock::time_point next_pass_ = Clock::time_point::max();
   Clock::time_point not_before_{};

@@ -55,12 +55,13 @@ std::vector<std::string> side_capture_privileges(const config::RolesConfig& role
       // Trigger functions are never called directly; nobody needs EXECUTE to fire them.
       "REVOKE ALL ON ALL FUNCTIONS IN SCHEMA mdsync FROM PUBLIC",
       // Exactly what the capture functions do as this role: insert a capture row (its seq
-      // from the serial's sequence); the statement trigger's pg_notify needs nothing.
+      // from the serial's sequence), and read whether the engine waits for a NOTIFY.
       "REVOKE ALL ON SCHEMA mdsync FROM " + capture,
       "REVOKE ALL ON ALL TABLES IN SCHEMA mdsync FROM " + capture,
       "REVOKE ALL ON ALL SEQUENCES IN SCHEMA mdsync FROM " + capture,
       "GRANT USAGE ON SCHEMA mdsync TO " + capture,
       "GRANT INSERT ON mdsync.capture TO " + capture,
+      "GRANT SELECT ON mdsync.wake TO " + capture,
       "GRANT USAGE ON SEQUENCE " + capture_sequence + " TO " + capture,
   };
 }

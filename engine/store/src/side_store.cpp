@@ -733,6 +733,18 @@ std::vector<std::string> SideStore::install_capture(const StoreIdentity& store, 
           " stamped_at timestamptz NOT NULL DEFAULT now())");
       changed.push_back("created table mdsync.owner");
     }
+    if (!tx.exec1("SELECT to_regclass('mdsync.wake') IS NOT NULL")[0].as<bool>()) {
+      // Whether the engine is waiting for a NOTIFY (set by the service when a pass finds
+      // nothing, cleared when one finds work). A transaction that NOTIFYs commits under a global
+      // lock, one flush after another; notifying only while the engine waits keeps a busy
+      // side's commits from queueing behind each other.
+      tx.exec(
+          "CREATE TABLE mdsync.wake ("
+          " singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),"
+          " engine_waiting boolean NOT NULL DEFAULT false)");
+      tx.exec("INSERT INTO mdsync.wake DEFAULT VALUES");
+      changed.push_back("created table mdsync.wake");
+    }
     if (!stamp) {
       tx.exec_params("INSERT INTO mdsync.owner (store_id, control) VALUES ($1, $2)", store.store_id,
                      store.description);
@@ -800,7 +812,8 @@ std::vector<std::string> SideStore::install_capture(const StoreIdentity& store, 
     };
 
     ensure_function("notify_capture",
-                    "BEGIN PERFORM pg_notify('mdsync_capture', ''); RETURN NULL; END");
+                    "BEGIN IF EXISTS (SELECT FROM mdsync.wake WHERE engine_waiting) THEN"
+                    " PERFORM pg_notify('mdsync_capture', ''); END IF; RETURN NULL; END");
     const bool has_notify = trigger_exists("'mdsync.capture'::regclass", "mdsync_notify");
     if (side_.notify && !has_notify) {
       tx.exec(
@@ -847,7 +860,7 @@ std::vector<std::string> SideStore::install_capture(const StoreIdentity& store, 
       tx.exec(statement);
     if (tx.exec1(acls)[0].as<std::string>() != acls_before)
       changed.push_back("set privileges on schema mdsync: none for PUBLIC; role " + capture_role +
-                        " may insert capture rows only");
+                        " may insert capture rows and read mdsync.wake only");
   } catch (const pqxx::insufficient_privilege& e) {
     throw CapturePrivilegeError("side " + side_.name + ": " + first_line(e.what()) + kGrantsHint);
   }
@@ -973,6 +986,12 @@ void SideStore::forget_capture(const std::vector<std::int64_t>& seqs) {
   // A side adopted since these rows were read keeps them: the new owner reconciles them.
   hold_ownership(tx);
   tx.exec_params("DELETE FROM mdsync.capture WHERE seq = ANY($1::bigint[])", pg_bigint_array(seqs));
+  tx.commit();
+}
+
+void SideStore::set_engine_waiting(bool waiting) {
+  pqxx::work tx(conn());
+  tx.exec_params("UPDATE mdsync.wake SET engine_waiting = $1 WHERE engine_waiting <> $1", waiting);
   tx.commit();
 }
 

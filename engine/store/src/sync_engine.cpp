@@ -228,6 +228,19 @@ PassResult SyncEngine::drain(std::chrono::milliseconds max_wait) {
   return total;
 }
 
+void SyncEngine::set_waiting(bool waiting) {
+  for (auto& side : sides_) {
+    const config::SideConfig* cfg = config_.side(side->name());
+    if (cfg == nullptr || !cfg->notify) continue;
+    try {
+      side->set_engine_waiting(waiting);
+    } catch (const std::exception& e) {
+      side->reset();
+      log::debug("wake_flag_not_set", {{"side", side->name()}, {"error", first_line(e.what())}});
+    }
+  }
+}
+
 std::int64_t SyncEngine::pending_writebacks() {
   pqxx::read_transaction tx(control());
   return tx.exec1("SELECT count(*) FROM mdsync.outbox WHERE status IN ('pending', 'cancelling')")[0]

@@ -190,6 +190,8 @@ class SideStore {
   CaptureBatch read_capture(int limit);
   void forget_capture(const std::vector<std::int64_t>& seqs);
   std::int64_t capture_backlog();
+  // Whether the capture trigger NOTIFYs (mdsync.wake): only while the engine waits for it.
+  void set_engine_waiting(bool waiting);
 
   // Applies the requests in one side transaction, set-based: one statement finds the
   // idempotency keys already recorded, then each group of requests of one table, kind and

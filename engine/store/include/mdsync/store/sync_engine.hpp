@@ -87,6 +87,10 @@ class SyncEngine {
 
   // Pending write-backs and capture backlog, for logs and status.
   std::int64_t pending_writebacks();
+  // Tells the sides with `notify` on whether the engine now waits for their NOTIFY (idle) or
+  // not (busy: their commits then notify nobody and do not queue behind each other). A side
+  // that cannot be reached is skipped: the poll interval covers it.
+  void set_waiting(bool waiting);
 
   // Applies queued write-backs until none is left that a pass can deliver (no captures are
   // read): `sync --initial` settles what an earlier run queued, or applied without hearing of
