@@ -404,10 +404,10 @@ void BatchReconciler::reconcile(const std::string& side, const std::string& epoc
   }
 }
 
-void BatchReconciler::checkpoint() {
+template <typename Step>
+void BatchReconciler::sending(Step&& step) {
   try {
-    repo_.flush();
-    matches_.flush();
+    step();
   } catch (const pqxx::broken_connection&) {
     throw;
   } catch (const std::exception& e) {
@@ -415,6 +415,13 @@ void BatchReconciler::checkpoint() {
       throw RowByRowNeeded(std::string("the store refused the batch's writes: ") + e.what());
     throw;
   }
+}
+
+void BatchReconciler::checkpoint() {
+  sending([&] {
+    repo_.flush();
+    matches_.flush();
+  });
   for (const auto& [gid, rules] : touched_) checkpointed_.emplace_back(gid, rules);
   touched_.clear();
   states_.clear();
@@ -428,7 +435,7 @@ void BatchReconciler::checkpoint() {
 }
 
 void BatchReconciler::finish() {
-  try {
+  sending([&] {
     if (checkpointed_.empty()) {
       std::vector<RecordRepository::Planned> records;
       for (const auto& [gid, rules] : touched_)
@@ -460,13 +467,7 @@ void BatchReconciler::finish() {
     }
     repo_.flush();
     matches_.flush();
-  } catch (const pqxx::broken_connection&) {
-    throw;
-  } catch (const std::exception& e) {
-    if (mode_ == Mode::kBuffered)
-      throw RowByRowNeeded(std::string("the store refused the batch's writes: ") + e.what());
-    throw;
-  }
+  });
 }
 
 }  // namespace mdsync::store

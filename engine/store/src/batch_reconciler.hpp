@@ -67,6 +67,10 @@ class BatchReconciler {
 
  private:
   const core::RecordState* state_of(std::int64_t id);
+  // Runs `step`, which sends the batch's writes: buffered, a refusal of the store becomes
+  // RowByRowNeeded (the caller decides the batch again row by row).
+  template <typename Step>
+  void sending(Step&& step);
   // The open create conflict holding an unlinked row, from the batch's prefetch while nothing
   // the batch did can have changed it.
   std::optional<std::int64_t> create_conflict(const RecordRepository::RowRef& ref);

@@ -41,6 +41,16 @@ json provenance_json(const std::map<std::string, core::Provenance>& prov) {
   return j;
 }
 
+// The rows as three parallel arrays, for unnest.
+void columns_of(const std::set<RecordRepository::RowRef>& rows, std::vector<std::string>& entities,
+                std::vector<std::string>& sides, std::vector<std::string>& keys) {
+  for (const auto& [entity, side, key] : rows) {
+    entities.push_back(entity);
+    sides.push_back(side);
+    keys.push_back(key);
+  }
+}
+
 bool all_null(const core::FieldValues& values) {
   for (const auto& [field, value] : values)
     if (value) return false;
@@ -83,11 +93,7 @@ std::map<RecordRepository::RowRef, std::int64_t> RecordRepository::find_by_keys(
   std::map<RowRef, std::int64_t> found;
   if (rows.empty()) return found;
   std::vector<std::string> entities, sides, keys;
-  for (const auto& [entity, side, key] : rows) {
-    entities.push_back(entity);
-    sides.push_back(side);
-    keys.push_back(key);
-  }
+  columns_of(rows, entities, sides, keys);
   for (const auto& row : tx_.exec_params(
            "SELECT x.entity, x.side, x.row_key, x.golden_id, x.state"
            " FROM unnest($1::text[], $2::text[], $3::text[]) AS u(entity, side, row_key)"
@@ -403,11 +409,7 @@ std::map<RecordRepository::RowRef, std::int64_t> RecordRepository::open_create_c
   std::map<RowRef, std::int64_t> found;
   if (rows.empty()) return found;
   std::vector<std::string> entities, sides, keys;
-  for (const auto& [entity, side, key] : rows) {
-    entities.push_back(entity);
-    sides.push_back(side);
-    keys.push_back(key);
-  }
+  columns_of(rows, entities, sides, keys);
   for (const auto& row : exec_prepared(
            tx_, "mdsync_open_create_conflicts",
            "SELECT DISTINCT ON (c.entity, c.side, c.row_key) c.entity, c.side, c.row_key, c.id"

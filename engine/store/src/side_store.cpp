@@ -2002,6 +2002,27 @@ std::string SideStore::recapture_row(const config::EntityConfig& entity,
   return r[0].as<std::string>();
 }
 
+namespace {
+
+// Rows of current_rows_sql (one result row per field, in row order) added to `rows`; the first
+// fields may continue the last row there.
+void append_current_rows(const pqxx::result& r, const std::string& entity,
+                         std::vector<CapturedRow>& rows) {
+  for (const auto& row : r) {
+    const auto n = row[0].as<std::int64_t>();
+    if (rows.empty() || rows.back().seq != n) {
+      CapturedRow cr;
+      cr.seq = n;
+      cr.entity = entity;
+      cr.row_key = row[1].is_null() ? std::string() : row[1].as<std::string>();
+      rows.push_back(std::move(cr));
+    }
+    add_field(rows.back(), row[2], row[3]);
+  }
+}
+
+}  // namespace
+
 std::string SideStore::current_rows_sql(pqxx::transaction_base& tx,
                                         const config::EntityConfig& entity) {
   const config::SideMapping& m = mapping_of(entity, side_.name);
@@ -2017,17 +2038,7 @@ std::string SideStore::current_rows_sql(pqxx::transaction_base& tx,
 std::vector<CapturedRow> SideStore::current_rows(pqxx::transaction_base& tx,
                                                  const config::EntityConfig& entity) {
   std::vector<CapturedRow> rows;
-  for (const auto& row : tx.exec(current_rows_sql(tx, entity))) {
-    const auto n = row[0].as<std::int64_t>();
-    if (rows.empty() || rows.back().seq != n) {
-      CapturedRow cr;
-      cr.seq = n;
-      cr.entity = entity.name;
-      cr.row_key = row[1].is_null() ? std::string() : row[1].as<std::string>();
-      rows.push_back(std::move(cr));
-    }
-    add_field(rows.back(), row[2], row[3]);
-  }
+  append_current_rows(tx.exec(current_rows_sql(tx, entity)), entity.name, rows);
   resolve_lookups(tx, rows);
   return rows;
 }
@@ -2102,17 +2113,7 @@ std::vector<CapturedRow> SideSnapshotReader::next(const config::EntityConfig& en
     const pqxx::result r =
         tx_->exec("FETCH FORWARD " + std::to_string(want) + " FROM mdsync_snapshot");
     if (r.size() < want) cursor_done_ = true;
-    for (const auto& row : r) {
-      const auto n = row[0].as<std::int64_t>();
-      if (rows.empty() || rows.back().seq != n) {
-        CapturedRow cr;
-        cr.seq = n;
-        cr.entity = entity.name;
-        cr.row_key = row[1].is_null() ? std::string() : row[1].as<std::string>();
-        rows.push_back(std::move(cr));
-      }
-      add_field(rows.back(), row[2], row[3]);
-    }
+    append_current_rows(r, entity.name, rows);
   }
   if (!cursor_done_ && !rows.empty()) {
     carry_ = std::move(rows.back());
