@@ -623,6 +623,8 @@ TEST(BatchedWriteBackTest, RowsUsersChangedAreSupersededAloneInABatch) {
 // mdsync schema's included). Catalog writes are left out on purpose: autovacuum and
 // autoanalyze update pg_statistic and pg_class on their own schedule, which is not the
 // engine's doing, and counting them made this test flaky.
+// Tuples written in the database, but the side's wake flag (mdsync.wake), which wake_writes_of
+// counts: a service writes it when it goes idle and when it stops, not per poll.
 std::int64_t writes_of(const std::string& db_dsn) {
   pqxx::connection c(db_dsn);
   pqxx::nontransaction tx(c);
@@ -630,7 +632,18 @@ std::int64_t writes_of(const std::string& db_dsn) {
   return tx
       .exec1(
           "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint"
-          " FROM pg_stat_user_tables")[0]
+          " FROM pg_stat_user_tables WHERE (schemaname, relname) <> ('mdsync', 'wake')")[0]
+      .as<std::int64_t>();
+}
+
+std::int64_t wake_writes_of(const std::string& db_dsn) {
+  pqxx::connection c(db_dsn);
+  pqxx::nontransaction tx(c);
+  tx.exec("SELECT pg_stat_clear_snapshot()");
+  return tx
+      .exec1(
+          "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint"
+          " FROM pg_stat_user_tables WHERE (schemaname, relname) = ('mdsync', 'wake')")[0]
       .as<std::int64_t>();
 }
 
@@ -686,12 +699,15 @@ TEST_F(DeliveryTest, EngineWritesAreNeverCapturedAndQuietServiceWritesNothing) {
   EXPECT_EQ(s_.erp("SELECT count(*) FROM mdsync.capture"), "0");
   EXPECT_EQ(s_.crm("SELECT count(*) FROM mdsync.capture"), "0");
 
-  // Quiet period: a service polling every 50 ms for 2 s writes no tuple anywhere.
+  // Quiet period: a service polling every 50 ms for 2 s writes no tuple anywhere, but its wake
+  // flag on each side: set once when it finds nothing to do, cleared once when it stops.
   const std::string admin = s_.dsn("postgres");
   const std::vector<std::string> dbnames = {s_.erp_db(), s_.crm_db(), s_.control_db()};
   for (const auto& db : dbnames) wait_sessions_gone(admin, db);
   std::map<std::string, std::int64_t> before;
   for (const auto& db : dbnames) before[db] = writes_of(s_.dsn(db));
+  std::map<std::string, std::int64_t> wake_before;
+  for (const auto& db : {s_.erp_db(), s_.crm_db()}) wake_before[db] = wake_writes_of(s_.dsn(db));
   const std::string counts_sql =
       "SELECT (SELECT count(*) FROM mdsync.outbox) || ' ' || (SELECT count(*) FROM mdsync.audit)"
       " || ' ' || (SELECT max(updated_at) FROM mdsync.golden)";
@@ -707,6 +723,8 @@ TEST_F(DeliveryTest, EngineWritesAreNeverCapturedAndQuietServiceWritesNothing) {
   for (const auto& db : dbnames) wait_sessions_gone(admin, db);
   for (const auto& db : dbnames)
     EXPECT_EQ(writes_of(s_.dsn(db)), before[db]) << "the quiet service wrote tuples in " << db;
+  for (const auto& db : {s_.erp_db(), s_.crm_db()})
+    EXPECT_EQ(wake_writes_of(s_.dsn(db)) - wake_before[db], 2) << db;
   EXPECT_EQ(s_.control(counts_sql), counts);
   EXPECT_EQ(s_.erp("SELECT count(*) FROM public.capture_log"), "6");
   EXPECT_EQ(s_.crm("SELECT count(*) FROM public.capture_log"), "4");
