@@ -16,6 +16,12 @@ const char* to_string(RowWrite::Kind k) {
   return "?";
 }
 
+std::optional<RowWrite::Kind> row_write_kind_from_string(std::string_view word) {
+  for (auto k : {RowWrite::Kind::kInsert, RowWrite::Kind::kUpdate, RowWrite::Kind::kDelete})
+    if (word == to_string(k)) return k;
+  return std::nullopt;
+}
+
 namespace {
 
 const Value& value_in(const FieldValues& values, const std::string& field) {

@@ -436,35 +436,34 @@ void BatchReconciler::checkpoint() {
 
 void BatchReconciler::finish() {
   sending([&] {
-    if (checkpointed_.empty()) {
-      std::vector<RecordRepository::Planned> records;
-      for (const auto& [gid, rules] : touched_)
-        records.push_back(RecordRepository::Planned{rules, gid, &states_[gid]});
-      repo_.plan_and_enqueue_many(records, config_.side_names());
-    } else {
-      // Every record the run touched, read back a chunk at a time (as the store now has it,
-      // which is as the batch left it).
-      for (const auto& [gid, rules] : touched_) checkpointed_.emplace_back(gid, rules);
-      std::sort(checkpointed_.begin(), checkpointed_.end());
-      checkpointed_.erase(std::unique(checkpointed_.begin(), checkpointed_.end()),
-                          checkpointed_.end());
-      constexpr std::size_t kChunk = 1000;
-      for (std::size_t from = 0; from < checkpointed_.size(); from += kChunk) {
-        const std::size_t to = std::min(checkpointed_.size(), from + kChunk);
-        std::vector<std::int64_t> ids;
-        std::map<std::int64_t, const core::EntityRules*> rules_of;
-        for (std::size_t i = from; i < to; ++i) {
-          ids.push_back(checkpointed_[i].first);
-          rules_of[checkpointed_[i].first] = checkpointed_[i].second;
-        }
-        const std::map<std::int64_t, core::RecordState> states = repo_.load_many(ids);
-        std::vector<RecordRepository::Planned> records;
-        for (const auto& [gid, state] : states)
-          records.push_back(RecordRepository::Planned{rules_of[gid], gid, &state});
-        repo_.plan_and_enqueue_many(records, config_.side_names());
-        repo_.flush();
+    // Records forgotten at a checkpoint and not touched since, read back a chunk at a time (as
+    // the store has them, which is as the batch left them).
+    std::sort(checkpointed_.begin(), checkpointed_.end());
+    checkpointed_.erase(std::unique(checkpointed_.begin(), checkpointed_.end()),
+                        checkpointed_.end());
+    checkpointed_.erase(std::remove_if(checkpointed_.begin(), checkpointed_.end(),
+                                       [&](const auto& r) { return touched_.count(r.first); }),
+                        checkpointed_.end());
+    constexpr std::size_t kChunk = 1000;
+    for (std::size_t from = 0; from < checkpointed_.size(); from += kChunk) {
+      const std::size_t to = std::min(checkpointed_.size(), from + kChunk);
+      std::vector<std::int64_t> ids;
+      std::map<std::int64_t, const core::EntityRules*> rules_of;
+      for (std::size_t i = from; i < to; ++i) {
+        ids.push_back(checkpointed_[i].first);
+        rules_of[checkpointed_[i].first] = checkpointed_[i].second;
       }
+      const std::map<std::int64_t, core::RecordState> states = repo_.load_many(ids);
+      std::vector<RecordRepository::Planned> records;
+      for (const auto& [gid, state] : states)
+        records.push_back(RecordRepository::Planned{rules_of[gid], gid, &state});
+      repo_.plan_and_enqueue_many(records, config_.side_names());
     }
+    // The records the batch still holds, as it left them.
+    std::vector<RecordRepository::Planned> records;
+    for (const auto& [gid, rules] : touched_)
+      records.push_back(RecordRepository::Planned{rules, gid, &states_[gid]});
+    repo_.plan_and_enqueue_many(records, config_.side_names());
     repo_.flush();
     matches_.flush();
   });

@@ -425,26 +425,30 @@ std::map<RecordRepository::RowRef, std::int64_t> RecordRepository::open_create_c
 }
 
 std::vector<core::PendingWrite> RecordRepository::pending_writes(std::int64_t id) {
+  return std::move(pending_writes_of({id})[id]);
+}
+
+std::map<std::int64_t, std::vector<core::PendingWrite>> RecordRepository::pending_writes_of(
+    const std::vector<std::int64_t>& ids) {
   flush();
-  std::vector<core::PendingWrite> out;
+  std::map<std::int64_t, std::vector<core::PendingWrite>> pending;
   for (const auto& row :
-       tx_.exec_params("SELECT id, side, kind, \"values\"::text, status = 'cancelling',"
-                       " expected::text FROM mdsync.outbox WHERE golden_id = $1"
-                       " AND status IN ('pending', 'cancelling') ORDER BY id",
-                       id)) {
+       exec_prepared(tx_, "mdsync_pending_writes",
+                     "SELECT golden_id, id, side, kind, \"values\"::text, status = 'cancelling',"
+                     " expected::text FROM mdsync.outbox WHERE golden_id = ANY($1::bigint[])"
+                     " AND status IN ('pending', 'cancelling') ORDER BY golden_id, id",
+                     pg_bigint_array(ids))) {
     core::PendingWrite w;
-    w.id = row[0].as<std::int64_t>();
-    w.withdrawn = row[4].as<bool>();
-    w.side = row[1].as<std::string>();
-    const std::string kind = row[2].as<std::string>();
-    w.kind = kind == "insert"   ? core::RowWrite::Kind::kInsert
-             : kind == "delete" ? core::RowWrite::Kind::kDelete
-                                : core::RowWrite::Kind::kUpdate;
-    w.values = values_from_json(row[3].as<std::string>());
-    w.expected = values_from_json(row[5].as<std::string>());
-    out.push_back(std::move(w));
+    w.id = row[1].as<std::int64_t>();
+    w.side = row[2].as<std::string>();
+    w.kind = core::row_write_kind_from_string(row[3].as<std::string>())
+                 .value_or(core::RowWrite::Kind::kUpdate);
+    w.values = values_from_json(row[4].as<std::string>());
+    w.withdrawn = row[5].as<bool>();
+    w.expected = values_from_json(row[6].as<std::string>());
+    pending[row[0].as<std::int64_t>()].push_back(std::move(w));
   }
-  return out;
+  return pending;
 }
 
 void RecordRepository::enqueue(const std::string& entity, std::int64_t id, const core::RowWrite& w,
@@ -493,28 +497,9 @@ void RecordRepository::enqueue_planned(const std::string& entity, std::int64_t g
 void RecordRepository::plan_and_enqueue_many(const std::vector<Planned>& records,
                                              const std::vector<std::string>& sides) {
   if (records.empty()) return;
-  flush();
   std::vector<std::int64_t> ids;
   for (const Planned& p : records) ids.push_back(p.golden_id);
-  std::map<std::int64_t, std::vector<core::PendingWrite>> pending;
-  for (const auto& row :
-       exec_prepared(tx_, "mdsync_pending_writes",
-                     "SELECT golden_id, id, side, kind, \"values\"::text, status = 'cancelling',"
-                     " expected::text FROM mdsync.outbox WHERE golden_id = ANY($1::bigint[])"
-                     " AND status IN ('pending', 'cancelling') ORDER BY golden_id, id",
-                     pg_bigint_array(ids))) {
-    core::PendingWrite w;
-    w.id = row[1].as<std::int64_t>();
-    w.side = row[2].as<std::string>();
-    const std::string kind = row[3].as<std::string>();
-    w.kind = kind == "insert"   ? core::RowWrite::Kind::kInsert
-             : kind == "delete" ? core::RowWrite::Kind::kDelete
-                                : core::RowWrite::Kind::kUpdate;
-    w.values = values_from_json(row[4].as<std::string>());
-    w.withdrawn = row[5].as<bool>();
-    w.expected = values_from_json(row[6].as<std::string>());
-    pending[row[0].as<std::int64_t>()].push_back(std::move(w));
-  }
+  std::map<std::int64_t, std::vector<core::PendingWrite>> pending = pending_writes_of(ids);
   // Every record's withdrawals in one statement, then its writes (kept, in record order).
   core::WritebackPlan all;
   std::vector<std::pair<const Planned*, core::WritebackPlan>> plans;

@@ -427,10 +427,8 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
         WriteRequest w;
         w.outbox_id = row[0].as<std::int64_t>();
         w.entity = row[1].as<std::string>();
-        const std::string kind = row[3].as<std::string>();
-        w.kind = kind == "insert"   ? core::RowWrite::Kind::kInsert
-                 : kind == "delete" ? core::RowWrite::Kind::kDelete
-                                    : core::RowWrite::Kind::kUpdate;
+        w.kind = core::row_write_kind_from_string(row[3].as<std::string>())
+                     .value_or(core::RowWrite::Kind::kUpdate);
         w.row_key = row[4].is_null() ? std::string() : row[4].as<std::string>();
         w.values = values_from_json(row[5].as<std::string>());
         w.expected = values_from_json(row[6].as<std::string>());

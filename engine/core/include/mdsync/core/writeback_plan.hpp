@@ -7,7 +7,9 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "mdsync/core/record_state.hpp"
@@ -23,6 +25,8 @@ struct RowWrite {
   FieldValues expected;  // kUpdate: what the side must still hold for those fields
 };
 const char* to_string(RowWrite::Kind k);
+// "insert", "update", "delete" (as the outbox stores them); nullopt for any other word.
+std::optional<RowWrite::Kind> row_write_kind_from_string(std::string_view word);
 
 // A write-back queued earlier and not yet confirmed by its side.
 struct PendingWrite {

@@ -129,6 +129,9 @@ class RecordRepository {
                              const std::vector<std::string>& sides);
 
  private:
+  // The queued write-backs of these records, by record, in one statement.
+  std::map<std::int64_t, std::vector<core::PendingWrite>> pending_writes_of(
+      const std::vector<std::int64_t>& ids);
   void enqueue_planned(const std::string& entity, std::int64_t golden_id,
                        const core::WritebackPlan& plan,
                        const std::map<std::string, std::int64_t>& delays_ms);
