@@ -262,7 +262,11 @@ void RecordRepository::cancel_pending(std::int64_t id, const std::string& side,
 }
 
 void RecordRepository::unlink(std::int64_t id, const std::string& side) {
-  flush();
+  if (buffer_) {
+    buffer_->unlink(tx_, id, side);
+    if (buffer_->full()) flush();
+    return;
+  }
   tx_.exec_params("DELETE FROM mdsync.crosswalk WHERE golden_id = $1 AND side = $2", id, side);
 }
 

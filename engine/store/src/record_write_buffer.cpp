@@ -52,12 +52,20 @@ void RecordWriteBuffer::link(pqxx::transaction_base& tx, Link l) {
   const std::pair<std::int64_t, std::string> row{l.golden_id, l.side};
   // One statement cannot upsert a crosswalk row twice, and a base kept for it must not be
   // sent after the link that replaces it.
-  if (linked_.count(row) || based_.count(row) || link_keys_.count({l.entity, l.side, l.row_key}))
+  if (linked_.count(row) || based_.count(row) || unlinked_.count(row) ||
+      link_keys_.count({l.entity, l.side, l.row_key}))
     flush(tx);
   linked_.insert(row);
   link_keys_.emplace(l.entity, l.side, l.row_key);
   links_.push_back(std::move(l));
   grew();
+}
+
+void RecordWriteBuffer::unlink(pqxx::transaction_base& tx, std::int64_t golden_id,
+                               const std::string& side) {
+  std::pair<std::int64_t, std::string> row{golden_id, side};
+  if (linked_.count(row)) flush(tx);
+  if (unlinked_.insert(std::move(row)).second) grew();
 }
 
 void RecordWriteBuffer::save_base(std::int64_t golden_id, const std::string& side,
@@ -132,6 +140,19 @@ void RecordWriteBuffer::flush(pqxx::transaction_base& tx) {
                     pg_bigint_array(ids), pg_text_array(values), pg_text_array(provenance),
                     pg_text_array(deleted), pg_text_array(detached));
     }
+  }
+  if (!unlinked_.empty()) {
+    std::vector<std::int64_t> ids;
+    std::vector<std::string> sides;
+    for (const auto& [id, side] : unlinked_) {
+      ids.push_back(id);
+      sides.push_back(side);
+    }
+    exec_prepared(tx, "mdsync_unlink",
+                  "DELETE FROM mdsync.crosswalk x"
+                  " USING unnest($1::bigint[], $2::text[]) AS u(gid, side)"
+                  " WHERE x.golden_id = u.gid AND x.side = u.side",
+                  pg_bigint_array(ids), pg_text_array(sides));
   }
   if (!links_.empty()) {
     std::vector<std::int64_t> ids;
@@ -302,6 +323,7 @@ void RecordWriteBuffer::flush(pqxx::transaction_base& tx) {
   golden_updates_.clear();
   links_.clear();
   linked_.clear();
+  unlinked_.clear();
   link_keys_.clear();
   bases_.clear();
   based_.clear();

@@ -68,6 +68,9 @@ class RecordWriteBuffer {
   // A link must be sent before a later write of the same crosswalk row, so adding one whose
   // row already has a buffered link or base flushes first (`tx`).
   void link(pqxx::transaction_base& tx, Link l);
+  // Forgets the record's link to the side (as a link, it flushes first when the crosswalk row
+  // already has a buffered link; a link added after it flushes it first).
+  void unlink(pqxx::transaction_base& tx, std::int64_t golden_id, const std::string& side);
   void save_base(std::int64_t golden_id, const std::string& side, std::string base);
   // Withdraws the record's pending writes of these kinds to the side (a text[] literal).
   void withdraw(pqxx::transaction_base& tx, std::int64_t golden_id, const std::string& side,
@@ -80,9 +83,9 @@ class RecordWriteBuffer {
   bool full() const { return rows_ >= kFlushRows; }
   bool empty() const { return rows_ == 0; }
   // Sends everything kept, in dependency order: golden rows first (everything else names
-  // them), then links, bases, withdrawals, conflicts, audit rows and write-backs. Throws what the
-  // store refused (a row linked to another record, a unit with an open conflict already); the
-  // caller's transaction is then aborted.
+  // them), then unlinks, links, bases, withdrawals, conflicts, audit rows and write-backs. Throws
+  // what the store refused (a row linked to another record, a unit with an open conflict already);
+  // the caller's transaction is then aborted.
   void flush(pqxx::transaction_base& tx);
 
  private:
@@ -95,6 +98,7 @@ class RecordWriteBuffer {
   std::vector<Link> links_;
   std::set<std::pair<std::int64_t, std::string>> linked_;  // (golden id, side) of links_
   std::set<std::tuple<std::string, std::string, std::string>> link_keys_;
+  std::set<std::pair<std::int64_t, std::string>> unlinked_;  // (golden id, side)
   std::vector<std::tuple<std::int64_t, std::string, std::string>> bases_;
   std::set<std::pair<std::int64_t, std::string>> based_;
   struct Withdrawal {

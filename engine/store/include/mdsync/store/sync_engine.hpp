@@ -57,6 +57,7 @@ struct PassResult {
 };
 
 class FieldTransforms;
+struct QueuedWrites;
 
 class SyncEngine {
  public:
@@ -126,7 +127,16 @@ class SyncEngine {
   void decide_captured(const std::vector<CaptureBatch>& captured,
                        std::vector<std::vector<std::int64_t>>& read_seqs, const core::Ruleset& rs,
                        bool row_by_row, PassResult& result);
+  // Write-back, a side at a time, in three stages: read the side's next queued writes, send
+  // them (side.apply), take the side's answers into the control store.
   PassResult apply_writebacks(Clock::time_point now);
+  // The results in request order; none when the side could not take the batch (contention:
+  // tried again next pass; failure: the side backs off, each write's attempt is counted).
+  std::optional<std::vector<WriteResult>> send_writes(SideStore& side,
+                                                      const std::vector<WriteRequest>& requests,
+                                                      Clock::time_point now, PassResult& result);
+  void take_in_results(SideStore& side, const QueuedWrites& sent,
+                       const std::vector<WriteResult>& results, PassResult& result);
   void prune_capture_done(Clock::time_point now);
 
   const config::Config& config_;
