@@ -421,6 +421,39 @@ TEST_F(MatchTest, RecordCreatedOnBothSidesDuringRunningIsLinkedNotDuplicated) {
   EXPECT_NE(taken.err.find("is already linked to crm row"), std::string::npos) << taken.err;
 }
 
+// A record's keys are built from golden and from what each side holds: once a new website is
+// written back to the other side, no side holds the old one and it finds the record no more.
+// A write that names no key field leaves the keys as they are.
+TEST_F(MatchTest, KeysFollowWhatTheWriteBackLeavesOnTheSides) {
+  load_fixtures();
+  start();
+  s_.mdsync_ok({"sync", "--initial", "--accept-overwrites"});
+  erp_company("Hooli", "https://www.hooli.example/", "H-1");
+  s_.mdsync_ok({"run", "--once"});
+  const std::string gid = golden_of("erp", erp_id("Hooli"));
+  ASSERT_EQ(gid, golden_of("crm", crm_id("Hooli")));
+  auto keys = [&] {
+    return s_.control(
+        "SELECT string_agg(name || '=' || value, ', ' ORDER BY name, value) FROM mdsync.match_key"
+        " WHERE NOT fuzzy AND golden_id = " +
+        gid);
+  };
+  EXPECT_EQ(keys(), "customer_no=H-1, website=hooli.example");
+
+  s_.erp_exec(
+      "UPDATE erp.res_partner SET website = 'https://hooli.example.org'"
+      " WHERE name = 'Hooli'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(s_.crm("SELECT \"domainName\" FROM \"Workspace\".company WHERE name = 'Hooli'"),
+            "hooli.example.org");
+  EXPECT_EQ(keys(), "customer_no=H-1, website=hooli.example.org");
+
+  s_.erp_exec("UPDATE erp.res_partner SET name = 'Hooli XYZ' WHERE name = 'Hooli'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(crm_names(), "Hooli XYZ, Our Own Company NV");
+  EXPECT_EQ(keys(), "customer_no=H-1, website=hooli.example.org");
+}
+
 // Key values are data: quotes, SQL and odd Unicode in a key are matched as text (NFC-equal
 // spellings included), never executed, and linking still works.
 TEST_F(MatchTest, InjectionAndOddUnicodeInKeysAreHarmless) {

@@ -16,6 +16,20 @@ namespace {
 // from which its next write backs off (the first may be a stale expectation, never a second).
 constexpr int kStuckStreak = 2;
 
+// Whether an applied write can move its record's match keys, which are built from golden and
+// from what each side holds (record_keys): an insert or delete adds or drops what the side
+// holds; an update only when it names a field a key is built from (most name none, and
+// rebuilding their keys cost a record load each).
+bool moves_match_keys(const config::EntityConfig& entity, const WriteRequest& w) {
+  if (entity.match.empty()) return false;
+  if (w.kind != core::RowWrite::Kind::kUpdate) return true;
+  for (const auto* specs : {&entity.match.keys, &entity.match.fuzzy})
+    for (const mapping::MatchKeySpec& spec : *specs)
+      for (const std::string& field : spec.fields)
+        if (w.values.count(field)) return true;
+  return false;
+}
+
 }  // namespace
 
 WritebackResults::WritebackResults(pqxx::transaction_base& tx, const config::Config& config,
@@ -166,7 +180,7 @@ void WritebackResults::sort_applied(const WriteRequest& w, const WriteResult& re
     base_values_.push_back(values_to_json(w.values));
   }
   outcome_.add(w.outbox_id, "done", res.row_key, "");
-  if (const config::EntityConfig* e = config_.entity(w.entity); e && !e->match.empty())
+  if (const config::EntityConfig* e = config_.entity(w.entity); e && moves_match_keys(*e, w))
     keyed_[gid] = e;
   ++result.writes_applied;
 }
