@@ -68,13 +68,9 @@ class TriggerSide final : public Side {
   void resolve_lookups(pqxx::transaction_base& tx, std::vector<CapturedRow>& rows);
   std::vector<CapturedRow> current_rows(pqxx::transaction_base& tx,
                                         const config::EntityConfig& entity);
-  // One attempt of apply, in one side transaction.
+  // One attempt of apply, in one side transaction (the stages of WritePass).
   std::vector<WriteResult> apply_once(const std::vector<WriteRequest>& requests);
   std::vector<std::string> mapping_drift(pqxx::transaction_base& tx);
-  // A row write the side's database refused, made kUnwritable (refused) when the refusal names
-  // a field the write sets; else left kFailed.
-  void classify_refusal(pqxx::transaction_base& tx, const WriteRequest& req,
-                        const core::FieldValues& side_values, WriteResult& res);
   // Throws SideOwnershipError unless `owner` (mdsync.owner's store_id; empty: no stamp) is the
   // bound store.
   void require_owner(const std::string& owner, const std::string& owner_text = {}) const;
