@@ -100,16 +100,26 @@ void TriggerSide::hold_ownership(pqxx::transaction_base& tx) {
   require_owner(stamp ? stamp->store_id : std::string(), stamp ? describe(*stamp) : "");
 }
 
-void TriggerSide::check_mappings() {
-  std::vector<std::string> problems;
-  pqxx::read_transaction tx(conn());
-  for (const config::EntityConfig& entity : config_.entities) {
-    const config::SideMapping* m = entity.mapping_for(side_.name);
-    if (m == nullptr) continue;
-    const std::string where = "entities." + entity.name + ".sides." + side_.name;
+namespace {
+
+// The checks of one entity's mapping against the live side, each adding the mismatches it
+// finds to `problems`, with the config path that names the thing to fix.
+struct MappingCheck {
+  pqxx::transaction_base& tx;
+  pqxx::connection_base& c;
+  const config::Config& config;
+  const std::string& side;
+  const config::EntityConfig& entity;
+  const config::SideMapping& m;
+  std::vector<std::string>& problems;
+  const std::string where = "entities." + entity.name + ".sides." + side;
+  const std::string tbl = "side " + side + ": table " + m.schema + "." + m.table;
+  ColumnTypes types = {};
+
+  // Reads the table's columns; false (a problem) when there is no such table.
+  bool read_table() {
     // The table's columns with their types, in one read; a view or anything else that is not
     // a table counts as missing (capture triggers need a table).
-    ColumnTypes types;
     for (const auto& row :
          tx.exec_params("SELECT a.attname, format_type(a.atttypid, NULL), format_type(a.atttypid, "
                         "a.atttypmod),"
@@ -119,63 +129,71 @@ void TriggerSide::check_mappings() {
                         " JOIN pg_namespace n ON n.oid = t.relnamespace"
                         " WHERE n.nspname = $1 AND t.relname = $2 AND t.relkind IN ('r', 'p')"
                         " AND a.attnum > 0 AND NOT a.attisdropped",
-                        m->schema, m->table))
+                        m.schema, m.table))
       types[row[0].as<std::string>()] = {row[1].as<std::string>(), row[2].as<std::string>(),
                                          row[3].as<bool>()};
-    if (types.empty()) {
-      problems.push_back("side " + side_.name + ": table " + m->schema + "." + m->table +
-                         " does not exist (" + where + ".table in " + config_.path + ")");
-      continue;
-    }
-    const std::string tbl = "side " + side_.name + ": table " + m->schema + "." + m->table;
-    const std::size_t problems_before = problems.size();
-    auto require = [&](const std::string& column, const std::string& what) {
-      if (types.count(column)) return true;
-      problems.push_back(tbl + " has no column '" + column + "' (" + what + ")");
-      return false;
-    };
-    for (const std::string& k : m->key_columns) require(k, where + ".key");
-    for (const auto& [field, column] : m->columns) {
+    if (!types.empty()) return true;
+    problems.push_back("side " + side + ": table " + m.schema + "." + m.table +
+                       " does not exist (" + where + ".table in " + config.path + ")");
+    return false;
+  }
+
+  bool require(const std::string& column, const std::string& what) {
+    if (types.count(column)) return true;
+    problems.push_back(tbl + " has no column '" + column + "' (" + what + ")");
+    return false;
+  }
+
+  // The key, mapped and scope columns exist; a local time mapped to an instant has a zone.
+  void columns() {
+    for (const std::string& k : m.key_columns) require(k, where + ".key");
+    for (const auto& [field, column] : m.columns) {
       if (!require(column, "mapped to " + entity.name + "." + field + " in " + where + ".columns"))
         continue;
       // A local time means an instant only in a zone; without one every value read would be
       // wrong by the side's offset, so the zone must be declared.
-      if (entity.type_of(field) == core::FieldType::kTimestamptz && m->timezone.empty() &&
+      if (entity.type_of(field) == core::FieldType::kTimestamptz && m.timezone.empty() &&
           types.at(column).base == "timestamp without time zone")
         problems.push_back(tbl + " column '" + column + "' is a timestamp without time zone, " +
                            "mapped to the timestamptz field " + entity.name + "." + field +
                            ": declare the zone its local times are in (\"timezone\": " +
-                           "\"Europe/Brussels\" in " + where + " or sides." + side_.name + ")");
+                           "\"Europe/Brussels\" in " + where + " or sides." + side + ")");
     }
-    for (std::size_t i = 0; i < m->scope.size(); ++i)
-      require(m->scope[i].column, where + ".scope.where[" + std::to_string(i) + "]");
-    if (m->soft_delete && require(m->soft_delete->column, where + ".soft_delete")) {
-      const std::string& type = types.at(m->soft_delete->column).base;
-      const bool flag = m->soft_delete->kind == mapping::SoftDeleteKind::kFlag;
+    for (std::size_t i = 0; i < m.scope.size(); ++i)
+      require(m.scope[i].column, where + ".scope.where[" + std::to_string(i) + "]");
+  }
+
+  void soft_delete() {
+    if (m.soft_delete && require(m.soft_delete->column, where + ".soft_delete")) {
+      const std::string& type = types.at(m.soft_delete->column).base;
+      const bool flag = m.soft_delete->kind == mapping::SoftDeleteKind::kFlag;
       if (flag && type != "boolean")
-        problems.push_back(tbl + " column '" + m->soft_delete->column + "' is " + type +
+        problems.push_back(tbl + " column '" + m.soft_delete->column + "' is " + type +
                            "; a soft_delete flag must be boolean (" + where + ".soft_delete)");
       if (!flag && type.rfind("timestamp", 0) != 0 && type != "date")
-        problems.push_back(tbl + " column '" + m->soft_delete->column + "' is " + type +
+        problems.push_back(tbl + " column '" + m.soft_delete->column + "' is " + type +
                            "; a soft_delete timestamp must be a timestamp or date (" + where +
                            ".soft_delete)");
     }
-    for (std::size_t i = 0; i < m->delete_guards.size(); ++i) {
-      const mapping::DeleteGuard& g = m->delete_guards[i];
+  }
+
+  void delete_guards() {
+    for (std::size_t i = 0; i < m.delete_guards.size(); ++i) {
+      const mapping::DeleteGuard& g = m.delete_guards[i];
       const std::string at = where + ".delete_guard" +
-                             (m->delete_guards.size() > 1 ? "[" + std::to_string(i) + "]" : "");
-      const std::string schema = g.schema.empty() ? m->schema : g.schema;
+                             (m.delete_guards.size() > 1 ? "[" + std::to_string(i) + "]" : "");
+      const std::string schema = g.schema.empty() ? m.schema : g.schema;
       const ColumnTypes guard =
-          column_types(tx, conn().quote_name(schema) + "." + conn().quote_name(g.table));
+          column_types(tx, c.quote_name(schema) + "." + c.quote_name(g.table));
       if (guard.empty()) {
-        problems.push_back("side " + side_.name + ": delete guard table " + schema + "." + g.table +
+        problems.push_back("side " + side + ": delete guard table " + schema + "." + g.table +
                            " does not exist (" + at + ")");
         continue;
       }
       auto guard_has = [&](const std::string& column, const std::string& what) {
         if (!guard.count(column))
-          problems.push_back("side " + side_.name + ": delete guard table " + schema + "." +
-                             g.table + " has no column '" + column + "' (" + what + ")");
+          problems.push_back("side " + side + ": delete guard table " + schema + "." + g.table +
+                             " has no column '" + column + "' (" + what + ")");
       };
       for (const auto& [guard_col, row_col] : g.on) {
         guard_has(guard_col, at + ".on");
@@ -183,25 +201,30 @@ void TriggerSide::check_mappings() {
       }
       for (const mapping::Predicate& p : g.where) guard_has(p.column, at + ".where");
     }
+  }
+
+  void zone() {
     // The zone converts inside the trigger too: it must be one the side's server knows.
-    if (!m->timezone.empty()) {
+    if (!m.timezone.empty()) {
       try {
         Savepoint savepoint(tx, "check_zone");
-        tx.exec_params("SELECT now() AT TIME ZONE $1", m->timezone);
+        tx.exec_params("SELECT now() AT TIME ZONE $1", m.timezone);
         savepoint.release();
       } catch (const pqxx::sql_error& e) {
-        problems.push_back("side " + side_.name + ": the server does not know the time zone '" +
-                           m->timezone + "' of " + where + ": " + first_line(e.what()));
+        problems.push_back("side " + side + ": the server does not know the time zone '" +
+                           m.timezone + "' of " + where + ": " + first_line(e.what()));
       }
     }
+  }
+
+  void scope_evaluates() {
     // The scope and the guards run inside the side's own writes (the trigger) and deletes: a
     // literal the column's type cannot take ('abc' for an integer id) would make every write to
     // the table fail, so they are tried on the live table first. Planned, not run: LIMIT 0.
-    if (problems.size() == problems_before &&
-        (!m->scope.empty() || m->soft_delete || !m->delete_guards.empty())) {
-      const SideTableSql sql(conn(), entity, *m, types);
+    if (!m.scope.empty() || m.soft_delete || !m.delete_guards.empty()) {
+      const SideTableSql sql(c, entity, m, types);
       std::string guards;
-      for (const mapping::DeleteGuard& g : m->delete_guards)
+      for (const mapping::DeleteGuard& g : m.delete_guards)
         guards += (guards.empty() ? "" : " OR ") + sql.guard_vetoes("t", g);
       try {
         Savepoint savepoint(tx, "check_scope");
@@ -213,11 +236,14 @@ void TriggerSide::check_mappings() {
                            " cannot be evaluated: " + first_line(e.what()));
       }
     }
-    for (const mapping::FieldMapping& fm : m->fields) {
+  }
+
+  void lookups() {
+    for (const mapping::FieldMapping& fm : m.fields) {
       if (!fm.lookup) continue;
       const mapping::Lookup& l = *fm.lookup;
-      const std::string schema = l.schema.empty() ? m->schema : l.schema;
-      const std::string at = where + ".columns." + fm.field + ".lookup in " + config_.path;
+      const std::string schema = l.schema.empty() ? m.schema : l.schema;
+      const std::string at = where + ".columns." + fm.field + ".lookup in " + config.path;
       std::map<std::string, std::string> has;  // column -> type
       for (const auto& row : tx.exec_params(
                "SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_attribute a"
@@ -228,8 +254,8 @@ void TriggerSide::check_mappings() {
                schema, l.table))
         has[row[0].as<std::string>()] = row[1].as<std::string>();
       if (has.empty()) {
-        problems.push_back("side " + side_.name + ": lookup table " + schema + "." + l.table +
-                           " of " + entity.name + "." + fm.field + " does not exist (" + at + ")");
+        problems.push_back("side " + side + ": lookup table " + schema + "." + l.table + " of " +
+                           entity.name + "." + fm.field + " does not exist (" + at + ")");
         continue;
       }
       std::vector<std::pair<std::string, std::string>> needed = {{l.key, "key"},
@@ -238,15 +264,36 @@ void TriggerSide::check_mappings() {
         needed.emplace_back(lookup_column, "within, for field " + field);
       for (const auto& [col, what] : needed)
         if (!has.count(col))
-          problems.push_back("side " + side_.name + ": lookup table " + schema + "." + l.table +
+          problems.push_back("side " + side + ": lookup table " + schema + "." + l.table +
                              " has no column '" + col + "' (" + what + " of " + entity.name + "." +
                              fm.field + " in " + at + ")");
       if (!l.value_path.empty() && has.count(l.value) && has.at(l.value) != "jsonb" &&
           has.at(l.value) != "json")
-        problems.push_back("side " + side_.name + ": lookup table " + schema + "." + l.table +
+        problems.push_back("side " + side + ": lookup table " + schema + "." + l.table +
                            " column '" + l.value + "' is " + has.at(l.value) +
                            "; a value_path reads into a jsonb column (" + at + ")");
     }
+  }
+};
+
+}  // namespace
+
+void TriggerSide::check_mappings() {
+  std::vector<std::string> problems;
+  pqxx::read_transaction tx(conn());
+  for (const config::EntityConfig& entity : config_.entities) {
+    const config::SideMapping* m = entity.mapping_for(side_.name);
+    if (m == nullptr) continue;
+    MappingCheck check{tx, tx.conn(), config_, side_.name, entity, *m, problems};
+    if (!check.read_table()) continue;
+    const std::size_t problems_before = problems.size();
+    check.columns();
+    check.soft_delete();
+    check.delete_guards();
+    check.zone();
+    // Tried only when nothing above found a problem: a missing column would fail it anyway.
+    if (problems.size() == problems_before) check.scope_evaluates();
+    check.lookups();
   }
   if (!problems.empty()) {
     std::string msg;

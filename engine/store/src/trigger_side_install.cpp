@@ -242,31 +242,19 @@ void ensure_capture_role(pqxx::work& tx, const std::string& side, const std::str
   }
 }
 
-}  // namespace
+// The steps of `init` on a trigger side, in one transaction: each creates or changes what
+// is missing or different and says so in `changed`, so a second run changes nothing.
+struct CaptureInstall {
+  CaptureInstall(pqxx::work& tx, const std::string& capture_role, std::vector<std::string>& changed)
+      : tx(tx),
+        c(tx.conn()),
+        capture_role(capture_role),
+        role(c.quote_name(capture_role)),
+        changed(changed) {}
 
-std::vector<std::string> TriggerSide::install_capture(const StoreIdentity& store,
-                                                      const SideKey& key, bool adopt) {
-  std::vector<std::string> changed;
-  pqxx::connection_base& c = conn();
-  pqxx::work tx(c);
-  try {
-    // Serializes concurrent `mdsync init` runs against the same side.
-    tx.exec("SELECT pg_advisory_xact_lock(hashtext('mdsync.install_capture'))");
-    // The stamp first: a side that belongs to another store is left exactly as it is.
-    const std::optional<Stamp> stamp = read_stamp(tx);
-    const bool adopting = stamp && stamp->store_id != store.store_id;
-    if (adopting && !adopt)
-      throw SideOwnershipError(
-          "side " + side_.name + " belongs to another mdsync control store (" + describe(*stamp) +
-          "); init changed nothing on it. To move it to this control store (store " +
-          store.store_id + ", " + store.description +
-          "), stop the other store's service and run `mdsync init --adopt-side " + side_.name +
-          "` with this config: that re-stamps the side, gives its capture a new epoch and clears "
-          "its write-back idempotency keys (mdsync.applied)");
-    const std::string& capture_role = config_.roles.capture;
-    ensure_capture_role(tx, side_.name, capture_role, changed);
-    const std::string role = c.quote_name(capture_role);
-
+  // The mdsync schema and its tables: capture, its row index and epoch, applied (the
+  // idempotency keys), owner (the stamp) and wake.
+  void ensure_tables() {
     if (!tx.exec1("SELECT to_regnamespace('mdsync') IS NOT NULL")[0].as<bool>()) {
       tx.exec("CREATE SCHEMA mdsync");
       changed.push_back("created schema mdsync");
@@ -323,6 +311,11 @@ std::vector<std::string> TriggerSide::install_capture(const StoreIdentity& store
       tx.exec("INSERT INTO mdsync.wake DEFAULT VALUES");
       changed.push_back("created table mdsync.wake");
     }
+  }
+
+  // Stamps the side for `store`: a first stamp, an adoption (`adopting`: stamped for another
+  // store), or the store's description brought up to date.
+  void ensure_stamp(const std::optional<Stamp>& stamp, bool adopting, const StoreIdentity& store) {
     if (!stamp) {
       tx.exec_params("INSERT INTO mdsync.owner (store_id, control) VALUES ($1, $2)", store.store_id,
                      store.description);
@@ -349,80 +342,87 @@ std::vector<std::string> TriggerSide::install_capture(const StoreIdentity& store
       tx.exec_params("UPDATE mdsync.owner SET control = $1", store.description);
       changed.push_back("stamp: control store now reached as " + store.description);
     }
+  }
 
-    // The capture functions run as the capture role, whatever role writes the table, so an
-    // application role needs no privilege on schema mdsync (and gets none).
-    auto ensure_function = [&](const std::string& name, const std::string& body) {
-      const pqxx::result r = tx.exec_params(
-          "SELECT p.prosrc, p.prosecdef, coalesce(array_to_string(p.proconfig, ';'), ''),"
-          " pg_get_userbyid(p.proowner) FROM pg_proc p"
-          " JOIN pg_namespace n ON n.oid = p.pronamespace"
-          " WHERE n.nspname = 'mdsync' AND p.proname = $1",
-          name);
-      const std::string fn = "mdsync." + c.quote_name(name) + "()";
-      const bool same_body = !r.empty() && r[0][0].as<std::string>() == body;
-      const bool same_attributes =
-          !r.empty() && r[0][1].as<bool>() &&
-          r[0][2].as<std::string>() == std::string("search_path=") + kCaptureSearchPath;
-      if (!same_body || !same_attributes) {
-        tx.exec("CREATE OR REPLACE FUNCTION " + fn +
-                " RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = " +
-                kCaptureSearchPath + " AS " + c.quote(body));
-        changed.push_back(r.empty() ? "created function mdsync." + name
-                          : !same_body
-                              ? "updated function mdsync." + name
-                              : "made function mdsync." + name +
-                                    " SECURITY DEFINER with search_path " + kCaptureSearchPath);
-      }
-      if (r.empty() || r[0][3].as<std::string>() != capture_role) {
-        // A new owner needs CREATE on the function's schema: lent for the change only.
-        tx.exec("GRANT CREATE ON SCHEMA mdsync TO " + role);
-        tx.exec("ALTER FUNCTION " + fn + " OWNER TO " + role);
-        tx.exec("REVOKE CREATE ON SCHEMA mdsync FROM " + role);
-        changed.push_back("made role " + capture_role + " the owner of function mdsync." + name);
-      }
-    };
-    auto trigger_exists = [&](const std::string& table_oid_expr, const std::string& name) {
-      return !tx.exec_params("SELECT 1 FROM pg_trigger WHERE tgrelid = " + table_oid_expr +
-                                 " AND tgname = $1",
-                             name)
-                  .empty();
-    };
+  // The capture functions run as the capture role, whatever role writes the table, so an
+  // application role needs no privilege on schema mdsync (and gets none).
+  void ensure_function(const std::string& name, const std::string& body) {
+    const pqxx::result r = tx.exec_params(
+        "SELECT p.prosrc, p.prosecdef, coalesce(array_to_string(p.proconfig, ';'), ''),"
+        " pg_get_userbyid(p.proowner) FROM pg_proc p"
+        " JOIN pg_namespace n ON n.oid = p.pronamespace"
+        " WHERE n.nspname = 'mdsync' AND p.proname = $1",
+        name);
+    const std::string fn = "mdsync." + c.quote_name(name) + "()";
+    const bool same_body = !r.empty() && r[0][0].as<std::string>() == body;
+    const bool same_attributes =
+        !r.empty() && r[0][1].as<bool>() &&
+        r[0][2].as<std::string>() == std::string("search_path=") + kCaptureSearchPath;
+    if (!same_body || !same_attributes) {
+      tx.exec("CREATE OR REPLACE FUNCTION " + fn +
+              " RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = " +
+              kCaptureSearchPath + " AS " + c.quote(body));
+      changed.push_back(r.empty() ? "created function mdsync." + name
+                        : !same_body
+                            ? "updated function mdsync." + name
+                            : "made function mdsync." + name +
+                                  " SECURITY DEFINER with search_path " + kCaptureSearchPath);
+    }
+    if (r.empty() || r[0][3].as<std::string>() != capture_role) {
+      // A new owner needs CREATE on the function's schema: lent for the change only.
+      tx.exec("GRANT CREATE ON SCHEMA mdsync TO " + role);
+      tx.exec("ALTER FUNCTION " + fn + " OWNER TO " + role);
+      tx.exec("REVOKE CREATE ON SCHEMA mdsync FROM " + role);
+      changed.push_back("made role " + capture_role + " the owner of function mdsync." + name);
+    }
+  }
 
+  bool trigger_exists(const std::string& table_oid_expr, const std::string& name) {
+    return !tx.exec_params(
+                  "SELECT 1 FROM pg_trigger WHERE tgrelid = " + table_oid_expr + " AND tgname = $1",
+                  name)
+                .empty();
+  }
+
+  // The NOTIFY function, and its statement trigger on mdsync.capture where the side's config
+  // wants notifications (`notify`).
+  void ensure_notify(bool notify) {
     ensure_function("notify_capture",
                     "BEGIN IF EXISTS (SELECT FROM mdsync.wake WHERE engine_waiting) THEN"
                     " PERFORM pg_notify('mdsync_capture', ''); END IF; RETURN NULL; END");
     const bool has_notify = trigger_exists("'mdsync.capture'::regclass", "mdsync_notify");
-    if (side_.notify && !has_notify) {
+    if (notify && !has_notify) {
       tx.exec(
           "CREATE TRIGGER mdsync_notify AFTER INSERT ON mdsync.capture "
           "FOR EACH STATEMENT EXECUTE FUNCTION mdsync.notify_capture()");
       changed.push_back("created NOTIFY trigger on mdsync.capture");
-    } else if (!side_.notify && has_notify) {
+    } else if (!notify && has_notify) {
       tx.exec("DROP TRIGGER mdsync_notify ON mdsync.capture");
       changed.push_back("dropped NOTIFY trigger (notify is off for this side)");
     }
+  }
 
-    for (const config::EntityConfig& entity : config_.entities) {
-      const config::SideMapping* m = entity.mapping_for(side_.name);
-      if (m == nullptr) continue;
-      const std::string function = "capture_" + entity.name;
-      const std::string table = table_name(c, *m);
-      const ColumnTypes types = column_types(tx, table);
-      const SideTableSql sql(c, entity, *m, types);
-      const std::set<std::string> as_text = text_compared_columns(tx, c, entity, side_.name, sql);
-      ensure_function(function, trigger_body(c, entity, sql, key.secret_sha256, as_text));
-      const std::string trigger = "mdsync_capture_" + entity.name;
-      if (!trigger_exists(c.quote(table) + "::regclass", trigger)) {
-        tx.exec("CREATE TRIGGER " + c.quote_name(trigger) +
-                " AFTER INSERT OR UPDATE OR DELETE ON " + table +
-                " FOR EACH ROW EXECUTE FUNCTION mdsync." + c.quote_name(function) + "()");
-        changed.push_back("created capture trigger on " + m->schema + "." + m->table);
-      }
+  // The entity's capture function (its trigger body marked with the side secret's sha256)
+  // and row trigger on its table.
+  void ensure_capture_trigger(const config::EntityConfig& entity, const config::SideMapping* m,
+                              const std::string& side, const std::string& secret_sha256) {
+    const std::string function = "capture_" + entity.name;
+    const std::string table = table_name(c, *m);
+    const ColumnTypes types = column_types(tx, table);
+    const SideTableSql sql(c, entity, *m, types);
+    const std::set<std::string> as_text = text_compared_columns(tx, c, entity, side, sql);
+    ensure_function(function, trigger_body(c, entity, sql, secret_sha256, as_text));
+    const std::string trigger = "mdsync_capture_" + entity.name;
+    if (!trigger_exists(c.quote(table) + "::regclass", trigger)) {
+      tx.exec("CREATE TRIGGER " + c.quote_name(trigger) + " AFTER INSERT OR UPDATE OR DELETE ON " +
+              table + " FOR EACH ROW EXECUTE FUNCTION mdsync." + c.quote_name(function) + "()");
+      changed.push_back("created capture trigger on " + m->schema + "." + m->table);
     }
+  }
 
-    // Nothing on schema mdsync for PUBLIC, only capture rows for the capture role. Compared
-    // before and after, so a second init reports nothing.
+  // Nothing on schema mdsync for PUBLIC, only capture rows for the capture role. Compared
+  // before and after, so a second init reports nothing.
+  void ensure_privileges(const config::RolesConfig& roles) {
     const std::string acls =
         "SELECT coalesce(string_agg(x, ';' ORDER BY x), '') FROM ("
         " SELECT 'schema:' || coalesce(nspacl::text, '') FROM pg_namespace"
@@ -434,11 +434,51 @@ std::vector<std::string> TriggerSide::install_capture(const StoreIdentity& store
     const std::string acls_before = tx.exec1(acls)[0].as<std::string>();
     const std::string sequence =
         tx.exec1("SELECT pg_get_serial_sequence('mdsync.capture', 'seq')")[0].as<std::string>();
-    for (const std::string& statement : side_capture_privileges(config_.roles, sequence))
+    for (const std::string& statement : side_capture_privileges(roles, sequence))
       tx.exec(statement);
     if (tx.exec1(acls)[0].as<std::string>() != acls_before)
       changed.push_back("set privileges on schema mdsync: none for PUBLIC; role " + capture_role +
                         " may insert capture rows and read mdsync.wake only");
+  }
+
+  pqxx::work& tx;
+  pqxx::connection_base& c;
+  const std::string& capture_role;
+  const std::string role;  // quoted
+  std::vector<std::string>& changed;
+};
+
+}  // namespace
+
+std::vector<std::string> TriggerSide::install_capture(const StoreIdentity& store,
+                                                      const SideKey& key, bool adopt) {
+  std::vector<std::string> changed;
+  pqxx::connection_base& c = conn();
+  pqxx::work tx(c);
+  try {
+    // Serializes concurrent `mdsync init` runs against the same side.
+    tx.exec("SELECT pg_advisory_xact_lock(hashtext('mdsync.install_capture'))");
+    // The stamp first: a side that belongs to another store is left exactly as it is.
+    const std::optional<Stamp> stamp = read_stamp(tx);
+    const bool adopting = stamp && stamp->store_id != store.store_id;
+    if (adopting && !adopt)
+      throw SideOwnershipError(
+          "side " + side_.name + " belongs to another mdsync control store (" + describe(*stamp) +
+          "); init changed nothing on it. To move it to this control store (store " +
+          store.store_id + ", " + store.description +
+          "), stop the other store's service and run `mdsync init --adopt-side " + side_.name +
+          "` with this config: that re-stamps the side, gives its capture a new epoch and clears "
+          "its write-back idempotency keys (mdsync.applied)");
+    const std::string& capture_role = config_.roles.capture;
+    ensure_capture_role(tx, side_.name, capture_role, changed);
+    CaptureInstall install(tx, capture_role, changed);
+    install.ensure_tables();
+    install.ensure_stamp(stamp, adopting, store);
+    install.ensure_notify(side_.notify);
+    for (const config::EntityConfig& entity : config_.entities)
+      if (const config::SideMapping* m = entity.mapping_for(side_.name))
+        install.ensure_capture_trigger(entity, m, side_.name, key.secret_sha256);
+    install.ensure_privileges(config_.roles);
   } catch (const pqxx::insufficient_privilege& e) {
     throw CapturePrivilegeError("side " + side_.name + ": " + first_line(e.what()) + kGrantsHint);
   }
