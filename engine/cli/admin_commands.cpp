@@ -19,7 +19,7 @@
 #include "mdsync/store/grants.hpp"
 #include "mdsync/store/initial_sync.hpp"
 #include "mdsync/store/ruleset_store.hpp"
-#include "mdsync/store/side_store.hpp"
+#include "mdsync/store/side.hpp"
 #include "mdsync/store/store_identity.hpp"
 #include "progress_display.hpp"
 
@@ -75,7 +75,7 @@ int cmd_init(const config::Config& config, const InitOptions& options) {
   std::string mismatches;
   for (const config::SideConfig& side : config.sides) {
     try {
-      store::SideStore(config, side).check_mappings();
+      store::make_side(config, side)->check_mappings();
     } catch (const store::MappingError& e) {
       mismatches += (mismatches.empty() ? "" : "\n") + std::string(e.what());
     } catch (const std::exception&) {
@@ -87,11 +87,11 @@ int cmd_init(const config::Config& config, const InitOptions& options) {
   std::vector<std::string> refused;
   std::int64_t highest_applied = 0;
   for (const config::SideConfig& side : config.sides) {
-    store::SideStore store(config, side);
+    const std::unique_ptr<store::Side> target = store::make_side(config, side);
     std::vector<std::string> changes;
     try {
       changes =
-          store.install_capture(identity, keys.at(side.name), options.adopt_side == side.name);
+          target->install_capture(identity, keys.at(side.name), options.adopt_side == side.name);
     } catch (const store::SideOwnershipError& e) {
       refused.push_back(e.what());
       continue;
@@ -100,7 +100,7 @@ int cmd_init(const config::Config& config, const InitOptions& options) {
     }
     if (changes.empty()) std::cout << "side " << side.name << ": capture already installed\n";
     for (const auto& c : changes) std::cout << "side " << side.name << ": " << c << "\n";
-    highest_applied = std::max(highest_applied, store.highest_applied_id());
+    highest_applied = std::max(highest_applied, target->highest_applied_id());
   }
   // Outbox ids the sides have seen must never be handed out again (a control store restored
   // from a backup would otherwise take its new writes for ones a side already applied).

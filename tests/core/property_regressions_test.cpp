@@ -65,16 +65,17 @@ std::string failure_text(const SyncModel& m) {
 // f0, crm edits "0" then "10" back, shop edits NULL, shop's change reconciled, the write-back
 // to crm delivered, then crm's changes reconciled; crm ends with NULL, golden "10").
 //
-// Not a core fault: the core decides right on what it is told. The fault is in how the store
-// applies write-backs: engine/store/src/side_store.cpp SideStore::apply, case kUpdate (line
-// ~278): the UPDATE is conditional only on the row's current values (`col IS NOT DISTINCT
-// FROM expected`), not on the side having no captured change of the row that the engine has
-// not reconciled yet. A value changed and changed back (A -> B -> A) passes the check, the
-// write's values become crm's base (sync_engine.cpp apply_writebacks, `base = base || ...`),
-// and crm's pending captures are then diffed against that base: "b" looks like crm's own new
-// edit of "c". crm keeps the engine's "c" while golden ends "a" (guarantee 1), and crm's
-// earlier edits beat erp's later "c" under last_writer_wins.
-// Fixed in SideStore::apply: an update also requires that the row has no unreconciled
+// Not a core fault: the core decides right on what it is told. The fault was in how the store
+// applied write-backs (then engine/store/src/side_store.cpp SideStore::apply, case kUpdate;
+// now engine/store/src/write_chunk.cpp): the UPDATE was conditional only on the row's current
+// values (`col IS NOT DISTINCT FROM expected`), not on the side having no captured change of
+// the row that the engine has not reconciled yet. A value changed and changed back (A -> B ->
+// A) passes the check, the write's values become crm's base (sync_engine.cpp
+// apply_writebacks, `base = base || ...`), and crm's pending captures are then diffed
+// against that base: "b" looks like crm's own new edit of "c". crm keeps the engine's "c"
+// while golden ends "a" (guarantee 1), and crm's earlier edits beat erp's later "c" under
+// last_writer_wins.
+// Fixed in the trigger side's apply: an update also requires that the row has no unreconciled
 // capture (`AND NOT EXISTS (SELECT 1 FROM mdsync.capture c WHERE c.entity = .. AND
 // c.row_key = ..)`, after locking the row), so the write is superseded and planned again once
 // the captures are reconciled. The model runs with kStoreWriteGuard, the store's behaviour.
@@ -189,7 +190,7 @@ TEST(PropertyRegression, AWithdrawnInsertThatWasAppliedIsTakenInAndDeleted) {
 // edit was then reconciled as a change of a row the engine no longer knew (in the store: a new
 // record, created from a row that is gone); when erp's delete guard vetoed its delete and the
 // record was restored, crm got updates of the vanished row for ever. A delete now waits for the
-// row's captured changes, like an update (side_store.cpp apply_chunk).
+// row's captured changes, like an update (write_chunk.cpp apply_chunk).
 TEST(PropertyRegression, APropagatedDeleteWaitsForTheRowsCapturedChanges) {
   SyncModel m = run(deletes_spec(3, kShop),
                     {step(Action::Kind::kGuard, kErp), delete_row(kShop), process(kShop),

@@ -1,7 +1,7 @@
 // A pure simulation of the engine around the reconciliation core, for the property tests:
 // N sides (erp, crm, shop), each holding one row of one record, capture queues, a write-back
 // outbox, and the engine's RecordState. The core is driven the way engine/store drives it
-// (sync_engine.cpp, record_repository.cpp, conflict_queue.cpp, side_store.cpp), with rules
+// (sync_engine.cpp, record_repository.cpp, conflict_queue.cpp, trigger_side_writes.cpp), with rules
 // prepare()d as the rules reader does:
 //   - a user edit on a side changes its row; the capture trigger records the fields whose
 //     value is SQL-distinct, canonicalized, with the side's next seq and a logical time;
@@ -248,7 +248,7 @@ struct Checks {
 
 // What a side checks before it applies a write-back update.
 enum class WriteGuard {
-  // side_store.cpp today: the row still holds `expected` (IS NOT DISTINCT FROM).
+  // The trigger side before the fix: the row still holds `expected` (IS NOT DISTINCT FROM).
   kExpectedValues,
   // ... and no captured change of the row that the engine has not reconciled yet touches a
   // field the write sets. Without this, a side that changes a field and changes it back
@@ -259,8 +259,8 @@ enum class WriteGuard {
   kNoPendingCapture,
 };
 
-// What side_store.cpp SideStore::apply does: it refuses to update a row that has captured
-// changes not yet reconciled (the fix of the fault above, pinned by the regression tests).
+// What the trigger side's apply (TriggerSide::apply) does: it refuses to update a row that has
+// captured changes not yet reconciled (the fix of the fault above, pinned by the regression tests).
 inline constexpr WriteGuard kStoreWriteGuard = WriteGuard::kNoPendingCapture;
 
 // SQL's IS NOT DISTINCT FROM on the side's column: numeric columns compare as numbers,
@@ -834,7 +834,7 @@ class SyncModel {
     return true;
   }
 
-  // The engine's record of a write the side applied: sync_engine.cpp apply_writebacks.
+  // The engine's record of a write the side applied: writeback_results.cpp (WritebackResults).
   void take_in(const RowWrite& w) {
     if (w.kind == RowWrite::Kind::kDelete) {
       state_.bases.erase(w.side);
@@ -845,7 +845,7 @@ class SyncModel {
     for (const auto& [f, v] : w.values) base[f] = v;
   }
 
-  // side_store.cpp apply, then the engine's bookkeeping in sync_engine.cpp apply_writebacks.
+  // TriggerSide::apply, then the engine's bookkeeping in writeback_results.cpp.
   // By index: the bookkeeping may queue new writes, which moves the outbox.
   void deliver_entry(std::size_t index, bool lose_ack) {
     const std::int64_t id = outbox_[index].id;
@@ -891,7 +891,7 @@ class SyncModel {
         return;
       }
       if (guard_ == WriteGuard::kNoPendingCapture && !r.captured.empty()) {
-        applied = false;  // the row's captured changes go first (side_store.cpp apply_chunk)
+        applied = false;  // the row's captured changes go first (write_chunk.cpp apply_chunk)
       } else {
         r.has_row = false;
         r.row.clear();

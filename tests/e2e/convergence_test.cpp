@@ -299,7 +299,7 @@ TEST(ContentionTest, AWriteBackThatDeadlocksWithAUsersTransactionIsRetriedQuietl
   const auto retried = events(read_file(log), "writeback_contention");
   ASSERT_FALSE(retried.empty()) << read_file(log);
   EXPECT_EQ(retried[0]["level"], "debug");
-  // Retried in the same pass, inside SideStore::apply, not left for the next pass.
+  // Retried in the same pass, inside Side::apply, not left for the next pass.
   EXPECT_TRUE(events(read_file(log), "writeback_deferred").empty()) << read_file(log);
   EXPECT_TRUE(events(read_file(log), "side_unavailable").empty()) << read_file(log);
   EXPECT_EQ(s.control("SELECT coalesce(last_error, '<none>') || ' ' || (contention_retries > 0)"

@@ -22,7 +22,7 @@
 #include "mdsync/core/record_state.hpp"
 #include "mdsync/core/ruleset.hpp"
 #include "mdsync/store/record_repository.hpp"
-#include "mdsync/store/side_store.hpp"
+#include "mdsync/store/side.hpp"
 #include "mdsync/store/sync_engine.hpp"
 
 namespace pqxx {

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "mdsync/store/side_store.hpp"
+#include "mdsync/store/side.hpp"
 
 namespace pqxx {
 class transaction_base;

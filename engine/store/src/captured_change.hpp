@@ -8,7 +8,7 @@
 
 #include "mdsync/config/config.hpp"
 #include "mdsync/core/change.hpp"
-#include "mdsync/store/side_store.hpp"
+#include "mdsync/store/side.hpp"
 
 namespace mdsync::store {
 

@@ -8,7 +8,7 @@
 #include "mdsync/store/database_errors.hpp"
 #include "mdsync/store/record_repository.hpp"
 #include "mdsync/store/ruleset_store.hpp"
-#include "mdsync/store/side_store.hpp"
+#include "mdsync/store/side.hpp"
 #include "mdsync/store/steward_actions.hpp"
 
 namespace mdsync::store {
@@ -195,8 +195,8 @@ std::vector<std::string> handle_error_items(pqxx::connection_base& conn,
       // been reconciled since, and replaying the old values would undo them.
       std::string op;
       try {
-        op = SideStore(config, *config.side(item.side))
-                 .recapture_row(*config.entity(item.entity), item.row_key);
+        op = make_side(config, *config.side(item.side))
+                 ->recapture_row(*config.entity(item.entity), item.row_key);
       } catch (const std::exception&) {
         rethrow_for_steward("side " + item.side, "");
       }

@@ -12,7 +12,7 @@
 #include "capture_intake.hpp"
 #include "mdsync/log/event_log.hpp"
 #include "mdsync/store/engine_lease.hpp"
-#include "mdsync/store/side_store.hpp"
+#include "mdsync/store/side.hpp"
 
 namespace mdsync::store {
 
@@ -182,7 +182,7 @@ InitialSyncReport initial_sync(const config::Config& config, const InitialSyncOp
 
   // Every side's snapshot is taken before anything is decided: a side that cannot be read
   // stops the run with nothing changed. Its rows are then read a chunk at a time.
-  std::map<std::string, std::unique_ptr<SideSnapshotReader>> snaps;
+  std::map<std::string, std::unique_ptr<SideSnapshot>> snaps;
   auto open_snapshots = [&] {
     snaps.clear();
     for (const config::SideConfig& side : config.sides) {
@@ -263,7 +263,7 @@ InitialSyncReport initial_sync(const config::Config& config, const InitialSyncOp
     // records and match keys are read in a few statements, its decisions sent a table at a time.
     for (const config::EntityConfig& entity : config.entities) {
       for (const config::SideConfig* side : side_order(config, entity, rs)) {
-        SideSnapshotReader& snap = *snaps.at(side->name);
+        SideSnapshot& snap = *snaps.at(side->name);
         SideWrites& counts =
             *std::find_if(report.sides.begin(), report.sides.end(),
                           [&](const SideWrites& w) { return w.side == side->name; });

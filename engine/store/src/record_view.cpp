@@ -3,7 +3,7 @@
 #include <pqxx/pqxx>
 
 #include "mdsync/store/conflict_queue.hpp"
-#include "mdsync/store/side_store.hpp"
+#include "mdsync/store/side.hpp"
 
 namespace mdsync::store {
 
@@ -182,11 +182,11 @@ json status_report(pqxx::connection_base& conn, const config::Config& config) {
     j["open_conflicts"] = conflicts;
   }
   for (const config::SideConfig& side : config.sides) {
-    SideStore store(config, side);
+    const std::unique_ptr<Side> store = make_side(config, side);
     try {
-      sides[side.name]["capture_backlog"] = store.capture_backlog();
+      sides[side.name]["capture_backlog"] = store->capture_backlog();
       sides[side.name]["reachable"] = true;
-      sides[side.name]["mapping_drift"] = store.mapping_drift();
+      sides[side.name]["mapping_drift"] = store->mapping_drift();
     } catch (const std::exception& e) {
       sides[side.name]["capture_backlog"] = nullptr;
       sides[side.name]["reachable"] = false;

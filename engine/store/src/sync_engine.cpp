@@ -65,8 +65,7 @@ std::string first_line(const std::string& s) {
 
 SyncEngine::SyncEngine(const config::Config& config, std::uint64_t seed)
     : config_(config), transforms_(std::make_unique<FieldTransforms>(config)), rng_(seed) {
-  for (const config::SideConfig& side : config_.sides)
-    sides_.push_back(std::make_unique<SideStore>(config_, side));
+  for (const config::SideConfig& side : config_.sides) sides_.push_back(make_side(config_, side));
 }
 
 SyncEngine::~SyncEngine() = default;
@@ -92,7 +91,7 @@ void SyncEngine::connect_control() {
   }
 }
 
-SideStore& SyncEngine::side_store(const std::string& side) {
+Side& SyncEngine::side_store(const std::string& side) {
   for (auto& s : sides_)
     if (s->name() == side) return *s;
   throw std::runtime_error("'" + side + "' is not a side");
@@ -118,7 +117,7 @@ const core::Ruleset& SyncEngine::ruleset() {
   return *ruleset_;
 }
 
-void SyncEngine::side_failed(SideStore& side, const std::string& what, Clock::time_point now) {
+void SyncEngine::side_failed(Side& side, const std::string& what, Clock::time_point now) {
   side.reset();
   SideHealth& h = health_[side.name()];
   ++h.failures;
@@ -151,7 +150,7 @@ void SyncEngine::side_failed(SideStore& side, const std::string& what, Clock::ti
   }
 }
 
-void SyncEngine::side_ok(SideStore& side) {
+void SyncEngine::side_ok(Side& side) {
   SideHealth& h = health_[side.name()];
   if (h.failures > 0) log::info("side_recovered", {{"side", side.name()}});
   // The side's current error is cleared once it answers again (also one recorded by an
@@ -299,7 +298,7 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
   std::vector<CaptureBatch> captured(sides_.size());
   bool any = false;
   for (std::size_t i = 0; i < sides_.size(); ++i) {
-    SideStore& side = *sides_[i];
+    Side& side = *sides_[i];
     if (health_[side.name()].next_attempt > now) continue;
     try {
       captured[i] = side.read_capture(config_.service.batch_size);
@@ -362,7 +361,7 @@ void SyncEngine::prune_capture_done(Clock::time_point now) {
 PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
   PassResult result;
   for (auto& side_ptr : sides_) {
-    SideStore& side = *side_ptr;
+    Side& side = *side_ptr;
     if (health_[side.name()].next_attempt > now) continue;
     QueuedWrites queued;
     {
@@ -377,7 +376,7 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
 }
 
 std::optional<std::vector<WriteResult>> SyncEngine::send_writes(
-    SideStore& side, const std::vector<WriteRequest>& requests, Clock::time_point now,
+    Side& side, const std::vector<WriteRequest>& requests, Clock::time_point now,
     PassResult& result) {
   const std::int64_t retries_before = side.contention_retries();
   // Deadlocks with users' transactions are contention, not failure: retried (by apply, and
@@ -415,7 +414,7 @@ std::optional<std::vector<WriteResult>> SyncEngine::send_writes(
   return results;
 }
 
-void SyncEngine::take_in_results(SideStore& side, const QueuedWrites& sent,
+void SyncEngine::take_in_results(Side& side, const QueuedWrites& sent,
                                  const std::vector<WriteResult>& results, PassResult& result) {
   // Superseded and refused writes are planned again under the ruleset in force, looked up
   // before the control transaction opens (one transaction at a time on a connection). A write a

@@ -14,7 +14,7 @@
 #include "mdsync/config/config.hpp"
 #include "mdsync/core/ruleset.hpp"
 #include "mdsync/store/record_repository.hpp"
-#include "mdsync/store/side_store.hpp"
+#include "mdsync/store/side.hpp"
 #include "mdsync/store/sync_engine.hpp"
 #include "outbox_queue.hpp"
 

@@ -27,7 +27,7 @@ class ConnectionError : public std::runtime_error {
 // Connects and prepares the session: TimeZone UTC, DateStyle ISO. `what` names the database
 // in messages ("control store", "side crm"). The engine's mark on its side writes (the side's
 // secret as `mdsync.origin`, which the capture trigger recognizes) is set per writing
-// transaction by SideStore, never for a session.
+// transaction by the trigger side (TriggerSide::apply), never for a session.
 PgConnection connect(const std::string& dsn, const std::string& what);
 
 // The application_name every later connection of this process sets ("mdsync run", "mdsync

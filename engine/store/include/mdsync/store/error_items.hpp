@@ -46,7 +46,7 @@ struct ErrorAction {
 // Retries or discards every item, or none: any id that cannot be handled (unknown, not open,
 // a capture error without a row key or of an entity the config does not map) throws
 // StewardRefusals naming each, and nothing changes. Retrying a capture error re-captures the
-// row's current state on its side (SideStore::recapture_row), never the old change; retrying
+// row's current state on its side (Side::recapture_row), never the old change; retrying
 // a failed write-back plans the record's write-backs again under the ruleset in force.
 // Returns one line per item saying what was done.
 std::vector<std::string> handle_error_items(pqxx::connection_base& conn,

@@ -17,7 +17,7 @@
 #include "mdsync/config/config.hpp"
 #include "mdsync/core/ruleset.hpp"
 #include "mdsync/store/db_connection.hpp"
-#include "mdsync/store/side_store.hpp"
+#include "mdsync/store/side.hpp"
 
 namespace pqxx {
 class connection_base;
@@ -73,7 +73,7 @@ class SyncEngine {
 
   // The engine's view of a side (bound to this store: marked writes, stamp checked); throws
   // for a name that is not a side.
-  SideStore& side_store(const std::string& side);
+  Side& side_store(const std::string& side);
 
   PassResult run_pass(Clock::time_point now);
 
@@ -119,8 +119,8 @@ class SyncEngine {
 
   pqxx::connection_base& control();
   const core::Ruleset& ruleset();
-  void side_failed(SideStore& side, const std::string& what, Clock::time_point now);
-  void side_ok(SideStore& side);
+  void side_failed(Side& side, const std::string& what, Clock::time_point now);
+  void side_ok(Side& side);
   PassResult reconcile_captures(Clock::time_point now);
   // Decides the captured rows in one control transaction and commits it, recording which
   // capture rows it read in `read_seqs`. Buffered unless `row_by_row` (BatchReconciler).
@@ -132,16 +132,16 @@ class SyncEngine {
   PassResult apply_writebacks(Clock::time_point now);
   // The results in request order; none when the side could not take the batch (contention:
   // tried again next pass; failure: the side backs off, each write's attempt is counted).
-  std::optional<std::vector<WriteResult>> send_writes(SideStore& side,
+  std::optional<std::vector<WriteResult>> send_writes(Side& side,
                                                       const std::vector<WriteRequest>& requests,
                                                       Clock::time_point now, PassResult& result);
-  void take_in_results(SideStore& side, const QueuedWrites& sent,
+  void take_in_results(Side& side, const QueuedWrites& sent,
                        const std::vector<WriteResult>& results, PassResult& result);
   void prune_capture_done(Clock::time_point now);
 
   const config::Config& config_;
   PgConnection control_;
-  std::vector<std::unique_ptr<SideStore>> sides_;
+  std::vector<std::unique_ptr<Side>> sides_;
   std::unique_ptr<FieldTransforms> transforms_;  // reads captured values of mapped fields
   std::map<std::string, SideHealth> health_;
   std::optional<core::Ruleset> ruleset_;

@@ -13,9 +13,9 @@
 
 namespace mdsync::store {
 
-// The channels: a side's capture statement trigger NOTIFYs kCaptureChannel (side_store.cpp);
-// the control store's steward functions and privileged steward commands NOTIFY
-// kStewardChannel (steward_actions.hpp, migrations 0008 and 0014).
+// The channels: a side's capture statement trigger NOTIFYs kCaptureChannel
+// (trigger_side_install.cpp); the control store's steward functions and privileged steward commands
+// NOTIFY kStewardChannel (steward_actions.hpp, migrations 0008 and 0014).
 inline constexpr const char* kCaptureChannel = "mdsync_capture";
 inline constexpr const char* kStewardChannel = "mdsync_steward";
 
