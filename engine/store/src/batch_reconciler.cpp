@@ -229,6 +229,11 @@ void BatchReconciler::reconcile(const std::string& side, const std::string& epoc
         state = first->second;
       }
     }
+    // The record's keys as stored (or as this batch last set them), so that a change which
+    // leaves them as they are (most do: a key field rarely changes) costs no key rewrite.
+    const std::vector<mapping::MatchKey> keys_before = gid && !entity->match.empty()
+                                                           ? record_keys(entity->match, state)
+                                                           : std::vector<mapping::MatchKey>{};
     auto detach = [&](bool on) {
       auto& d = state.detached;
       d.erase(std::remove(d.begin(), d.end(), side), d.end());
@@ -241,6 +246,8 @@ void BatchReconciler::reconcile(const std::string& side, const std::string& epoc
       state.bases.erase(side);
       detach(true);
       repo_.save_golden(*gid, state);
+      // The row no longer gives the record keys (record_keys reads the linked sides).
+      if (!entity->match.empty()) matches_.changed(*entity, *gid, state);
       repo_.audit_event(row.entity, *gid, "left_scope", side + "#" + std::to_string(row.seq),
                         rs_.version, "the row left " + side + "'s scope; it is no longer synced");
       release();
@@ -383,7 +390,8 @@ void BatchReconciler::reconcile(const std::string& side, const std::string& epoc
     if (!gid && row.op == core::Op::kUpsert) ++result.held;  // an unauthorized create
     if (linked_by_match) ++result.linked_by_match;
     // Keys come from golden and from what each side holds: any reconciled change may move them.
-    if (gid && !entity->match.empty()) matches_.changed(*entity, *gid, state);
+    if (gid && !entity->match.empty() && !same_keys(keys_before, record_keys(entity->match, state)))
+      matches_.changed(*entity, *gid, state);
     if (log::enabled(log::Level::kDebug))
       log::debug("plan", {{"golden_id", gid.value_or(0)}, {"text", plan.to_text()}});
     result.conflicts_opened += static_cast<int>(plan.opened.size());

@@ -507,6 +507,17 @@ std::vector<mapping::MatchKey> record_keys(const mapping::MatchSpec& spec,
   return keys;
 }
 
+bool same_keys(const std::vector<mapping::MatchKey>& a, const std::vector<mapping::MatchKey>& b) {
+  auto within = [](const std::vector<mapping::MatchKey>& x,
+                   const std::vector<mapping::MatchKey>& y) {
+    return std::all_of(x.begin(), x.end(), [&](const mapping::MatchKey& k) {
+      return std::any_of(y.begin(), y.end(),
+                         [&](const mapping::MatchKey& have) { return same_key(have, k); });
+    });
+  };
+  return within(a, b) && within(b, a);
+}
+
 void MatchIndex::changed(const config::EntityConfig& entity, std::int64_t golden_id,
                          const core::RecordState& now) {
   Current& c = changed_[golden_id];

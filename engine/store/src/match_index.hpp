@@ -155,6 +155,9 @@ bool plan_changes_keys(const mapping::MatchSpec& spec, const core::Plan& plan);
 std::vector<mapping::MatchKey> record_keys(const mapping::MatchSpec& spec,
                                            const core::RecordState& state);
 
+// Whether two sets of record_keys hold the same keys (in any order).
+bool same_keys(const std::vector<mapping::MatchKey>& a, const std::vector<mapping::MatchKey>& b);
+
 // The outbox note of a record's insert into a side that was not made: the side already holds
 // the row, now linked by a match key.
 inline constexpr const char* kLinkedNotInserted =
