@@ -240,6 +240,66 @@ TEST(WakeTest, ASideWithNotifyOffSyncsOnThePollInterval) {
   EXPECT_EQ(svc.stop(), 0) << svc.log();
 }
 
+// The service walks a side's write-back queue from the first queued write its last walk met,
+// not from the start (the done rows before it are dead index entries until a vacuum). A write
+// queued by a steward's command in another session may commit after the walk passed its id:
+// that session's NOTIFY makes the next walk start from the beginning, so the write is sent at
+// once, not at the next poll ten minutes later. Emulated here: a transaction takes an outbox
+// id, holds it while the service sends a later write, then queues a write with that id and
+// notifies as `errors retry` does.
+TEST(WakeTest, AWriteQueuedLateBelowWhereTheQueueWalkStartsIsSentOnTheStewardsNotify) {
+  Scenario s("wake_late_write");
+  s.write_config(default_rules(), kLongPoll);
+  run_ok(s, {"init"});
+  s.erp_exec("INSERT INTO erp.customers (cust_name) VALUES ('Early Ltd'), ('Late Ltd')");
+  run_ok(s, {"run", "--once"});
+  ASSERT_EQ(s.crm("SELECT count(*) FROM crm.accounts"), "2");
+
+  Service svc(s, "service", {}, {"--log-level", "debug"});
+  ASSERT_TRUE(logged(svc, "idle")) << svc.log();
+  pqxx::connection late(s.dsn(s.control_db()));
+  pqxx::work held(late);
+  const std::string held_id = held.exec1("SELECT nextval('mdsync.outbox_id_seq')")[0].c_str();
+
+  // A later write is queued and sent: the service's walk now starts above held_id.
+  s.erp_exec("UPDATE erp.customers SET credit_lim = 100 WHERE cust_name = 'Early Ltd'");
+  ASSERT_EQ(wait_until(
+                [&] {
+                  return s.crm(
+                      "SELECT credit_limit::text FROM crm.accounts"
+                      " WHERE \"accountName\" = 'Early Ltd'");
+                },
+                "100.0000", 60),
+            "100.0000")
+      << svc.log();
+  ASSERT_LT(std::stoll(held_id),
+            std::stoll(s.control("SELECT max(id) FROM mdsync.outbox WHERE status = 'done'")));
+
+  held.exec(
+      "INSERT INTO mdsync.outbox (id, side, entity, golden_id, kind, \"values\", expected)"
+      " SELECT " +
+      held_id +
+      ", 'crm', x.entity, x.golden_id, 'update', '{\"credit_limit\": \"777\"}',"
+      "  jsonb_build_object('credit_limit', x.base -> 'credit_limit')"
+      " FROM mdsync.crosswalk x WHERE x.side = 'crm' AND x.golden_id ="
+      "  (SELECT id FROM mdsync.golden WHERE \"values\" ->> 'name' = 'Late Ltd')");
+  ASSERT_EQ(held.exec1("SELECT count(*) FROM mdsync.outbox WHERE id = " + held_id)[0].as<int>(), 1);
+  held.exec("SELECT pg_notify('mdsync_steward', 'retry')");
+  held.commit();
+
+  EXPECT_EQ(wait_until(
+                [&] {
+                  return s.crm(
+                      "SELECT credit_limit::text FROM crm.accounts"
+                      " WHERE \"accountName\" = 'Late Ltd'");
+                },
+                "777.0000", 60),
+            "777.0000")
+      << svc.log();
+  EXPECT_EQ(s.control("SELECT status FROM mdsync.outbox WHERE id = " + held_id), "done");
+  EXPECT_EQ(svc.stop(), 0) << svc.log();
+}
+
 // The capture trigger NOTIFYs only while the engine waits for it (mdsync.wake): every NOTIFY
 // makes its transaction commit under a global lock, one WAL flush after the other, so a busy
 // side would otherwise have its commits queue behind each other. The service says it waits

@@ -111,6 +111,8 @@ class Service {
     }
     w.socket.assign(listeners_.socket(i));
     watch(i);
+    // What stewards committed while nobody listened was not heard: see the whole queue.
+    if (listeners_.control_store(i)) engine_.rewalk_write_queues();
     wake("listener_connected", listeners_.what(i));
   }
 
@@ -135,6 +137,7 @@ class Service {
       return;
     }
     if (a.ruleset_applied) engine_.ruleset_applied();
+    if (a.notifications > 0 && listeners_.control_store(i)) engine_.rewalk_write_queues();
     if (!from_wait) return;  // taken just before a pass, which covers it
     if (a.notifications > 0) wake("notify", listeners_.what(i), a.notifications);
     if (a.more) {

@@ -1,8 +1,10 @@
 #include "capture_intake.hpp"
 
+#include <algorithm>
 #include <pqxx/pqxx>
 
 #include "mdsync/store/pg_arrays.hpp"
+#include "prepared_statement.hpp"
 
 namespace mdsync::store {
 
@@ -11,10 +13,15 @@ std::set<std::int64_t> reconciled_before(pqxx::transaction_base& tx, const std::
                                          const std::vector<std::int64_t>& seqs) {
   std::set<std::int64_t> done;
   if (seqs.empty()) return done;
+  const auto [lowest, highest] = std::minmax_element(seqs.begin(), seqs.end());
+  // The range bounds the index scan whatever the statistics say: with statistics taken while
+  // the table was small, the planner read every seq of the side and filtered them by the list
+  // (5,700 rows for a batch of 100 after 30 s at 1,000 changes/s).
   for (const auto& row :
-       tx.exec_params("SELECT seq FROM mdsync.capture_done WHERE side = $1 AND epoch = $2"
-                      " AND seq = ANY($3::bigint[])",
-                      side, epoch, pg_bigint_array(seqs)))
+       exec_prepared(tx, "mdsync_capture_done_check",
+                     "SELECT seq FROM mdsync.capture_done WHERE side = $1 AND epoch = $2"
+                     " AND seq BETWEEN $3 AND $4 AND seq = ANY($5::bigint[])",
+                     side, epoch, *lowest, *highest, pg_bigint_array(seqs)))
     done.insert(row[0].as<std::int64_t>());
   return done;
 }

@@ -346,6 +346,7 @@ InitialSyncReport initial_sync(const config::Config& config, const InitialSyncOp
   }
   engine.refresh_statistics();
   report.writeback = engine.drain(std::chrono::seconds(30));
+  engine.refresh_statistics(true);
   return report;
 }
 

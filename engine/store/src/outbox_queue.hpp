@@ -18,13 +18,17 @@ namespace mdsync::store {
 struct QueuedWrites {
   std::vector<WriteRequest> requests;
   std::vector<std::int64_t> golden_ids;  // requests[k] writes record golden_ids[k]
+  // The lowest id of a queued write met (sent or not), 0 if none: where the next walk may start.
+  std::int64_t first_queued_id = 0;
 };
 
 // Up to `limit` writes to send to `side`, in id order, one per record: the record's oldest
 // queued write (a later write of the same record may need the key an earlier insert is about
 // to get, and expects what the earlier ones will have written). A record whose oldest write
-// backs off (not_before) waits whole.
-QueuedWrites next_queued_writes(pqxx::transaction_base& tx, const std::string& side, int limit);
+// backs off (not_before) waits whole. The walk starts after id `after` (0: the queue's start);
+// writes below it are not met.
+QueuedWrites next_queued_writes(pqxx::transaction_base& tx, const std::string& side, int limit,
+                                std::int64_t after = 0);
 
 // The side could not take the batch at all (unreachable, refused the transaction): every write
 // stays queued, its attempt counted with the error.

@@ -57,6 +57,11 @@ namespace {
 // coming back full (a backlog): bounded, so write-backs and stewards are not starved.
 constexpr int kBacklogBatches = 20;
 
+// How often the write-back queue is walked from its start rather than from where the last walk
+// met the first queued write (queue_floor_): the longest a write committed late, below that
+// point, waits.
+constexpr auto kFullWalkInterval = std::chrono::seconds(1);
+
 std::string first_line(const std::string& s) {
   return s.substr(0, s.find('\n'));
 }
@@ -360,13 +365,18 @@ void SyncEngine::prune_capture_done(Clock::time_point now) {
 
 PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
   PassResult result;
+  const bool full_walk = now >= next_full_walk_;
+  if (full_walk) next_full_walk_ = now + kFullWalkInterval;
   for (auto& side_ptr : sides_) {
     Side& side = *side_ptr;
     if (health_[side.name()].next_attempt > now) continue;
     QueuedWrites queued;
     {
       pqxx::read_transaction tx(control());
-      queued = next_queued_writes(tx, side.name(), config_.service.batch_size);
+      std::int64_t& floor = queue_floor_[side.name()];
+      queued =
+          next_queued_writes(tx, side.name(), config_.service.batch_size, full_walk ? 0 : floor);
+      if (queued.first_queued_id > 0) floor = queued.first_queued_id - 1;
     }
     if (queued.requests.empty()) continue;
     if (const auto results = send_writes(side, queued.requests, now, result))
@@ -475,14 +485,15 @@ PassResult SyncEngine::deliver_writebacks() {
   return total;
 }
 
-void SyncEngine::refresh_statistics() {
+void SyncEngine::refresh_statistics(bool queue_only) {
   try {
     pqxx::nontransaction tx(control());
-    const pqxx::result tables = tx.exec(
+    const pqxx::result tables = tx.exec_params(
         "SELECT string_agg(c.oid::regclass::text, ', ') FROM pg_class c"
-        " WHERE c.oid IN ('mdsync.golden'::regclass, 'mdsync.crosswalk'::regclass,"
-        "  'mdsync.outbox'::regclass, 'mdsync.match_key'::regclass, 'mdsync.conflict'::regclass)"
-        " AND pg_has_role(c.relowner, 'USAGE')");
+        " WHERE c.oid = ANY($1::regclass[]) AND pg_has_role(c.relowner, 'USAGE')",
+        queue_only ? "{mdsync.outbox}"
+                   : "{mdsync.golden,mdsync.crosswalk,mdsync.outbox,mdsync.match_key,"
+                     "mdsync.conflict}");
     if (!tables[0][0].is_null()) tx.exec("ANALYZE " + tables[0][0].as<std::string>());
   } catch (const pqxx::broken_connection& e) {
     control_.reset();

@@ -104,6 +104,10 @@ const std::string& WakeListeners::what(std::size_t i) const {
   return listeners_.at(i)->what;
 }
 
+bool WakeListeners::control_store(std::size_t i) const {
+  return listeners_.at(i)->channel == kStewardChannel;
+}
+
 int WakeListeners::socket(std::size_t i) const {
   const Listener& l = *listeners_.at(i);
   return l.conn ? l.conn->sock() : -1;

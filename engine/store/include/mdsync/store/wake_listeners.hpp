@@ -33,6 +33,9 @@ class WakeListeners {
 
   std::size_t size() const;
   const std::string& what(std::size_t i) const;  // "side erp", "control store"
+  // Listener i is the control store's: what it hears is a steward's command (or `rules
+  // apply`) committed in another session.
+  bool control_store(std::size_t i) const;
   // The connection's socket while it listens, else -1. Watch it, never read it or close it.
   int socket(std::size_t i) const;
 
