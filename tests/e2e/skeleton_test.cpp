@@ -313,12 +313,20 @@ TEST_F(SkeletonTest, CreateOnCrmGetsErpKeyAndCrosswalkLink) {
 TEST_F(SkeletonTest, HostileTextRoundTripsByteForByte) {
   const std::string hostile =
       "O'Brien \"quoted\" \\back\\slash'); DROP TABLE erp.customers; -- \xF0\x9F\x8E\x89 "
-      "\xE2\x80\x8F\xD7\xA9\xD7\x9C\xD7\x95\xD7\x9D\xE2\x80\x8F e\xCC\x81";
+      "\xE2\x80\x8F\xD7\xA9\xD7\x9C\xD7\x95\xD7\x9D\xE2\x80\x8F e\xCC\x81"
+      // What COPY's text format escapes (the audit rows go by COPY): tab, newline, carriage
+      // return, a backslash before N (COPY's NULL) and before a digit.
+      "\ttab\nline\rcr \\N \\0 \\.";
   s_.exec_with(s_.crm_db(), "INSERT INTO crm.accounts (\"accountName\") VALUES ($1)", hostile);
   s_.mdsync_ok({"run", "--once"});
   EXPECT_EQ(s_.erp("SELECT count(*) FROM erp.customers"), "1");
   EXPECT_EQ(s_.erp("SELECT cust_name FROM erp.customers"), hostile);
   EXPECT_EQ(s_.control("SELECT \"values\"->>'name' FROM mdsync.golden"), hostile);
+  EXPECT_EQ(s_.control("SELECT new_value ->> 'name' FROM mdsync.audit WHERE unit = 'name'"),
+            hostile);
+  EXPECT_EQ(s_.control("SELECT source || ' ' || decision || ' ' || (golden_id IS NOT NULL)"
+                       " FROM mdsync.audit WHERE unit = 'name'"),
+            "crm#1 create true");
   EXPECT_EQ(joined(divergences(s_)), "");
 }
 
