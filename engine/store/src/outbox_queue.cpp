@@ -17,9 +17,10 @@ namespace {
 // from the queue's start, the first met is the record's oldest queued write, so no probe of the
 // queue per row is needed: a probe's plan depended on the statistics, and with statistics taken
 // before a burst it scanned the whole queue for every row (245 ms a call at 10,000 queued).
-// Ordered by (side, id), which only that index gives: ordered by id, statistics taken while the
-// queue was mostly pending (after sync --initial) made the planner walk the primary key and
-// filter, reading every write ever queued (18 ms a walk, 30,000 done).
+// The walk still needs statistics that know most of the queue is done: taken while it was
+// mostly pending (after sync --initial), they made the planner walk the primary key and filter,
+// reading every write ever queued (18 ms a walk at 30,000 done), which is why sync --initial
+// analyzes the queue again once its writes are sent (SyncEngine::refresh_statistics).
 std::vector<std::int64_t> queue_heads(pqxx::transaction_base& tx, const std::string& side,
                                       int limit, std::int64_t after, std::int64_t& first) {
   const int page = std::max(2 * limit, 100);
@@ -30,7 +31,7 @@ std::vector<std::int64_t> queue_heads(pqxx::transaction_base& tx, const std::str
         exec_prepared(tx, "mdsync_outbox_walk",
                       "SELECT id, golden_id, not_before > now() FROM mdsync.outbox"
                       " WHERE side = $1 AND status IN ('pending', 'cancelling') AND id > $2"
-                      " ORDER BY side, id LIMIT $3",
+                      " ORDER BY id LIMIT $3",
                       side, after, page);
     for (const auto& row : rows) {
       after = row[0].as<std::int64_t>();
