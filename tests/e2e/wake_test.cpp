@@ -257,21 +257,21 @@ TEST(WakeTest, AWriteQueuedLateBelowWhereTheQueueWalkStartsIsSentOnTheStewardsNo
 
   Service svc(s, "service", {}, {"--log-level", "debug"});
   ASSERT_TRUE(logged(svc, "idle")) << svc.log();
+  auto crm_credit_limit_becomes = [&](const std::string& name, const std::string& value) {
+    return wait_until(
+        [&] {
+          return s.crm("SELECT credit_limit::text FROM crm.accounts WHERE \"accountName\" = '" +
+                       name + "'");
+        },
+        value, 60);
+  };
   pqxx::connection late(s.dsn(s.control_db()));
   pqxx::work held(late);
   const std::string held_id = held.exec1("SELECT nextval('mdsync.outbox_id_seq')")[0].c_str();
 
   // A later write is queued and sent: the service's walk now starts above held_id.
   s.erp_exec("UPDATE erp.customers SET credit_lim = 100 WHERE cust_name = 'Early Ltd'");
-  ASSERT_EQ(wait_until(
-                [&] {
-                  return s.crm(
-                      "SELECT credit_limit::text FROM crm.accounts"
-                      " WHERE \"accountName\" = 'Early Ltd'");
-                },
-                "100.0000", 60),
-            "100.0000")
-      << svc.log();
+  ASSERT_EQ(crm_credit_limit_becomes("Early Ltd", "100.0000"), "100.0000") << svc.log();
   ASSERT_LT(std::stoll(held_id),
             std::stoll(s.control("SELECT max(id) FROM mdsync.outbox WHERE status = 'done'")));
 
@@ -287,15 +287,7 @@ TEST(WakeTest, AWriteQueuedLateBelowWhereTheQueueWalkStartsIsSentOnTheStewardsNo
   held.exec("SELECT pg_notify('mdsync_steward', 'retry')");
   held.commit();
 
-  EXPECT_EQ(wait_until(
-                [&] {
-                  return s.crm(
-                      "SELECT credit_limit::text FROM crm.accounts"
-                      " WHERE \"accountName\" = 'Late Ltd'");
-                },
-                "777.0000", 60),
-            "777.0000")
-      << svc.log();
+  EXPECT_EQ(crm_credit_limit_becomes("Late Ltd", "777.0000"), "777.0000") << svc.log();
   EXPECT_EQ(s.control("SELECT status FROM mdsync.outbox WHERE id = " + held_id), "done");
   EXPECT_EQ(svc.stop(), 0) << svc.log();
 }

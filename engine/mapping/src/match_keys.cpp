@@ -64,6 +64,13 @@ std::string MatchKeySpec::name() const {
   return out;
 }
 
+bool MatchSpec::reads(std::string_view field) const {
+  for (const auto* list : {&keys, &fuzzy})
+    for (const MatchKeySpec& k : *list)
+      if (std::find(k.fields.begin(), k.fields.end(), field) != k.fields.end()) return true;
+  return false;
+}
+
 std::vector<MatchKey> match_keys(const MatchSpec& spec, const core::FieldValues& values) {
   std::vector<MatchKey> out;
   add_keys(spec.keys, false, values, out);

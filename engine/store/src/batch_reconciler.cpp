@@ -390,8 +390,10 @@ void BatchReconciler::reconcile(const std::string& side, const std::string& epoc
     if (!gid && row.op == core::Op::kUpsert) ++result.held;  // an unauthorized create
     if (linked_by_match) ++result.linked_by_match;
     // Keys come from golden and from what each side holds: any reconciled change may move them.
-    if (gid && !entity->match.empty() && !same_keys(keys_before, record_keys(entity->match, state)))
-      matches_.changed(*entity, *gid, state);
+    if (gid && !entity->match.empty()) {
+      std::vector<mapping::MatchKey> keys = record_keys(entity->match, state);
+      if (!same_keys(keys_before, keys)) matches_.changed(*entity, *gid, std::move(keys));
+    }
     if (log::enabled(log::Level::kDebug))
       log::debug("plan", {{"golden_id", gid.value_or(0)}, {"text", plan.to_text()}});
     result.conflicts_opened += static_cast<int>(plan.opened.size());

@@ -520,6 +520,11 @@ bool same_keys(const std::vector<mapping::MatchKey>& a, const std::vector<mappin
 
 void MatchIndex::changed(const config::EntityConfig& entity, std::int64_t golden_id,
                          const core::RecordState& now) {
+  changed(entity, golden_id, record_keys(entity.match, now));
+}
+
+void MatchIndex::changed(const config::EntityConfig& entity, std::int64_t golden_id,
+                         std::vector<mapping::MatchKey> keys) {
   Current& c = changed_[golden_id];
   for (const mapping::MatchKey& k : c.keys)
     for (const std::string& v : indexed_values(k)) {
@@ -529,7 +534,7 @@ void MatchIndex::changed(const config::EntityConfig& entity, std::int64_t golden
       if (it->second.empty()) changed_keys_.erase(it);
     }
   c.entity = entity.name;
-  c.keys = record_keys(entity.match, now);
+  c.keys = std::move(keys);
   for (const mapping::MatchKey& k : c.keys)
     for (const std::string& v : indexed_values(k))
       changed_keys_[ChangedKey{c.entity, k.name, v, k.fuzzy}].insert(golden_id);
@@ -619,10 +624,8 @@ bool plan_changes_keys(const mapping::MatchSpec& spec, const core::Plan& plan) {
   for (const core::UnitDecision& d : plan.decisions) {
     if (d.outcome == core::Outcome::kCreate || d.outcome == core::Outcome::kDelete) return true;
     if (!d.golden_changed()) continue;
-    for (const auto* list : {&spec.keys, &spec.fuzzy})
-      for (const mapping::MatchKeySpec& k : *list)
-        for (const std::string& f : k.fields)
-          if (d.after.find(f) != nullptr) return true;
+    for (const auto& [field, value] : d.after)
+      if (spec.reads(field)) return true;
   }
   return false;
 }

@@ -79,6 +79,9 @@ class MatchIndex {
   // deleted): later finds see them, and flush() stores them.
   void changed(const config::EntityConfig& entity, std::int64_t golden_id,
                const core::RecordState& now);
+  // The same, with the record's keys already built (record_keys of its state).
+  void changed(const config::EntityConfig& entity, std::int64_t golden_id,
+               std::vector<mapping::MatchKey> keys);
   // A possible_duplicate conflict on `side` names these records: flush() records them and
   // cancels their pending inserts into `side`, after the batch has planned its write-backs.
   void hold_inserts(std::int64_t conflict_id, const std::string& side,

@@ -23,11 +23,8 @@ constexpr int kStuckStreak = 2;
 bool moves_match_keys(const config::EntityConfig& entity, const WriteRequest& w) {
   if (entity.match.empty()) return false;
   if (w.kind != core::RowWrite::Kind::kUpdate) return true;
-  for (const auto* specs : {&entity.match.keys, &entity.match.fuzzy})
-    for (const mapping::MatchKeySpec& spec : *specs)
-      for (const std::string& field : spec.fields)
-        if (w.values.count(field)) return true;
-  return false;
+  return std::any_of(w.values.begin(), w.values.end(),
+                     [&](const auto& value) { return entity.match.reads(value.first); });
 }
 
 }  // namespace

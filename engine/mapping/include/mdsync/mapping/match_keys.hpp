@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "mdsync/core/value.hpp"
@@ -34,6 +35,8 @@ struct MatchSpec {
   std::vector<MatchKeySpec> keys;   // exact: one record found links to it
   std::vector<MatchKeySpec> fuzzy;  // a find only asks the steward (possible_duplicate)
   bool empty() const { return keys.empty() && fuzzy.empty(); }
+  // Whether a key (exact or fuzzy) is built from `field`.
+  bool reads(std::string_view field) const;
 };
 
 struct MatchKey {
