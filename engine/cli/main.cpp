@@ -14,6 +14,7 @@
 #include "mdsync/store/database_errors.hpp"
 #include "mdsync/store/db_connection.hpp"
 #include "steward_commands.hpp"
+#include "verify_command.hpp"
 
 namespace {
 
@@ -106,9 +107,9 @@ int main(int argc, char** argv) {
   c_list->add_option("--entity", filter.entity, "Only this entity");
   c_list->add_option("--field", filter.field, "Only conflicts on this field (or its group)");
   c_list->add_option("--kind", filter.kind, "Only this kind")
-      ->check(
-          CLI::IsMember({"concurrent_edit", "foreign_write", "invalid_value", "unauthorized_create",
-                         "foreign_delete", "possible_duplicate", "write_refused"}));
+      ->check(CLI::IsMember({"concurrent_edit", "foreign_write", "invalid_value",
+                             "unauthorized_create", "foreign_delete", "possible_duplicate",
+                             "write_refused", "uncaptured_value"}));
   c_list->add_option("--status", filter.status, "open (default), resolved, dismissed or all")
       ->check(CLI::IsMember({"open", "resolved", "dismissed", "all"}));
   c_list->add_flag("--json", list_json, "Machine-readable output");
@@ -213,6 +214,16 @@ int main(int argc, char** argv) {
   bool verify_json = false;
   audit_verify->add_flag("--json", verify_json, "Machine-readable output");
 
+  auto* verify = app.add_subcommand(
+      "verify",
+      "Compare every side with golden through the mappings: values, rows with no link, links "
+      "with no row; --repair queues write-backs of golden, opens conflicts where the side's value "
+      "should be heard, and captures unlinked rows again");
+  cli::VerifyRequest verify_request;
+  verify->add_option("--entity", verify_request.entity, "Only this entity");
+  verify->add_flag("--repair", verify_request.repair, "Repair what differs (audited as repair)");
+  verify->add_flag("--json", verify_request.json, "Machine-readable output");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -227,7 +238,7 @@ int main(int argc, char** argv) {
   // A command group without its command is a usage error with the choices named.
   if (app.get_subcommands().empty()) {
     std::cerr << "mdsync: a command is required: init, rules, sync, run, status, conflicts, "
-                 "errors, records or audit (see 'mdsync --help')\n";
+                 "errors, records, audit or verify (see 'mdsync --help')\n";
     return kUsage;
   }
   for (const auto& [group, choices] :
@@ -309,6 +320,7 @@ int main(int argc, char** argv) {
     if (*c_resolve) return cli::cmd_conflicts_resolve(config, resolve);
     if (*c_dismiss) return cli::cmd_conflicts_resolve(config, dismiss);
     if (*r_show) return cli::cmd_records_show(config, rec_entity, rec_id, rec_history, rec_json);
+    if (*verify) return cli::cmd_verify(config, verify_request);
     if (*audit_verify) return cli::cmd_audit_verify(config, audit_json || verify_json);
     if (*audit) return cli::cmd_audit(config, audit_filter, audit_json);
   } catch (const cli::UsageError& e) {

@@ -26,15 +26,17 @@ const char* to_string(ConflictKind k) {
       return "possible_duplicate";
     case ConflictKind::kWriteRefused:
       return "write_refused";
+    case ConflictKind::kUncapturedValue:
+      return "uncaptured_value";
   }
   return "?";
 }
 
 std::optional<ConflictKind> conflict_kind_from_string(std::string_view w) {
-  for (ConflictKind k :
-       {ConflictKind::kConcurrentEdit, ConflictKind::kForeignWrite, ConflictKind::kInvalidValue,
-        ConflictKind::kUnauthorizedCreate, ConflictKind::kForeignDelete,
-        ConflictKind::kPossibleDuplicate, ConflictKind::kWriteRefused})
+  for (ConflictKind k : {ConflictKind::kConcurrentEdit, ConflictKind::kForeignWrite,
+                         ConflictKind::kInvalidValue, ConflictKind::kUnauthorizedCreate,
+                         ConflictKind::kForeignDelete, ConflictKind::kPossibleDuplicate,
+                         ConflictKind::kWriteRefused, ConflictKind::kUncapturedValue})
     if (w == to_string(k)) return k;
   return std::nullopt;
 }
@@ -77,6 +79,8 @@ const char* to_string(Outcome o) {
       return "resolve";
     case Outcome::kDismiss:
       return "dismiss";
+    case Outcome::kRepair:
+      return "repair";
   }
   return "?";
 }

@@ -843,6 +843,101 @@ Reconciliation unwritable_value(const EntityRules& rules, std::int64_t version,
   return out;
 }
 
+namespace {
+
+// A unit's values as plans show them: the value of a field, {field=value, ...} of a group.
+std::string shown(const FieldValues& v) {
+  if (v.size() == 1) return show(v.begin()->second);
+  std::string s;
+  for (const auto& [field, value] : v) s += (s.empty() ? "{" : ", ") + field + "=" + show(value);
+  return s + "}";
+}
+
+}  // namespace
+
+Reconciliation repair_drift(const EntityRules& rules, std::int64_t version,
+                            const RecordState& state, const std::string& side,
+                            const FieldValues& held,
+                            const std::map<std::string, std::string>& unreadable) {
+  Reconciliation out;
+  out.after = state;
+  auto base = out.after.bases.find(side);
+  if (!state.exists || state.deleted || base == out.after.bases.end()) return out;
+  Decider d(rules, version, out.after, out.plan, "verify:" + side, side);
+  for (const Unit& unit : rules.units) {
+    if (!rules.holds(side, unit)) continue;
+    const bool read_all = std::all_of(unit.members.begin(), unit.members.end(), [&](const auto& m) {
+      return held.count(m) != 0 && unreadable.count(m) == 0;
+    });
+    if (!read_all || out.after.conflict_on(unit.name) != nullptr) continue;
+    const FieldValues v = unit_values(unit, held);
+    const FieldValues g = unit_values(unit, state.golden);
+    // The engine has now seen what the side holds: a write-back is conditional on it.
+    const bool base_moves = !unit_equal(rules, unit, v, unit_values(unit, base->second));
+    for (const std::string& m : unit.members) base->second[m] = value_or_null(held, m);
+    if (unit_equal(rules, unit, v, g)) {
+      if (base_moves)
+        d.decide(unit, Outcome::kAgree, g, v, side + " already holds golden; its base follows");
+      continue;
+    }
+    const std::string& owner = unit.policy.owner;
+    if (!base_moves) {
+      // The engine knew the side holds this, yet no write-back is queued (a write that failed
+      // for good, a lost plan): golden goes back, whoever owns the unit.
+      d.decide(unit, Outcome::kRepair, g, v,
+               side + " holds " + unit.name + " = " + shown(v) +
+                   ", as the engine last saw, but no write-back is queued; golden goes back");
+      continue;
+    }
+    if (owner == side || unit.policy.is_shared()) {
+      const std::string why = side + " holds " + unit.name + " = " + shown(v) +
+                              ", which no captured change explains (written with capture "
+                              "bypassed, or restored from a backup)";
+      d.open_conflict(unit.name, ConflictKind::kUncapturedValue, {{side, v}, {"golden", g}},
+                      why + "; take it with --take " + side + ", or dismiss to write golden back");
+      d.decide(unit, Outcome::kQuarantine, g, v,
+               why + "; " + (unit.policy.is_shared() ? "shared" : side + " owns it") +
+                   ", so a steward decides");
+      continue;
+    }
+    d.decide(unit, Outcome::kRepair, g, v,
+             side + " holds " + unit.name + " = " + shown(v) +
+                 ", which no captured change explains; " + owner +
+                 " owns it, so golden goes back to " + side);
+  }
+  return out;
+}
+
+Reconciliation repair_missing_row(const EntityRules& rules, std::int64_t version,
+                                  const RecordState& state, const std::string& side) {
+  Reconciliation out;
+  out.after = state;
+  if (!state.exists || state.deleted || out.after.bases.erase(side) == 0) return out;
+  Decider d(rules, version, out.after, out.plan, "verify:" + side, side);
+  Unit record{kRecordUnit, {}, rules.default_policy};
+  out.plan.unlink_source = true;
+  const std::string why =
+      side +
+      "'s row is gone and no captured delete explains it (a TRUNCATE, a delete with "
+      "capture bypassed)";
+  const DeletePolicy& policy = rules.delete_policy;
+  const bool owns_deletes = policy.of(side) != nullptr;
+  if (owns_deletes || policy.on_foreign_delete == ForeignDelete::kQuarantine) {
+    d.open_conflict(
+        kRecordUnit, ConflictKind::kForeignDelete, {{"golden", out.after.golden}},
+        why + "; accept the delete with --take " + side + ", or dismiss to re-create the row");
+    d.decide(record, Outcome::kQuarantine, {}, {},
+             why + (owns_deletes ? "; " + side + " owns deletes, so a steward decides"
+                                 : "; " + policy.owners_text() +
+                                       ", and foreign deletes wait "
+                                       "for a steward"));
+    return out;
+  }
+  d.decide(record, Outcome::kRepair, {}, {},
+           why + "; " + policy.owners_text() + ", so the row is re-created on " + side);
+  return out;
+}
+
 Plan create_allowed_by_steward(const EntityRules& rules, std::int64_t version, RecordState& state,
                                const Change& change, const std::string& steward) {
   Plan plan;

@@ -49,6 +49,8 @@ class TriggerSide final : public Side {
   // Current rows (trigger_side_rows.cpp).
   std::unique_ptr<SideSnapshot> open_snapshot() override;
   std::vector<CapturedRow> read_current_rows(const config::EntityConfig& entity) override;
+  std::map<std::string, RowNow> read_rows(const config::EntityConfig& entity,
+                                          const std::vector<std::string>& keys) override;
   std::string recapture_row(const config::EntityConfig& entity,
                             const std::string& row_key) override;
 

@@ -83,6 +83,57 @@ std::vector<CapturedRow> TriggerSide::read_current_rows(const config::EntityConf
   return current_rows(tx, entity);
 }
 
+std::map<std::string, RowNow> TriggerSide::read_rows(const config::EntityConfig& entity,
+                                                     const std::vector<std::string>& keys) {
+  std::map<std::string, RowNow> out;
+  if (keys.empty()) return out;
+  const config::SideMapping& m = mapping_of(entity, side_.name);
+  pqxx::connection_base& c = conn();
+  pqxx::read_transaction tx(c);
+  const ColumnTypes types = column_types(tx, table_name(c, m));
+  const SideTableSql sql(c, entity, m, types);
+  // The same SQL as the trigger for presence, liveness and the full row; one result row per
+  // field of a row that takes part, one with NULL fields for any other key.
+  const pqxx::result r = tx.exec_params(
+      "SELECT k.key, r.p, r.l, e.key, e.value FROM unnest($1::text[]) k(key)"
+      " LEFT JOIN LATERAL (SELECT " +
+          sql.present("t") + " AS p, " + sql.live("t") + " AS l, " + full_row_expr(c, sql, "t") +
+          " AS j FROM " + sql.table() + " t WHERE " + sql.key_equals("t", "k.key") +
+          ") r ON true"
+          " LEFT JOIN LATERAL jsonb_each_text(CASE WHEN r.p THEN r.j END) e ON true"
+          " ORDER BY k.key",
+      pg_text_array(keys));
+  std::vector<CapturedRow> rows;
+  for (const auto& row : r) {
+    const auto key = row[0].as<std::string>();
+    RowNow& now = out[key];
+    const bool present = !row[1].is_null() && row[1].as<bool>();
+    const bool live = !row[2].is_null() && row[2].as<bool>();
+    now.state = present ? RowNow::State::kTakesPart
+                : live  ? RowNow::State::kOutOfScope
+                        : RowNow::State::kGone;
+    if (!present) continue;
+    if (rows.empty() || rows.back().row_key != key) {
+      CapturedRow cr;
+      cr.seq = static_cast<std::int64_t>(rows.size()) + 1;
+      cr.entity = entity.name;
+      cr.row_key = key;
+      rows.push_back(std::move(cr));
+    }
+    add_field(rows.back(), row[3], row[4]);
+  }
+  resolve_lookups(tx, rows);
+  for (CapturedRow& row : rows) out[row.row_key].row = std::move(row);
+  for (const auto& row :
+       tx.exec_params("SELECT DISTINCT row_key FROM mdsync.capture WHERE entity = $1"
+                      " AND row_key = ANY($2::text[])",
+                      entity.name, pg_text_array(keys)))
+    if (auto it = out.find(row[0].as<std::string>()); it != out.end())
+      it->second.capture_waiting = true;
+  for (const std::string& key : keys) out.try_emplace(key);
+  return out;
+}
+
 // What `sync --initial` reads of a trigger side: one repeatable-read transaction held open
 // while the snapshot lives, the capture table read first and each entity's rows through a
 // server-side cursor.

@@ -32,6 +32,7 @@ enum class Outcome {
   kRestore,       // a foreign delete: the row is re-created on the side
   kResolve,       // a steward resolved a conflict
   kDismiss,       // a steward dismissed a conflict, keeping golden
+  kRepair,        // verify found a side differing from golden uncaptured; golden goes back
 };
 const char* to_string(Outcome o);
 

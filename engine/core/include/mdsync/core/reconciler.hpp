@@ -79,6 +79,28 @@ Reconciliation unwritable_value(const EntityRules& rules, std::int64_t ruleset_v
                                 const std::string& field, const std::string& reason,
                                 ConflictKind kind = ConflictKind::kInvalidValue);
 
+// `mdsync verify --repair`: `side`'s linked row holds `held` (canonical values, read after the
+// record was locked, no capture of the row waiting) where its base says otherwise: a change that
+// bypassed capture (triggers disabled, a restore from backup, a migration). The base becomes
+// what the side holds. Then, per unit the side holds whose value differs from golden, unless a
+// conflict holds it or a member is in `unreadable`: a unit another side owns is repaired (golden
+// stays; the write-back plan writes it to `side`, conditional on the value just read); a unit
+// `side` owns or shares opens an uncaptured_value conflict, since its value may be a real edit or
+// an old one a restore brought back: the steward takes it (--take side) or dismisses it (golden
+// goes back).
+Reconciliation repair_drift(const EntityRules& rules, std::int64_t ruleset_version,
+                            const RecordState& state, const std::string& side,
+                            const FieldValues& held,
+                            const std::map<std::string, std::string>& unreadable = {});
+
+// `mdsync verify --repair`: the record's linked row on `side` is gone (a TRUNCATE, a delete with
+// triggers disabled) and no captured delete explains it. The link goes (plan.unlink_source).
+// A side whose deletes count, or any side when the rules quarantine foreign deletes, opens a
+// foreign_delete conflict: the steward accepts the delete (--take side) or dismisses it (the row
+// is re-created). Otherwise the row is repaired: re-created on `side` from golden.
+Reconciliation repair_missing_row(const EntityRules& rules, std::int64_t ruleset_version,
+                                  const RecordState& state, const std::string& side);
+
 // A steward accepts a create that the create list refused (an unauthorized_create): the
 // record is created from the side's row as if the side might create it. Ownership still
 // applies field by field: a field another side owns takes its rule's default.

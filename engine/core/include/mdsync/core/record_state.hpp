@@ -21,7 +21,10 @@ enum class ConflictKind {
   kUnauthorizedCreate,
   kForeignDelete,
   kPossibleDuplicate,
-  kWriteRefused  // a side's database refused a write of the unit (a constraint, a trigger)
+  kWriteRefused,  // a side's database refused a write of the unit (a constraint, a trigger)
+  // `verify --repair` found, on a side that owns or shares the unit, a value no captured change
+  // explains (a write with capture bypassed, a restore from a backup): a real edit or stale?
+  kUncapturedValue
 };
 const char* to_string(ConflictKind k);
 std::optional<ConflictKind> conflict_kind_from_string(std::string_view word);

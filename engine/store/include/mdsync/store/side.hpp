@@ -131,6 +131,19 @@ class SideSnapshot {
   SideSnapshot() = default;
 };
 
+// One row as a side holds it now (`verify`'s second look at a row that seemed to differ).
+struct RowNow {
+  enum class State {
+    kTakesPart,   // live and inside the entity's scope: `row` holds it
+    kOutOfScope,  // live, but the scope (a row filter) leaves it out
+    kGone,        // deleted, soft-deleted, or never there
+  };
+  State state = State::kGone;
+  CapturedRow row;  // kTakesPart: as capture would deliver it (lookups resolved)
+  // A captured change of the row is not acknowledged yet: it explains any difference.
+  bool capture_waiting = false;
+};
+
 class Side {
  public:
   virtual ~Side() = default;
@@ -189,6 +202,10 @@ class Side {
   // The rows of the entity that take part, as capture would deliver them (lookups resolved; seq
   // numbers the rows in key order), read without writing anything.
   virtual std::vector<CapturedRow> read_current_rows(const config::EntityConfig& entity) = 0;
+  // The rows with these keys as they are now, in one statement, by key (every key given has an
+  // entry), read without writing anything.
+  virtual std::map<std::string, RowNow> read_rows(const config::EntityConfig& entity,
+                                                  const std::vector<std::string>& keys) = 0;
   // `errors retry`: one row as it is now, captured the way a change of it is: a full-row
   // upsert ('U') while it takes part, 'L' when it is live but outside the scope, 'D' when it is
   // soft-deleted or gone. Returns the op captured. The engine then reconciles it like any
