@@ -13,6 +13,7 @@
 #include "mdsync/service/service.hpp"
 #include "mdsync/store/database_errors.hpp"
 #include "mdsync/store/db_connection.hpp"
+#include "pause_commands.hpp"
 #include "steward_commands.hpp"
 #include "verify_command.hpp"
 
@@ -224,6 +225,17 @@ int main(int argc, char** argv) {
   verify->add_flag("--repair", verify_request.repair, "Repair what differs (audited as repair)");
   verify->add_flag("--json", verify_request.json, "Machine-readable output");
 
+  auto* pause = app.add_subcommand(
+      "pause", "Write nothing to these sides (every side if none is named); capture goes on");
+  cli::PauseRequest pause_request;
+  pause->add_option("SIDE", pause_request.sides, "Side names");
+  pause->add_option("--note", pause_request.note, "Why, shown by status");
+  auto* resume_cmd =
+      app.add_subcommand("resume", "Write to paused sides again (every side if none is named)");
+  cli::PauseRequest resume_request;
+  resume_request.resume = true;
+  resume_cmd->add_option("SIDE", resume_request.sides, "Side names");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -238,7 +250,7 @@ int main(int argc, char** argv) {
   // A command group without its command is a usage error with the choices named.
   if (app.get_subcommands().empty()) {
     std::cerr << "mdsync: a command is required: init, rules, sync, run, status, conflicts, "
-                 "errors, records, audit or verify (see 'mdsync --help')\n";
+                 "errors, records, audit, verify, pause or resume (see 'mdsync --help')\n";
     return kUsage;
   }
   for (const auto& [group, choices] :
@@ -321,6 +333,8 @@ int main(int argc, char** argv) {
     if (*c_dismiss) return cli::cmd_conflicts_resolve(config, dismiss);
     if (*r_show) return cli::cmd_records_show(config, rec_entity, rec_id, rec_history, rec_json);
     if (*verify) return cli::cmd_verify(config, verify_request);
+    if (*pause) return cli::cmd_pause(config, pause_request);
+    if (*resume_cmd) return cli::cmd_pause(config, resume_request);
     if (*audit_verify) return cli::cmd_audit_verify(config, audit_json || verify_json);
     if (*audit) return cli::cmd_audit(config, audit_filter, audit_json);
   } catch (const cli::UsageError& e) {

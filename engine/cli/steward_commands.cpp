@@ -451,6 +451,13 @@ int cmd_status(const config::Config& config, bool as_json, const std::vector<std
                 << v["writeback_lag_seconds"].get<std::int64_t>() << " s), failed "
                 << v["writeback_failed"].get<std::int64_t>() << ", changes kept as errors "
                 << v["capture_errors"].get<std::int64_t>() << "\n";
+      if (v["paused"].get<bool>())
+        std::cout << "  PAUSED since " << v["paused_at"].get<std::string>() << " by "
+                  << v["paused_by"].get<std::string>()
+                  << (v["pause_note"].is_null() ? ""
+                                                : " (" + v["pause_note"].get<std::string>() + ")")
+                  << ": capture goes on, nothing is written to it until `mdsync resume " << it.key()
+                  << "`\n";
       for (const json& drift : v["mapping_drift"])
         std::cout << "  mapping drift: " << drift.get<std::string>() << "\n";
       if (v["writeback_stuck"].get<std::int64_t>() > 0)

@@ -270,11 +270,18 @@ int run(const config::Config& config, const RunOptions& options) {
     const store::PassResult r = engine.drain(
         std::chrono::milliseconds(std::max(5000, 4 * config.service.writeback_backoff_initial_ms)));
     const std::int64_t pending = engine.pending_writebacks();
+    // Writes held for paused sides are what the operator asked for, not an unfinished drain.
+    const std::int64_t held = engine.held_writebacks();
     log::info("drained", {{"changes", static_cast<std::int64_t>(r.captured)},
                           {"writes_applied", static_cast<std::int64_t>(r.writes_applied)},
                           {"writes_failed", static_cast<std::int64_t>(r.writes_failed)},
                           {"conflicts_opened", static_cast<std::int64_t>(r.conflicts_opened)},
-                          {"pending_writebacks", pending}});
+                          {"pending_writebacks", pending},
+                          {"held_for_paused_sides", held}});
+    if (held > 0)
+      log::warn("writebacks_held", {{"writebacks", held},
+                                    {"why", std::string("their sides are paused: `mdsync resume`"
+                                                        " sends them")}});
     // Write-backs a side refused (not deletes a guard vetoed: a conflict holds those) and
     // changes kept as errors are open error items (`mdsync errors list`): the drain did not
     // do all it was asked to.

@@ -125,13 +125,14 @@ json status_report(pqxx::connection_base& conn, const config::Config& config) {
     j["ruleset_version"] = v[0][0].is_null() ? json(nullptr) : json(v[0][0].as<std::int64_t>());
     for (const config::SideConfig& side : config.sides) {
       json s;
-      const auto st =
-          tx.exec_params(std::string("SELECT to_char(last_capture_at AT TIME ZONE 'UTC', ") + kUtc +
-                             "), to_char(last_writeback_at AT TIME ZONE 'UTC', " + kUtc +
-                             "), last_error, to_char(last_error_at AT TIME ZONE 'UTC', " + kUtc +
-                             "), consecutive_failures, contention_retries FROM mdsync.side_state"
-                             " WHERE side = $1",
-                         side.name);
+      const auto st = tx.exec_params(
+          std::string("SELECT to_char(last_capture_at AT TIME ZONE 'UTC', ") + kUtc +
+              "), to_char(last_writeback_at AT TIME ZONE 'UTC', " + kUtc +
+              "), last_error, to_char(last_error_at AT TIME ZONE 'UTC', " + kUtc +
+              "), consecutive_failures, contention_retries,"
+              " to_char(paused_at AT TIME ZONE 'UTC', " +
+              kUtc + "), paused_by, pause_note FROM mdsync.side_state WHERE side = $1",
+          side.name);
       auto text = [](const pqxx::field& f) {
         return f.is_null() ? json(nullptr) : json(f.as<std::string>());
       };
@@ -141,6 +142,11 @@ json status_report(pqxx::connection_base& conn, const config::Config& config) {
       s["last_error_at"] = st.empty() ? json(nullptr) : text(st[0][3]);
       s["consecutive_failures"] = st.empty() ? 0 : st[0][4].as<int>();
       s["contention_retries"] = st.empty() ? 0 : st[0][5].as<std::int64_t>();
+      // Paused (`mdsync pause`): capture goes on, nothing is written to the side.
+      s["paused"] = !st.empty() && !st[0][6].is_null();
+      s["paused_at"] = st.empty() ? json(nullptr) : text(st[0][6]);
+      s["paused_by"] = st.empty() ? json(nullptr) : text(st[0][7]);
+      s["pause_note"] = st.empty() ? json(nullptr) : text(st[0][8]);
       const auto ob = tx.exec_params(
           "SELECT count(*) FILTER (WHERE status IN ('pending', 'cancelling')),"
           " count(*) FILTER (WHERE status = 'failed' AND review IS NULL),"

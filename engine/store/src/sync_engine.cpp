@@ -23,6 +23,7 @@
 #include "mdsync/store/pg_arrays.hpp"
 #include "mdsync/store/record_repository.hpp"
 #include "mdsync/store/ruleset_store.hpp"
+#include "mdsync/store/side_pause.hpp"
 #include "mdsync/store/steward_actions.hpp"
 #include "mdsync/store/store_identity.hpp"
 #include "outbox_queue.hpp"
@@ -198,6 +199,7 @@ PassResult SyncEngine::run_pass(Clock::time_point now) {
     }
     if (store::steward_actions_pending(control()))
       r.steward_actions = apply_steward_actions(control(), config_, ruleset());
+    read_paused_sides();
     r += apply_writebacks(now);
     // A backlog is reconciled before more is written back (up to kBacklogBatches batches a
     // pass): a write to a row whose later changes are still captured would only wait for them.
@@ -249,8 +251,33 @@ void SyncEngine::set_waiting(bool waiting) {
 
 std::int64_t SyncEngine::pending_writebacks() {
   pqxx::read_transaction tx(control());
-  return tx.exec1("SELECT count(*) FROM mdsync.outbox WHERE status IN ('pending', 'cancelling')")[0]
+  return tx
+      .exec1(
+          "SELECT count(*) FROM mdsync.outbox WHERE status IN ('pending', 'cancelling')"
+          " AND side NOT IN (SELECT side FROM mdsync.side_state WHERE paused_at IS NOT NULL)")[0]
       .as<std::int64_t>();
+}
+
+std::int64_t SyncEngine::held_writebacks() {
+  pqxx::read_transaction tx(control());
+  return tx
+      .exec1(
+          "SELECT count(*) FROM mdsync.outbox WHERE status IN ('pending', 'cancelling')"
+          " AND side IN (SELECT side FROM mdsync.side_state WHERE paused_at IS NOT NULL)")[0]
+      .as<std::int64_t>();
+}
+
+void SyncEngine::read_paused_sides() {
+  std::set<std::string> now;
+  {
+    pqxx::read_transaction tx(control());
+    now = paused_sides(tx);
+  }
+  for (const std::string& side : now)
+    if (!paused_.count(side)) log::info("side_paused", {{"side", side}});
+  for (const std::string& side : paused_)
+    if (!now.count(side)) log::info("side_resumed", {{"side", side}});
+  paused_ = std::move(now);
 }
 
 void SyncEngine::decide_captured(const std::vector<CaptureBatch>& captured,
@@ -369,7 +396,7 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
   if (full_walk) next_full_walk_ = now + kFullWalkInterval;
   for (auto& side_ptr : sides_) {
     Side& side = *side_ptr;
-    if (health_[side.name()].next_attempt > now) continue;
+    if (health_[side.name()].next_attempt > now || paused_.count(side.name())) continue;
     QueuedWrites queued;
     {
       pqxx::read_transaction tx(control());

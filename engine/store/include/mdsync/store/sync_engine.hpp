@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -91,8 +92,10 @@ class SyncEngine {
   // after their delay, up to `max_wait` in total.
   PassResult drain(std::chrono::milliseconds max_wait);
 
-  // Pending write-backs and capture backlog, for logs and status.
+  // Write-backs queued for sides that are not paused (those a drain should have sent).
   std::int64_t pending_writebacks();
+  // Write-backs held for paused sides (`mdsync pause`).
+  std::int64_t held_writebacks();
   // Tells the sides with `notify` on whether the engine now waits for their NOTIFY (idle) or
   // not (busy: their commits then notify nobody and do not queue behind each other). A side
   // that cannot be reached is skipped: the poll interval covers it.
@@ -145,6 +148,8 @@ class SyncEngine {
   void take_in_results(Side& side, const QueuedWrites& sent,
                        const std::vector<WriteResult>& results, PassResult& result);
   void prune_capture_done(Clock::time_point now);
+  // Reads which sides are paused (nothing is written to them), logging each change.
+  void read_paused_sides();
 
   const config::Config& config_;
   PgConnection control_;
@@ -162,6 +167,7 @@ class SyncEngine {
   std::map<std::string, std::int64_t> queue_floor_;
   Clock::time_point next_full_walk_{};
   bool ruleset_check_due_ = false;
+  std::set<std::string> paused_;  // as of this pass
 };
 
 }  // namespace mdsync::store
