@@ -11,6 +11,7 @@
 #include "mdsync/log/event_log.hpp"
 #include "mdsync/rules/located_json.hpp"
 #include "mdsync/service/service.hpp"
+#include "mdsync/store/control_schema.hpp"
 #include "mdsync/store/database_errors.hpp"
 #include "mdsync/store/db_connection.hpp"
 #include "pause_commands.hpp"
@@ -36,6 +37,10 @@ int main(int argc, char** argv) {
       "mdsync"};
   // Global options may follow the command (`mdsync run --log-level debug`).
   app.fallthrough();
+  // The control schema this binary carries: `init` brings a store up to it (README "Upgrade").
+  app.set_version_flag("--version", std::string("mdsync ") + MDSYNC_VERSION + " (control schema " +
+                                        std::to_string(store::control_migrations().back().version) +
+                                        ")");
   std::string config_path;
   std::string log_level;
   app.add_option("--config", config_path,
@@ -241,6 +246,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::cerr << "mdsync: " << e.what() << " (see 'mdsync --help')\n";

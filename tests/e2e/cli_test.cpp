@@ -2,7 +2,9 @@
 // and the checks of broken rules and config files (exit 1, naming file, line and column).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cctype>
+#include <filesystem>
 
 #include "e2e_harness.hpp"
 
@@ -34,6 +36,9 @@ TEST(CliTest, EveryCommandHasHelp) {
       {"conflicts", "dismiss"},
       {"records", "show"},
       {"audit"},
+      {"verify"},
+      {"pause"},
+      {"resume"},
   };
   for (auto args : commands) {
     std::string name = "mdsync";
@@ -49,6 +54,18 @@ TEST(CliTest, EveryCommandHasHelp) {
     EXPECT_EQ(r.exit_code, 0) << args.front() << ": " << r.err;
     EXPECT_NE(r.out.find(expected), std::string::npos) << r.out;
   }
+}
+
+TEST(CliTest, VersionNamesTheControlSchemaThisBinaryCarries) {
+  Scenario s("cli_version");
+  const RunResult r = s.mdsync({"--version"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // The highest migration in schema/control, which `init` brings a control store up to.
+  int latest = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(MDSYNC_SCHEMA_DIR))
+    latest = std::max(latest, std::stoi(entry.path().filename().string().substr(0, 4)));
+  EXPECT_EQ(r.out, "mdsync " MDSYNC_PROJECT_VERSION " (control schema " + std::to_string(latest) +
+                       ")\n");
 }
 
 TEST(CliTest, UsageErrorsExitTwoWithOneLineHint) {
