@@ -229,6 +229,10 @@ int main(int argc, char** argv) {
   verify->add_option("--entity", verify_request.entity, "Only this entity");
   verify->add_flag("--repair", verify_request.repair, "Repair what differs (audited as repair)");
   verify->add_flag("--json", verify_request.json, "Machine-readable output");
+  verify
+      ->add_option("--chunk-rows", verify_request.chunk_rows,
+                   "Rows read, and links looked for, per step (default 1000)")
+      ->check(CLI::Range(1, 100000));
 
   auto* pause = app.add_subcommand(
       "pause", "Write nothing to these sides (every side if none is named); capture goes on");

@@ -78,6 +78,7 @@ int cmd_verify(const config::Config& config, const VerifyRequest& request) {
   store::VerifyOptions options;
   options.entity = request.entity;
   options.repair = request.repair;
+  options.chunk_rows = request.chunk_rows;
   std::int64_t left = 0;
   bool first = true;
   if (request.json) std::cout << "{\"differences\": [";

@@ -4,6 +4,7 @@
 // conflict or a capture (or when run without --repair and any was found).
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 
@@ -15,6 +16,7 @@ struct VerifyRequest {
   std::optional<std::string> entity;
   bool repair = false;
   bool json = false;
+  std::size_t chunk_rows = 1000;  // rows read (and links looked for) per step
 };
 
 int cmd_verify(const config::Config& config, const VerifyRequest& request);

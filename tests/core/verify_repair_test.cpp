@@ -253,6 +253,17 @@ TEST(RepairMissingRow, UnderQuarantinedForeignDeletesAnySidesMissingRowWaitsForA
   EXPECT_TRUE(plan_writebacks(quarantining, r.after, kSides, {}).writes.empty());
 }
 
+TEST(RepairMissingRow, AForeignDeleteAlreadyWaitingHoldsTheRecord) {
+  RecordState waiting = converged();
+  waiting.open_conflicts.push_back(
+      OpenConflict{9, kRecordUnit, ConflictKind::kForeignDelete, "crm"});
+  const Reconciliation r = repair_missing_row(rules(), kVersion, waiting, "erp");
+  EXPECT_TRUE(r.plan.decisions.empty());
+  EXPECT_TRUE(r.plan.opened.empty()) << "one open conflict per record and unit";
+  EXPECT_FALSE(r.plan.unlink_source);
+  EXPECT_EQ(r.after.bases.count("erp"), 1u);
+}
+
 TEST(RepairMissingRow, ADeletedRecordOrAnUnlinkedSideIsNotTouched) {
   RecordState deleted = converged();
   deleted.deleted = true;

@@ -60,10 +60,12 @@ TEST(VerifyTest, ConvergedSidesHaveNoDifference) {
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("verify: 6 rows and 6 links checked, 0 differences"), std::string::npos)
       << r.out;
-  const json j = verify_json(s, {}, 0);
-  EXPECT_TRUE(j["differences"].empty());
-  EXPECT_EQ(j["summary"]["rows_checked"], 6);
-  EXPECT_EQ(j["summary"]["links_checked"], 6);
+  for (const std::string chunk : {"1000", "2", "1"}) {
+    const json j = verify_json(s, {"--chunk-rows", chunk}, 0);
+    EXPECT_TRUE(j["differences"].empty()) << chunk;
+    EXPECT_EQ(j["summary"]["rows_checked"], 6) << chunk;
+    EXPECT_EQ(j["summary"]["links_checked"], 6) << chunk;
+  }
 }
 
 TEST(VerifyTest, AChangeNotReconciledYetIsInFlightNotADifference) {
@@ -74,6 +76,23 @@ TEST(VerifyTest, AChangeNotReconciledYetIsInFlightNotADifference) {
   const json j = verify_json(s, {}, 0);
   EXPECT_TRUE(j["differences"].empty()) << j.dump();
   EXPECT_EQ(j["summary"]["differences"], 0);
+  EXPECT_EQ(j["summary"]["in_flight"], 1) << "the row was looked at again and its capture found";
+}
+
+TEST(VerifyTest, ARowWithAWriteBackQueuedIsInFlightNotADifference) {
+  Scenario s("verify_queued");
+  three_synced(s);
+  // The CRM is paused: the ERP's change is decided and its write-back to the CRM waits.
+  s.mdsync_ok({"pause", "crm"});
+  s.erp_exec("UPDATE erp.customers SET credit_lim = 1234.00 WHERE account_num = 2");
+  s.mdsync_ok({"run", "--once"});
+  const json j = verify_json(s, {}, 0);
+  EXPECT_TRUE(j["differences"].empty()) << j.dump();
+  EXPECT_EQ(j["summary"]["in_flight"], 1);
+  s.mdsync_ok({"resume", "crm"});
+  s.mdsync_ok({"run", "--once"});
+  const json after = verify_json(s, {}, 0);
+  EXPECT_EQ(after["summary"]["in_flight"], 0);
 }
 
 TEST(VerifyTest, AWriteThatBypassedCaptureIsFoundAndRepairedByTheRules) {
@@ -131,6 +150,12 @@ TEST(VerifyTest, AWriteThatBypassedCaptureIsFoundAndRepairedByTheRules) {
       "= 'email'"
       " AND side = 'crm'");
   ASSERT_NE(conflict, "<none>");
+  // A second --repair before the engine ran changes nothing: the write-back is queued (in
+  // flight) and the conflict holds email.
+  const json again = verify_json(s, {"--repair"}, 0);
+  EXPECT_TRUE(again["differences"].empty()) << again.dump();
+  EXPECT_EQ(again["summary"]["in_flight"], 1);
+  EXPECT_EQ(s.control("SELECT count(*) FROM mdsync.conflict"), "1");
 
   s.mdsync_ok({"run", "--once"});
   EXPECT_EQ(s.crm("SELECT credit_limit FROM crm.accounts WHERE id = '" + crm1 + "'"), "1000.5000");
@@ -173,7 +198,7 @@ TEST(VerifyTest, ATruncatedSideIsReCreatedFromGolden) {
   const std::string crm2 = crm_key_of(s, 2);
   s.crm_exec("TRUNCATE crm.accounts");
 
-  const json report = verify_json(s, {}, 1);
+  const json report = verify_json(s, {"--chunk-rows", "2"}, 1);
   ASSERT_EQ(report["differences"].size(), 3u) << report.dump();
   for (const json& d : report["differences"]) {
     EXPECT_EQ(d["kind"], "missing");

@@ -912,7 +912,10 @@ Reconciliation repair_missing_row(const EntityRules& rules, std::int64_t version
                                   const RecordState& state, const std::string& side) {
   Reconciliation out;
   out.after = state;
-  if (!state.exists || state.deleted || out.after.bases.erase(side) == 0) return out;
+  // A record-level conflict (a foreign delete waiting already) holds the record: one at a time.
+  if (!state.exists || state.deleted || state.conflict_on(kRecordUnit) != nullptr ||
+      out.after.bases.erase(side) == 0)
+    return out;
   Decider d(rules, version, out.after, out.plan, "verify:" + side, side);
   Unit record{kRecordUnit, {}, rules.default_policy};
   out.plan.unlink_source = true;

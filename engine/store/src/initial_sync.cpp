@@ -190,7 +190,8 @@ InitialSyncReport initial_sync(const config::Config& config, const InitialSyncOp
                        [&](const config::EntityConfig& e) { return e.mapping_for(side.name); }))
         continue;
       try {
-        snaps[side.name] = engine.side_store(side.name).open_snapshot();
+        snaps[side.name] =
+            engine.side_store(side.name).open_snapshot(Side::SnapshotReads::kCapturesAndRows);
       } catch (const SideOwnershipError&) {
         throw;
       } catch (const std::exception& e) {

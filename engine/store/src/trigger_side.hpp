@@ -47,7 +47,7 @@ class TriggerSide final : public Side {
   void forget_capture(const std::vector<std::int64_t>& seqs) override;
 
   // Current rows (trigger_side_rows.cpp).
-  std::unique_ptr<SideSnapshot> open_snapshot() override;
+  std::unique_ptr<SideSnapshot> open_snapshot(SnapshotReads reads) override;
   std::vector<CapturedRow> read_current_rows(const config::EntityConfig& entity) override;
   std::map<std::string, RowNow> read_rows(const config::EntityConfig& entity,
                                           const std::vector<std::string>& keys) override;

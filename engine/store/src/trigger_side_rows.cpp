@@ -95,10 +95,10 @@ std::map<std::string, RowNow> TriggerSide::read_rows(const config::EntityConfig&
   // The same SQL as the trigger for presence, liveness and the full row; one result row per
   // field of a row that takes part, one with NULL fields for any other key.
   const pqxx::result r = tx.exec_params(
-      "SELECT k.key, r.p, r.l, e.key, e.value FROM unnest($1::text[]) k(key)"
+      "SELECT k.key, r.p, r.l, r.there, e.key, e.value FROM unnest($1::text[]) k(key)"
       " LEFT JOIN LATERAL (SELECT " +
           sql.present("t") + " AS p, " + sql.live("t") + " AS l, " + full_row_expr(c, sql, "t") +
-          " AS j FROM " + sql.table() + " t WHERE " + sql.key_equals("t", "k.key") +
+          " AS j, true AS there FROM " + sql.table() + " t WHERE " + sql.key_equals("t", "k.key") +
           ") r ON true"
           " LEFT JOIN LATERAL jsonb_each_text(CASE WHEN r.p THEN r.j END) e ON true"
           " ORDER BY k.key",
@@ -109,8 +109,10 @@ std::map<std::string, RowNow> TriggerSide::read_rows(const config::EntityConfig&
     RowNow& now = out[key];
     const bool present = !row[1].is_null() && row[1].as<bool>();
     const bool live = !row[2].is_null() && row[2].as<bool>();
+    const bool there = !row[3].is_null();
     now.state = present ? RowNow::State::kTakesPart
                 : live  ? RowNow::State::kOutOfScope
+                : there ? RowNow::State::kSoftDeleted
                         : RowNow::State::kGone;
     if (!present) continue;
     if (rows.empty() || rows.back().row_key != key) {
@@ -120,7 +122,7 @@ std::map<std::string, RowNow> TriggerSide::read_rows(const config::EntityConfig&
       cr.row_key = key;
       rows.push_back(std::move(cr));
     }
-    add_field(rows.back(), row[3], row[4]);
+    add_field(rows.back(), row[4], row[5]);
   }
   resolve_lookups(tx, rows);
   for (CapturedRow& row : rows) out[row.row_key].row = std::move(row);
@@ -139,7 +141,7 @@ std::map<std::string, RowNow> TriggerSide::read_rows(const config::EntityConfig&
 // server-side cursor.
 class TriggerSnapshot final : public SideSnapshot {
  public:
-  explicit TriggerSnapshot(TriggerSide& side);
+  TriggerSnapshot(TriggerSide& side, Side::SnapshotReads reads);
 
   const CaptureBatch& captures() const override { return captures_; }
   std::int64_t count(const config::EntityConfig& entity) override;
@@ -156,17 +158,18 @@ class TriggerSnapshot final : public SideSnapshot {
   bool cursor_done_ = false;
 };
 
-std::unique_ptr<SideSnapshot> TriggerSide::open_snapshot() {
-  return std::make_unique<TriggerSnapshot>(*this);
+std::unique_ptr<SideSnapshot> TriggerSide::open_snapshot(SnapshotReads reads) {
+  return std::make_unique<TriggerSnapshot>(*this, reads);
 }
 
-TriggerSnapshot::TriggerSnapshot(TriggerSide& side) : side_(side) {
+TriggerSnapshot::TriggerSnapshot(TriggerSide& side, Side::SnapshotReads reads) : side_(side) {
   // One snapshot for the capture table and the rows: a capture row is either older than what
   // the rows show (its change is in them) or not visible here at all (it comes after).
   tx_ = std::make_unique<
       pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only>>(
       side_.conn());
-  captures_ = side_.read_capture_in(*tx_, std::numeric_limits<int>::max());
+  if (reads == Side::SnapshotReads::kCapturesAndRows)
+    captures_ = side_.read_capture_in(*tx_, std::numeric_limits<int>::max());
 }
 
 std::int64_t TriggerSnapshot::count(const config::EntityConfig& entity) {
@@ -186,9 +189,11 @@ std::set<std::string> TriggerSnapshot::present(const config::EntityConfig& entit
   pqxx::connection_base& c = side_.conn();
   const ColumnTypes types = column_types(*tx_, table_name(c, m));  // sql keeps a reference
   const SideTableSql sql(c, entity, m, types);
+  // Each key looked up through the key's own columns (an index), not by scanning the table.
   for (const auto& row :
-       tx_->exec_params("SELECT k FROM (SELECT " + sql.key_text("t") + " AS k FROM " + sql.table() +
-                            " t WHERE " + sql.present("t") + ") s WHERE k = ANY($1::text[])",
+       tx_->exec_params("SELECT k.key FROM unnest($1::text[]) k(key) WHERE EXISTS (SELECT 1 FROM " +
+                            sql.table() + " t WHERE " + sql.key_equals("t", "k.key") + " AND " +
+                            sql.present("t") + ")",
                         pg_text_array(keys)))
     out.insert(row[0].as<std::string>());
   return out;

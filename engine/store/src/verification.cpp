@@ -99,16 +99,15 @@ class Verifier {
     // Two connections: the snapshot holds one open while the second looks at rows again.
     std::unique_ptr<Side> scan = make_side(config_, *side_config);
     std::unique_ptr<Side> probe = make_side(config_, *side_config);
-    std::unique_ptr<SideSnapshot> snapshot = scan->open_snapshot();
-    std::set<std::string> waiting;
-    for (const CapturedRow& row : snapshot->captures().rows)
-      if (row.entity == entity.name) waiting.insert(row.row_key);
+    // Rows only: a row whose change is captured and not reconciled yet is confirmed (and found
+    // in flight) like any other, so the capture table is never held in memory.
+    std::unique_ptr<SideSnapshot> snapshot = scan->open_snapshot(Side::SnapshotReads::kRowsOnly);
 
     for (;;) {
       const std::vector<CapturedRow> rows = snapshot->next(entity, options_.chunk_rows);
       if (rows.empty()) break;
       summary.rows_checked += static_cast<std::int64_t>(rows.size());
-      std::vector<Candidate> candidates = row_candidates(entity, rules, side_name, rows, waiting);
+      std::vector<Candidate> candidates = row_candidates(entity, rules, side_name, rows);
       confirm(entity, rules, side_name, *probe, candidates);
     }
 
@@ -135,7 +134,7 @@ class Verifier {
       const std::set<std::string> present = snapshot->present(entity, keys);
       std::vector<Candidate> candidates;
       for (const std::string& key : keys)
-        if (!present.count(key) && !waiting.count(key))
+        if (!present.count(key))
           candidates.push_back({Difference::Kind::kMissing, key, golden_of[key]});
       confirm(entity, rules, side_name, *probe, candidates);
     }
@@ -144,8 +143,7 @@ class Verifier {
   // The rows of a chunk that seem to differ, from one unlocked read of their links and records.
   std::vector<Candidate> row_candidates(const config::EntityConfig& entity,
                                         const core::EntityRules& rules, const std::string& side,
-                                        const std::vector<CapturedRow>& rows,
-                                        const std::set<std::string>& waiting) {
+                                        const std::vector<CapturedRow>& rows) {
     std::vector<std::string> keys;
     for (const CapturedRow& row : rows) keys.push_back(row.row_key);
     struct Linked {
@@ -172,7 +170,6 @@ class Verifier {
     }
     std::vector<Candidate> out;
     for (const CapturedRow& row : rows) {
-      if (waiting.count(row.row_key)) continue;
       auto it = linked.find(row.row_key);
       if (it == linked.end() || it->second.state != "linked") {
         out.push_back({Difference::Kind::kUnlinked, row.row_key, 0});
@@ -190,8 +187,10 @@ class Verifier {
   }
 
   // The second look: the candidates' records locked (a batch of the engine waits for them, so
-  // it cannot decide on the rows meanwhile), their queued writes and the rows read again. What
-  // still differs is reported, and with repair, repaired in the same transaction.
+  // it cannot decide on their rows meanwhile), their queued writes and the rows read again,
+  // then their links (after the rows: the engine links a row before it acknowledges the row's
+  // capture). What still differs is reported once the transaction is over; with repair, it is
+  // repaired in the same transaction.
   void confirm(const config::EntityConfig& entity, const core::EntityRules& rules,
                const std::string& side, Side& probe, const std::vector<Candidate>& candidates) {
     if (candidates.empty()) return;
@@ -212,11 +211,26 @@ class Verifier {
              " AND golden_id = ANY ($2::bigint[]) AND status IN ('pending', 'cancelling')",
              side, pg_bigint_array(ids)))
       writing.insert(r[0].as<std::int64_t>());
-    std::map<RecordRepository::RowRef, std::string> link_states;
-    const auto links = repo.find_by_keys(unlinked, &link_states);
-    const auto held = repo.open_create_conflicts(unlinked);
     const std::map<std::string, RowNow> now = probe.read_rows(entity, keys);
+    // Each key's link as it is now: a linked candidate's record is locked, so its link holds.
+    std::map<std::string, std::pair<std::int64_t, std::string>> link_of;
+    for (const auto& r :
+         tx.exec_params("SELECT row_key, golden_id, state FROM mdsync.crosswalk WHERE entity = $1"
+                        " AND side = $2 AND row_key = ANY ($3::text[])",
+                        entity.name, side, pg_text_array(keys)))
+      link_of[r[0].as<std::string>()] = {r[1].as<std::int64_t>(), r[2].as<std::string>()};
+    const auto held = repo.open_create_conflicts(unlinked);
+    // An insert into this side whose result is not taken in yet: the row it made is on the side
+    // but not linked. Until it is, an unlinked row may be that one.
+    const bool inserting =
+        !unlinked.empty() &&
+        tx.exec_params1(
+              "SELECT EXISTS (SELECT 1 FROM mdsync.outbox WHERE side = $1 AND entity = $2"
+              " AND kind = 'insert' AND status IN ('pending', 'cancelling'))",
+              side, entity.name)[0]
+            .as<bool>();
 
+    std::vector<Difference> found;
     bool acted = false;
     for (const Candidate& c : candidates) {
       const RowNow& row = now.at(c.row_key);
@@ -230,12 +244,16 @@ class Verifier {
       d.side = side;
       d.row_key = c.row_key;
       d.golden_id = c.golden_id;
+      const auto link = link_of.find(c.row_key);
       if (c.kind == Difference::Kind::kUnlinked) {
         const RecordRepository::RowRef ref{entity.name, side, c.row_key};
         if (row.state != RowNow::State::kTakesPart || held.count(ref)) continue;
-        if (auto l = link_states.find(ref); l != link_states.end() && l->second == "linked")
+        if (link != link_of.end() && link->second.second == "linked") continue;
+        if (inserting) {
+          ++summary.in_flight;
           continue;
-        if (auto l = links.find(ref); l != links.end()) d.golden_id = l->second;
+        }
+        if (link != link_of.end()) d.golden_id = link->second.first;
         if (options_.repair) {
           // Captured as it is now: the engine links it by its match keys, creates a record or
           // asks a steward, as for any new row (and revives a retired link).
@@ -247,23 +265,26 @@ class Verifier {
           d.repair = "captured again: the engine links it, creates a record or asks a steward";
           d.repaired = acted = true;
         }
-        emit(d);
+        found.push_back(std::move(d));
         continue;
       }
       auto st = states.find(c.golden_id);
-      // The record is gone, or a write-back to this side is queued: it explains the row.
+      // The record is gone, a write-back to this side is queued (it explains the row), or the
+      // record was linked to another row since the first read.
       if (st == states.end() || writing.count(c.golden_id)) {
         ++summary.in_flight;
         continue;
       }
+      if (link == link_of.end() || link->second != std::pair(c.golden_id, std::string("linked")))
+        continue;
       core::RecordState& state = st->second;
-      if (!state.bases.count(side)) continue;  // unlinked since the first read
+      if (!state.bases.count(side)) continue;
       if (c.kind == Difference::Kind::kMissing || row.state != RowNow::State::kTakesPart) {
         if (row.state == RowNow::State::kTakesPart || state.deleted) continue;
         d.kind = Difference::Kind::kMissing;
         if (options_.repair)
           acted |= repair_missing(entity, rules, side, probe, repo, state, row, d);
-        emit(d);
+        found.push_back(std::move(d));
         continue;
       }
       if (state.deleted) {
@@ -275,7 +296,7 @@ class Verifier {
           d.repair = "the delete is queued again";
           d.repaired = acted = true;
         }
-        emit(d);
+        found.push_back(std::move(d));
         continue;
       }
       const core::Change change =
@@ -300,13 +321,15 @@ class Verifier {
         fd.golden_value = f.golden_value;
         fd.unreadable = f.unreadable;
         if (options_.repair) describe_repair(rules, r, fd);
-        emit(fd);
+        found.push_back(std::move(fd));
       }
     }
+    // Reported once committed: a repair the store refused is not announced as done.
     if (acted) {
       notify_engine(tx, "verify");
       tx.commit();
     }
+    for (const Difference& d : found) emit(d);
   }
 
   // A linked row the side no longer holds: a live row outside the scope is captured again (the
@@ -325,8 +348,18 @@ class Verifier {
       return true;
     }
     core::Reconciliation r = core::repair_missing_row(rules, rs_.version, state, side);
-    if (r.plan.decisions.empty()) return false;
-    if (r.plan.unlink_source) repo.unlink(d.golden_id, side);
+    if (r.plan.decisions.empty()) {
+      d.repair = "not repaired: an open conflict holds the record";
+      return false;
+    }
+    // A soft-deleted row keeps its link, retired: the insert that re-creates the record there
+    // restores that row rather than adding a second one.
+    if (r.plan.unlink_source) {
+      if (row.state == RowNow::State::kSoftDeleted)
+        repo.retire(d.golden_id, side, "deleted");
+      else
+        repo.unlink(d.golden_id, side);
+    }
     repo.save_golden(d.golden_id, r.after);
     repo.persist_plan(entity.name, d.golden_id, side, d.row_key, r.plan, r.after);
     repo.plan_and_enqueue(rules, config_.side_names(), d.golden_id, r.after);
@@ -388,6 +421,11 @@ VerifySummary verify_sides(pqxx::connection_base& control, const config::Config&
                            const core::Ruleset& rs, const VerifyOptions& options,
                            const std::function<void(const Difference&)>& report) {
   Verifier verifier(control, config, rs, options, report);
+  // Every entity asked for needs rules in force, checked before any is verified.
+  for (const config::EntityConfig& entity : config.entities)
+    if ((!options.entity || *options.entity == entity.name) && rs.find(entity.name) == nullptr)
+      throw VerifyError("entity " + entity.name +
+                        " has no rules in the ruleset in force: run `mdsync rules apply` first");
   for (const config::EntityConfig& entity : config.entities)
     if (!options.entity || *options.entity == entity.name) verifier.entity(entity);
   return verifier.summary;

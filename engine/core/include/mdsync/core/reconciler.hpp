@@ -97,7 +97,8 @@ Reconciliation repair_drift(const EntityRules& rules, std::int64_t ruleset_versi
 // triggers disabled) and no captured delete explains it. The link goes (plan.unlink_source).
 // A side whose deletes count, or any side when the rules quarantine foreign deletes, opens a
 // foreign_delete conflict: the steward accepts the delete (--take side) or dismisses it (the row
-// is re-created). Otherwise the row is repaired: re-created on `side` from golden.
+// is re-created). Otherwise the row is repaired: re-created on `side` from golden. Nothing is
+// decided while a record-level conflict is open.
 Reconciliation repair_missing_row(const EntityRules& rules, std::int64_t ruleset_version,
                                   const RecordState& state, const std::string& side);
 

@@ -134,9 +134,10 @@ class SideSnapshot {
 // One row as a side holds it now (`verify`'s second look at a row that seemed to differ).
 struct RowNow {
   enum class State {
-    kTakesPart,   // live and inside the entity's scope: `row` holds it
-    kOutOfScope,  // live, but the scope (a row filter) leaves it out
-    kGone,        // deleted, soft-deleted, or never there
+    kTakesPart,    // live and inside the entity's scope: `row` holds it
+    kOutOfScope,   // live, but the scope (a row filter) leaves it out
+    kSoftDeleted,  // there, but soft-deleted (the mapping's deleted_at or active flag)
+    kGone,         // deleted, or never there
   };
   State state = State::kGone;
   CapturedRow row;  // kTakesPart: as capture would deliver it (lookups resolved)
@@ -197,8 +198,10 @@ class Side {
   // ---- Current rows: what the side holds now ---------------------------------------------------
 
   // `sync --initial`: the captured changes and the rows that take part, in one snapshot held
-  // open until it is destroyed (the side's connection is its meanwhile).
-  virtual std::unique_ptr<SideSnapshot> open_snapshot() = 0;
+  // open until it is destroyed (the side's connection is its meanwhile). kRowsOnly (`verify`)
+  // leaves the capture table unread: captures() is empty.
+  enum class SnapshotReads { kCapturesAndRows, kRowsOnly };
+  virtual std::unique_ptr<SideSnapshot> open_snapshot(SnapshotReads reads) = 0;
   // The rows of the entity that take part, as capture would deliver them (lookups resolved; seq
   // numbers the rows in key order), read without writing anything.
   virtual std::vector<CapturedRow> read_current_rows(const config::EntityConfig& entity) = 0;
