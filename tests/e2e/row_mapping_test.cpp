@@ -370,5 +370,45 @@ TEST_F(RowMappingTest, JsonFieldSyncsBetweenJsonbAndJsonColumns) {
   EXPECT_EQ(open_conflicts(), "");
 }
 
+// `verify --repair` on rows that left without a captured change (session_replication_role =
+// replica skips the capture trigger): a CRM row soft-deleted that way is restored, the same
+// row and not a second one (the CRM's deletes do not count), and an ERP row that left the
+// scope is captured again, so the engine stops syncing it as it would have.
+TEST_F(RowMappingTest, VerifyRestoresARowSoftDeletedUncapturedAndCapturesAScopeExit) {
+  start(kScope, kCrmSoftDelete);
+  s_.erp_exec(
+      "INSERT INTO erp.res_partner (name, is_company, ref) VALUES ('Acme', true, 'C-1'),"
+      " ('Globex', true, 'C-2')");
+  run();
+  ASSERT_EQ(crm_count(), "2");
+  const std::string acme_crm = crm_of("id", "Acme");
+  s_.crm_exec(
+      "SET LOCAL session_replication_role = replica;"
+      " UPDATE \"Workspace\".company SET \"deletedAt\" = now() WHERE name = 'Acme'");
+  s_.erp_exec(
+      "SET LOCAL session_replication_role = replica;"
+      " UPDATE erp.res_partner SET is_company = false WHERE name = 'Globex'");
+
+  const RunResult r = s_.mdsync({"verify", "--repair"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("crm company " + acme_crm), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("repair: re-created from golden (insert queued)"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("repair: outside the scope: captured again, the engine stops syncing it"),
+            std::string::npos)
+      << r.out;
+  run();
+  EXPECT_EQ(crm_count(), "2") << "restored, not duplicated";
+  EXPECT_EQ(crm_of("id", "Acme"), acme_crm);
+  EXPECT_EQ(crm_of("deletedAt", "Acme"), "<null>");
+  EXPECT_EQ(s_.control("SELECT state FROM mdsync.crosswalk WHERE side = 'erp' AND row_key = ("
+                       "SELECT row_key FROM mdsync.crosswalk WHERE side = 'erp' ORDER BY"
+                       " row_key::int DESC LIMIT 1)"),
+            "out_of_scope");
+  const RunResult again = s_.mdsync({"verify"});
+  EXPECT_EQ(again.exit_code, 0) << again.out << again.err;
+  EXPECT_EQ(open_conflicts(), "");
+}
+
 }  // namespace
 }  // namespace mdsync::e2e
