@@ -166,6 +166,17 @@ TEST(CliTest, BrokenConfigNamesFileLineAndColumn) {
   EXPECT_NE(r.err.find("the config needs \"sides\""), std::string::npos) << r.err;
 }
 
+TEST(CliTest, BadVerifySettingsNameTheKey) {
+  Scenario s("config_verify");
+  s.write_config(default_rules(),
+                 R"({"service": {"verify_interval_s": 0, "verify_repair": "yes"}})");
+  const RunResult r = s.mdsync({"rules", "check"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("verify_interval_s"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("service.verify_repair must be true or false"), std::string::npos)
+      << r.err;
+}
+
 // Until the store applies them, mapping options must stop init and run rather than sync raw
 // side values (micros as if they were amounts, country ids as if they were codes).
 TEST(CliTest, RulesCheckAcceptsTheDemoRules) {

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "e2e_harness.hpp"
+#include "fault_harness.hpp"
 
 namespace mdsync::e2e {
 namespace {
@@ -17,8 +18,8 @@ namespace {
 using nlohmann::json;
 
 // Three ERP customers, created on the CRM and linked.
-void three_synced(Scenario& s) {
-  s.write_config();
+void three_synced(Scenario& s, const std::string& config_patch = "{}") {
+  s.write_config(default_rules(), config_patch);
   s.mdsync_ok({"init"});
   s.erp_exec(
       "INSERT INTO erp.customers (account_num, cust_name, credit_lim, segment_code) VALUES"
@@ -264,6 +265,30 @@ TEST(VerifyTest, TheDeletingSidesUncapturedDeleteWaitsForAStewardAndAnUnlinkedRo
             "1")
       << "re-created on the ERP";
   EXPECT_TRUE(verify_json(s, {}, 0)["differences"].empty());
+}
+
+TEST(VerifyTest, TheServiceVerifiesEveryIntervalAndRepairsWhenConfiguredTo) {
+  Scenario s("verify_periodic");
+  three_synced(s, R"({"service": {"verify_interval_s": 1, "verify_repair": true}})");
+  fault::Service svc(s, "verify_periodic");
+  const std::string crm3 = crm_key_of(s, 3);
+  bypassing_capture(s, "crm", "UPDATE crm.accounts SET credit_limit = 1 WHERE id = '" + crm3 + "'");
+  // Nothing was captured: only the periodic verify can find it.
+  EXPECT_EQ(
+      wait_until(
+          [&] { return s.crm("SELECT credit_limit FROM crm.accounts WHERE id = '" + crm3 + "'"); },
+          "3000.0000", 60),
+      "3000.0000")
+      << svc.log();
+  EXPECT_EQ(svc.stop(), 0) << svc.log();
+  bool found = false;
+  for (const json& e : fault::events(svc.log(), "verify_difference"))
+    found |= e.value("row_key", "") == crm3 && e.value("field", "") == "credit_limit" &&
+             e.value("repair", "") == "golden goes back (write-back queued)";
+  EXPECT_TRUE(found) << svc.log();
+  EXPECT_FALSE(fault::events(svc.log(), "verify_done").empty()) << svc.log();
+  for (const json& e : fault::events(svc.log(), "verify_difference"))
+    EXPECT_FALSE(e.contains("side_value") || e.contains("golden_value")) << "no values logged";
 }
 
 TEST(VerifyTest, AnUnknownEntityIsAUsageError) {

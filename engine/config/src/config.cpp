@@ -1133,7 +1133,7 @@ Config parse_config(const std::string& text, const std::string& path) {
   if (const JsonNode* service = check.object(root, "service", "the config", false)) {
     check.only_keys(*service, "service",
                     {"poll_interval_ms", "batch_size", "writeback_backoff_initial_ms",
-                     "writeback_backoff_max_ms"});
+                     "writeback_backoff_max_ms", "verify_interval_s", "verify_repair"});
     if (auto v = check.positive_int(*service, "poll_interval_ms", "service"))
       cfg.service.poll_interval_ms = *v;
     if (auto v = check.positive_int(*service, "batch_size", "service")) cfg.service.batch_size = *v;
@@ -1141,6 +1141,14 @@ Config parse_config(const std::string& text, const std::string& path) {
       cfg.service.writeback_backoff_initial_ms = *v;
     if (auto v = check.positive_int(*service, "writeback_backoff_max_ms", "service"))
       cfg.service.writeback_backoff_max_ms = *v;
+    if (auto v = check.positive_int(*service, "verify_interval_s", "service"))
+      cfg.service.verify_interval_s = *v;
+    if (const JsonNode* n = service->find("verify_repair")) {
+      if (!n->is_bool())
+        check.error(n->pos, "service.verify_repair must be true or false");
+      else
+        cfg.service.verify_repair = n->text == "true";
+    }
   }
   if (const JsonNode* initial = check.object(root, "initial_sync", "the config", false)) {
     check.only_keys(*initial, "initial_sync", {"max_overwrite_share"});

@@ -15,6 +15,7 @@
 #include "mdsync/store/engine_lease.hpp"
 #include "mdsync/store/sync_engine.hpp"
 #include "mdsync/store/wake_listeners.hpp"
+#include "periodic_verify.hpp"
 
 namespace mdsync::service {
 
@@ -55,7 +56,9 @@ class Service {
         engine_(config, seed),
         listeners_(config),
         signals_(io_, SIGINT, SIGTERM),
-        timer_(io_) {
+        timer_(io_),
+        verify_timer_(io_),
+        verify_(config) {
     for (std::size_t i = 0; i < listeners_.size(); ++i)
       watches_.push_back(std::make_unique<Watch>(io_));
   }
@@ -79,7 +82,9 @@ class Service {
     // Listening before the first pass: whatever that pass does not see is notified.
     for (std::size_t i = 0; i < listeners_.size(); ++i) listen(i);
     wake("start", "");
+    schedule_verify();
     io_.run();
+    verify_.stop();
     // Stopped: nobody waits for the sides' NOTIFY any more.
     if (waiting_) engine_.set_waiting(false);
   }
@@ -88,6 +93,7 @@ class Service {
   void stop() {
     stopping_ = true;
     timer_.cancel();
+    verify_timer_.cancel();
     for (auto& w : watches_) {
       w->retry.cancel();
       w->unwatch();
@@ -157,6 +163,20 @@ class Service {
     w.retry.expires_at(listeners_.next_attempt(i));
     w.retry.async_wait([this, i](const boost::system::error_code& ec) {
       if (!ec && !stopping_) listen(i);
+    });
+  }
+
+  // ---- periodic verify
+
+  // The first walk one interval after start, then every interval (a walk still running then is
+  // not started twice).
+  void schedule_verify() {
+    if (config_.service.verify_interval_s <= 0 || stopping_) return;
+    verify_timer_.expires_after(std::chrono::seconds(config_.service.verify_interval_s));
+    verify_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || stopping_) return;
+      verify_.start();
+      schedule_verify();
     });
   }
 
@@ -245,6 +265,8 @@ class Service {
   asio::io_context io_;
   asio::signal_set signals_;
   asio::steady_timer timer_;
+  asio::steady_timer verify_timer_;
+  PeriodicVerify verify_;  // its thread is joined before the loop's objects go
   std::vector<std::unique_ptr<Watch>> watches_;  // released before listeners_ closes
   bool stopping_ = false;
   bool waiting_ = false;  // the sides were told the engine waits for their NOTIFY

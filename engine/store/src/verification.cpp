@@ -104,6 +104,7 @@ class Verifier {
     std::unique_ptr<SideSnapshot> snapshot = scan->open_snapshot(Side::SnapshotReads::kRowsOnly);
 
     for (;;) {
+      if (stopping()) return;
       const std::vector<CapturedRow> rows = snapshot->next(entity, options_.chunk_rows);
       if (rows.empty()) break;
       summary.rows_checked += static_cast<std::int64_t>(rows.size());
@@ -113,6 +114,7 @@ class Verifier {
 
     std::string after;
     for (;;) {
+      if (stopping()) return;
       std::vector<std::string> keys;
       std::map<std::string, std::int64_t> golden_of;
       {
@@ -400,6 +402,8 @@ class Verifier {
     }
     d.repair = "not repaired";
   }
+
+  bool stopping() const { return options_.stop_requested && options_.stop_requested(); }
 
   void emit(const Difference& d) {
     ++summary.differences;

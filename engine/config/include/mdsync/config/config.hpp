@@ -69,6 +69,9 @@ struct ServiceConfig {
   int batch_size = 500;
   int writeback_backoff_initial_ms = 500;
   int writeback_backoff_max_ms = 30000;
+  // `run` walks every side against golden this often (`mdsync verify`); 0: never.
+  int verify_interval_s = 0;
+  bool verify_repair = false;  // and repairs what it finds, as `verify --repair`
 };
 
 // `sync --initial` refuses to queue writes that would overwrite (or blank) more than this share

@@ -23,6 +23,8 @@ struct VerifyOptions {
   std::optional<std::string> entity;  // all entities when empty
   bool repair = false;
   std::size_t chunk_rows = 1000;
+  // Asked between chunks: true ends the walk there (what was confirmed stays reported).
+  std::function<bool()> stop_requested = {};
 };
 
 // One difference, confirmed: a second look, with the record locked, still saw it and no
