@@ -64,8 +64,8 @@ TEST(CliTest, VersionNamesTheControlSchemaThisBinaryCarries) {
   int latest = 0;
   for (const auto& entry : std::filesystem::directory_iterator(MDSYNC_SCHEMA_DIR))
     latest = std::max(latest, std::stoi(entry.path().filename().string().substr(0, 4)));
-  EXPECT_EQ(r.out, "mdsync " MDSYNC_PROJECT_VERSION " (control schema " + std::to_string(latest) +
-                       ")\n");
+  EXPECT_EQ(r.out,
+            "mdsync " MDSYNC_PROJECT_VERSION " (control schema " + std::to_string(latest) + ")\n");
 }
 
 TEST(CliTest, UsageErrorsExitTwoWithOneLineHint) {
@@ -173,8 +173,7 @@ TEST(CliTest, BadVerifySettingsNameTheKey) {
   const RunResult r = s.mdsync({"rules", "check"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("verify_interval_s"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("service.verify_repair must be true or false"), std::string::npos)
-      << r.err;
+  EXPECT_NE(r.err.find("service.verify_repair must be true or false"), std::string::npos) << r.err;
 }
 
 // Until the store applies them, mapping options must stop init and run rather than sync raw
