@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "e2e_harness.hpp"
 #include "fault_harness.hpp"
@@ -289,6 +290,19 @@ TEST(VerifyTest, TheServiceVerifiesEveryIntervalAndRepairsWhenConfiguredTo) {
   EXPECT_FALSE(fault::events(svc.log(), "verify_done").empty()) << svc.log();
   for (const json& e : fault::events(svc.log(), "verify_difference"))
     EXPECT_FALSE(e.contains("side_value") || e.contains("golden_value")) << "no values logged";
+}
+
+TEST(VerifyTest, ALinkWhoseKeyTheSideCannotHoldIsADifferenceNotAFailure) {
+  Scenario s("verify_bad_key");
+  three_synced(s);
+  // The ERP's key is an integer: 'x3' cannot be one (a key column whose type changed since).
+  s.control_exec("UPDATE mdsync.crosswalk SET row_key = 'x3' WHERE side = 'erp' AND row_key = '3'");
+  const json j = verify_json(s, {}, 1);
+  ASSERT_EQ(j["differences"].size(), 2u) << j.dump();
+  std::set<std::string> seen;
+  for (const json& d : j["differences"])
+    seen.insert(d["kind"].get<std::string>() + " " + d["row_key"].get<std::string>());
+  EXPECT_EQ(seen, (std::set<std::string>{"missing x3", "unlinked 3"}));
 }
 
 TEST(VerifyTest, AnUnknownEntityIsAUsageError) {

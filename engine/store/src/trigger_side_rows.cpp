@@ -8,6 +8,7 @@
 #include <pqxx/pqxx>
 
 #include "mdsync/store/pg_arrays.hpp"
+#include "savepoint.hpp"
 #include "side_table_sql.hpp"
 #include "trigger_side.hpp"
 #include "trigger_side_sql.hpp"
@@ -94,15 +95,29 @@ std::map<std::string, RowNow> TriggerSide::read_rows(const config::EntityConfig&
   const SideTableSql sql(c, entity, m, types);
   // The same SQL as the trigger for presence, liveness and the full row; one result row per
   // field of a row that takes part, one with NULL fields for any other key.
-  const pqxx::result r = tx.exec_params(
-      "SELECT k.key, r.p, r.l, r.there, e.key, e.value FROM unnest($1::text[]) k(key)"
-      " LEFT JOIN LATERAL (SELECT " +
-          sql.present("t") + " AS p, " + sql.live("t") + " AS l, " + full_row_expr(c, sql, "t") +
-          " AS j, true AS there FROM " + sql.table() + " t WHERE " + sql.key_equals("t", "k.key") +
-          ") r ON true"
-          " LEFT JOIN LATERAL jsonb_each_text(CASE WHEN r.p THEN r.j END) e ON true"
-          " ORDER BY k.key",
-      pg_text_array(keys));
+  auto rows_where = [&](const std::string& key_matches) {
+    return "SELECT k.key, r.p, r.l, r.there, e.key, e.value FROM unnest($1::text[]) k(key)"
+           " LEFT JOIN LATERAL (SELECT " +
+           sql.present("t") + " AS p, " + sql.live("t") + " AS l, " + full_row_expr(c, sql, "t") +
+           " AS j, true AS there FROM " + sql.table() + " t WHERE " + key_matches +
+           ") r ON true"
+           " LEFT JOIN LATERAL jsonb_each_text(CASE WHEN r.p THEN r.j END) e ON true"
+           " ORDER BY k.key";
+  };
+  pqxx::result r;
+  bool by_key = false;
+  {
+    Savepoint keyed(tx, "mdsync_read_rows");
+    try {
+      r = tx.exec_params(rows_where(sql.key_equals("t", "k.key")), pg_text_array(keys));
+      keyed.release();
+      by_key = true;
+    } catch (const pqxx::data_exception&) {
+      // A key the key column cannot hold (its type changed since the row was linked): such a
+      // row is not there. The keys are compared as text instead, reading the whole table.
+    }
+  }
+  if (!by_key) r = tx.exec_params(rows_where(sql.key_text("t") + " = k.key"), pg_text_array(keys));
   std::vector<CapturedRow> rows;
   for (const auto& row : r) {
     const auto key = row[0].as<std::string>();
@@ -190,12 +205,26 @@ std::set<std::string> TriggerSnapshot::present(const config::EntityConfig& entit
   const ColumnTypes types = column_types(*tx_, table_name(c, m));  // sql keeps a reference
   const SideTableSql sql(c, entity, m, types);
   // Each key looked up through the key's own columns (an index), not by scanning the table.
-  for (const auto& row :
-       tx_->exec_params("SELECT k.key FROM unnest($1::text[]) k(key) WHERE EXISTS (SELECT 1 FROM " +
-                            sql.table() + " t WHERE " + sql.key_equals("t", "k.key") + " AND " +
-                            sql.present("t") + ")",
-                        pg_text_array(keys)))
-    out.insert(row[0].as<std::string>());
+  auto present_where = [&](const std::string& key_matches) {
+    return "SELECT k.key FROM unnest($1::text[]) k(key) WHERE EXISTS (SELECT 1 FROM " +
+           sql.table() + " t WHERE " + key_matches + " AND " + sql.present("t") + ")";
+  };
+  pqxx::result r;
+  bool by_key = false;
+  {
+    Savepoint keyed(*tx_, "mdsync_present");
+    try {
+      r = tx_->exec_params(present_where(sql.key_equals("t", "k.key")), pg_text_array(keys));
+      keyed.release();
+      by_key = true;
+    } catch (const pqxx::data_exception&) {
+      // A key the key column cannot hold (its type changed since the row was linked): compared
+      // as text instead, reading the whole table, so such a row reads as not there.
+    }
+  }
+  if (!by_key)
+    r = tx_->exec_params(present_where(sql.key_text("t") + " = k.key"), pg_text_array(keys));
+  for (const auto& row : r) out.insert(row[0].as<std::string>());
   return out;
 }
 
