@@ -249,21 +249,14 @@ void SyncEngine::set_waiting(bool waiting) {
   }
 }
 
-std::int64_t SyncEngine::pending_writebacks() {
+std::int64_t SyncEngine::queued_writebacks(bool for_paused_sides) {
   pqxx::read_transaction tx(control());
   return tx
-      .exec1(
+      .exec_params1(
           "SELECT count(*) FROM mdsync.outbox WHERE status IN ('pending', 'cancelling')"
-          " AND side NOT IN (SELECT side FROM mdsync.side_state WHERE paused_at IS NOT NULL)")[0]
-      .as<std::int64_t>();
-}
-
-std::int64_t SyncEngine::held_writebacks() {
-  pqxx::read_transaction tx(control());
-  return tx
-      .exec1(
-          "SELECT count(*) FROM mdsync.outbox WHERE status IN ('pending', 'cancelling')"
-          " AND side IN (SELECT side FROM mdsync.side_state WHERE paused_at IS NOT NULL)")[0]
+          " AND (side IN (SELECT side FROM mdsync.side_state WHERE paused_at IS NOT NULL))"
+          " = $1",
+          for_paused_sides)[0]
       .as<std::int64_t>();
 }
 

@@ -93,9 +93,9 @@ class SyncEngine {
   PassResult drain(std::chrono::milliseconds max_wait);
 
   // Write-backs queued for sides that are not paused (those a drain should have sent).
-  std::int64_t pending_writebacks();
+  std::int64_t pending_writebacks() { return queued_writebacks(false); }
   // Write-backs held for paused sides (`mdsync pause`).
-  std::int64_t held_writebacks();
+  std::int64_t held_writebacks() { return queued_writebacks(true); }
   // Tells the sides with `notify` on whether the engine now waits for their NOTIFY (idle) or
   // not (busy: their commits then notify nobody and do not queue behind each other). A side
   // that cannot be reached is skipped: the poll interval covers it.
@@ -148,6 +148,7 @@ class SyncEngine {
   void take_in_results(Side& side, const QueuedWrites& sent,
                        const std::vector<WriteResult>& results, PassResult& result);
   void prune_capture_done(Clock::time_point now);
+  std::int64_t queued_writebacks(bool for_paused_sides);
   // Reads which sides are paused (nothing is written to them), logging each change.
   void read_paused_sides();
 
