@@ -22,6 +22,36 @@ std::string shown(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+// A time, id or count as people read it: a string without its quotes, null as "-".
+std::string plain(const json& j) {
+  if (j.is_null()) return "-";
+  return j.is_string() ? j.get<std::string>() : shown(j);
+}
+
+// {"street": "Main 1", "city": null} -> city=NULL street="Main 1" (values keep their quotes, so
+// an empty string and NULL read apart)
+std::string fields_line(const json& values) {
+  if (!values.is_object()) return shown(values);
+  std::string s;
+  for (auto f = values.begin(); f != values.end(); ++f)
+    s += (s.empty() ? "" : " ") + f.key() + "=" + (f.value().is_null() ? "NULL" : shown(f.value()));
+  return s;
+}
+
+// {"customer": {"concurrent_edit": 1, "foreign_write": 2}} -> customer: 1 concurrent_edit, 2
+// foreign_write
+std::string counts_line(const json& by_entity) {
+  std::string s;
+  for (auto e = by_entity.begin(); e != by_entity.end(); ++e) {
+    s += (s.empty() ? "" : "; ") + e.key() + ":";
+    std::string kinds;
+    for (auto k = e.value().begin(); k != e.value().end(); ++k)
+      kinds += (kinds.empty() ? " " : ", ") + plain(k.value()) + " " + k.key();
+    s += kinds;
+  }
+  return s;
+}
+
 // {"crm": {"segment": "smb"}} -> crm: segment="smb"
 std::string values_line(const json& values) {
   std::string s;
@@ -112,16 +142,24 @@ int cmd_conflicts_show(const config::Config& config, std::int64_t id, bool as_js
             << "\n"
             << "  unit:    " << c["unit"].get<std::string>() << "\n"
             << "  reason:  " << c["reason"].get<std::string>() << "\n"
-            << "  opened:  " << shown(c["opened_at"]) << " by " << c["source"].get<std::string>()
+            << "  opened:  " << plain(c["opened_at"]) << " by " << c["source"].get<std::string>()
             << " under ruleset v" << c["ruleset_version"].get<std::int64_t>() << "\n"
             << "  values:  " << values_line(c["values"]) << "\n";
-  if (c.contains("golden")) std::cout << "  golden:  " << shown(c["golden"]) << "\n";
+  if (c.contains("golden")) std::cout << "  golden:  " << fields_line(c["golden"]) << "\n";
   for (const json& a : c["attached"])
-    std::cout << "  later:   " << a["source"].get<std::string>() << " " << shown(a["values"])
+    std::cout << "  later:   " << a["source"].get<std::string>() << ": " << fields_line(a["values"])
               << "\n";
-  if (!c["resolved_by"].is_null())
-    std::cout << "  closed:  " << shown(c["resolved_at"]) << " by "
-              << c["resolved_by"].get<std::string>() << " " << shown(c["resolution"]) << "\n";
+  if (!c["resolved_by"].is_null()) {
+    const json& res = c["resolution"];
+    std::cout << "  closed:  " << plain(c["resolved_at"]) << " by "
+              << c["resolved_by"].get<std::string>();
+    if (res.is_object() && res.contains("decision"))
+      std::cout << ": " << plain(res["decision"])
+                << (res.contains("values") && !res["values"].empty()
+                        ? " " + fields_line(res["values"])
+                        : std::string());
+    std::cout << "\n";
+  }
   return 0;
 }
 
@@ -446,9 +484,11 @@ int cmd_status(const config::Config& config, bool as_json, const std::vector<std
       const json& v = it.value();
       std::cout << "side " << it.key() << ": "
                 << (v["reachable"].get<bool>() ? "reachable" : "UNREACHABLE")
-                << ", capture backlog " << shown(v["capture_backlog"]) << ", write-backs pending "
-                << v["writeback_pending"].get<std::int64_t>() << " (oldest "
-                << v["writeback_lag_seconds"].get<std::int64_t>() << " s), failed "
+                << ", capture backlog "
+                << (v["capture_backlog"].is_null() ? std::string("unknown")
+                                                   : plain(v["capture_backlog"]))
+                << ", write-backs pending " << v["writeback_pending"].get<std::int64_t>()
+                << " (oldest " << v["writeback_lag_seconds"].get<std::int64_t>() << " s), failed "
                 << v["writeback_failed"].get<std::int64_t>() << ", changes kept as errors "
                 << v["capture_errors"].get<std::int64_t>() << "\n";
       if (v["paused"].get<bool>())
@@ -468,7 +508,7 @@ int cmd_status(const config::Config& config, bool as_json, const std::vector<std
         std::cout << "  write-backs retried after deadlocks with other transactions: "
                   << v["contention_retries"].get<std::int64_t>() << "\n";
       if (!v["last_error"].is_null())
-        std::cout << "  error since " << shown(v["last_error_at"]) << ": "
+        std::cout << "  error since " << plain(v["last_error_at"]) << ": "
                   << v["last_error"].get<std::string>() << " ("
                   << v["consecutive_failures"].get<int>() << " in a row)\n";
       int shown_events = 0;
@@ -480,7 +520,7 @@ int cmd_status(const config::Config& config, bool as_json, const std::vector<std
       }
     }
     std::cout << "open conflicts: "
-              << (s["open_conflicts"].empty() ? "none" : shown(s["open_conflicts"])) << "\n";
+              << (s["open_conflicts"].empty() ? "none" : counts_line(s["open_conflicts"])) << "\n";
   }
   for (const json& p : problems) std::cerr << "mdsync: " << p["message"].get<std::string>() << "\n";
   return problems.empty() ? 0 : 1;

@@ -225,6 +225,30 @@ TEST(ErrorsTest, FailedWriteBackIsRetriedOnceTheSideAcceptsIt) {
   EXPECT_EQ(st.exit_code, 0) << st.err;
 }
 
+// Status and a conflict read as text for people: times without quotes, values as field="value"
+// (NULL apart from ""), conflict counts as words, no JSON fragments.
+TEST(StatusTest, TextOutputReadsWithoutJsonFragments) {
+  Scenario s("status_text");
+  s.write_config();
+  s.mdsync_ok({"init"});
+  const std::string id = open_segment_conflict(s, 5);
+  ASSERT_NE(id, "<none>");
+  const std::string status = s.mdsync({"status"}).out;
+  EXPECT_NE(status.find("open conflicts: customer: 1 concurrent_edit\n"), std::string::npos)
+      << status;
+  EXPECT_EQ(status.find('{'), std::string::npos) << status;
+
+  s.mdsync_ok({"conflicts", "dismiss", id, "--note", "checked"});
+  const std::string shown = s.mdsync_ok({"conflicts", "show", id});
+  EXPECT_EQ(shown.find('{'), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("\"20"), std::string::npos) << "a time in quotes:\n" << shown;
+  EXPECT_NE(shown.find("  opened:  20"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("  values:  "), std::string::npos) << shown;
+  EXPECT_NE(shown.find("segment=\"enterprise\""), std::string::npos) << shown;
+  EXPECT_NE(shown.find("  closed:  20"), std::string::npos) << shown;
+  EXPECT_NE(shown.find(": dismiss"), std::string::npos) << shown;
+}
+
 TEST(StatusTest, ChecksSetTheExitCode) {
   Scenario s("status_checks");
   s.write_config();
