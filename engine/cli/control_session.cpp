@@ -4,8 +4,10 @@
 #include <regex>
 #include <set>
 
+#include "mdsync/store/conflict_queue.hpp"
 #include "mdsync/store/control_schema.hpp"
 #include "mdsync/store/ruleset_store.hpp"
+#include "mdsync/store/steward_actions.hpp"
 
 namespace mdsync::cli {
 
@@ -117,6 +119,14 @@ void check_time(const std::string& text, const std::string& option, const std::s
     throw UsageError(option + ": '" + text +
                          "' is not an ISO 8601 time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)",
                      command);
+}
+
+void require_service_role(const ControlSession& session, const config::Config& config,
+                          const std::string& refusal) {
+  if (store::control_access(*session.conn) != store::ControlAccess::kWrite)
+    throw store::StewardError(session.session_user + " may not " + refusal +
+                              " as the service role (" + config.roles.service +
+                              ", config `roles`)");
 }
 
 }  // namespace mdsync::cli

@@ -33,6 +33,11 @@ ControlSession open_control(const config::Config& config, bool need_schema = tru
 // The session user of the last control connection opened ("" before any): for grant hints.
 const std::string& control_role();
 
+// Throws store::StewardError unless the session may write the record tables (the service
+// role): "<user> may not <refusal> as the service role (<role>, config `roles`)".
+void require_service_role(const ControlSession& session, const config::Config& config,
+                          const std::string& refusal);
+
 // The display name a steward gave with --as (or $MDSYNC_STEWARD); empty for none.
 void set_display_name(const std::string& name);
 const std::string& display_name();

@@ -4,9 +4,7 @@
 #include <iostream>
 
 #include "control_session.hpp"
-#include "mdsync/store/conflict_queue.hpp"
 #include "mdsync/store/side_pause.hpp"
-#include "mdsync/store/steward_actions.hpp"
 
 namespace mdsync::cli {
 
@@ -16,10 +14,7 @@ int cmd_pause(const config::Config& config, const PauseRequest& request) {
   for (const std::string& side : sides) check_side(config, side, command);
   if (sides.empty()) sides = config.side_names();
   ControlSession session = open_control(config);
-  if (store::control_access(*session.conn) != store::ControlAccess::kWrite)
-    throw store::StewardError(session.session_user + " may not " + command +
-                              " sides: it runs as the service role (" + config.roles.service +
-                              ", config `roles`)");
+  require_service_role(session, config, command + " sides: it runs");
   const std::vector<std::string> changed =
       request.resume
           ? store::resume_sides(*session.conn, sides)

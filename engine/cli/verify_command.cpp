@@ -4,9 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "control_session.hpp"
-#include "mdsync/store/conflict_queue.hpp"
 #include "mdsync/store/ruleset_store.hpp"
-#include "mdsync/store/steward_actions.hpp"
 #include "mdsync/store/verification.hpp"
 
 namespace mdsync::cli {
@@ -70,10 +68,7 @@ int cmd_verify(const config::Config& config, const VerifyRequest& request) {
   ControlSession session = open_control(config);
   // Each difference is confirmed with its record locked (SELECT ... FOR UPDATE), which takes
   // the right to write the record tables, report or repair.
-  if (store::control_access(*session.conn) != store::ControlAccess::kWrite)
-    throw store::StewardError(session.session_user +
-                              " may not lock golden records: verify runs as the service role (" +
-                              config.roles.service + ", config `roles`)");
+  require_service_role(session, config, "lock golden records: verify runs");
   const core::Ruleset rs = store::load_ruleset(*session.conn, config);
   store::VerifyOptions options;
   options.entity = request.entity;

@@ -87,20 +87,10 @@ const char* to_string(Outcome o) {
 
 namespace {
 
-std::string show_values(const FieldValues& v) {
-  if (v.size() == 1) return show(v.begin()->second);
-  std::string s = "{";
-  for (const auto& [field, value] : v) {
-    if (s.size() > 1) s += ", ";
-    s += field + "=" + show(value);
-  }
-  return s + "}";
-}
-
 // Groups print sorted by field name, as a field map does, so plans read the same whichever
 // way their values were gathered.
 std::string show_values(const UnitValues& v) {
-  return show_values(static_cast<FieldValues>(v));
+  return show(static_cast<FieldValues>(v));
 }
 
 }  // namespace
@@ -118,12 +108,12 @@ std::string Plan::to_text() const {
   }
   for (const ConflictOpened& c : opened) {
     out << "  open " << to_string(c.kind) << " on " << c.unit << ":";
-    for (const auto& [who, v] : c.values) out << " " << who << "=" << show_values(v);
+    for (const auto& [who, v] : c.values) out << " " << who << "=" << show(v);
     out << "\n";
   }
   for (const ConflictAttached& a : attached)
-    out << "  attach to conflict " << a.conflict_id << ": " << a.side << "="
-        << show_values(a.values) << "\n";
+    out << "  attach to conflict " << a.conflict_id << ": " << a.side << "=" << show(a.values)
+        << "\n";
   for (std::int64_t id : closed) out << "  close conflict " << id << "\n";
   if (unlink_source) out << "  unlink source row\n";
   return out.str();

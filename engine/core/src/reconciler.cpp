@@ -843,18 +843,6 @@ Reconciliation unwritable_value(const EntityRules& rules, std::int64_t version,
   return out;
 }
 
-namespace {
-
-// A unit's values as plans show them: the value of a field, {field=value, ...} of a group.
-std::string shown(const FieldValues& v) {
-  if (v.size() == 1) return show(v.begin()->second);
-  std::string s;
-  for (const auto& [field, value] : v) s += (s.empty() ? "{" : ", ") + field + "=" + show(value);
-  return s + "}";
-}
-
-}  // namespace
-
 Reconciliation repair_drift(const EntityRules& rules, std::int64_t version,
                             const RecordState& state, const std::string& side,
                             const FieldValues& held,
@@ -885,12 +873,12 @@ Reconciliation repair_drift(const EntityRules& rules, std::int64_t version,
       // The engine knew the side holds this, yet no write-back is queued (a write that failed
       // for good, a lost plan): golden goes back, whoever owns the unit.
       d.decide(unit, Outcome::kRepair, g, v,
-               side + " holds " + unit.name + " = " + shown(v) +
+               side + " holds " + unit.name + " = " + show(v) +
                    ", as the engine last saw, but no write-back is queued; golden goes back");
       continue;
     }
     if (owner == side || unit.policy.is_shared()) {
-      const std::string why = side + " holds " + unit.name + " = " + shown(v) +
+      const std::string why = side + " holds " + unit.name + " = " + show(v) +
                               ", which no captured change explains (written with capture "
                               "bypassed, or restored from a backup)";
       d.open_conflict(unit.name, ConflictKind::kUncapturedValue, {{side, v}, {"golden", g}},
@@ -901,7 +889,7 @@ Reconciliation repair_drift(const EntityRules& rules, std::int64_t version,
       continue;
     }
     d.decide(unit, Outcome::kRepair, g, v,
-             side + " holds " + unit.name + " = " + shown(v) +
+             side + " holds " + unit.name + " = " + show(v) +
                  ", which no captured change explains; " + owner +
                  " owns it, so golden goes back to " + side);
   }

@@ -40,6 +40,16 @@ std::string show(const Value& v) {
   return v ? "\"" + *v + "\"" : std::string("NULL");
 }
 
+std::string show(const FieldValues& v) {
+  if (v.size() == 1) return show(v.begin()->second);
+  std::string s = "{";
+  for (const auto& [field, value] : v) {
+    if (s.size() > 1) s += ", ";
+    s += field + "=" + show(value);
+  }
+  return s + "}";
+}
+
 std::optional<std::string> canonical_decimal(std::string_view t) {
   std::size_t i = 0;
   bool negative = false;

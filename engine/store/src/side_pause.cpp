@@ -11,21 +11,18 @@ std::vector<std::string> pause_sides(pqxx::connection_base& control,
                                      const std::vector<std::string>& sides, const std::string& who,
                                      const std::string& note) {
   pqxx::work tx(control);
-  // Which were paused before, read under the row locks the upsert takes next.
-  std::vector<std::string> changed;
   tx.exec_params(
       "INSERT INTO mdsync.side_state (side) SELECT unnest($1::text[]) ON CONFLICT (side) DO "
       "NOTHING",
       pg_text_array(sides));
+  // A side already paused keeps its first pause time, who and note.
+  std::vector<std::string> changed;
   for (const auto& r : tx.exec_params(
-           "SELECT side FROM mdsync.side_state WHERE side = ANY ($1::text[]) AND paused_at IS NULL"
-           " ORDER BY side FOR UPDATE",
-           pg_text_array(sides)))
+           "UPDATE mdsync.side_state SET paused_at = now(), paused_by = $2,"
+           " pause_note = nullif($3, '') WHERE side = ANY ($1::text[]) AND paused_at IS NULL"
+           " RETURNING side",
+           pg_text_array(sides), who, note))
     changed.push_back(r[0].as<std::string>());
-  tx.exec_params(
-      "UPDATE mdsync.side_state SET paused_at = now(), paused_by = $2, pause_note = nullif($3, '')"
-      " WHERE side = ANY ($1::text[])",
-      pg_text_array(changed), who, note);
   notify_engine(tx, "pause");
   tx.commit();
   return changed;

@@ -3,6 +3,7 @@
 // cursor), and one row captured again as it is now (`errors retry`).
 
 #include <algorithm>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <pqxx/pqxx>
@@ -57,6 +58,26 @@ void append_current_rows(const pqxx::result& r, const std::string& entity,
   }
 }
 
+// Runs `query_where(condition)` with `keys` as $1, the condition matching a row `t` to the
+// key `k.key` through the key's own columns (an index). A key the key column cannot hold (its
+// type changed since the row was linked) fails that cast: the keys are then compared as text,
+// reading the whole table, so such a row reads as not there.
+pqxx::result exec_by_keys(pqxx::transaction_base& tx, const SideTableSql& sql,
+                          const std::function<std::string(const std::string&)>& query_where,
+                          const std::vector<std::string>& keys) {
+  {
+    Savepoint keyed(tx, "mdsync_by_keys");
+    try {
+      pqxx::result r =
+          tx.exec_params(query_where(sql.key_equals("t", "k.key")), pg_text_array(keys));
+      keyed.release();
+      return r;
+    } catch (const pqxx::data_exception&) {
+    }
+  }
+  return tx.exec_params(query_where(sql.key_text("t") + " = k.key"), pg_text_array(keys));
+}
+
 }  // namespace
 
 std::string TriggerSide::current_rows_sql(pqxx::transaction_base& tx,
@@ -104,20 +125,7 @@ std::map<std::string, RowNow> TriggerSide::read_rows(const config::EntityConfig&
            " LEFT JOIN LATERAL jsonb_each_text(CASE WHEN r.p THEN r.j END) e ON true"
            " ORDER BY k.key";
   };
-  pqxx::result r;
-  bool by_key = false;
-  {
-    Savepoint keyed(tx, "mdsync_read_rows");
-    try {
-      r = tx.exec_params(rows_where(sql.key_equals("t", "k.key")), pg_text_array(keys));
-      keyed.release();
-      by_key = true;
-    } catch (const pqxx::data_exception&) {
-      // A key the key column cannot hold (its type changed since the row was linked): such a
-      // row is not there. The keys are compared as text instead, reading the whole table.
-    }
-  }
-  if (!by_key) r = tx.exec_params(rows_where(sql.key_text("t") + " = k.key"), pg_text_array(keys));
+  const pqxx::result r = exec_by_keys(tx, sql, rows_where, keys);
   std::vector<CapturedRow> rows;
   for (const auto& row : r) {
     const auto key = row[0].as<std::string>();
@@ -204,27 +212,12 @@ std::set<std::string> TriggerSnapshot::present(const config::EntityConfig& entit
   pqxx::connection_base& c = side_.conn();
   const ColumnTypes types = column_types(*tx_, table_name(c, m));  // sql keeps a reference
   const SideTableSql sql(c, entity, m, types);
-  // Each key looked up through the key's own columns (an index), not by scanning the table.
   auto present_where = [&](const std::string& key_matches) {
     return "SELECT k.key FROM unnest($1::text[]) k(key) WHERE EXISTS (SELECT 1 FROM " +
            sql.table() + " t WHERE " + key_matches + " AND " + sql.present("t") + ")";
   };
-  pqxx::result r;
-  bool by_key = false;
-  {
-    Savepoint keyed(*tx_, "mdsync_present");
-    try {
-      r = tx_->exec_params(present_where(sql.key_equals("t", "k.key")), pg_text_array(keys));
-      keyed.release();
-      by_key = true;
-    } catch (const pqxx::data_exception&) {
-      // A key the key column cannot hold (its type changed since the row was linked): compared
-      // as text instead, reading the whole table, so such a row reads as not there.
-    }
-  }
-  if (!by_key)
-    r = tx_->exec_params(present_where(sql.key_text("t") + " = k.key"), pg_text_array(keys));
-  for (const auto& row : r) out.insert(row[0].as<std::string>());
+  for (const auto& row : exec_by_keys(*tx_, sql, present_where, keys))
+    out.insert(row[0].as<std::string>());
   return out;
 }
 

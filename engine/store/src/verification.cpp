@@ -80,12 +80,8 @@ class Verifier {
         report_(report),
         transforms_(config) {}
 
-  void entity(const config::EntityConfig& entity) {
-    const core::EntityRules* rules = rs_.find(entity.name);
-    if (rules == nullptr)
-      throw VerifyError("entity " + entity.name +
-                        " has no rules in the ruleset in force: run `mdsync rules apply` first");
-    for (const config::SideMapping& m : entity.mappings) side(entity, *rules, m.side);
+  void entity(const config::EntityConfig& entity, const core::EntityRules& rules) {
+    for (const config::SideMapping& m : entity.mappings) side(entity, rules, m.side);
   }
 
   VerifySummary summary;
@@ -426,12 +422,16 @@ VerifySummary verify_sides(pqxx::connection_base& control, const config::Config&
                            const std::function<void(const Difference&)>& report) {
   Verifier verifier(control, config, rs, options, report);
   // Every entity asked for needs rules in force, checked before any is verified.
-  for (const config::EntityConfig& entity : config.entities)
-    if ((!options.entity || *options.entity == entity.name) && rs.find(entity.name) == nullptr)
+  std::vector<std::pair<const config::EntityConfig*, const core::EntityRules*>> asked;
+  for (const config::EntityConfig& entity : config.entities) {
+    if (options.entity && *options.entity != entity.name) continue;
+    const core::EntityRules* rules = rs.find(entity.name);
+    if (rules == nullptr)
       throw VerifyError("entity " + entity.name +
                         " has no rules in the ruleset in force: run `mdsync rules apply` first");
-  for (const config::EntityConfig& entity : config.entities)
-    if (!options.entity || *options.entity == entity.name) verifier.entity(entity);
+    asked.emplace_back(&entity, rules);
+  }
+  for (const auto& [entity, rules] : asked) verifier.entity(*entity, *rules);
   return verifier.summary;
 }
 

@@ -19,6 +19,8 @@ using Value = std::optional<std::string>;
 using FieldValues = std::map<std::string, Value>;
 
 std::string show(const Value& v);  // NULL, or the value in double quotes, for plans and logs
+// One field's value as show() gives it, several as {field="value", ...} in field order.
+std::string show(const FieldValues& v);
 
 // Canonical decimal text ("-12.5", "0", "10"): no '+', no leading zeros, no trailing
 // fractional zeros. nullopt if `text` is not a plain decimal number.
