@@ -1131,9 +1131,10 @@ Config parse_config(const std::string& text, const std::string& path) {
   }
 
   if (const JsonNode* service = check.object(root, "service", "the config", false)) {
-    check.only_keys(*service, "service",
-                    {"poll_interval_ms", "batch_size", "writeback_backoff_initial_ms",
-                     "writeback_backoff_max_ms", "verify_interval_s", "verify_repair"});
+    check.only_keys(
+        *service, "service",
+        {"poll_interval_ms", "batch_size", "writeback_backoff_initial_ms",
+         "writeback_backoff_max_ms", "verify_interval_s", "verify_repair", "http_listen"});
     if (auto v = check.positive_int(*service, "poll_interval_ms", "service"))
       cfg.service.poll_interval_ms = *v;
     if (auto v = check.positive_int(*service, "batch_size", "service")) cfg.service.batch_size = *v;
@@ -1148,6 +1149,22 @@ Config parse_config(const std::string& text, const std::string& path) {
         check.error(n->pos, "service.verify_repair must be true or false");
       else
         cfg.service.verify_repair = n->text == "true";
+    }
+    if (auto v = check.string(*service, "http_listen", "service", false)) {
+      // "PORT" (on loopback), "HOST:PORT" or "[IPv6]:PORT"; port 0 takes a free one (logged).
+      static const std::regex kListen(R"((?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):)?([0-9]{1,5}))");
+      std::smatch m;
+      if (!std::regex_match(*v, m, kListen) || std::stol(m[2].str()) > 65535) {
+        check.error(service->find("http_listen")->pos,
+                    "service.http_listen must be PORT, HOST:PORT or [IPv6]:PORT (such as "
+                    "\"127.0.0.1:9187\"), not '" +
+                        *v + "'");
+      } else {
+        std::string host = m[1].matched ? m[1].str() : "127.0.0.1";
+        if (host.front() == '[') host = host.substr(1, host.size() - 2);
+        cfg.service.http_host = host;
+        cfg.service.http_port = std::stoi(m[2].str());
+      }
     }
   }
   if (const JsonNode* initial = check.object(root, "initial_sync", "the config", false)) {

@@ -11,7 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "http_endpoint.hpp"
 #include "mdsync/log/event_log.hpp"
+#include "mdsync/store/control_schema.hpp"
 #include "mdsync/store/engine_lease.hpp"
 #include "mdsync/store/sync_engine.hpp"
 #include "mdsync/store/wake_listeners.hpp"
@@ -58,12 +60,17 @@ class Service {
         signals_(io_, SIGINT, SIGTERM),
         timer_(io_),
         verify_timer_(io_),
-        verify_(config) {
+        verify_(config),
+        metrics_(MDSYNC_VERSION, store::control_migrations().back().version) {
     for (std::size_t i = 0; i < listeners_.size(); ++i)
       watches_.push_back(std::make_unique<Watch>(io_));
   }
 
   void start() {
+    if (config_.service.http_port >= 0) {
+      http_ = std::make_unique<HttpEndpoint>(config_, metrics_);
+      http_->start();
+    }
     // One engine per control store: a second service stops here, naming the one that runs.
     // A control store that is down is waited for like any outage; on every reconnect the
     // lease is taken again, and while another engine holds it this one only retries.
@@ -92,6 +99,7 @@ class Service {
  private:
   void stop() {
     stopping_ = true;
+    if (http_) http_->stopping();
     timer_.cancel();
     verify_timer_.cancel();
     for (auto& w : watches_) {
@@ -216,8 +224,12 @@ class Service {
       if (listeners_.socket(i) >= 0) readable(i, false);
     auto now = Clock::now();
     Clock::time_point next = now + std::chrono::milliseconds(config_.service.poll_interval_ms);
+    const auto started = now;
+    auto seconds = [&] { return std::chrono::duration<double>(Clock::now() - started).count(); };
     try {
       const store::PassResult r = engine_.run_pass(now);
+      metrics_.pass_done(r.tally, seconds());
+      metrics_.set_lease_held(engine_.holds_lease());
       control_failures_ = 0;
       now = Clock::now();
       not_before_ = now;
@@ -242,6 +254,8 @@ class Service {
       // The control store (or the ruleset) is unavailable: wait and resume at our place;
       // everything not committed is redone from the capture tables and the outbox. A NOTIFY
       // does not cut this wait short.
+      metrics_.pass_failed(seconds());
+      metrics_.set_lease_held(engine_.holds_lease());
       ++control_failures_;
       const auto delay = std::chrono::milliseconds(std::min<std::int64_t>(
           config_.service.writeback_backoff_max_ms,
@@ -267,6 +281,8 @@ class Service {
   asio::steady_timer timer_;
   asio::steady_timer verify_timer_;
   PeriodicVerify verify_;  // its thread is joined before the loop's objects go
+  ServiceMetrics metrics_;
+  std::unique_ptr<HttpEndpoint> http_;           // declared after metrics_: its thread reads them
   std::vector<std::unique_ptr<Watch>> watches_;  // released before listeners_ closes
   bool stopping_ = false;
   bool waiting_ = false;  // the sides were told the engine waits for their NOTIFY

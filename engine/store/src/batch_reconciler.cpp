@@ -7,6 +7,7 @@
 
 #include "captured_change.hpp"
 #include "field_transforms.hpp"
+#include "mdsync/core/change_outcome.hpp"
 #include "mdsync/core/reconciler.hpp"
 #include "mdsync/core/utf8.hpp"
 #include "mdsync/log/event_log.hpp"
@@ -180,6 +181,7 @@ void BatchReconciler::reconcile(const std::string& side, const std::string& epoc
     log::error("change_not_reconciled",
                {{"side", side}, {"seq", row.seq}, {"entity", row.entity}, {"error", why}});
     ++result.change_errors;
+    result.tally.add_change(side, row.entity, "error");
   };
   const config::EntityConfig* entity = config_.entity(row.entity);
   const core::EntityRules* rules = rs_.find(row.entity);
@@ -254,6 +256,7 @@ void BatchReconciler::reconcile(const std::string& side, const std::string& epoc
       link_states_[ref] = "out_of_scope";
       states_[*gid] = std::move(state);
       ++result.captured;
+      result.tally.add_change(side, row.entity, "unchanged");
       return;
     }
     std::string revived;  // the retired link's state, when the row came back
@@ -292,6 +295,7 @@ void BatchReconciler::reconcile(const std::string& side, const std::string& epoc
         links_.erase(ref);
         ++result.captured;
         ++result.held;
+        result.tally.add_change(side, row.entity, "quarantined");
         return;
       }
       // Match keys: a row that already exists as a record is linked to it, not created.
@@ -313,6 +317,7 @@ void BatchReconciler::reconcile(const std::string& side, const std::string& epoc
           ++result.captured;
           ++result.conflicts_opened;
           ++result.possible_duplicates;
+          result.tally.add_change(side, row.entity, "quarantined");
           return;
         }
         if (m.outcome == mapping::MatchOutcome::kLink) {
@@ -398,6 +403,11 @@ void BatchReconciler::reconcile(const std::string& side, const std::string& epoc
       log::debug("plan", {{"golden_id", gid.value_or(0)}, {"text", plan.to_text()}});
     result.conflicts_opened += static_cast<int>(plan.opened.size());
     ++result.captured;
+    const core::ChangeOutcome outcome = core::change_outcome(plan);
+    result.tally.add_change(side, row.entity, core::to_string(outcome));
+    if (gid &&
+        (outcome == core::ChangeOutcome::kApplied || outcome == core::ChangeOutcome::kReverted))
+      result.captured_at_us.emplace_back(*gid, row.captured_at_us);
     if (gid) {
       states_[*gid] = std::move(state);
       touched_[*gid] = rules;

@@ -116,7 +116,7 @@ json audit_log(pqxx::connection_base& conn, const AuditFilter& filter) {
   return audit_rows(tx, filter);
 }
 
-json status_report(pqxx::connection_base& conn, const config::Config& config) {
+json status_report(pqxx::connection_base& conn, const config::Config& config, StatusDetail detail) {
   json j;
   json sides = json::object();
   {
@@ -159,10 +159,13 @@ json status_report(pqxx::connection_base& conn, const config::Config& config) {
       s["writeback_lag_seconds"] = ob[0][2].as<std::int64_t>();
       // Rows whose write-backs keep being superseded with no change captured (they back off).
       s["writeback_stuck"] =
-          tx.exec_params1(
-                "SELECT count(*) FROM mdsync.crosswalk WHERE side = $1 AND superseded_streak >= 2",
-                side.name)[0]
-              .as<std::int64_t>();
+          detail == StatusDetail::kGauges
+              ? json(nullptr)  // a walk of the side's links, too costly for every scrape
+              : json(tx.exec_params1("SELECT count(*) FROM mdsync.crosswalk WHERE side = $1 AND "
+                                     "superseded_streak "
+                                     ">= 2",
+                                     side.name)[0]
+                         .as<std::int64_t>());
       s["capture_errors"] =
           tx.exec_params1(
                 "SELECT count(*) FROM mdsync.capture_error WHERE side = $1 AND status = 'open'",
@@ -171,13 +174,14 @@ json status_report(pqxx::connection_base& conn, const config::Config& config) {
       // The side's last episodes of going away and coming back, newest first; last_error
       // above is only the current one (cleared when the side recovers).
       s["recent_errors"] = json::array();
-      for (const auto& row : tx.exec_params(
-               std::string("SELECT kind, message, to_char(at AT TIME ZONE 'UTC', ") + kUtc +
-                   ") FROM mdsync.side_event WHERE side = $1 ORDER BY id DESC LIMIT 5",
-               side.name))
-        s["recent_errors"].push_back({{"event", row[0].as<std::string>()},
-                                      {"message", row[1].as<std::string>()},
-                                      {"at", row[2].as<std::string>()}});
+      if (detail == StatusDetail::kFull)
+        for (const auto& row : tx.exec_params(
+                 std::string("SELECT kind, message, to_char(at AT TIME ZONE 'UTC', ") + kUtc +
+                     ") FROM mdsync.side_event WHERE side = $1 ORDER BY id DESC LIMIT 5",
+                 side.name))
+          s["recent_errors"].push_back({{"event", row[0].as<std::string>()},
+                                        {"message", row[1].as<std::string>()},
+                                        {"at", row[2].as<std::string>()}});
       sides[side.name] = s;
     }
     json conflicts = json::object();
@@ -192,7 +196,8 @@ json status_report(pqxx::connection_base& conn, const config::Config& config) {
     try {
       sides[side.name]["capture_backlog"] = store->capture_backlog();
       sides[side.name]["reachable"] = true;
-      sides[side.name]["mapping_drift"] = store->mapping_drift();
+      sides[side.name]["mapping_drift"] =
+          detail == StatusDetail::kFull ? json(store->mapping_drift()) : json::array();
     } catch (const std::exception& e) {
       sides[side.name]["capture_backlog"] = nullptr;
       sides[side.name]["reachable"] = false;

@@ -49,6 +49,20 @@ PassResult& PassResult::operator+=(const PassResult& o) {
   held += o.held;
   writes_waiting += o.writes_waiting;
   backlog = backlog || o.backlog;
+  tally += o.tally;
+  captured_at_us.insert(captured_at_us.end(), o.captured_at_us.begin(), o.captured_at_us.end());
+  return *this;
+}
+
+PassTally& PassTally::operator+=(const PassTally& o) {
+  for (const auto& [k, n] : o.changes) changes[k] += n;
+  for (const auto& [k, n] : o.writebacks) writebacks[k] += n;
+  for (const auto& [k, n] : o.writeback_retries) writeback_retries[k] += n;
+  for (const auto& [k, n] : o.side_errors) side_errors[k] += n;
+  batch_seconds.insert(batch_seconds.end(), o.batch_seconds.begin(), o.batch_seconds.end());
+  capture_to_writeback_seconds.insert(capture_to_writeback_seconds.end(),
+                                      o.capture_to_writeback_seconds.begin(),
+                                      o.capture_to_writeback_seconds.end());
   return *this;
 }
 
@@ -95,6 +109,10 @@ void SyncEngine::connect_control() {
   } catch (const pqxx::broken_connection& e) {
     throw ConnectionError("lost the control store: " + first_line(e.what()));
   }
+}
+
+bool SyncEngine::holds_lease() const {
+  return control_ && control_->is_open();
 }
 
 Side& SyncEngine::side_store(const std::string& side) {
@@ -334,6 +352,7 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
     } catch (const std::exception& e) {
       side_failed(side, e.what(), now);
       ++result.side_errors;
+      ++result.tally.side_errors[side.name()];
     }
   }
   if (!any) return result;
@@ -347,7 +366,10 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
     result = read_result;
     for (auto& seqs : read_seqs) seqs.clear();
     try {
+      const auto started = Clock::now();
       decide_captured(captured, read_seqs, rs, row_by_row, result);
+      result.tally.batch_seconds.push_back(
+          std::chrono::duration<double>(Clock::now() - started).count());
       break;
     } catch (const RowByRowNeeded& e) {
       log::info("batch_row_by_row", {{"reason", std::string(e.what())}});
@@ -360,6 +382,9 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
                {"conflicts_opened", static_cast<std::int64_t>(result.conflicts_opened)},
                {"ruleset_version", rs.version}});
 
+  remember_capture_times(result.captured_at_us);
+  result.captured_at_us.clear();
+
   // The control store now remembers these rows as done; drop them from the sides.
   for (std::size_t i = 0; i < sides_.size(); ++i) {
     if (read_seqs[i].empty()) continue;
@@ -368,6 +393,7 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
     } catch (const std::exception& e) {
       side_failed(*sides_[i], e.what(), now);
       ++result.side_errors;
+      ++result.tally.side_errors[sides_[i]->name()];
     }
   }
   prune_capture_done(now);
@@ -434,6 +460,8 @@ std::optional<std::vector<WriteResult>> SyncEngine::send_writes(
   } catch (const std::exception& e) {
     side_failed(side, e.what(), now);
     ++result.side_errors;
+    ++result.tally.side_errors[side.name()];
+    result.tally.writeback_retries[side.name()] += static_cast<std::int64_t>(requests.size());
     pqxx::work tx(control());
     count_failed_attempt(tx, requests, first_line(e.what()));
     tx.commit();
@@ -465,6 +493,7 @@ void SyncEngine::take_in_results(Side& side, const QueuedWrites& sent,
       WritebackResults(tx, config_, side.name(), rs, mode).take(sent, results, result);
       crash_point("writeback.before_control_commit");
       tx.commit();
+      tally_results(side, sent, results, result);
       break;
     } catch (const pqxx::broken_connection&) {
       throw;
@@ -481,6 +510,66 @@ void SyncEngine::take_in_results(Side& side, const QueuedWrites& sent,
              {"superseded",
               static_cast<std::int64_t>(result.writes_superseded - before.writes_superseded)},
              {"failed", static_cast<std::int64_t>(result.writes_failed - before.writes_failed)}});
+}
+
+void SyncEngine::remember_capture_times(
+    const std::vector<std::pair<std::int64_t, std::int64_t>>& captured_at_us) {
+  const std::int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
+  // Bounded: a record whose write-back never comes (its side paused or down for long, or a
+  // change that needed none) is forgotten after an hour, and while the map is full new
+  // records go unmeasured (their write-backs are counted, not timed).
+  constexpr std::int64_t kMinute = std::int64_t{60} * 1000000;
+  if (capture_time_us_.size() >= kCaptureTimesKept && now_us >= next_capture_prune_us_) {
+    next_capture_prune_us_ = now_us + kMinute;
+    for (auto it = capture_time_us_.begin(); it != capture_time_us_.end();)
+      it = it->second < now_us - 60 * kMinute ? capture_time_us_.erase(it) : std::next(it);
+  }
+  // The oldest capture not yet written back is where the record's latency starts.
+  for (const auto& [gid, at] : captured_at_us)
+    if (capture_time_us_.size() < kCaptureTimesKept) capture_time_us_.emplace(gid, at);
+}
+
+void SyncEngine::tally_results(const Side& side, const QueuedWrites& sent,
+                               const std::vector<WriteResult>& results, PassResult& result) {
+  const std::int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
+  for (std::size_t k = 0; k < sent.requests.size() && k < results.size(); ++k) {
+    const WriteRequest& w = sent.requests[k];
+    const WriteResult& r = results[k];
+    const char* word = "applied";
+    switch (r.status) {
+      case WriteResult::Status::kApplied:
+        word = "applied";
+        break;
+      case WriteResult::Status::kSuperseded:
+        word = r.unreconciled_capture ? "waiting" : "superseded";
+        break;
+      case WriteResult::Status::kFailed:
+        word = "failed";
+        break;
+      case WriteResult::Status::kVetoed:
+        word = "vetoed";
+        break;
+      case WriteResult::Status::kUnwritable:
+        word = "unwritable";
+        break;
+      case WriteResult::Status::kCancelled:
+        word = "cancelled";
+        break;
+    }
+    result.tally.add_writeback(side.name(), w.entity, word);
+    // Capture-to-write-back: from the side's commit of the change (its capture time, on that
+    // side's clock) to the first write-back of its record that another side took.
+    if (r.status != WriteResult::Status::kApplied || w.cancel) continue;
+    const auto at = capture_time_us_.find(sent.golden_ids[k]);
+    if (at == capture_time_us_.end()) continue;
+    result.tally.capture_to_writeback_seconds.push_back(
+        static_cast<double>(std::max<std::int64_t>(0, now_us - at->second)) / 1e6);
+    capture_time_us_.erase(at);
+  }
 }
 
 // ---- sync --initial -------------------------------------------------------------------

@@ -72,6 +72,9 @@ struct ServiceConfig {
   // `run` walks every side against golden this often (`mdsync verify`); 0: never.
   int verify_interval_s = 0;
   bool verify_repair = false;  // and repairs what it finds, as `verify --repair`
+  // /metrics, /healthz and /readyz (service.http_listen); no HTTP at all when the port is -1.
+  std::string http_host = "127.0.0.1";
+  int http_port = -1;
 };
 
 // `sync --initial` refuses to queue writes that would overwrite (or blank) more than this share

@@ -31,6 +31,10 @@ struct AuditFilter {
 nlohmann::json audit_log(pqxx::connection_base& conn, const AuditFilter& filter);
 
 // Control-store view of every side plus, where reachable, each side's capture backlog.
-nlohmann::json status_report(pqxx::connection_base& conn, const config::Config& config);
+// kGauges leaves out what a metrics scrape does not need (each side's mapping drift and its
+// recent error history).
+enum class StatusDetail { kFull, kGauges };
+nlohmann::json status_report(pqxx::connection_base& conn, const config::Config& config,
+                             StatusDetail detail = StatusDetail::kFull);
 
 }  // namespace mdsync::store

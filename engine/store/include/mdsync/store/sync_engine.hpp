@@ -13,11 +13,13 @@
 #include <random>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "mdsync/config/config.hpp"
 #include "mdsync/core/ruleset.hpp"
 #include "mdsync/store/db_connection.hpp"
+#include "mdsync/store/pass_tally.hpp"
 #include "mdsync/store/side.hpp"
 
 namespace pqxx {
@@ -50,6 +52,10 @@ struct PassResult {
   // stay queued, and the change, once reconciled, plans the record again.
   int writes_waiting = 0;
   bool backlog = false;  // a side's capture batch came back full: more is captured
+  PassTally tally;       // the same, per side and entity, for metrics
+  // Records whose reconciled change goes to the other sides, with the change's capture time
+  // (microseconds since the epoch, the side's clock): the start of its write-back latency.
+  std::vector<std::pair<std::int64_t, std::int64_t>> captured_at_us;
   bool did_work() const {
     return captured > 0 || writes_applied > 0 || writes_superseded > 0 || writes_failed > 0 ||
            writes_cancelled > 0 || steward_actions > 0 || change_errors > 0;
@@ -71,6 +77,8 @@ class SyncEngine {
   // cannot be reached. Every pass starts with it, so an engine that lost its connection and
   // finds the lease taken on reconnecting does no work (a standby that keeps retrying).
   void connect_control();
+  // Whether this engine holds its control store's lease now (connected, lease taken).
+  bool holds_lease() const;
 
   // The engine's view of a side (bound to this store: marked writes, stamp checked); throws
   // for a name that is not a side.
@@ -148,6 +156,12 @@ class SyncEngine {
   void take_in_results(Side& side, const QueuedWrites& sent,
                        const std::vector<WriteResult>& results, PassResult& result);
   void prune_capture_done(Clock::time_point now);
+  // Capture-to-write-back latency (PassTally): when each record's change was captured, until
+  // a write-back of it is applied.
+  void remember_capture_times(
+      const std::vector<std::pair<std::int64_t, std::int64_t>>& captured_at_us);
+  void tally_results(const Side& side, const QueuedWrites& sent,
+                     const std::vector<WriteResult>& results, PassResult& result);
   std::int64_t queued_writebacks(bool for_paused_sides);
   // Reads which sides are paused (nothing is written to them), logging each change.
   void read_paused_sides();
@@ -169,6 +183,9 @@ class SyncEngine {
   Clock::time_point next_full_walk_{};
   bool ruleset_check_due_ = false;
   std::set<std::string> paused_;  // as of this pass
+  static constexpr std::size_t kCaptureTimesKept = 100000;
+  std::unordered_map<std::int64_t, std::int64_t> capture_time_us_;  // golden id -> captured at
+  std::int64_t next_capture_prune_us_ = 0;
 };
 
 }  // namespace mdsync::store
