@@ -10,7 +10,9 @@
 #include "mdsync/store/audit_chain.hpp"
 #include "mdsync/store/db_connection.hpp"
 #include "mdsync/store/duplicate_resolution.hpp"
+#include "mdsync/store/record_view.hpp"
 #include "mdsync/store/steward_actions.hpp"
+#include "text_table.hpp"
 
 namespace mdsync::cli {
 
@@ -93,6 +95,14 @@ core::FieldValues parse_value(const std::string& text) {
   return out;
 }
 
+// A record's golden id with its name beside it ("12 Acme Ltd"), "-" for no record.
+std::string record_cell(const json& golden_id, const std::map<std::int64_t, std::string>& labels) {
+  if (golden_id.is_null()) return "-";
+  const std::int64_t id = golden_id.get<std::int64_t>();
+  const auto label = labels.find(id);
+  return std::to_string(id) + (label == labels.end() ? "" : " " + cell_text(label->second, 32));
+}
+
 }  // namespace
 
 int cmd_conflicts_list(const config::Config& config, const store::ConflictFilter& filter,
@@ -109,20 +119,20 @@ int cmd_conflicts_list(const config::Config& config, const store::ConflictFilter
     std::cout << "no " << (filter.status == "all" ? "" : filter.status + " ") << "conflicts\n";
     return 0;
   }
-  std::cout << std::left << std::setw(6) << "ID" << std::setw(12) << "ENTITY" << std::setw(8)
-            << "RECORD" << std::setw(16) << "UNIT" << std::setw(20) << "KIND" << std::setw(10)
-            << "STATUS"
-            << "REASON\n";
+  std::vector<std::int64_t> gids;
+  for (const json& c : list)
+    if (!c["golden_id"].is_null()) gids.push_back(c["golden_id"].get<std::int64_t>());
+  const std::map<std::int64_t, std::string> labels =
+      store::record_labels(*session.conn, config, gids);
+  TextTable table({"ID", "ENTITY", "RECORD", "UNIT", "KIND", "STATUS", "REASON"});
   for (const json& c : list) {
-    std::cout << std::left << std::setw(6) << c["id"].get<std::int64_t>() << std::setw(12)
-              << c["entity"].get<std::string>() << std::setw(8)
-              << (c["golden_id"].is_null() ? std::string("-")
-                                           : std::to_string(c["golden_id"].get<std::int64_t>()))
-              << std::setw(16) << c["unit"].get<std::string>() << std::setw(20)
-              << c["kind"].get<std::string>() << std::setw(10) << c["status"].get<std::string>()
-              << c["reason"].get<std::string>() << "\n"
-              << "      " << values_line(c["values"]) << "\n";
+    table.add({std::to_string(c["id"].get<std::int64_t>()), c["entity"].get<std::string>(),
+               record_cell(c["golden_id"], labels), c["unit"].get<std::string>(),
+               c["kind"].get<std::string>(), c["status"].get<std::string>(),
+               c["reason"].get<std::string>()});
+    table.note(values_line(c["values"]));
   }
+  table.print(std::cout);
   return 0;
 }
 
@@ -136,8 +146,11 @@ int cmd_conflicts_show(const config::Config& config, std::int64_t id, bool as_js
   std::cout << "conflict " << id << " (" << c["kind"].get<std::string>() << ", "
             << c["status"].get<std::string>() << ")\n"
             << "  record:  " << c["entity"].get<std::string>() << " "
-            << (c["golden_id"].is_null() ? std::string("(none)")
-                                         : std::to_string(c["golden_id"].get<std::int64_t>()))
+            << (c["golden_id"].is_null()
+                    ? std::string("(none)")
+                    : record_cell(c["golden_id"],
+                                  store::record_labels(*session.conn, config,
+                                                       {c["golden_id"].get<std::int64_t>()})))
             << ", from " << c["side"].get<std::string>() << ":" << c["row_key"].get<std::string>()
             << "\n"
             << "  unit:    " << c["unit"].get<std::string>() << "\n"

@@ -5,10 +5,13 @@
 // command before `init`; multi-id commands all or nothing; the steward's identity.
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
 #include "e2e_harness.hpp"
+#include "mdsync/core/utf8.hpp"
 
 namespace mdsync::e2e {
 namespace {
@@ -247,6 +250,54 @@ TEST(StatusTest, TextOutputReadsWithoutJsonFragments) {
   EXPECT_NE(shown.find("segment=\"enterprise\""), std::string::npos) << shown;
   EXPECT_NE(shown.find("  closed:  20"), std::string::npos) << shown;
   EXPECT_NE(shown.find(": dismiss"), std::string::npos) << shown;
+}
+
+// `conflicts list` is a table whose columns line up whatever the widths (a long record name,
+// an accented one, a ten-digit id), with each record's name beside its id; `conflicts show`
+// names the record too. A name with a newline stays on its line.
+TEST(StatusTest, ConflictsListLinesUpAndNamesTheRecords) {
+  Scenario s("status_table");
+  s.write_config();
+  s.mdsync_ok({"init"});
+  const std::string first = open_segment_conflict(s, 5);
+  const std::string second = open_segment_conflict(s, 6);
+  ASSERT_NE(first, "<none>");
+  ASSERT_NE(second, "<none>");
+  // Names the engine holds in golden; one is long, accented and has a line break.
+  s.control_exec(
+      "UPDATE mdsync.golden SET \"values\" = jsonb_set(\"values\", '{name}', "
+      "to_jsonb('Société Générale de Belgique\nBranch'::text)) WHERE id = (SELECT "
+      "golden_id FROM mdsync.conflict WHERE id = " +
+      first + ")");
+  const std::string list = s.mdsync_ok({"conflicts", "list"});
+  std::vector<std::string> lines;
+  std::istringstream in(list);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty() && line[0] != ' ') lines.push_back(line);  // rows, not their value notes
+  ASSERT_EQ(lines.size(), 3u) << list;
+  EXPECT_EQ(lines[0].rfind("ID", 0), 0u) << list;
+  // Each column starts at the same place (counted in characters) on every row.
+  auto column_at = [](const std::string& line, const std::string& text) {
+    const auto at = line.find(text);
+    return at == std::string::npos ? std::string::npos
+                                   : core::utf8_length(std::string_view(line).substr(0, at));
+  };
+  const std::size_t kind = column_at(lines[0], "KIND");
+  EXPECT_EQ(column_at(lines[1], "concurrent_edit"), kind) << list;
+  EXPECT_EQ(column_at(lines[2], "concurrent_edit"), kind) << list;
+  const std::size_t unit = column_at(lines[0], "UNIT");
+  EXPECT_EQ(column_at(lines[1], "segment"), unit) << list;
+  EXPECT_EQ(column_at(lines[2], "segment"), unit) << list;
+  const std::string gid = s.control("SELECT golden_id FROM mdsync.conflict WHERE id = " + first);
+  EXPECT_NE(list.find(gid + " Société Générale de Belgique Br"), std::string::npos) << list;
+  EXPECT_NE(list.find(" Customer 6 "), std::string::npos) << list;
+  EXPECT_NE(s.mdsync_ok({"conflicts", "show", second}).find("  record:  customer "),
+            std::string::npos);
+  EXPECT_NE(s.mdsync_ok({"conflicts", "show", second}).find(" Customer 6, from "),
+            std::string::npos)
+      << s.mdsync_ok({"conflicts", "show", second});
+  // --json is as documented: no name added.
+  EXPECT_EQ(s.mdsync_ok({"conflicts", "list", "--json"}).find("Société"), std::string::npos);
 }
 
 TEST(StatusTest, ChecksSetTheExitCode) {

@@ -648,7 +648,12 @@ INSTANTIATE_TEST_SUITE_P(
                   {},
                   "entities.customer.match needs \"keys\" (exact match keys) or \"fuzzy\" (or "
                   "both)",
-                  R"("match": §{},)"}),
+                  R"("match": §{},)"},
+        ErrorCase{"LabelNotAField",
+                  "",
+                  {},
+                  "entities.customer.label: 'nom' is not a field of the entity",
+                  R"("label": §"nom",)"}),
     [](const ::testing::TestParamInfo<ErrorCase>& info) { return std::string(info.param.name); });
 
 TEST(ConfigMapping, EveryProblemIsReportedInOneRun) {

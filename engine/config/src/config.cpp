@@ -1010,7 +1010,7 @@ Config parse_config(const std::string& text, const std::string& path) {
         check.error(e.value.pos, where + " must be an object");
         continue;
       }
-      check.only_keys(e.value, where, {"fields", "sides", "match"});
+      check.only_keys(e.value, where, {"fields", "sides", "match", "label"});
       EntityConfig entity;
       entity.name = e.key;
       std::set<std::string> field_names;
@@ -1124,6 +1124,17 @@ Config parse_config(const std::string& text, const std::string& path) {
                                       "[{\"field\": \"website\", \"normalize\": [\"url_host\"]}]}");
         else
           match_spec(check, *match, entity, where + ".match");
+      }
+      // The field that names a record for people (conflicts list and show): `label`, else a
+      // text field called `name`.
+      if (auto label = check.string(e.value, "label", where, false)) {
+        if (entity.type_of(*label))
+          entity.label_field = *label;
+        else
+          check.error(e.value.find("label")->pos,
+                      where + ".label: '" + *label + "' is not a field of the entity");
+      } else if (entity.type_of("name") == core::FieldType::kText) {
+        entity.label_field = "name";
       }
       cfg.entities.push_back(std::move(entity));
     }

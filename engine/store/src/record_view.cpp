@@ -3,6 +3,7 @@
 #include <pqxx/pqxx>
 
 #include "mdsync/store/conflict_queue.hpp"
+#include "mdsync/store/pg_arrays.hpp"
 #include "mdsync/store/side.hpp"
 
 namespace mdsync::store {
@@ -114,6 +115,27 @@ json show_record(pqxx::connection_base& conn, const config::Config& config,
 json audit_log(pqxx::connection_base& conn, const AuditFilter& filter) {
   pqxx::read_transaction tx(conn);
   return audit_rows(tx, filter);
+}
+
+std::map<std::int64_t, std::string> record_labels(pqxx::connection_base& conn,
+                                                  const config::Config& config,
+                                                  const std::vector<std::int64_t>& golden_ids) {
+  std::map<std::int64_t, std::string> labels;
+  std::vector<std::string> entities, fields;
+  for (const config::EntityConfig& e : config.entities)
+    if (!e.label_field.empty()) {
+      entities.push_back(e.name);
+      fields.push_back(e.label_field);
+    }
+  if (entities.empty() || golden_ids.empty()) return labels;
+  pqxx::read_transaction tx(conn);
+  for (const auto& row : tx.exec_params(
+           "SELECT g.id, g.\"values\" ->> l.field FROM mdsync.golden g"
+           " JOIN unnest($2::text[], $3::text[]) AS l(entity, field) ON l.entity = g.entity"
+           " WHERE g.id = ANY($1::bigint[])",
+           pg_bigint_array(golden_ids), pg_text_array(entities), pg_text_array(fields)))
+    if (!row[1].is_null()) labels[row[0].as<std::int64_t>()] = row[1].as<std::string>();
+  return labels;
 }
 
 json status_report(pqxx::connection_base& conn, const config::Config& config, StatusDetail detail) {

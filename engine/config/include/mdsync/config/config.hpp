@@ -60,6 +60,7 @@ struct EntityConfig {
   std::vector<std::pair<std::string, core::FieldType>> fields;  // config order
   std::vector<SideMapping> mappings;                            // side order
   mapping::MatchSpec match = {};  // keys linking rows that already exist on several sides
+  std::string label_field;        // names a record for people ("label"); empty: none
   const SideMapping* mapping_for(const std::string& side) const;
   std::optional<core::FieldType> type_of(const std::string& field) const;
 };

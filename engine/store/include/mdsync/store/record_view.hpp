@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -29,6 +31,12 @@ struct AuditFilter {
   int limit = 1000;
 };
 nlohmann::json audit_log(pqxx::connection_base& conn, const AuditFilter& filter);
+
+// What names each record for people: the golden value of its entity's label field
+// (config `label`), by golden id; records without one are left out.
+std::map<std::int64_t, std::string> record_labels(pqxx::connection_base& conn,
+                                                  const config::Config& config,
+                                                  const std::vector<std::int64_t>& golden_ids);
 
 // Control-store view of every side plus, where reachable, each side's capture backlog.
 // kGauges leaves out what a metrics scrape does not need (each side's mapping drift and its
