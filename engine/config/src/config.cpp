@@ -173,7 +173,9 @@ class Checker {
         const std::string var = text.substr(i + 2, end - i - 2);
         const char* value = std::getenv(var.c_str());
         if (value == nullptr) {
-          error(pos, "environment variable " + var + " is not set");
+          error(pos, "environment variable " + var +
+                         " is not set: export it, or for the systemd service set it in the unit's "
+                         "EnvironmentFile (/etc/mdsync/mdsync.env)");
         } else {
           out += value;
         }

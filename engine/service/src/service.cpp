@@ -18,6 +18,7 @@
 #include "mdsync/store/sync_engine.hpp"
 #include "mdsync/store/wake_listeners.hpp"
 #include "periodic_verify.hpp"
+#include "systemd_notifier.hpp"
 
 namespace mdsync::service {
 
@@ -60,6 +61,7 @@ class Service {
         signals_(io_, SIGINT, SIGTERM),
         timer_(io_),
         verify_timer_(io_),
+        systemd_timer_(io_),
         verify_(config),
         metrics_(MDSYNC_VERSION, store::control_migrations().back().version) {
     for (std::size_t i = 0; i < listeners_.size(); ++i)
@@ -90,6 +92,7 @@ class Service {
     for (std::size_t i = 0; i < listeners_.size(); ++i) listen(i);
     wake("start", "");
     schedule_verify();
+    notify_systemd();
     io_.run();
     verify_.stop();
     // Stopped: nobody waits for the sides' NOTIFY any more.
@@ -100,8 +103,10 @@ class Service {
   void stop() {
     stopping_ = true;
     if (http_) http_->stopping();
+    systemd_.stopping("stopping on a signal");
     timer_.cancel();
     verify_timer_.cancel();
+    systemd_timer_.cancel();
     for (auto& w : watches_) {
       w->retry.cancel();
       w->unwatch();
@@ -188,6 +193,28 @@ class Service {
     });
   }
 
+  // ---- systemd (Type=notify)
+
+  // WATCHDOG=1 and the status line, from this loop: a pass that hangs stops the pings, and
+  // systemd restarts the service after WatchdogSec (README "Running in production").
+  void notify_systemd() {
+    if (!systemd_.enabled() || stopping_) return;
+    systemd_.watchdog();
+    std::string status = "reconciling captured changes";
+    if (control_failures_ > 0)
+      status = "retrying the control store (attempt " + std::to_string(control_failures_) +
+               "): it is unreachable or another engine holds the lease";
+    else if (!systemd_.is_ready())
+      status = "starting";
+    else if (waiting_)
+      status = "idle: waiting for a NOTIFY or the next poll";
+    systemd_.status(status);
+    systemd_timer_.expires_after(systemd_.watchdog_interval().value_or(std::chrono::seconds(10)));
+    systemd_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) notify_systemd();
+    });
+  }
+
   // ---- passes
 
   // A pass as soon as allowed (not before a failed control store's backoff). Many wake-ups
@@ -231,6 +258,7 @@ class Service {
       metrics_.pass_done(r.tally, seconds());
       metrics_.set_lease_held(engine_.holds_lease());
       control_failures_ = 0;
+      systemd_.ready("running: the engine lease is held");  // the first pass succeeded
       now = Clock::now();
       not_before_ = now;
       if (r.did_work()) {
@@ -280,6 +308,8 @@ class Service {
   asio::signal_set signals_;
   asio::steady_timer timer_;
   asio::steady_timer verify_timer_;
+  SystemdNotifier systemd_;  // $NOTIFY_SOCKET unset: does nothing
+  asio::steady_timer systemd_timer_;
   PeriodicVerify verify_;  // its thread is joined before the loop's objects go
   ServiceMetrics metrics_;
   std::unique_ptr<HttpEndpoint> http_;           // declared after metrics_: its thread reads them
