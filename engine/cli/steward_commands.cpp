@@ -511,6 +511,22 @@ int cmd_status(const config::Config& config, bool as_json, const std::vector<std
                                                 : " (" + v["pause_note"].get<std::string>() + ")")
                   << ": capture goes on, nothing is written to it until `mdsync resume " << it.key()
                   << "`\n";
+      if (v["circuit"] == "open")
+        std::cout << "  circuit OPEN since " << plain(v["circuit_opened_at"]) << " ("
+                  << v["consecutive_failures"].get<int>()
+                  << " failures in a row): the engine leaves the side alone until "
+                  << plain(v["circuit_retry_at"]) << ", then probes it once\n";
+      else if (v["circuit"] == "half_open")
+        std::cout << "  circuit HALF-OPEN since " << plain(v["circuit_opened_at"]) << " ("
+                  << v["consecutive_failures"].get<int>()
+                  << " failures in a row): the engine is probing the side\n";
+      if (!v["max_writes_per_s"].is_null())
+        std::cout << "  write-backs limited to " << v["max_writes_per_s"].get<int>() << "/s"
+                  << (v["throttled"].get<bool>()
+                          ? ": THROTTLED since " + plain(v["throttled_since"]) +
+                                " (queued write-backs wait for the limit)"
+                          : std::string(": not throttling"))
+                  << "\n";
       for (const json& drift : v["mapping_drift"])
         std::cout << "  mapping drift: " << drift.get<std::string>() << "\n";
       if (v["writeback_stuck"].get<std::int64_t>() > 0)

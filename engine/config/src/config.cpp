@@ -979,7 +979,9 @@ Config parse_config(const std::string& text, const std::string& path) {
         check.error(m.value.pos, where + " must be an object");
         continue;
       }
-      check.only_keys(m.value, where, {"dsn", "capture", "notify", "timezone"});
+      check.only_keys(
+          m.value, where,
+          {"dsn", "capture", "notify", "timezone", "circuit_breaker", "max_writes_per_s"});
       SideConfig side;
       side.name = m.key;
       side.timezone = time_zone(check, m.value, where);
@@ -995,6 +997,23 @@ Config parse_config(const std::string& text, const std::string& path) {
         else
           side.notify = n->text == "true";
       }
+      if (const JsonNode* cb = check.object(m.value, "circuit_breaker", where, false)) {
+        const std::string cwhere = where + ".circuit_breaker";
+        check.only_keys(*cb, cwhere, {"failures", "open_s", "max_open_s"});
+        CircuitBreakerConfig& c = side.circuit_breaker;
+        if (auto v = check.positive_int(*cb, "failures", cwhere)) c.failures = *v;
+        if (auto v = check.positive_int(*cb, "open_s", cwhere)) c.open_s = *v;
+        const auto max_open = check.positive_int(*cb, "max_open_s", cwhere);
+        if (max_open) c.max_open_s = *max_open;
+        // Unless given, the maximum follows a longer open_s rather than refusing it.
+        if (!max_open) c.max_open_s = std::max(c.max_open_s, c.open_s);
+        if (c.max_open_s < c.open_s)
+          check.error(cb->find("max_open_s")->pos,
+                      cwhere + ".max_open_s (" + std::to_string(c.max_open_s) +
+                          ") must be at least open_s (" + std::to_string(c.open_s) +
+                          "): re-openings only get longer");
+      }
+      side.max_writes_per_s = check.positive_int(m.value, "max_writes_per_s", where);
       cfg.sides.push_back(std::move(side));
     }
     if (cfg.sides.size() < 2) check.error(sides->pos, "the config needs at least two sides");

@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -50,8 +51,10 @@ struct Watch {
 
 // Passes run on one timer. It is due at once after a pass that did work, when a listener
 // hears a NOTIFY and when a listener (re)connects (notifications may have been missed while it
-// was down); otherwise after poll_interval_ms, the safety net for sides with notify off and
-// for anything a listener could not hear.
+// was down); when a side's rate limit has tokens again for writes it held back, and when a
+// side that failed is to be tried again (its backoff ends, its circuit's probe is due);
+// otherwise after poll_interval_ms, the safety net for sides with notify off and for anything
+// a listener could not hear.
 class Service {
  public:
   Service(const config::Config& config, std::uint64_t seed)
@@ -66,6 +69,7 @@ class Service {
         metrics_(MDSYNC_VERSION, store::control_migrations().back().version) {
     for (std::size_t i = 0; i < listeners_.size(); ++i)
       watches_.push_back(std::make_unique<Watch>(io_));
+    deferred_.assign(listeners_.size(), false);
   }
 
   void start() {
@@ -118,6 +122,12 @@ class Service {
 
   void listen(std::size_t i) {
     if (stopping_) return;
+    // A side whose circuit is open is left alone, its listener too: it connects again after
+    // the pass whose probe closes the circuit (resume_listeners).
+    if (const std::string& side = listeners_.side(i); !side.empty() && !engine_.side_closed(side)) {
+      deferred_[i] = true;
+      return;
+    }
     Watch& w = *watches_[i];
     w.unwatch();  // before listen() closes any earlier connection
     const auto now = Clock::now();
@@ -167,6 +177,14 @@ class Service {
       return;
     }
     watch(i);
+  }
+
+  void resume_listeners() {
+    for (std::size_t i = 0; i < listeners_.size(); ++i)
+      if (deferred_[i] && engine_.side_closed(listeners_.side(i))) {
+        deferred_[i] = false;
+        listen(i);
+      }
   }
 
   void lose(std::size_t i, const std::string& why) {
@@ -250,6 +268,7 @@ class Service {
     for (std::size_t i = 0; i < listeners_.size(); ++i)
       if (listeners_.socket(i) >= 0) readable(i, false);
     auto now = Clock::now();
+    const auto started = now;
     Clock::time_point next = now + std::chrono::milliseconds(config_.service.poll_interval_ms);
     const auto started = now;
     auto seconds = [&] { return std::chrono::duration<double>(Clock::now() - started).count(); };
@@ -261,6 +280,7 @@ class Service {
       systemd_.ready("running: the engine lease is held");  // the first pass succeeded
       now = Clock::now();
       not_before_ = now;
+      const std::optional<Clock::time_point> paced = engine_.paced_until();
       if (r.did_work()) {
         next = now;
         // Busy: the sides' commits need not notify (each NOTIFY serializes a commit).
@@ -268,6 +288,10 @@ class Service {
           engine_.set_waiting(false);
           waiting_ = false;
         }
+      } else if (paced) {
+        // Writes wait for a side's rate limit: not idle (the sides need not notify); the next
+        // pass when the side has tokens again, never at once (paced_until is ahead).
+        next = std::max(now, *paced);
       } else if (!waiting_) {
         // Idle: the sides notify from now on; one more pass takes what was committed before
         // they did.
@@ -278,6 +302,9 @@ class Service {
         log::debug("idle", {{"next_poll_in_ms",
                              static_cast<std::int64_t>(config_.service.poll_interval_ms)}});
       }
+      // A side that failed is tried when its backoff ends or its circuit's probe is due.
+      if (const auto retry = engine_.next_retry(started); retry && *retry < next)
+        next = std::max(now, *retry);
     } catch (const std::exception& e) {
       // The control store (or the ruleset) is unavailable: wait and resume at our place;
       // everything not committed is redone from the capture tables and the outbox. A NOTIFY
@@ -299,6 +326,7 @@ class Service {
     if (stopping_) return;
     // What a listener hears during the pass is read after it returns, and wakes the next.
     schedule(next);
+    resume_listeners();
   }
 
   const config::Config& config_;
@@ -314,6 +342,7 @@ class Service {
   ServiceMetrics metrics_;
   std::unique_ptr<HttpEndpoint> http_;           // declared after metrics_: its thread reads them
   std::vector<std::unique_ptr<Watch>> watches_;  // released before listeners_ closes
+  std::vector<bool> deferred_;  // listeners of sides whose circuit is open: not connected
   bool stopping_ = false;
   bool waiting_ = false;  // the sides were told the engine waits for their NOTIFY
   int control_failures_ = 0;

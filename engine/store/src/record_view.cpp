@@ -153,7 +153,11 @@ json status_report(pqxx::connection_base& conn, const config::Config& config, St
               "), last_error, to_char(last_error_at AT TIME ZONE 'UTC', " + kUtc +
               "), consecutive_failures, contention_retries,"
               " to_char(paused_at AT TIME ZONE 'UTC', " +
-              kUtc + "), paused_by, pause_note FROM mdsync.side_state WHERE side = $1",
+              kUtc +
+              "), paused_by, pause_note, circuit, to_char(circuit_opened_at AT TIME ZONE 'UTC', " +
+              kUtc + "), to_char(circuit_retry_at AT TIME ZONE 'UTC', " + kUtc +
+              "), to_char(throttled_since AT TIME ZONE 'UTC', " + kUtc +
+              ") FROM mdsync.side_state WHERE side = $1",
           side.name);
       auto text = [](const pqxx::field& f) {
         return f.is_null() ? json(nullptr) : json(f.as<std::string>());
@@ -169,6 +173,15 @@ json status_report(pqxx::connection_base& conn, const config::Config& config, St
       s["paused_at"] = st.empty() ? json(nullptr) : text(st[0][6]);
       s["paused_by"] = st.empty() ? json(nullptr) : text(st[0][7]);
       s["pause_note"] = st.empty() ? json(nullptr) : text(st[0][8]);
+      // The circuit breaker as the engine holding the lease sees it: open, nothing of the
+      // engine touches the side until circuit_retry_at, when one probe goes out (half_open).
+      s["circuit"] = st.empty() ? json("closed") : json(st[0][9].as<std::string>());
+      s["circuit_opened_at"] = st.empty() ? json(nullptr) : text(st[0][10]);
+      s["circuit_retry_at"] = st.empty() ? json(nullptr) : text(st[0][11]);
+      // The write rate limit (config), and whether it keeps queued write-backs waiting now.
+      s["max_writes_per_s"] = side.max_writes_per_s ? json(*side.max_writes_per_s) : json(nullptr);
+      s["throttled"] = !st.empty() && !st[0][12].is_null();
+      s["throttled_since"] = st.empty() ? json(nullptr) : text(st[0][12]);
       const auto ob = tx.exec_params(
           "SELECT count(*) FILTER (WHERE status IN ('pending', 'cancelling')),"
           " count(*) FILTER (WHERE status = 'failed' AND review IS NULL),"

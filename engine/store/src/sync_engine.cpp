@@ -6,6 +6,7 @@
 #include <pqxx/pqxx>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "batch_reconciler.hpp"
 #include "capture_intake.hpp"
@@ -81,11 +82,37 @@ std::string first_line(const std::string& s) {
   return s.substr(0, s.find('\n'));
 }
 
+// The breaker and the bucket count milliseconds on the engine's monotonic clock.
+std::int64_t ms_of(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+Clock::time_point at_ms(std::int64_t ms) {
+  return Clock::time_point(std::chrono::milliseconds(ms));
+}
+
 }  // namespace
+
+SyncEngine::SideHealth::SideHealth(const config::SideConfig& side, Clock::time_point now)
+    : breaker(core::CircuitSettings{side.circuit_breaker.failures,
+                                    std::int64_t{side.circuit_breaker.open_s} * 1000,
+                                    std::int64_t{side.circuit_breaker.max_open_s} * 1000}) {
+  // One second's worth may go at once (after a quiet time); the average stays at the rate.
+  if (side.max_writes_per_s)
+    pace.emplace(*side.max_writes_per_s, *side.max_writes_per_s, ms_of(now));
+}
 
 SyncEngine::SyncEngine(const config::Config& config, std::uint64_t seed)
     : config_(config), transforms_(std::make_unique<FieldTransforms>(config)), rng_(seed) {
-  for (const config::SideConfig& side : config_.sides) sides_.push_back(make_side(config_, side));
+  const auto now = Clock::now();
+  for (const config::SideConfig& side : config_.sides) {
+    sides_.push_back(make_side(config_, side));
+    SideHealth& h = health_.emplace(side.name, SideHealth(side, now)).first->second;
+    // A send worth a side transaction: a fifth of a second's worth (so at most about five
+    // paced transactions a second), at least one write, at most a batch.
+    if (h.pace)
+      h.pace_chunk =
+          std::clamp<std::int64_t>(*side.max_writes_per_s / 5, 1, config_.service.batch_size);
+  }
 }
 
 SyncEngine::~SyncEngine() = default;
@@ -99,6 +126,8 @@ pqxx::connection_base& SyncEngine::control() {
   const StoreIdentity identity = load_store_identity(*fresh);
   const std::map<std::string, SideKey> keys = load_side_keys(*fresh, config_.side_names());
   for (auto& side : sides_) side->bind(identity, keys.at(side->name()));
+  // The lease is this engine's: what an earlier one left in side_state is not current.
+  record_runtime(*fresh);
   control_ = std::move(fresh);
   return *control_;
 }
@@ -143,27 +172,41 @@ const core::Ruleset& SyncEngine::ruleset() {
 
 void SyncEngine::side_failed(Side& side, const std::string& what, Clock::time_point now) {
   side.reset();
-  SideHealth& h = health_[side.name()];
-  ++h.failures;
+  SideHealth& h = health(side.name());
+  const core::CircuitBreaker::Transition circuit = h.breaker.failed(ms_of(now));
+  const int failures = h.breaker.consecutive_failures();
   const double base = std::min<double>(
       config_.service.writeback_backoff_max_ms,
-      config_.service.writeback_backoff_initial_ms * std::pow(2.0, std::min(h.failures - 1, 20)));
+      config_.service.writeback_backoff_initial_ms * std::pow(2.0, std::min(failures - 1, 20)));
   std::uniform_real_distribution<double> jitter(0.8, 1.2);
-  const auto delay = std::chrono::milliseconds(static_cast<std::int64_t>(base * jitter(rng_)));
+  auto delay = std::chrono::milliseconds(static_cast<std::int64_t>(base * jitter(rng_)));
   h.next_attempt = now + delay;
-  const bool new_error = h.failures == 1 || h.last_error != first_line(what);
+  // Open, the circuit says when the side is tried again.
+  if (!h.breaker.closed())
+    delay =
+        std::chrono::milliseconds(std::max<std::int64_t>(0, h.breaker.retry_at_ms() - ms_of(now)));
+  const bool new_error = failures == 1 || h.last_error != first_line(what);
   h.last_error = first_line(what);
   log::warn("side_unavailable", {{"side", side.name()},
                                  {"error", h.last_error},
-                                 {"attempt", static_cast<std::int64_t>(h.failures)},
+                                 {"attempt", static_cast<std::int64_t>(failures)},
                                  {"retry_in_ms", static_cast<std::int64_t>(delay.count())}});
+  const bool opened = circuit == core::CircuitBreaker::Transition::kOpened ||
+                      circuit == core::CircuitBreaker::Transition::kReopened;
+  if (opened)
+    log::warn("side_circuit_opened",
+              {{"side", side.name()},
+               {"failures", static_cast<std::int64_t>(failures)},
+               {"open_ms", h.breaker.open_for_ms()},
+               {"reopened", circuit == core::CircuitBreaker::Transition::kReopened}});
   try {
     pqxx::work tx(control());
     tx.exec_params(
         "INSERT INTO mdsync.side_state (side, last_error, last_error_at, consecutive_failures)"
         " VALUES ($1, $2, now(), $3) ON CONFLICT (side) DO UPDATE SET last_error = $2,"
         " last_error_at = now(), consecutive_failures = $3",
-        side.name(), h.last_error, h.failures);
+        side.name(), h.last_error, failures);
+    if (opened) record_circuit(tx, side.name(), now);
     // The history status shows after recovery: one event per episode (or changed error).
     if (new_error)
       tx.exec_params("INSERT INTO mdsync.side_event (side, kind, message) VALUES ($1, 'error', $2)",
@@ -175,18 +218,23 @@ void SyncEngine::side_failed(Side& side, const std::string& what, Clock::time_po
 }
 
 void SyncEngine::side_ok(Side& side) {
-  SideHealth& h = health_[side.name()];
-  if (h.failures > 0) log::info("side_recovered", {{"side", side.name()}});
+  SideHealth& h = health(side.name());
+  const bool failed_before = h.breaker.consecutive_failures() > 0;
+  if (failed_before) log::info("side_recovered", {{"side", side.name()}});
+  if (h.breaker.succeeded() == core::CircuitBreaker::Transition::kClosed)
+    log::info("side_circuit_closed", {{"side", side.name()}});
   // The side's current error is cleared once it answers again (also one recorded by an
   // earlier process), and its recovery joins the history; checked once per process and
   // after each failure, so a healthy side costs nothing here.
-  bool recorded = h.recovery_recorded && h.failures == 0;
+  bool recorded = h.recovery_recorded && !failed_before;
   if (!recorded) {
     try {
       pqxx::work tx(control());
       tx.exec_params(
           "WITH cleared AS (UPDATE mdsync.side_state SET last_error = NULL, last_error_at = NULL,"
-          " consecutive_failures = 0 WHERE side = $1 AND last_error IS NOT NULL RETURNING side)"
+          " consecutive_failures = 0, circuit = 'closed', circuit_opened_at = NULL,"
+          " circuit_retry_at = NULL WHERE side = $1 AND (last_error IS NOT NULL"
+          " OR circuit <> 'closed') RETURNING side)"
           " INSERT INTO mdsync.side_event (side, kind, message)"
           " SELECT side, 'recovered', 'reachable again' FROM cleared",
           side.name());
@@ -196,8 +244,139 @@ void SyncEngine::side_ok(Side& side) {
       control_.reset();  // the control store is down; the pass reports that, and this is redone
     }
   }
-  h = SideHealth{};
+  h.next_attempt = {};
+  h.last_error.clear();
   h.recovery_recorded = recorded;
+}
+
+bool SyncEngine::may_read(Side& side, Clock::time_point now) {
+  SideHealth& h = health(side.name());
+  if (h.breaker.closed()) return h.next_attempt <= now;
+  if (!h.breaker.probe_due(ms_of(now))) {
+    unreached_.insert(side.name());  // open: left alone
+    return false;
+  }
+  // The capture read that follows is the probe: its outcome closes or re-opens the circuit.
+  log::info("side_circuit_half_open",
+            {{"side", side.name()},
+             {"failures", static_cast<std::int64_t>(h.breaker.consecutive_failures())}});
+  try {
+    pqxx::work tx(control());
+    record_circuit(tx, side.name(), now);
+    tx.commit();
+  } catch (const std::exception&) {
+    control_.reset();  // the control store is down; the probe still reports to the breaker
+  }
+  return true;
+}
+
+void SyncEngine::record_circuit(pqxx::transaction_base& tx, const std::string& side,
+                                Clock::time_point now) {
+  const core::CircuitBreaker& b = health(side).breaker;
+  const std::int64_t t = ms_of(now);
+  tx.exec_params(
+      "INSERT INTO mdsync.side_state (side, circuit, circuit_opened_at, circuit_retry_at)"
+      " VALUES ($1, $2::text,"
+      " CASE WHEN $2::text <> 'closed' THEN now() - $3::float8 * interval '1 millisecond' END,"
+      " CASE WHEN $2::text = 'open' THEN now() + $4::float8 * interval '1 millisecond' END)"
+      " ON CONFLICT (side) DO UPDATE SET circuit = excluded.circuit,"
+      " circuit_opened_at = excluded.circuit_opened_at,"
+      " circuit_retry_at = excluded.circuit_retry_at",
+      side, core::CircuitBreaker::name(b.state()), b.closed() ? 0 : t - b.opened_at_ms(),
+      b.closed() ? 0 : b.retry_at_ms() - t);
+}
+
+void SyncEngine::record_throttled(const std::string& side, bool throttled) {
+  pqxx::work tx(control());
+  tx.exec_params(
+      "INSERT INTO mdsync.side_state (side, throttled_since) VALUES ($1, CASE WHEN $2 THEN now()"
+      " END) ON CONFLICT (side) DO UPDATE SET throttled_since = excluded.throttled_since",
+      side, throttled);
+  tx.commit();
+}
+
+void SyncEngine::record_runtime(pqxx::connection_base& conn) {
+  const auto now = Clock::now();
+  pqxx::work tx(conn);
+  for (const auto& side : sides_) {
+    const SideHealth& h = health(side->name());
+    if (h.breaker.closed() && !h.throttled) {
+      // The usual case (a new engine): only a state left behind is cleared, so an engine
+      // that starts and finds nothing to do writes nothing.
+      tx.exec_params(
+          "UPDATE mdsync.side_state SET circuit = 'closed', circuit_opened_at = NULL,"
+          " circuit_retry_at = NULL, throttled_since = NULL"
+          " WHERE side = $1 AND (circuit <> 'closed' OR throttled_since IS NOT NULL)",
+          side->name());
+      continue;
+    }
+    record_circuit(tx, side->name(), now);
+    tx.exec_params(
+        "UPDATE mdsync.side_state SET throttled_since = CASE WHEN $2 THEN"
+        " coalesce(throttled_since, now()) END WHERE side = $1",
+        side->name(), h.throttled);
+  }
+  tx.commit();
+}
+
+int SyncEngine::writes_allowed(SideHealth& h, Clock::time_point now) {
+  h.paced_wake.reset();
+  if (!h.pace) return config_.service.batch_size;
+  const std::int64_t t = ms_of(now);
+  const std::int64_t tokens = h.pace->available(t);
+  if (tokens >= h.pace_chunk)
+    return static_cast<int>(std::min<std::int64_t>(tokens, config_.service.batch_size));
+  // Fewer tokens than a send worth a side transaction: a pass looks again when there are
+  // enough (ms_until is at least 1 ms while short, so this never asks for a pass at once).
+  h.paced_wake = now + std::chrono::milliseconds(h.pace->ms_until(h.pace_chunk, t));
+  return 0;
+}
+
+void SyncEngine::set_throttled(const std::string& side, SideHealth& h, bool throttled) {
+  if (h.throttled == throttled) return;
+  h.throttled = throttled;
+  if (throttled)
+    log::info("writeback_throttled",
+              {{"side", side}, {"max_writes_per_s", h.pace ? h.pace->rate_per_s() : 0}});
+  else
+    log::info("writeback_unthrottled", {{"side", side}});
+  record_throttled(side, throttled);
+}
+
+std::vector<SideRuntime> SyncEngine::side_runtime() const {
+  std::vector<SideRuntime> out;
+  for (const config::SideConfig& side : config_.sides) {
+    const SideHealth& h = health_.at(side.name);
+    out.push_back(SideRuntime{side.name, h.breaker.state(), h.breaker.consecutive_failures(),
+                              side.max_writes_per_s, h.throttled});
+  }
+  return out;
+}
+
+bool SyncEngine::side_closed(const std::string& side) const {
+  const auto it = health_.find(side);
+  return it == health_.end() || it->second.breaker.closed();
+}
+
+std::optional<Clock::time_point> SyncEngine::paced_until() const {
+  std::optional<Clock::time_point> at;
+  for (const auto& [name, h] : health_)
+    if (h.paced_wake && (!at || *h.paced_wake < *at)) at = h.paced_wake;
+  return at;
+}
+
+Clock::time_point SyncEngine::SideHealth::retry_at() const {
+  return breaker.closed() ? next_attempt : at_ms(breaker.retry_at_ms());
+}
+
+std::optional<Clock::time_point> SyncEngine::next_retry(Clock::time_point after) const {
+  std::optional<Clock::time_point> at;
+  for (const auto& [name, h] : health_) {
+    if (h.breaker.consecutive_failures() == 0) continue;
+    const Clock::time_point t = h.retry_at();
+    if (t > after && (!at || t < *at)) at = t;
+  }
+  return at;
 }
 
 PassResult SyncEngine::run_pass(Clock::time_point now) {
@@ -206,6 +385,7 @@ PassResult SyncEngine::run_pass(Clock::time_point now) {
     // reconciles captures, so a capture that opens a new conflict on the unit does not keep the
     // resolution from being written back (DESIGN.md).
     PassResult r;
+    unreached_.clear();
     if (ruleset_check_due_) {
       ruleset_check_due_ = false;
       try {
@@ -227,6 +407,8 @@ PassResult SyncEngine::run_pass(Clock::time_point now) {
       if (!c.backlog) break;
     }
     r += apply_writebacks(now);
+    // A side whose circuit kept it out of the pass is a side not reached, as one that failed.
+    r.side_errors = std::max(r.side_errors, static_cast<int>(unreached_.size()));
     return r;
   } catch (const pqxx::broken_connection& e) {
     control_.reset();
@@ -237,18 +419,29 @@ PassResult SyncEngine::run_pass(Clock::time_point now) {
 PassResult SyncEngine::drain(std::chrono::milliseconds max_wait) {
   const auto start = Clock::now();
   PassResult total;
+  bool worked = false;
   for (;;) {
     const PassResult r = run_pass(Clock::now());
     total += r;
     total.side_errors = r.side_errors;
-    if (r.did_work()) continue;
-    if (r.side_errors == 0 && std::all_of(health_.begin(), health_.end(),
-                                          [](const auto& h) { return h.second.failures == 0; }))
+    const bool worked_before = std::exchange(worked, r.did_work());
+    if (worked) continue;
+    // Writes a side's rate limit holds back are sent, paced, however long that takes: after a
+    // pass that sent some, the next waits for the side's tokens. (Two passes in a row with
+    // nothing done mean what is left does not wait for tokens.)
+    if (const auto paced = paced_until(); paced && worked_before) {
+      std::this_thread::sleep_until(*paced);
+      continue;
+    }
+    if (r.side_errors == 0 && std::all_of(health_.begin(), health_.end(), [](const auto& h) {
+          return h.second.breaker.consecutive_failures() == 0;
+        }))
       break;
     if (Clock::now() - start >= max_wait) break;
     auto wake = Clock::now() + std::chrono::milliseconds(200);
     for (const auto& [name, h] : health_)
-      if (h.failures > 0) wake = std::min(wake, std::max(h.next_attempt, Clock::now()));
+      if (h.breaker.consecutive_failures() > 0)
+        wake = std::min(wake, std::max(h.retry_at(), Clock::now()));
     std::this_thread::sleep_until(wake);
   }
   return total;
@@ -257,7 +450,7 @@ PassResult SyncEngine::drain(std::chrono::milliseconds max_wait) {
 void SyncEngine::set_waiting(bool waiting) {
   for (auto& side : sides_) {
     const config::SideConfig* cfg = config_.side(side->name());
-    if (cfg == nullptr || !cfg->notify) continue;
+    if (cfg == nullptr || !cfg->notify || !side_closed(side->name())) continue;
     try {
       side->set_engine_waiting(waiting);
     } catch (const std::exception& e) {
@@ -342,7 +535,7 @@ PassResult SyncEngine::reconcile_captures(Clock::time_point now) {
   bool any = false;
   for (std::size_t i = 0; i < sides_.size(); ++i) {
     Side& side = *sides_[i];
-    if (health_[side.name()].next_attempt > now) continue;
+    if (!may_read(side, now)) continue;
     try {
       captured[i] = side.read_capture(config_.service.batch_size);
       side_ok(side);
@@ -415,18 +608,37 @@ PassResult SyncEngine::apply_writebacks(Clock::time_point now) {
   if (full_walk) next_full_walk_ = now + kFullWalkInterval;
   for (auto& side_ptr : sides_) {
     Side& side = *side_ptr;
-    if (health_[side.name()].next_attempt > now || paused_.count(side.name())) continue;
+    SideHealth& h = health(side.name());
+    if (!h.breaker.closed() || h.next_attempt > now || paused_.count(side.name())) {
+      // Held by something else than its rate limit.
+      h.paced_wake.reset();
+      set_throttled(side.name(), h, false);
+      continue;
+    }
+    const int allowed = writes_allowed(h, now);
+    if (allowed == 0) continue;
+    // Below a batch because of the limit: one more is read, to tell whether the limit holds
+    // writes back (`status` shows the side throttled while it does).
+    const bool limited = allowed < config_.service.batch_size;
     QueuedWrites queued;
     {
       pqxx::read_transaction tx(control());
       std::int64_t& floor = queue_floor_[side.name()];
       queued =
-          next_queued_writes(tx, side.name(), config_.service.batch_size, full_walk ? 0 : floor);
+          next_queued_writes(tx, side.name(), allowed + (limited ? 1 : 0), full_walk ? 0 : floor);
       if (queued.first_queued_id > 0) floor = queued.first_queued_id - 1;
     }
+    const bool held = limited && static_cast<int>(queued.requests.size()) > allowed;
+    if (held) {
+      queued.requests.pop_back();
+      queued.golden_ids.pop_back();
+    }
+    if (h.pace) set_throttled(side.name(), h, held);
     if (queued.requests.empty()) continue;
-    if (const auto results = send_writes(side, queued.requests, now, result))
+    if (const auto results = send_writes(side, queued.requests, now, result)) {
+      if (h.pace) h.pace->take(static_cast<std::int64_t>(queued.requests.size()), ms_of(now));
       take_in_results(side, queued, *results, result);
+    }
   }
   return result;
 }
@@ -588,8 +800,13 @@ PassResult SyncEngine::deliver_writebacks() {
     }
     total += r;
     // A pass that applied nothing new (everything left waits for a side, a back-off or a
-    // steward) ends it.
-    if (r.writes_applied == 0 && r.writes_superseded == 0 && r.writes_cancelled == 0) break;
+    // steward) ends it, unless a side's rate limit was short of tokens: then the next pass
+    // waits for them (within the same bound).
+    if (r.writes_applied == 0 && r.writes_superseded == 0 && r.writes_cancelled == 0) {
+      const auto paced = paced_until();
+      if (!paced) break;
+      std::this_thread::sleep_until(*paced);
+    }
   }
   return total;
 }

@@ -60,7 +60,7 @@ bool readable(int fd) {
 }  // namespace
 
 struct WakeListeners::Listener {
-  std::string what, dsn, channel;
+  std::string what, side, dsn, channel;  // side: empty for the control store's
   PgConnection conn;
   std::unique_ptr<LastMessage> messages;
   std::unique_ptr<Receiver> receiver;
@@ -82,16 +82,18 @@ struct WakeListeners::Listener {
 };
 
 WakeListeners::WakeListeners(const config::Config& config) : config_(config) {
-  auto add = [&](std::string what, const std::string& dsn, const char* channel) {
+  auto add = [&](std::string what, const std::string& side, const std::string& dsn,
+                 const char* channel) {
     auto l = std::make_unique<Listener>();
     l->what = std::move(what);
+    l->side = side;
     l->dsn = dsn;
     l->channel = channel;
     listeners_.push_back(std::move(l));
   };
   for (const config::SideConfig& side : config.sides)
-    if (side.notify) add("side " + side.name, side.dsn, kCaptureChannel);
-  add("control store", config.control_dsn, kStewardChannel);
+    if (side.notify) add("side " + side.name, side.name, side.dsn, kCaptureChannel);
+  add("control store", "", config.control_dsn, kStewardChannel);
 }
 
 WakeListeners::~WakeListeners() = default;
@@ -102,6 +104,10 @@ std::size_t WakeListeners::size() const {
 
 const std::string& WakeListeners::what(std::size_t i) const {
   return listeners_.at(i)->what;
+}
+
+const std::string& WakeListeners::side(std::size_t i) const {
+  return listeners_.at(i)->side;
 }
 
 bool WakeListeners::control_store(std::size_t i) const {

@@ -19,12 +19,24 @@
 
 namespace mdsync::config {
 
+// A side's circuit breaker (`sides.NAME.circuit_breaker`): after `failures` consecutive
+// failures the engine leaves the side alone for `open_s`, then probes it once; a failed probe
+// opens it again for twice as long, up to `max_open_s`.
+struct CircuitBreakerConfig {
+  int failures = 5;
+  int open_s = 30;
+  int max_open_s = 300;
+};
+
 struct SideConfig {
   std::string name;
   std::string dsn;     // libpq DSN or URI, ${VAR} already expanded; may hold a password
   bool notify = true;  // a statement trigger NOTIFYs mdsync_capture on every captured change
   // IANA zone of the side's timestamp-without-time-zone columns; empty: none declared.
   std::string timezone = {};
+  CircuitBreakerConfig circuit_breaker = {};
+  // At most this many row writes a second are sent to the side, on average; none: no limit.
+  std::optional<int> max_writes_per_s = std::nullopt;
 };
 
 // How one side stores an entity: a table, the row key, a column per field with how its value

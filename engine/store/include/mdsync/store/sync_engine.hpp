@@ -1,7 +1,9 @@
 // The engine's work loop, one pass at a time: apply pending write-backs, reconcile one
 // batch of captured changes from every side in one control transaction (decisions, audit,
 // conflicts, outbox and capture bookkeeping commit together), then write back again.
-// A side that fails is backed off on its own; the others keep going.
+// A side that fails is backed off on its own, and after consecutive failures its circuit
+// opens (no attempt until a probe is due); a side with a write rate limit is paced. The others
+// keep going.
 #pragma once
 
 #include <chrono>
@@ -17,7 +19,9 @@
 #include <vector>
 
 #include "mdsync/config/config.hpp"
+#include "mdsync/core/circuit_breaker.hpp"
 #include "mdsync/core/ruleset.hpp"
+#include "mdsync/core/token_bucket.hpp"
 #include "mdsync/store/db_connection.hpp"
 #include "mdsync/store/pass_tally.hpp"
 #include "mdsync/store/side.hpp"
@@ -61,6 +65,15 @@ struct PassResult {
            writes_cancelled > 0 || steward_actions > 0 || change_errors > 0;
   }
   PassResult& operator+=(const PassResult& o);
+};
+
+// A side as the engine runs it now (status is in mdsync.side_state; these are for metrics).
+struct SideRuntime {
+  std::string side;
+  core::CircuitBreaker::State circuit = core::CircuitBreaker::State::kClosed;
+  int consecutive_failures = 0;
+  std::optional<int> max_writes_per_s;  // none: no limit
+  bool throttled = false;               // the limit keeps queued write-backs waiting
 };
 
 class FieldTransforms;
@@ -127,18 +140,52 @@ class SyncEngine {
   // every write was pending made the planner read the queue by primary key, done rows and all).
   void refresh_statistics(bool queue_only = false);
 
+  // Every side's circuit and pacing, in config order.
+  std::vector<SideRuntime> side_runtime() const;
+  // Whether the side's circuit is closed: while it is not, nothing of the engine's (nor the
+  // service's listener) touches the side.
+  bool side_closed(const std::string& side) const;
+  // When a side whose write rate limit held writes back has tokens again: the next pass is due
+  // then (the engine is not idle). None when no side waits for tokens.
+  std::optional<Clock::time_point> paced_until() const;
+  // The earliest time after `after` when a side that failed is tried again (its backoff ends
+  // or its circuit's probe is due), so a pass can run then rather than at the next poll.
+  std::optional<Clock::time_point> next_retry(Clock::time_point after) const;
+
  private:
   struct SideHealth {
-    int failures = 0;
-    Clock::time_point next_attempt{};
+    SideHealth(const config::SideConfig& side, Clock::time_point now);
+    core::CircuitBreaker breaker;      // counts consecutive failures; open: the side is left alone
+    Clock::time_point next_attempt{};  // below the breaker's threshold: the backoff
     std::string last_error;
     bool recovery_recorded = false;  // side_state checked for a stale error by this process
+    // max_writes_per_s: the bucket, whether the limit holds queued writes back, and when a
+    // pass should look again at a side it skipped for want of tokens.
+    std::optional<core::TokenBucket> pace;
+    std::int64_t pace_chunk = 0;
+    bool throttled = false;
+    std::optional<Clock::time_point> paced_wake;
+    // When the side is tried again after a failure: its circuit's probe, else its backoff.
+    Clock::time_point retry_at() const;
   };
 
   pqxx::connection_base& control();
   const core::Ruleset& ruleset();
+  SideHealth& health(const std::string& side) { return health_.at(side); }
   void side_failed(Side& side, const std::string& what, Clock::time_point now);
   void side_ok(Side& side);
+  // Whether a capture read may touch the side now: closed and out of backoff, or its circuit's
+  // probe is due (logged and recorded as half-open).
+  bool may_read(Side& side, Clock::time_point now);
+  // For `status` (another process), in mdsync.side_state: a side's circuit, whether its
+  // rate limit throttles it, and both for every side when this engine takes the lease.
+  void record_circuit(pqxx::transaction_base& tx, const std::string& side, Clock::time_point now);
+  void record_throttled(const std::string& side, bool throttled);
+  void record_runtime(pqxx::connection_base& conn);
+  // How many of the side's queued writes may be sent now (batch_size without a limit); 0 (the
+  // side is skipped) when its bucket holds less than a send worth making.
+  int writes_allowed(SideHealth& h, Clock::time_point now);
+  void set_throttled(const std::string& side, SideHealth& h, bool throttled);
   PassResult reconcile_captures(Clock::time_point now);
   // Decides the captured rows in one control transaction and commits it, recording which
   // capture rows it read in `read_seqs`. Buffered unless `row_by_row` (BatchReconciler).
@@ -170,7 +217,8 @@ class SyncEngine {
   PgConnection control_;
   std::vector<std::unique_ptr<Side>> sides_;
   std::unique_ptr<FieldTransforms> transforms_;  // reads captured values of mapped fields
-  std::map<std::string, SideHealth> health_;
+  std::map<std::string, SideHealth> health_;     // every side, from the start
+  std::set<std::string> unreached_;              // sides this pass left alone (circuit open)
   std::optional<core::Ruleset> ruleset_;
   std::mt19937_64 rng_;
   Clock::time_point next_prune_{};

@@ -33,6 +33,7 @@ class WakeListeners {
 
   std::size_t size() const;
   const std::string& what(std::size_t i) const;  // "side erp", "control store"
+  const std::string& side(std::size_t i) const;  // "erp"; empty for the control store's
   // Listener i is the control store's: what it hears is a steward's command (or `rules
   // apply`) committed in another session.
   bool control_store(std::size_t i) const;
