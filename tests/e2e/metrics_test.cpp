@@ -106,7 +106,8 @@ HttpReply wait_for_status(int port, const std::string& path, int status) {
 
 TEST(MetricsTest, AScrapeAfterAKnownWorkloadCountsWhatTheServiceDid) {
   Scenario s("metrics_scrape");
-  s.write_config(default_rules(), kHttpAnyPort);
+  s.write_config(default_rules(), R"({"service": {"http_listen": "127.0.0.1:0"},
+                                      "sides": {"crm": {"max_writes_per_s": 1000}}})");
   s.mdsync_ok({"init"});
   Service svc(s, "service");
   const int port = port_of(svc);
@@ -176,6 +177,12 @@ TEST(MetricsTest, AScrapeAfterAKnownWorkloadCountsWhatTheServiceDid) {
   EXPECT_EQ(metric(m, "mdsync_side_up{side=\"erp\"}"), "1");
   EXPECT_EQ(metric(m, "mdsync_capture_backlog{side=\"erp\"}"), "0");
   EXPECT_EQ(metric(m, "mdsync_lease_held"), "1");
+  EXPECT_EQ(metric(m, "mdsync_side_circuit_state{side=\"crm\",state=\"closed\"}"), "1")
+      << scrape.body;
+  EXPECT_EQ(metric(m, "mdsync_side_circuit_state{side=\"crm\",state=\"open\"}"), "0");
+  EXPECT_EQ(metric(m, "mdsync_side_write_limit_per_s{side=\"crm\"}"), "1000");
+  EXPECT_EQ(metric(m, "mdsync_side_write_limit_per_s{side=\"erp\"}"), "<absent>");
+  EXPECT_EQ(metric(m, "mdsync_side_throttled{side=\"crm\"}"), "0");
   EXPECT_EQ(metric(m, "mdsync_control_up"), "1");
   EXPECT_EQ(metric(m, "mdsync_pass_failures_total"), "0");
   EXPECT_NE(metric(m, "mdsync_batch_duration_seconds_count"), "0");

@@ -116,6 +116,11 @@ void ServiceMetrics::set_lease_held(bool held) {
   lease_held_ = held;
 }
 
+void ServiceMetrics::set_sides(std::vector<SideLoopState> sides) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  sides_ = std::move(sides);
+}
+
 bool ServiceMetrics::lease_held() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return lease_held_;
@@ -159,6 +164,28 @@ std::string ServiceMetrics::render(const nlohmann::json& status) const {
            "Times a side could not be read or written (it is retried with backoff).");
     for (const auto& [side, n] : side_errors_)
       sample(out, "mdsync_side_errors_total", {{"side", side}}, std::to_string(n));
+    header(out, "mdsync_side_circuit_state", "gauge",
+           "1 for the state the side's circuit breaker is in (closed, open, half_open).");
+    for (const SideLoopState& s : sides_)
+      for (const char* state : {"closed", "open", "half_open"})
+        sample(out, "mdsync_side_circuit_state", {{"side", s.side}, {"state", state}},
+               s.circuit == state ? "1" : "0");
+    header(out, "mdsync_side_consecutive_failures", "gauge",
+           "Failures of the side in a row (its circuit opens at "
+           "sides.NAME.circuit_breaker.failures).");
+    for (const SideLoopState& s : sides_)
+      sample(out, "mdsync_side_consecutive_failures", {{"side", s.side}},
+             std::to_string(s.consecutive_failures));
+    header(out, "mdsync_side_write_limit_per_s", "gauge",
+           "The side's write rate limit (sides.NAME.max_writes_per_s), for sides that have one.");
+    for (const SideLoopState& s : sides_)
+      if (s.max_writes_per_s)
+        sample(out, "mdsync_side_write_limit_per_s", {{"side", s.side}},
+               std::to_string(*s.max_writes_per_s));
+    header(out, "mdsync_side_throttled", "gauge",
+           "1 while the side's write rate limit holds queued write-backs back.");
+    for (const SideLoopState& s : sides_)
+      sample(out, "mdsync_side_throttled", {{"side", s.side}}, s.throttled ? "1" : "0");
     header(out, "mdsync_pass_duration_seconds", "histogram", "Duration of each pass.");
     pass_seconds_.render(out, "mdsync_pass_duration_seconds");
     header(out, "mdsync_batch_duration_seconds", "histogram",
