@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "config_errors.hpp"
 #include "mdsync/config/config.hpp"
 #include "mdsync/mapping/field_transform.hpp"
 
@@ -80,18 +81,6 @@ std::string config(const std::string& crm, const std::string& entity_extra = "",
          side_extra + "}},\n\"entities\": {\"customer\": {\n\"fields\": {" + fields + "},\n" +
          entity_extra + "\n\"sides\": {\n\"erp\": " + side("", {}) + ",\n\"crm\": " + crm +
          "\n}}}}\n";
-}
-
-// Every diagnostic of a load, as "file:line:column: message".
-std::vector<std::string> errors_of(const std::string& text) {
-  try {
-    parse_config(text, "mdsync.json");
-  } catch (const rules::CheckError& e) {
-    std::vector<std::string> out;
-    for (const rules::Diagnostic& d : e.diagnostics()) out.push_back(d.to_string());
-    return out;
-  }
-  return {};
 }
 
 const SideMapping& crm_of(const Config& cfg) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "config_errors.hpp"
 #include "mdsync/config/config.hpp"
 
 namespace mdsync::config {
@@ -20,17 +21,6 @@ std::string with_crm(const std::string& crm_extra) {
   "entities": {"customer": {"fields": {"name": "text"},
     "sides": {"erp": {"table": "t", "key": "id", "columns": {"name": "n"}},
               "crm": {"table": "t", "key": "id", "columns": {"name": "n"}}}}}})";
-}
-
-std::vector<std::string> errors_of(const std::string& text) {
-  try {
-    parse_config(text, "mdsync.json");
-  } catch (const rules::CheckError& e) {
-    std::vector<std::string> out;
-    for (const rules::Diagnostic& d : e.diagnostics()) out.push_back(d.to_string());
-    return out;
-  }
-  return {};
 }
 
 std::string only_error(const std::string& crm_extra) {
