@@ -4,6 +4,7 @@
 #include <iomanip>
 #include <iostream>
 #include <pqxx/pqxx>
+#include <sstream>
 
 #include "control_session.hpp"
 #include "mdsync/rules/located_json.hpp"
@@ -493,60 +494,68 @@ int cmd_status(const config::Config& config, bool as_json, const std::vector<std
               << (s["ruleset_version"].is_null() ? std::string("none applied")
                                                  : "v" + shown(s["ruleset_version"]))
               << "\n";
+    // One aligned row per side; what needs more than a cell follows under the side's name.
+    TextTable table({"SIDE", "REACHABLE", "CAPTURE BACKLOG", "WRITE-BACKS PENDING", "OLDEST",
+                     "FAILED", "KEPT AS ERRORS", "CIRCUIT"});
     for (auto it = s["sides"].begin(); it != s["sides"].end(); ++it) {
       const json& v = it.value();
-      std::cout << "side " << it.key() << ": "
-                << (v["reachable"].get<bool>() ? "reachable" : "UNREACHABLE")
-                << ", capture backlog "
-                << (v["capture_backlog"].is_null() ? std::string("unknown")
-                                                   : plain(v["capture_backlog"]))
-                << ", write-backs pending " << v["writeback_pending"].get<std::int64_t>()
-                << " (oldest " << v["writeback_lag_seconds"].get<std::int64_t>() << " s), failed "
-                << v["writeback_failed"].get<std::int64_t>() << ", changes kept as errors "
-                << v["capture_errors"].get<std::int64_t>() << "\n";
+      table.add(
+          {it.key(), v["reachable"].get<bool>() ? "yes" : "NO",
+           v["capture_backlog"].is_null() ? std::string("unknown") : plain(v["capture_backlog"]),
+           std::to_string(v["writeback_pending"].get<std::int64_t>()),
+           std::to_string(v["writeback_lag_seconds"].get<std::int64_t>()) + " s",
+           std::to_string(v["writeback_failed"].get<std::int64_t>()),
+           std::to_string(v["capture_errors"].get<std::int64_t>()),
+           v.contains("circuit") ? plain(v["circuit"]) : std::string("closed")});
+    }
+    table.print(std::cout);
+    for (auto it = s["sides"].begin(); it != s["sides"].end(); ++it) {
+      const json& v = it.value();
+      std::ostringstream details;
       if (v["paused"].get<bool>())
-        std::cout << "  PAUSED since " << v["paused_at"].get<std::string>() << " by "
-                  << v["paused_by"].get<std::string>()
-                  << (v["pause_note"].is_null() ? ""
-                                                : " (" + v["pause_note"].get<std::string>() + ")")
-                  << ": capture goes on, nothing is written to it until `mdsync resume " << it.key()
-                  << "`\n";
+        details << "  PAUSED since " << v["paused_at"].get<std::string>() << " by "
+                << v["paused_by"].get<std::string>()
+                << (v["pause_note"].is_null() ? ""
+                                              : " (" + v["pause_note"].get<std::string>() + ")")
+                << ": capture goes on, nothing is written to it until `mdsync resume " << it.key()
+                << "`\n";
       if (v["circuit"] == "open")
-        std::cout << "  circuit OPEN since " << plain(v["circuit_opened_at"]) << " ("
-                  << v["consecutive_failures"].get<int>()
-                  << " failures in a row): the engine leaves the side alone until "
-                  << plain(v["circuit_retry_at"]) << ", then probes it once\n";
+        details << "  circuit OPEN since " << plain(v["circuit_opened_at"]) << " ("
+                << v["consecutive_failures"].get<int>()
+                << " failures in a row): the engine leaves the side alone until "
+                << plain(v["circuit_retry_at"]) << ", then probes it once\n";
       else if (v["circuit"] == "half_open")
-        std::cout << "  circuit HALF-OPEN since " << plain(v["circuit_opened_at"]) << " ("
-                  << v["consecutive_failures"].get<int>()
-                  << " failures in a row): the engine is probing the side\n";
+        details << "  circuit HALF-OPEN since " << plain(v["circuit_opened_at"]) << " ("
+                << v["consecutive_failures"].get<int>()
+                << " failures in a row): the engine is probing the side\n";
       if (!v["max_writes_per_s"].is_null())
-        std::cout << "  write-backs limited to " << v["max_writes_per_s"].get<int>() << "/s"
-                  << (v["throttled"].get<bool>()
-                          ? ": THROTTLED since " + plain(v["throttled_since"]) +
-                                " (queued write-backs wait for the limit)"
-                          : std::string(": not throttling"))
-                  << "\n";
+        details << "  write-backs limited to " << v["max_writes_per_s"].get<int>() << "/s"
+                << (v["throttled"].get<bool>()
+                        ? ": THROTTLED since " + plain(v["throttled_since"]) +
+                              " (queued write-backs wait for the limit)"
+                        : std::string(": not throttling"))
+                << "\n";
       for (const json& drift : v["mapping_drift"])
-        std::cout << "  mapping drift: " << drift.get<std::string>() << "\n";
+        details << "  mapping drift: " << drift.get<std::string>() << "\n";
       if (v["writeback_stuck"].get<std::int64_t>() > 0)
-        std::cout << "  " << v["writeback_stuck"].get<std::int64_t>()
-                  << " row(s) whose write-backs keep being superseded with no change captured:"
-                     " they back off (the outbox note says why)\n";
+        details << "  " << v["writeback_stuck"].get<std::int64_t>()
+                << " row(s) whose write-backs keep being superseded with no change captured:"
+                   " they back off (the outbox note says why)\n";
       if (v["contention_retries"].get<std::int64_t>() > 0)
-        std::cout << "  write-backs retried after deadlocks with other transactions: "
-                  << v["contention_retries"].get<std::int64_t>() << "\n";
+        details << "  write-backs retried after deadlocks with other transactions: "
+                << v["contention_retries"].get<std::int64_t>() << "\n";
       if (!v["last_error"].is_null())
-        std::cout << "  error since " << plain(v["last_error_at"]) << ": "
-                  << v["last_error"].get<std::string>() << " ("
-                  << v["consecutive_failures"].get<int>() << " in a row)\n";
+        details << "  error since " << plain(v["last_error_at"]) << ": "
+                << v["last_error"].get<std::string>() << " ("
+                << v["consecutive_failures"].get<int>() << " in a row)\n";
       int shown_events = 0;
       for (const json& e : v["recent_errors"]) {
         if (++shown_events > 3) break;
-        std::cout << "  " << (shown_events == 1 ? "history: " : "         ")
-                  << e["at"].get<std::string>() << " " << e["event"].get<std::string>() << ": "
-                  << e["message"].get<std::string>() << "\n";
+        details << "  " << (shown_events == 1 ? "history: " : "         ")
+                << e["at"].get<std::string>() << " " << e["event"].get<std::string>() << ": "
+                << e["message"].get<std::string>() << "\n";
       }
+      if (!details.str().empty()) std::cout << "side " << it.key() << ":\n" << details.str();
     }
     std::cout << "open conflicts: "
               << (s["open_conflicts"].empty() ? "none" : counts_line(s["open_conflicts"])) << "\n";

@@ -5,6 +5,7 @@
 // command before `init`; multi-id commands all or nothing; the steward's identity.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -240,6 +241,20 @@ TEST(StatusTest, TextOutputReadsWithoutJsonFragments) {
   EXPECT_NE(status.find("open conflicts: customer: 1 concurrent_edit\n"), std::string::npos)
       << status;
   EXPECT_EQ(status.find('{'), std::string::npos) << status;
+  // The sides as a table: a header and one row each, the columns lined up.
+  std::map<std::string, std::string> rows;
+  std::istringstream in(status);
+  for (std::string line; std::getline(in, line);)
+    for (const char* first : {"SIDE ", "crm ", "erp "})
+      if (line.rfind(first, 0) == 0) rows[first] = line;
+  ASSERT_EQ(rows.size(), 3u) << status;
+  const std::size_t pending = rows["SIDE "].find("WRITE-BACKS PENDING");
+  const std::size_t circuit = rows["SIDE "].find("CIRCUIT");
+  for (const char* side : {"crm ", "erp "}) {
+    EXPECT_EQ(rows[side].find("yes"), rows["SIDE "].find("REACHABLE")) << status;
+    EXPECT_EQ(rows[side].find_first_not_of(' ', pending), pending) << status;
+    EXPECT_EQ(rows[side].substr(circuit), "closed") << status;
+  }
 
   s.mdsync_ok({"conflicts", "dismiss", id, "--note", "checked"});
   const std::string shown = s.mdsync_ok({"conflicts", "show", id});
@@ -313,7 +328,7 @@ TEST(StatusTest, ChecksSetTheExitCode) {
   st = s.mdsync({"status", "--check", "conflicts=0"});
   EXPECT_EQ(st.exit_code, 1);
   EXPECT_NE(st.err.find("1 open conflict(s) (limit 0)"), std::string::npos) << st.err;
-  EXPECT_NE(st.out.find("side erp: reachable"), std::string::npos) << st.out;  // report still out
+  EXPECT_NE(st.out.find("\nerp "), std::string::npos) << st.out;  // the report is still out
   EXPECT_EQ(s.mdsync({"status", "--check", "conflicts=1"}).exit_code, 0);
 
   // Captured changes waiting for the engine.
