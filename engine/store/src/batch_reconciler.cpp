@@ -12,6 +12,8 @@
 #include "mdsync/core/utf8.hpp"
 #include "mdsync/log/event_log.hpp"
 #include "mdsync/store/duplicate_resolution.hpp"
+#include "mdsync/store/pg_arrays.hpp"
+#include "prepared_statement.hpp"
 #include "savepoint.hpp"
 
 namespace mdsync::store {
@@ -442,7 +444,23 @@ void BatchReconciler::checkpoint() {
     repo_.flush();
     matches_.flush();
   });
-  for (const auto& [gid, rules] : touched_) checkpointed_.emplace_back(gid, rules);
+  // The records touched so far are planned at finish, read back from the store: their ids wait
+  // in the store too, so memory does not grow with the table.
+  if (!touched_.empty()) {
+    std::vector<std::int64_t> ids;
+    std::vector<std::string> entities;
+    for (const auto& [gid, rules] : touched_) {
+      ids.push_back(gid);
+      entities.push_back(rules->entity);
+    }
+    sending([&] {
+      exec_prepared(tx_, "planning_queue_add",
+                    "INSERT INTO mdsync.planning_queue (golden_id, entity)"
+                    " SELECT * FROM unnest($1::bigint[], $2::text[]) ON CONFLICT DO NOTHING",
+                    pg_bigint_array(ids), pg_text_array(entities));
+    });
+    checkpointed_ = true;
+  }
   touched_.clear();
   states_.clear();
   loaded_.clear();
@@ -456,22 +474,24 @@ void BatchReconciler::checkpoint() {
 
 void BatchReconciler::finish() {
   sending([&] {
-    // Records forgotten at a checkpoint and not touched since, read back a chunk at a time (as
-    // the store has them, which is as the batch left them).
-    std::sort(checkpointed_.begin(), checkpointed_.end());
-    checkpointed_.erase(std::unique(checkpointed_.begin(), checkpointed_.end()),
-                        checkpointed_.end());
-    checkpointed_.erase(std::remove_if(checkpointed_.begin(), checkpointed_.end(),
-                                       [&](const auto& r) { return touched_.count(r.first); }),
-                        checkpointed_.end());
-    constexpr std::size_t kChunk = 1000;
-    for (std::size_t from = 0; from < checkpointed_.size(); from += kChunk) {
-      const std::size_t to = std::min(checkpointed_.size(), from + kChunk);
+    // Records set aside at a checkpoint and not touched since, read back a chunk at a time in
+    // id order (as the store has them, which is as the batch left them).
+    std::int64_t after = 0;
+    while (checkpointed_) {
       std::vector<std::int64_t> ids;
       std::map<std::int64_t, const core::EntityRules*> rules_of;
-      for (std::size_t i = from; i < to; ++i) {
-        ids.push_back(checkpointed_[i].first);
-        rules_of[checkpointed_[i].first] = checkpointed_[i].second;
+      const pqxx::result chunk =
+          exec_prepared(tx_, "planning_queue_next",
+                        "SELECT golden_id, entity FROM mdsync.planning_queue WHERE golden_id > $1"
+                        " ORDER BY golden_id LIMIT 1000",
+                        after);
+      if (chunk.empty()) break;
+      for (const auto& row : chunk) {
+        const std::int64_t gid = row[0].as<std::int64_t>();
+        after = gid;
+        if (touched_.count(gid)) continue;  // planned below, as the batch holds it
+        ids.push_back(gid);
+        rules_of[gid] = rs_.find(row[1].as<std::string>());
       }
       const std::map<std::int64_t, core::RecordState> states = repo_.load_many(ids);
       std::vector<RecordRepository::Planned> records;
@@ -479,6 +499,8 @@ void BatchReconciler::finish() {
         records.push_back(RecordRepository::Planned{rules_of[gid], gid, &state});
       repo_.plan_and_enqueue_many(records, config_.side_names());
     }
+    if (checkpointed_) tx_.exec("DELETE FROM mdsync.planning_queue");  // this transaction's rows
+    checkpointed_ = false;
     // The records the batch still holds, as it left them.
     std::vector<RecordRepository::Planned> records;
     for (const auto& [gid, rules] : touched_)

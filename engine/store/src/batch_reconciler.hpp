@@ -89,7 +89,8 @@ class BatchReconciler {
   std::map<std::int64_t, core::RecordState> loaded_;  // as read
   std::map<std::int64_t, core::RecordState> states_;  // as the batch changed them
   std::map<std::int64_t, const core::EntityRules*> touched_;
-  std::vector<std::pair<std::int64_t, const core::EntityRules*>> checkpointed_;
+  // Records set aside at a checkpoint wait in mdsync.planning_queue (this transaction's rows).
+  bool checkpointed_ = false;
   // Records a row's match keys found that the batch had not loaded (see match_row).
   std::map<std::int64_t, core::RecordState> candidates_;
   // Open create conflicts of the batch's unlinked rows, as prefetched; stale once the batch

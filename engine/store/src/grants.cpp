@@ -103,13 +103,21 @@ std::vector<std::string> control_privileges(const config::RolesConfig& roles) {
   // The engine: the secret, the record tables, an append-only audit, the stewards' queue.
   out.push_back("GRANT SELECT ON mdsync.store_identity TO " + service);
   static const std::pair<const char*, const char*> kWrites[] = {
-      {"golden", "INSERT, UPDATE"},       {"crosswalk", "INSERT, UPDATE, DELETE"},
-      {"conflict", "INSERT, UPDATE"},     {"audit", "INSERT"},
-      {"capture_done", "INSERT, DELETE"}, {"capture_error", "INSERT, UPDATE"},
-      {"outbox", "INSERT, UPDATE"},       {"side_state", "INSERT, UPDATE"},
-      {"side_event", "INSERT"},           {"match_key", "INSERT, DELETE"},
-      {"match_spec", "INSERT, UPDATE"},   {"duplicate_candidate", "INSERT"},
-      {"steward_action", "UPDATE"},       {"held_match_key", "INSERT, DELETE"},
+      {"golden", "INSERT, UPDATE"},
+      {"crosswalk", "INSERT, UPDATE, DELETE"},
+      {"conflict", "INSERT, UPDATE"},
+      {"audit", "INSERT"},
+      {"capture_done", "INSERT, DELETE"},
+      {"capture_error", "INSERT, UPDATE"},
+      {"outbox", "INSERT, UPDATE"},
+      {"side_state", "INSERT, UPDATE"},
+      {"side_event", "INSERT"},
+      {"match_key", "INSERT, DELETE"},
+      {"match_spec", "INSERT, UPDATE"},
+      {"duplicate_candidate", "INSERT"},
+      {"steward_action", "UPDATE"},
+      {"held_match_key", "INSERT, DELETE"},
+      {"planning_queue", "SELECT, INSERT, DELETE"},
   };
   for (const auto& [table, privileges] : kWrites)
     out.push_back(std::string("GRANT ") + privileges + " ON mdsync." + table + " TO " + service);
