@@ -505,8 +505,7 @@ int cmd_status(const config::Config& config, bool as_json, const std::vector<std
            std::to_string(v["writeback_pending"].get<std::int64_t>()),
            std::to_string(v["writeback_lag_seconds"].get<std::int64_t>()) + " s",
            std::to_string(v["writeback_failed"].get<std::int64_t>()),
-           std::to_string(v["capture_errors"].get<std::int64_t>()),
-           v.contains("circuit") ? plain(v["circuit"]) : std::string("closed")});
+           std::to_string(v["capture_errors"].get<std::int64_t>()), plain(v["circuit"])});
     }
     table.print(std::cout);
     for (auto it = s["sides"].begin(); it != s["sides"].end(); ++it) {

@@ -1003,10 +1003,9 @@ Config parse_config(const std::string& text, const std::string& path) {
         CircuitBreakerConfig& c = side.circuit_breaker;
         if (auto v = check.positive_int(*cb, "failures", cwhere)) c.failures = *v;
         if (auto v = check.positive_int(*cb, "open_s", cwhere)) c.open_s = *v;
-        const auto max_open = check.positive_int(*cb, "max_open_s", cwhere);
-        if (max_open) c.max_open_s = *max_open;
         // Unless given, the maximum follows a longer open_s rather than refusing it.
-        if (!max_open) c.max_open_s = std::max(c.max_open_s, c.open_s);
+        const auto max_open = check.positive_int(*cb, "max_open_s", cwhere);
+        c.max_open_s = max_open ? *max_open : std::max(c.max_open_s, c.open_s);
         if (c.max_open_s < c.open_s)
           check.error(cb->find("max_open_s")->pos,
                       cwhere + ".max_open_s (" + std::to_string(c.max_open_s) +

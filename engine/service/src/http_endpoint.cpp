@@ -5,7 +5,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
-#include <mutex>
 #include <thread>
 
 #include "mdsync/log/event_log.hpp"

@@ -235,15 +235,6 @@ class Service {
 
   // ---- passes
 
-  // The sides' breakers and rate limits, read on this thread, for the HTTP thread's scrapes.
-  void publish_sides() {
-    std::vector<SideLoopState> sides;
-    for (const store::SideRuntime& s : engine_.side_runtime())
-      sides.push_back(SideLoopState{s.side, core::CircuitBreaker::name(s.circuit),
-                                    s.consecutive_failures, s.max_writes_per_s, s.throttled});
-    metrics_.set_sides(std::move(sides));
-  }
-
   // A pass as soon as allowed (not before a failed control store's backoff). Many wake-ups
   // before it runs are one pass.
   void wake(const char* by, const std::string& source, int notifications = 0) {
@@ -284,7 +275,6 @@ class Service {
       const store::PassResult r = engine_.run_pass(now);
       metrics_.pass_done(r.tally, seconds());
       metrics_.set_lease_held(engine_.holds_lease());
-      publish_sides();
       control_failures_ = 0;
       systemd_.ready("running: the engine lease is held");  // the first pass succeeded
       now = Clock::now();

@@ -116,11 +116,6 @@ void ServiceMetrics::set_lease_held(bool held) {
   lease_held_ = held;
 }
 
-void ServiceMetrics::set_sides(std::vector<SideLoopState> sides) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  sides_ = std::move(sides);
-}
-
 bool ServiceMetrics::lease_held() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return lease_held_;
@@ -164,28 +159,6 @@ std::string ServiceMetrics::render(const nlohmann::json& status) const {
            "Times a side could not be read or written (it is retried with backoff).");
     for (const auto& [side, n] : side_errors_)
       sample(out, "mdsync_side_errors_total", {{"side", side}}, std::to_string(n));
-    header(out, "mdsync_side_circuit_state", "gauge",
-           "1 for the state the side's circuit breaker is in (closed, open, half_open).");
-    for (const SideLoopState& s : sides_)
-      for (const char* state : {"closed", "open", "half_open"})
-        sample(out, "mdsync_side_circuit_state", {{"side", s.side}, {"state", state}},
-               s.circuit == state ? "1" : "0");
-    header(out, "mdsync_side_consecutive_failures", "gauge",
-           "Failures of the side in a row (its circuit opens at "
-           "sides.NAME.circuit_breaker.failures).");
-    for (const SideLoopState& s : sides_)
-      sample(out, "mdsync_side_consecutive_failures", {{"side", s.side}},
-             std::to_string(s.consecutive_failures));
-    header(out, "mdsync_side_write_limit_per_s", "gauge",
-           "The side's write rate limit (sides.NAME.max_writes_per_s), for sides that have one.");
-    for (const SideLoopState& s : sides_)
-      if (s.max_writes_per_s)
-        sample(out, "mdsync_side_write_limit_per_s", {{"side", s.side}},
-               std::to_string(*s.max_writes_per_s));
-    header(out, "mdsync_side_throttled", "gauge",
-           "1 while the side's write rate limit holds queued write-backs back.");
-    for (const SideLoopState& s : sides_)
-      sample(out, "mdsync_side_throttled", {{"side", s.side}}, s.throttled ? "1" : "0");
     header(out, "mdsync_pass_duration_seconds", "histogram", "Duration of each pass.");
     pass_seconds_.render(out, "mdsync_pass_duration_seconds");
     header(out, "mdsync_batch_duration_seconds", "histogram",
@@ -220,6 +193,10 @@ std::string ServiceMetrics::render(const nlohmann::json& status) const {
        "Captured changes on the side not yet reconciled (absent when it cannot be reached)."},
       {"mdsync_capture_errors", "capture_errors",
        "Captured changes kept as errors, open (`mdsync errors list`)."},
+      {"mdsync_side_consecutive_failures", "consecutive_failures",
+       "Failures of the side in a row (its circuit opens at sides.NAME.circuit_breaker.failures)."},
+      {"mdsync_side_write_limit_per_s", "max_writes_per_s",
+       "The side's write rate limit (sides.NAME.max_writes_per_s), for sides that have one."},
   };
   header(out, "mdsync_side_up", "gauge", "1 when the side answered this scrape.");
   for (const auto& [side, s] : sides.items())
@@ -234,6 +211,18 @@ std::string ServiceMetrics::render(const nlohmann::json& status) const {
       if (v >= 0) sample(out, g.name, {{"side", side}}, std::to_string(v));
     }
   }
+  // The breaker and the rate limit as the engine holding the lease recorded them
+  // (mdsync.side_state); the limit and the failures are among the side gauges above.
+  header(out, "mdsync_side_circuit_state", "gauge",
+         "1 for the state the side's circuit breaker is in (closed, open, half_open).");
+  for (const auto& [side, s] : sides.items())
+    for (const char* state : {"closed", "open", "half_open"})
+      sample(out, "mdsync_side_circuit_state", {{"side", side}, {"state", state}},
+             s.value("circuit", "closed") == state ? "1" : "0");
+  header(out, "mdsync_side_throttled", "gauge",
+         "1 while the side's write rate limit holds queued write-backs back.");
+  for (const auto& [side, s] : sides.items())
+    sample(out, "mdsync_side_throttled", {{"side", side}}, s.value("throttled", false) ? "1" : "0");
   header(out, "mdsync_conflicts_open", "gauge", "Open conflicts, by entity and kind.");
   for (const auto& [entity, kinds] : conflicts.items())
     for (const auto& [kind, n] : kinds.items())

@@ -9,7 +9,6 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,15 +31,6 @@ class Histogram {
   double sum_ = 0;
 };
 
-// A side as the engine's loop last saw it: its circuit breaker and its write rate limit.
-struct SideLoopState {
-  std::string side;
-  std::string circuit;  // closed, open, half_open
-  int consecutive_failures = 0;
-  std::optional<int> max_writes_per_s;
-  bool throttled = false;
-};
-
 class ServiceMetrics {
  public:
   explicit ServiceMetrics(std::string version, int control_schema)
@@ -50,7 +40,6 @@ class ServiceMetrics {
   void pass_done(const store::PassTally& tally, double seconds);
   void pass_failed(double seconds);
   void set_lease_held(bool held);
-  void set_sides(std::vector<SideLoopState> sides);
   bool lease_held() const;
 
   // The counters, and the gauges of `status` (store::status_report at kGauges; null when the
@@ -71,7 +60,6 @@ class ServiceMetrics {
   Histogram pass_seconds_;
   Histogram latency_seconds_;
   bool lease_held_ = false;
-  std::vector<SideLoopState> sides_;
 };
 
 // A Prometheus label value: backslash, double quote and newline escaped.

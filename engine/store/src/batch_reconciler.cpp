@@ -407,7 +407,8 @@ void BatchReconciler::reconcile(const std::string& side, const std::string& epoc
     ++result.captured;
     const core::ChangeOutcome outcome = core::change_outcome(plan);
     result.tally.add_change(side, row.entity, core::to_string(outcome));
-    if (gid &&
+    // Timed from its capture: a row read from a snapshot (sync --initial) has no capture time.
+    if (gid && row.captured_at_us > 0 &&
         (outcome == core::ChangeOutcome::kApplied || outcome == core::ChangeOutcome::kReverted))
       result.captured_at_us.emplace_back(*gid, row.captured_at_us);
     if (gid) {

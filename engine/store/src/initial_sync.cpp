@@ -286,7 +286,6 @@ InitialSyncReport initial_sync(const config::Config& config, const InitialSyncOp
           batch.prefetch(chunk);
           for (const CapturedRow& row : rows) batch.reconcile(side->name, kSnapshotEpoch, row, r);
           batch.checkpoint();
-          r.captured_at_us.clear();  // the service's latency measure; kept, it grows with the table
           step.rows += static_cast<std::int64_t>(rows.size());
           progress.done = step.rows;
           if (options.progress) options.progress(progress);

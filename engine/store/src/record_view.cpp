@@ -196,9 +196,8 @@ json status_report(pqxx::connection_base& conn, const config::Config& config, St
       s["writeback_stuck"] =
           detail == StatusDetail::kGauges
               ? json(nullptr)  // a walk of the side's links, too costly for every scrape
-              : json(tx.exec_params1("SELECT count(*) FROM mdsync.crosswalk WHERE side = $1 AND "
-                                     "superseded_streak "
-                                     ">= 2",
+              : json(tx.exec_params1("SELECT count(*) FROM mdsync.crosswalk WHERE side = $1"
+                                     " AND superseded_streak >= 2",
                                      side.name)[0]
                          .as<std::int64_t>());
       s["capture_errors"] =

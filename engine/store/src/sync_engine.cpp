@@ -82,6 +82,13 @@ std::string first_line(const std::string& s) {
   return s.substr(0, s.find('\n'));
 }
 
+// Wall-clock microseconds, the unit of a capture's time (CapturedRow::captured_at_us).
+std::int64_t epoch_us_now() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 // The breaker and the bucket count milliseconds on the engine's monotonic clock.
 std::int64_t ms_of(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -341,16 +348,6 @@ void SyncEngine::set_throttled(const std::string& side, SideHealth& h, bool thro
   else
     log::info("writeback_unthrottled", {{"side", side}});
   record_throttled(side, throttled);
-}
-
-std::vector<SideRuntime> SyncEngine::side_runtime() const {
-  std::vector<SideRuntime> out;
-  for (const config::SideConfig& side : config_.sides) {
-    const SideHealth& h = health_.at(side.name);
-    out.push_back(SideRuntime{side.name, h.breaker.state(), h.breaker.consecutive_failures(),
-                              side.max_writes_per_s, h.throttled});
-  }
-  return out;
 }
 
 bool SyncEngine::side_closed(const std::string& side) const {
@@ -726,9 +723,7 @@ void SyncEngine::take_in_results(Side& side, const QueuedWrites& sent,
 
 void SyncEngine::remember_capture_times(
     const std::vector<std::pair<std::int64_t, std::int64_t>>& captured_at_us) {
-  const std::int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                                  std::chrono::system_clock::now().time_since_epoch())
-                                  .count();
+  const std::int64_t now_us = epoch_us_now();
   // Bounded: a record whose write-back never comes (its side paused or down for long, or a
   // change that needed none) is forgotten after an hour, and while the map is full new
   // records go unmeasured (their write-backs are counted, not timed).
@@ -745,9 +740,7 @@ void SyncEngine::remember_capture_times(
 
 void SyncEngine::tally_results(const Side& side, const QueuedWrites& sent,
                                const std::vector<WriteResult>& results, PassResult& result) {
-  const std::int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                                  std::chrono::system_clock::now().time_since_epoch())
-                                  .count();
+  const std::int64_t now_us = epoch_us_now();
   for (std::size_t k = 0; k < sent.requests.size() && k < results.size(); ++k) {
     const WriteRequest& w = sent.requests[k];
     const WriteResult& r = results[k];

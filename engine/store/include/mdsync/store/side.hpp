@@ -55,7 +55,7 @@ struct CapturedRow {
   // Fields whose side value could not be read (a foreign key that the lookup table does not
   // hold): field -> reason. The engine makes them invalid_value conflicts.
   std::map<std::string, std::string> invalid = {};
-  std::int64_t captured_at_us = 0;
+  std::int64_t captured_at_us = 0;  // 0: not captured (a row read from a snapshot)
 };
 
 // One read of a side's capture table: its epoch (which identifies this capture table; it

@@ -67,15 +67,6 @@ struct PassResult {
   PassResult& operator+=(const PassResult& o);
 };
 
-// A side as the engine runs it now (status is in mdsync.side_state; these are for metrics).
-struct SideRuntime {
-  std::string side;
-  core::CircuitBreaker::State circuit = core::CircuitBreaker::State::kClosed;
-  int consecutive_failures = 0;
-  std::optional<int> max_writes_per_s;  // none: no limit
-  bool throttled = false;               // the limit keeps queued write-backs waiting
-};
-
 class FieldTransforms;
 struct QueuedWrites;
 
@@ -140,8 +131,6 @@ class SyncEngine {
   // every write was pending made the planner read the queue by primary key, done rows and all).
   void refresh_statistics(bool queue_only = false);
 
-  // Every side's circuit and pacing, in config order.
-  std::vector<SideRuntime> side_runtime() const;
   // Whether the side's circuit is closed: while it is not, nothing of the engine's (nor the
   // service's listener) touches the side.
   bool side_closed(const std::string& side) const;
