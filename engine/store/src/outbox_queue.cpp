@@ -31,6 +31,7 @@ std::vector<std::int64_t> queue_heads(pqxx::transaction_base& tx, const std::str
         exec_prepared(tx, "mdsync_outbox_walk",
                       "SELECT id, golden_id, not_before > now() FROM mdsync.outbox"
                       " WHERE side = $1 AND status IN ('pending', 'cancelling') AND id > $2"
+                      " AND id > 0"  // the walk's index, outbox_queued_in_order (0020)
                       " ORDER BY id LIMIT $3",
                       side, after, page);
     for (const auto& row : rows) {

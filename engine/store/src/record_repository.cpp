@@ -440,13 +440,15 @@ std::map<std::int64_t, std::vector<core::PendingWrite>> RecordRepository::pendin
   // planner, without statistics of the outbox (sync --initial fills it in one transaction,
   // which no ANALYZE sees), took 1,000 ids to match every row and read every queued write
   // through the queue's index, matching each against the array: 0.1-0.6 s a call at
-  // N = 1,000,000, once per 1,000 records.
+  // N = 1,000,000, once per 1,000 records. OFFSET 0 keeps the planner from pulling the
+  // subquery up into a join that reads the whole queue in golden_id order (a merge join); the
+  // probe has one index it can use (outbox_queued_by_record, see 0020).
   for (const auto& row : exec_prepared(
            tx_, "mdsync_pending_writes",
            "SELECT g.id, o.id, o.side, o.kind, o.\"values\"::text, o.status = 'cancelling',"
            " o.expected::text FROM (SELECT DISTINCT unnest($1::bigint[])) AS g(id)"
            " CROSS JOIN LATERAL (SELECT * FROM mdsync.outbox w WHERE w.golden_id = g.id"
-           " AND w.status IN ('pending', 'cancelling')) o ORDER BY g.id, o.id",
+           " AND w.status IN ('pending', 'cancelling') OFFSET 0) o ORDER BY g.id, o.id",
            pg_bigint_array(ids))) {
     core::PendingWrite w;
     w.id = row[1].as<std::int64_t>();

@@ -202,12 +202,14 @@ void WritebackResults::save() {
   }
   if (!stale_gids_.empty())
     // Never sent: a record's writes go one per pass in id order, and these come later.
+    // One probe of outbox_queued_by_record per record (OFFSET 0: see pending_writes_of).
     tx_.exec_params(
         "UPDATE mdsync.outbox o SET status = 'superseded', done_at = now(),"
         " last_error = 'an earlier write of the record to this side was superseded'"
-        " FROM unnest($1::bigint[], $2::bigint[]) AS u(gid, after)"
-        " WHERE o.golden_id = u.gid AND o.side = $3 AND o.id > u.after"
-        " AND o.status = 'pending'",
+        " FROM (SELECT w.id FROM unnest($1::bigint[], $2::bigint[]) AS u(gid, after)"
+        "  CROSS JOIN LATERAL (SELECT id FROM mdsync.outbox w WHERE w.golden_id = u.gid"
+        "   AND w.side = $3 AND w.id > u.after AND w.status = 'pending' OFFSET 0) w) q"
+        " WHERE o.id = q.id",
         pg_text_array(stale_gids_), pg_text_array(stale_after_), side_);
 }
 
