@@ -121,7 +121,7 @@ void notify_engine(pqxx::transaction_base& tx, const std::string& what) {
 }
 
 bool steward_actions_pending(pqxx::connection_base& control) {
-  pqxx::read_transaction tx(control);
+  pqxx::nontransaction tx(control);  // asked every pass: one statement, one round trip
   return tx.exec1("SELECT EXISTS (SELECT 1 FROM mdsync.steward_action WHERE status = 'pending')")[0]
       .as<bool>();
 }
