@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include "jsonb_text.hpp"
 #include "mdsync/store/pg_arrays.hpp"
 #include "prepared_statement.hpp"
 #include "record_write_buffer.hpp"
@@ -21,23 +22,6 @@ std::string dump(const json& j) {
 json values_json(const core::FieldValues& values) {
   json j = json::object();
   for (const auto& [field, value] : values) j[field] = value ? json(*value) : json(nullptr);
-  return j;
-}
-
-core::FieldValues values_of(const json& j) {
-  core::FieldValues out;
-  for (auto it = j.begin(); it != j.end(); ++it)
-    out[it.key()] =
-        it.value().is_null() ? core::Value{} : core::Value{it.value().get<std::string>()};
-  return out;
-}
-
-json provenance_json(const std::map<std::string, core::Provenance>& prov) {
-  json j = json::object();
-  for (const auto& [unit, p] : prov) {
-    j[unit] = json{{"side", p.side}, {"steward", p.steward}, {"time_us", p.time_us}};
-    if (p.seeded) j[unit]["seeded"] = true;  // absent otherwise: older records read alike
-  }
   return j;
 }
 
@@ -60,11 +44,11 @@ bool all_null(const core::FieldValues& values) {
 }  // namespace
 
 std::string values_to_json(const core::FieldValues& values) {
-  return dump(values_json(values));
+  return values_json_text(values);
 }
 
 core::FieldValues values_from_json(const std::string& text) {
-  return values_of(json::parse(text));
+  return values_from_json_text(text);
 }
 
 RecordRepository::RecordRepository(pqxx::transaction_base& tx, Mode mode)
@@ -134,18 +118,13 @@ std::map<std::int64_t, core::RecordState> RecordRepository::load_many(
   for (const auto& g : rows) {
     core::RecordState s;
     s.exists = true;
-    s.golden = values_from_json(g[1].as<std::string>());
-    const json prov = json::parse(g[2].as<std::string>());
-    for (auto it = prov.begin(); it != prov.end(); ++it)
-      s.provenance[it.key()] = core::Provenance{
-          it.value().value("side", ""), it.value().value("steward", ""),
-          it.value().value("time_us", std::int64_t{0}), it.value().value("seeded", false)};
+    s.golden = values_from_json_text(std::string_view(g[1].c_str(), g[1].size()));
+    s.provenance = provenance_from_json_text(std::string_view(g[2].c_str(), g[2].size()));
     s.deleted = g[3].as<bool>();
     auto arr = g[4].as_array();
     for (auto item = arr.get_next(); item.first != pqxx::array_parser::done; item = arr.get_next())
       if (item.first == pqxx::array_parser::string_value) s.detached.push_back(item.second);
-    const json bases = json::parse(g[5].as<std::string>());
-    for (auto it = bases.begin(); it != bases.end(); ++it) s.bases[it.key()] = values_of(*it);
+    s.bases = bases_from_json_text(std::string_view(g[5].c_str(), g[5].size()));
     for (const json& c : json::parse(g[6].as<std::string>())) {
       core::OpenConflict oc;
       oc.id = c[0].get<std::int64_t>();
@@ -174,8 +153,8 @@ std::int64_t RecordRepository::create_golden(const std::string& entity,
                                              const core::RecordState& s) {
   if (buffer_) {
     RecordWriteBuffer::Golden g{
-        buffer_->next_golden_id(tx_),        entity,    values_to_json(s.golden),
-        dump(provenance_json(s.provenance)), s.deleted, pg_text_array(s.detached)};
+        buffer_->next_golden_id(tx_),       entity,    values_to_json(s.golden),
+        provenance_json_text(s.provenance), s.deleted, pg_text_array(s.detached)};
     const std::int64_t id = g.id;
     buffer_->insert_golden(std::move(g));
     if (buffer_->full()) flush();
@@ -185,7 +164,7 @@ std::int64_t RecordRepository::create_golden(const std::string& entity,
       .exec_params1(
           "INSERT INTO mdsync.golden (entity, \"values\", provenance, deleted, detached) "
           "VALUES ($1, $2::jsonb, $3::jsonb, $4, $5::text[]) RETURNING id",
-          entity, values_to_json(s.golden), dump(provenance_json(s.provenance)), s.deleted,
+          entity, values_to_json(s.golden), provenance_json_text(s.provenance), s.deleted,
           pg_text_array(s.detached))[0]
       .as<std::int64_t>();
 }
@@ -193,7 +172,7 @@ std::int64_t RecordRepository::create_golden(const std::string& entity,
 void RecordRepository::save_golden(std::int64_t id, const core::RecordState& s) {
   if (buffer_) {
     buffer_->update_golden(RecordWriteBuffer::Golden{id, "", values_to_json(s.golden),
-                                                     dump(provenance_json(s.provenance)), s.deleted,
+                                                     provenance_json_text(s.provenance), s.deleted,
                                                      pg_text_array(s.detached)});
     if (buffer_->full()) flush();
     return;
@@ -201,7 +180,7 @@ void RecordRepository::save_golden(std::int64_t id, const core::RecordState& s) 
   tx_.exec_params(
       "UPDATE mdsync.golden SET \"values\" = $2::jsonb, provenance = $3::jsonb, deleted = $4,"
       " detached = $5::text[], updated_at = now() WHERE id = $1",
-      id, values_to_json(s.golden), dump(provenance_json(s.provenance)), s.deleted,
+      id, values_to_json(s.golden), provenance_json_text(s.provenance), s.deleted,
       pg_text_array(s.detached));
 }
 
