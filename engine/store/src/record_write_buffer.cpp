@@ -217,16 +217,19 @@ void RecordWriteBuffer::flush(pqxx::transaction_base& tx) {
     // As RecordRepository::cancel_pending, for every withdrawal at once. The writes are found
     // by one probe of outbox_queued_by_record per record (OFFSET 0: see pending_writes_of),
     // never by a join the planner would price on statistics taken while the queue was empty.
+    // The row updated must still have the status the probe saw (a row another session changed
+    // meanwhile is checked again as it is now); asked as a join clause, which no partial index's
+    // predicate follows from, so the update cannot be planned as a scan of one.
     exec_prepared(tx, "mdsync_outbox_withdraw_kinds",
                   "UPDATE mdsync.outbox o SET status = 'cancelling', not_before = NULL,"
                   " last_error = coalesce(nullif(q.why, ''), o.last_error)"
-                  " FROM (SELECT w.id, u.why"
+                  " FROM (SELECT w.id, w.status, u.why"
                   "  FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])"
                   "   AS u(gid, side, kinds, why)"
-                  "  CROSS JOIN LATERAL (SELECT id FROM mdsync.outbox w WHERE w.golden_id = u.gid"
-                  "   AND w.side = u.side AND w.status = 'pending'"
+                  "  CROSS JOIN LATERAL (SELECT id, status FROM mdsync.outbox w"
+                  "   WHERE w.golden_id = u.gid AND w.side = u.side AND w.status = 'pending'"
                   "   AND w.kind = ANY(u.kinds::text[]) OFFSET 0) w) q"
-                  " WHERE o.id = q.id",
+                  " WHERE o.id = q.id AND o.status = q.status",
                   pg_bigint_array(ids), pg_text_array(sides), pg_text_array(kinds),
                   pg_text_array(whys));
   }

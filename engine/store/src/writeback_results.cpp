@@ -202,14 +202,15 @@ void WritebackResults::save() {
   }
   if (!stale_gids_.empty())
     // Never sent: a record's writes go one per pass in id order, and these come later.
-    // One probe of outbox_queued_by_record per record (OFFSET 0: see pending_writes_of).
+    // One probe of outbox_queued_by_record per record (OFFSET 0: see pending_writes_of), and the
+    // status the probe saw asked again of the row updated, as in RecordWriteBuffer's withdrawals.
     tx_.exec_params(
         "UPDATE mdsync.outbox o SET status = 'superseded', done_at = now(),"
         " last_error = 'an earlier write of the record to this side was superseded'"
-        " FROM (SELECT w.id FROM unnest($1::bigint[], $2::bigint[]) AS u(gid, after)"
-        "  CROSS JOIN LATERAL (SELECT id FROM mdsync.outbox w WHERE w.golden_id = u.gid"
+        " FROM (SELECT w.id, w.status FROM unnest($1::bigint[], $2::bigint[]) AS u(gid, after)"
+        "  CROSS JOIN LATERAL (SELECT id, status FROM mdsync.outbox w WHERE w.golden_id = u.gid"
         "   AND w.side = $3 AND w.id > u.after AND w.status = 'pending' OFFSET 0) w) q"
-        " WHERE o.id = q.id",
+        " WHERE o.id = q.id AND o.status = q.status",
         pg_text_array(stale_gids_), pg_text_array(stale_after_), side_);
 }
 
