@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <map>
 
+#include "mdsync/core/utf8.hpp"
+
 namespace mdsync::rules {
 
 std::string Diagnostic::to_string() const {
@@ -76,24 +78,6 @@ std::string hex(std::uint32_t value, int digits) {
   for (int k = digits - 1; k >= 0; --k, value >>= 4)
     out[static_cast<std::size_t>(k)] = kDigits[value & 0xF];
   return out;
-}
-
-void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 // Length of the well-formed UTF-8 sequence starting at `off` (no overlongs, no surrogates,
@@ -419,7 +403,7 @@ class Parser {
                             "\\uDC00-\\uDFFF");
       cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
     }
-    append_utf8(out, cp);
+    core::append_utf8(out, cp);
   }
 
   std::string parse_number() {

@@ -4,6 +4,8 @@
 // says where and what was expected.
 #include "jsonb_text.hpp"
 
+#include "mdsync/core/utf8.hpp"
+
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
@@ -15,24 +17,6 @@ namespace mdsync::store {
 namespace {
 
 using nlohmann::json;
-
-void append_code_point(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 // UTF-8 text of any code point but NUL (PostgreSQL's text holds none), weighted towards what
 // JSON escapes: quotes, backslashes, slashes and control characters.
@@ -46,7 +30,7 @@ rc::Gen<std::string> gen_text() {
           rc::gen::inRange<std::uint32_t>(0x10000, 0x110000))),
       [](const std::vector<std::uint32_t>& cps) {
         std::string s;
-        for (std::uint32_t cp : cps) append_code_point(s, cp);
+        for (std::uint32_t cp : cps) core::append_utf8(s, cp);
         return s;
       });
 }

@@ -2,7 +2,6 @@
 
 #include <cctype>
 #include <charconv>
-#include <limits>
 
 #include "mdsync/core/utf8.hpp"
 
@@ -11,24 +10,6 @@ namespace mdsync::store {
 namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
-
-void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 // A reader over one JSON text. Every error names the offset and what was expected there.
 class Cursor {
@@ -117,7 +98,7 @@ class Cursor {
           } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
             fail("a high surrogate before a low one");
           }
-          append_utf8(out, cp);
+          core::append_utf8(out, cp);
           break;
         }
         default:

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -27,5 +28,9 @@ bool is_valid_utf8(std::string_view text);
 
 // `text` with every byte that is not part of a well-formed sequence replaced by U+FFFD.
 std::string utf8_lossy(std::string_view text);
+
+// Appends the UTF-8 sequence of `code_point` (at most U+10FFFF, not a surrogate: the caller
+// has checked it, as a JSON reader does for \u escapes).
+void append_utf8(std::string& out, std::uint32_t code_point);
 
 }  // namespace mdsync::core
