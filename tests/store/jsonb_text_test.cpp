@@ -5,6 +5,7 @@
 #include "jsonb_text.hpp"
 
 #include "mdsync/core/utf8.hpp"
+#include "mdsync/store/record_repository.hpp"
 
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
@@ -50,12 +51,12 @@ json oracle(const core::FieldValues& values) {
 
 RC_GTEST_PROP(JsonbText, ValuesRoundTripAndParseAsTheOracleDoes, ()) {
   const core::FieldValues values = *gen_values();
-  const std::string text = values_json_text(values);
-  RC_ASSERT(values_from_json_text(text) == values);
+  const std::string text = values_to_json(values);
+  RC_ASSERT(values_from_json(text) == values);
   RC_ASSERT(json::parse(text) == oracle(values));
   // The oracle's text, escaped to ASCII (\uXXXX, surrogate pairs) and not, reads the same.
-  RC_ASSERT(values_from_json_text(oracle(values).dump(-1, ' ', true)) == values);
-  RC_ASSERT(values_from_json_text(oracle(values).dump(2)) == values);
+  RC_ASSERT(values_from_json(oracle(values).dump(-1, ' ', true)) == values);
+  RC_ASSERT(values_from_json(oracle(values).dump(2)) == values);
 }
 
 RC_GTEST_PROP(JsonbText, ProvenanceRoundTrips, ()) {
@@ -84,10 +85,10 @@ TEST(JsonbText, ReadsJsonbsOwnTextForm) {
   // As PostgreSQL prints jsonb (", " and ": " separators, control characters as \u00XX), and
   // the escapes other writers use.
   EXPECT_EQ(
-      values_from_json_text(
+      values_from_json(
           R"({"a": "x\"y\\z\/", "zip": null, "name": "Caf\u00e9 \ud83d\ude00 é\n\u001f"})"),
       (core::FieldValues{{"a", "x\"y\\z/"}, {"zip", std::nullopt}, {"name", "Café 😀 é\n\x1f"}}));
-  EXPECT_EQ(values_from_json_text("  {}  "), core::FieldValues{});
+  EXPECT_EQ(values_from_json("  {}  "), core::FieldValues{});
   const auto prov = provenance_from_json_text(
       R"({"city": {"side": "erp", "steward": "", "time_us": 1700000000000001}, )"
       R"("email": {"side": null, "steward": "alice", "time_us": -5, "seeded": true, "later": [1, {"x": 2.5e3}]}})");
@@ -104,14 +105,14 @@ TEST(JsonbText, ReadsJsonbsOwnTextForm) {
 }
 
 TEST(JsonbText, WritesEveryControlCharacterEscaped) {
-  EXPECT_EQ(values_json_text({{"f", std::string("a\x01\x1f\"\\\b\f\n\r\t\x7f")}}),
+  EXPECT_EQ(values_to_json({{"f", std::string("a\x01\x1f\"\\\b\f\n\r\t\x7f")}}),
             "{\"f\":\"a\\u0001\\u001f\\\"\\\\\\b\\f\\n\\r\\t\x7f\"}");
-  EXPECT_EQ(values_json_text({{"f", std::nullopt}, {"g", ""}}), R"({"f":null,"g":""})");
+  EXPECT_EQ(values_to_json({{"f", std::nullopt}, {"g", ""}}), R"({"f":null,"g":""})");
 }
 
 std::string error_of(const std::string& text) {
   try {
-    values_from_json_text(text);
+    values_from_json(text);
   } catch (const JsonTextError& e) {
     return e.what();
   }
@@ -141,7 +142,7 @@ TEST(JsonbText, MalformedTextNamesWhereAndWhat) {
   EXPECT_THROW(provenance_from_json_text(R"({"u": {"time_us": 1.5}})"), JsonTextError);
   EXPECT_THROW(provenance_from_json_text(R"({"u": {"time_us": 99999999999999999999}})"),
                JsonTextError);
-  EXPECT_THROW(values_json_text({{"f", std::string("\xc3")}}), JsonTextError);
+  EXPECT_THROW(values_to_json({{"f", std::string("\xc3")}}), JsonTextError);
 }
 
 }  // namespace

@@ -2,14 +2,37 @@
 
 #include <cctype>
 #include <charconv>
+#include <utility>
 
 #include "mdsync/core/utf8.hpp"
+#include "mdsync/store/record_repository.hpp"
 
 namespace mdsync::store {
 
 namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
+
+// The two-character escapes, as {letter after the backslash, character}, read both ways: the
+// reader reads them all, the writer writes them for these characters (never needing \/) and
+// \u00XX for the other control characters.
+constexpr std::pair<char, char> kEscapes[] = {{'"', '"'},  {'\\', '\\'}, {'/', '/'},  {'b', '\b'},
+                                              {'f', '\f'}, {'n', '\n'},  {'r', '\r'}, {'t', '\t'}};
+
+// The character `letter` stands for after a backslash, or 0.
+char unescaped(char letter) {
+  for (const auto& [l, c] : kEscapes)
+    if (l == letter) return c;
+  return 0;
+}
+
+// The letter that stands for `c` after a backslash (the writer asks only for control
+// characters, quotes and backslashes), or 0: then it is written as \u00XX.
+char escape_letter(char c) {
+  for (const auto& [l, ch] : kEscapes)
+    if (ch == c) return l;
+  return 0;
+}
 
 // A reader over one JSON text. Every error names the offset and what was expected there.
 class Cursor {
@@ -62,49 +85,26 @@ class Cursor {
         fail("no raw control character in a string");
       }
       if (i_ >= s_.size()) fail("an escape");
-      switch (s_[i_++]) {
-        case '"':
-          out += '"';
-          break;
-        case '\\':
-          out += '\\';
-          break;
-        case '/':
-          out += '/';
-          break;
-        case 'b':
-          out += '\b';
-          break;
-        case 'f':
-          out += '\f';
-          break;
-        case 'n':
-          out += '\n';
-          break;
-        case 'r':
-          out += '\r';
-          break;
-        case 't':
-          out += '\t';
-          break;
-        case 'u': {
-          std::uint32_t cp = hex4();
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (s_.substr(i_, 2) != "\\u") fail("a low surrogate after a high one");
-            i_ += 2;
-            const std::uint32_t low = hex4();
-            if (low < 0xDC00 || low > 0xDFFF) fail("a low surrogate after a high one");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-          } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-            fail("a high surrogate before a low one");
-          }
-          core::append_utf8(out, cp);
-          break;
-        }
-        default:
-          --i_;
-          fail("an escape (\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u)");
+      const char letter = s_[i_++];
+      if (const char plain = unescaped(letter)) {
+        out += plain;
+        continue;
       }
+      if (letter != 'u') {
+        --i_;
+        fail("an escape (\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u)");
+      }
+      std::uint32_t cp = hex4();
+      if (cp >= 0xD800 && cp <= 0xDBFF) {
+        if (s_.substr(i_, 2) != "\\u") fail("a low surrogate after a high one");
+        i_ += 2;
+        const std::uint32_t low = hex4();
+        if (low < 0xDC00 || low > 0xDFFF) fail("a low surrogate after a high one");
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+      } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+        fail("a high surrogate before a low one");
+      }
+      core::append_utf8(out, cp);
     }
     if (!core::is_valid_utf8(out)) fail("UTF-8 text in a string");
     return out;
@@ -246,39 +246,19 @@ void append_json_string(std::string& out, std::string_view s) {
     out.append(s.substr(start, i - start));
     start = i + 1;
     out += '\\';
-    switch (c) {
-      case '"':
-        out += '"';
-        break;
-      case '\\':
-        out += '\\';
-        break;
-      case '\b':
-        out += 'b';
-        break;
-      case '\f':
-        out += 'f';
-        break;
-      case '\n':
-        out += 'n';
-        break;
-      case '\r':
-        out += 'r';
-        break;
-      case '\t':
-        out += 't';
-        break;
-      default:
-        out += "u00";
-        out += kHex[c >> 4];
-        out += kHex[c & 0xF];
+    if (const char letter = escape_letter(static_cast<char>(c))) {
+      out += letter;
+    } else {
+      out += "u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xF];
     }
   }
   out.append(s.substr(start));
   out += '"';
 }
 
-std::string values_json_text(const core::FieldValues& values) {
+std::string values_to_json(const core::FieldValues& values) {
   std::string out = "{";
   for (const auto& [field, value] : values) {
     if (out.size() > 1) out += ',';
@@ -293,7 +273,7 @@ std::string values_json_text(const core::FieldValues& values) {
   return out;
 }
 
-core::FieldValues values_from_json_text(std::string_view text) {
+core::FieldValues values_from_json(std::string_view text) {
   Cursor in(text);
   core::FieldValues out = values_at(in);
   in.end();

@@ -24,8 +24,8 @@ class JsonTextError : public std::runtime_error {
 // Appends `s` as a JSON string (quoted, escaped). Throws JsonTextError if `s` is not UTF-8.
 void append_json_string(std::string& out, std::string_view s);
 
-std::string values_json_text(const core::FieldValues& values);
-core::FieldValues values_from_json_text(std::string_view text);
+// Value maps: values_to_json and values_from_json (mdsync/store/record_repository.hpp),
+// defined in jsonb_text.cpp.
 
 std::string provenance_json_text(const std::map<std::string, core::Provenance>& prov);
 std::map<std::string, core::Provenance> provenance_from_json_text(std::string_view text);

@@ -43,14 +43,6 @@ bool all_null(const core::FieldValues& values) {
 
 }  // namespace
 
-std::string values_to_json(const core::FieldValues& values) {
-  return values_json_text(values);
-}
-
-core::FieldValues values_from_json(const std::string& text) {
-  return values_from_json_text(text);
-}
-
 RecordRepository::RecordRepository(pqxx::transaction_base& tx, Mode mode)
     : tx_(tx), buffer_(mode == Mode::kBuffered ? std::make_unique<RecordWriteBuffer>() : nullptr) {}
 
@@ -118,7 +110,7 @@ std::map<std::int64_t, core::RecordState> RecordRepository::load_many(
   for (const auto& g : rows) {
     core::RecordState s;
     s.exists = true;
-    s.golden = values_from_json_text(std::string_view(g[1].c_str(), g[1].size()));
+    s.golden = values_from_json(std::string_view(g[1].c_str(), g[1].size()));
     s.provenance = provenance_from_json_text(std::string_view(g[2].c_str(), g[2].size()));
     s.deleted = g[3].as<bool>();
     auto arr = g[4].as_array();

@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -24,9 +25,10 @@ class transaction_base;
 
 namespace mdsync::store {
 
-// FieldValues as a jsonb object text {field: text-or-null}, and back.
+// FieldValues as a jsonb object text {field: text-or-null}, and back (src/jsonb_text.cpp:
+// written and read directly, without a JSON tree).
 std::string values_to_json(const core::FieldValues& values);
-core::FieldValues values_from_json(const std::string& json);
+core::FieldValues values_from_json(std::string_view json);
 
 class RecordWriteBuffer;
 
