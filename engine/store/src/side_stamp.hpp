@@ -24,6 +24,10 @@ struct Stamp {
 
 // The side's stamp; none when the side has no mdsync.owner table or row.
 std::optional<Stamp> read_stamp(pqxx::transaction_base& tx);
+// The same after waiting for kOwnerLock (shared) in the same statement that asks whether the
+// table exists: a writing transaction's two statements before it writes. The stamp is read by
+// a statement of its own, whose snapshot is taken after the lock is granted.
+std::optional<Stamp> read_stamp_locked(pqxx::transaction_base& tx);
 
 // "store <id>, <control>, stamped <when> UTC", for messages.
 std::string describe(const Stamp& s);

@@ -23,14 +23,22 @@ TriggerSide::TriggerSide(const config::Config& config, const config::SideConfig&
 TriggerSide::~TriggerSide() = default;
 
 std::vector<std::string> TriggerSide::mapping_drift(pqxx::transaction_base& tx) {
+  std::map<std::string, std::set<std::string>> gone;
+  for (const config::EntityConfig& entity : config_.entities)
+    if (const config::SideMapping* m = entity.mapping_for(side_.name))
+      gone[entity.name] = drifted_columns(tx, *m);
+  return drift_messages(gone);
+}
+
+std::vector<std::string> TriggerSide::drift_messages(
+    const std::map<std::string, std::set<std::string>>& gone_by_entity) const {
   std::vector<std::string> out;
   for (const config::EntityConfig& entity : config_.entities) {
     const config::SideMapping* m = entity.mapping_for(side_.name);
-    if (m == nullptr) continue;
-    const std::set<std::string> gone = drifted_columns(tx, *m);
-    if (gone.empty()) continue;
+    auto gone = gone_by_entity.find(entity.name);
+    if (m == nullptr || gone == gone_by_entity.end()) continue;
     const std::vector<std::string> structural = structural_columns(*m);
-    for (const std::string& col : gone) {
+    for (const std::string& col : gone->second) {
       std::string what;
       for (const auto& [field, column] : m->columns)
         if (column == col) what += (what.empty() ? "" : ", ") + entity.name + "." + field;
@@ -95,8 +103,7 @@ void TriggerSide::require_owner(const std::string& owner, const std::string& own
 
 void TriggerSide::hold_ownership(pqxx::transaction_base& tx) {
   if (!bound_) return;
-  tx.exec_params("SELECT pg_advisory_xact_lock_shared($1::bigint)", kOwnerLock);
-  const std::optional<Stamp> stamp = read_stamp(tx);
+  const std::optional<Stamp> stamp = read_stamp_locked(tx);
   require_owner(stamp ? stamp->store_id : std::string(), stamp ? describe(*stamp) : "");
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -73,6 +74,9 @@ class TriggerSide final : public Side {
   // One attempt of apply, in one side transaction (the stages of WritePass).
   std::vector<WriteResult> apply_once(const std::vector<WriteRequest>& requests);
   std::vector<std::string> mapping_drift(pqxx::transaction_base& tx);
+  // The drift messages of the columns each entity's table no longer has (drifted_columns).
+  std::vector<std::string> drift_messages(
+      const std::map<std::string, std::set<std::string>>& gone_by_entity) const;
   // Throws SideOwnershipError unless `owner` (mdsync.owner's store_id; empty: no stamp) is the
   // bound store.
   void require_owner(const std::string& owner, const std::string& owner_text = {}) const;

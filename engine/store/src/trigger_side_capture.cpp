@@ -4,6 +4,7 @@
 
 #include <map>
 #include <pqxx/pqxx>
+#include <set>
 
 #include "mdsync/log/event_log.hpp"
 #include "mdsync/store/pg_arrays.hpp"
@@ -12,53 +13,106 @@
 
 namespace mdsync::store {
 
+namespace {
+
+bool has_lookups(const config::Config& config, const std::string& side) {
+  for (const config::EntityConfig& entity : config.entities)
+    if (const config::SideMapping* m = entity.mapping_for(side))
+      for (const mapping::FieldMapping& fm : m->fields)
+        if (fm.lookup) return true;
+  return false;
+}
+
+}  // namespace
+
 CaptureBatch TriggerSide::read_capture(int limit) {
-  // Repeatable read: the stamp and epoch in the same snapshot as the rows, so a side adopted
-  // by another store since this connection was made is refused before anything of it is
-  // reconciled here.
-  pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only> tx(
-      conn());
+  // One statement reads the stamp, the epoch, the drift and the rows in one snapshot, so a side
+  // adopted by another store since this connection was made is refused before anything of it
+  // is reconciled here. Outside a transaction block: BEGIN, SET TRANSACTION and ROLLBACK were
+  // three more round trips per side and pass. Lookups are read by further statements, which a
+  // repeatable read transaction keeps in the rows' snapshot.
+  if (has_lookups(config_, side_.name)) {
+    pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only> tx(
+        conn());
+    return read_capture_in(tx, limit);
+  }
+  pqxx::nontransaction tx(conn());
   return read_capture_in(tx, limit);
 }
 
 CaptureBatch TriggerSide::read_capture_in(pqxx::transaction_base& tx, int limit) {
+  // The columns whose drift is checked, as (entity, table, column) triples.
+  std::vector<std::string> entities, tables, columns;
+  for (const config::EntityConfig& entity : config_.entities) {
+    const config::SideMapping* m = entity.mapping_for(side_.name);
+    if (m == nullptr) continue;
+    const std::string table = table_name(tx.conn(), *m);
+    for (const std::string& col : read_columns(*m)) {
+      entities.push_back(entity.name);
+      tables.push_back(table);
+      columns.push_back(col);
+    }
+  }
+  // Part 0: the epoch with the stamp (one row, or the side is not set up); part 1: each column
+  // the trigger reads that its table (still there) no longer has; part 2: the capture rows,
+  // one result row per field.
+  const pqxx::result r = tx.exec_params(
+      "SELECT 0, NULL::bigint, e.epoch::text, o.store_id::text,"
+      " 'store ' || o.store_id || ', ' || o.control || ', stamped ' ||"
+      " to_char(o.stamped_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC',"
+      " NULL::bigint, NULL::text, NULL::text"
+      " FROM mdsync.capture_epoch e LEFT JOIN mdsync.owner o ON true "
+      "UNION ALL SELECT 1, NULL, u.entity, u.col, NULL, NULL, NULL, NULL"
+      " FROM unnest($2::text[], $3::text[], $4::text[]) AS u(entity, tbl, col)"
+      " WHERE to_regclass(u.tbl) IS NOT NULL AND NOT EXISTS (SELECT FROM pg_attribute a"
+      "  WHERE a.attrelid = to_regclass(u.tbl) AND a.attname = u.col AND a.attnum > 0"
+      "  AND NOT a.attisdropped) "
+      "UNION ALL SELECT 2, c.seq, c.entity::text, c.op::text, c.row_key::text,"
+      " (extract(epoch FROM c.captured_at) * 1000000)::bigint, e.key, e.value"
+      " FROM (SELECT * FROM mdsync.capture ORDER BY seq LIMIT $1) c"
+      " LEFT JOIN LATERAL jsonb_each_text(c.changed) e ON true "
+      "ORDER BY 1, 2",
+      limit, pg_text_array(entities), pg_text_array(tables), pg_text_array(columns));
   CaptureBatch batch;
   std::vector<CapturedRow>& rows = batch.rows;
-  const pqxx::result epoch = tx.exec(
-      "SELECT e.epoch, o.store_id::text, 'store ' || o.store_id || ', ' || o.control ||"
-      " ', stamped ' || to_char(o.stamped_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') ||"
-      " ' UTC' FROM mdsync.capture_epoch e LEFT JOIN mdsync.owner o ON true");
-  if (epoch.size() != 1)
-    throw std::runtime_error("side " + side_.name +
-                             ": mdsync.capture_epoch must hold one row; run `mdsync init`");
-  if (bound_ && epoch[0][1].is_null()) require_owner("");
-  if (bound_) require_owner(epoch[0][1].as<std::string>(), epoch[0][2].as<std::string>());
-  batch.epoch = epoch[0][0].as<std::string>();
-  // Reported once per process and column: the trigger goes on without the column meanwhile.
-  for (const std::string& drift : mapping_drift(tx))
-    if (drift_logged_.insert(drift).second)
-      log::warn("mapping_drift", {{"side", side_.name}, {"problem", drift}});
-  const pqxx::result r = tx.exec_params(
-      "SELECT c.seq, c.entity, c.op, c.row_key,"
-      " (extract(epoch FROM c.captured_at) * 1000000)::bigint, e.key, e.value "
-      "FROM (SELECT * FROM mdsync.capture ORDER BY seq LIMIT $1) c "
-      "LEFT JOIN LATERAL jsonb_each_text(c.changed) e ON true ORDER BY c.seq",
-      limit);
+  std::size_t epochs = 0;
+  std::string owner, owner_text;
+  std::map<std::string, std::set<std::string>> gone;  // entity -> columns
   for (const auto& row : r) {
-    const auto seq = row[0].as<std::int64_t>();
+    const int part = row[0].as<int>();
+    if (part == 0) {
+      ++epochs;
+      batch.epoch = row[2].as<std::string>();
+      owner = row[3].is_null() ? std::string() : row[3].as<std::string>();
+      owner_text = row[4].is_null() ? std::string() : row[4].as<std::string>();
+      continue;
+    }
+    if (part == 1) {
+      gone[row[2].as<std::string>()].insert(row[3].as<std::string>());
+      continue;
+    }
+    const auto seq = row[1].as<std::int64_t>();
     if (rows.empty() || rows.back().seq != seq) {
       CapturedRow c;
       c.seq = seq;
-      c.entity = row[1].as<std::string>();
-      const std::string op = row[2].as<std::string>();
+      c.entity = row[2].as<std::string>();
+      const std::string op = row[3].as<std::string>();
       c.op = op == "U" ? core::Op::kUpsert : core::Op::kDelete;
       c.left_scope = op == "L";
-      c.row_key = row[3].is_null() ? std::string() : row[3].as<std::string>();
-      c.captured_at_us = row[4].as<std::int64_t>();
+      c.row_key = row[4].is_null() ? std::string() : row[4].as<std::string>();
+      c.captured_at_us = row[5].as<std::int64_t>();
       rows.push_back(std::move(c));
     }
-    add_field(rows.back(), row[5], row[6]);
+    add_field(rows.back(), row[6], row[7]);
   }
+  if (epochs != 1)
+    throw std::runtime_error("side " + side_.name +
+                             ": mdsync.capture_epoch must hold one row; run `mdsync init`");
+  if (bound_) require_owner(owner, owner_text);
+  // Reported once per process and column: the trigger goes on without the column meanwhile.
+  for (const std::string& drift : drift_messages(gone))
+    if (drift_logged_.insert(drift).second)
+      log::warn("mapping_drift", {{"side", side_.name}, {"problem", drift}});
   resolve_lookups(tx, rows);
   return batch;
 }

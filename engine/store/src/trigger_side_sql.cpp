@@ -102,18 +102,16 @@ ColumnTypes column_types(pqxx::transaction_base& tx, const std::string& table) {
   return types;
 }
 
-std::set<std::string> drifted_columns(pqxx::transaction_base& tx, const config::SideMapping& m) {
-  std::set<std::string> have;
-  for (const auto& row :
-       tx.exec_params("SELECT a.attname FROM pg_attribute a WHERE a.attrelid = to_regclass($1)"
-                      " AND a.attnum > 0 AND NOT a.attisdropped",
-                      table_name(tx.conn(), m)))
-    have.insert(row[0].as<std::string>());
+std::set<std::string> drifted_columns(const ColumnTypes& types, const config::SideMapping& m) {
   std::set<std::string> gone;
-  if (have.empty()) return gone;
+  if (types.empty()) return gone;
   for (const std::string& col : read_columns(m))
-    if (!have.count(col)) gone.insert(col);
+    if (!types.count(col)) gone.insert(col);
   return gone;
+}
+
+std::set<std::string> drifted_columns(pqxx::transaction_base& tx, const config::SideMapping& m) {
+  return drifted_columns(column_types(tx, table_name(tx.conn(), m)), m);
 }
 
 const config::SideMapping& mapping_of(const config::EntityConfig& entity, const std::string& side) {

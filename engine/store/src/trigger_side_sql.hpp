@@ -69,5 +69,7 @@ std::vector<std::string> read_columns(const config::SideMapping& m);
 // side's table no longer has. Empty when the table itself is gone: that is not drift of a
 // column, and every write to it fails with the side's own error.
 std::set<std::string> drifted_columns(pqxx::transaction_base& tx, const config::SideMapping& m);
+// The same, from the table's columns as column_types read them.
+std::set<std::string> drifted_columns(const ColumnTypes& types, const config::SideMapping& m);
 
 }  // namespace mdsync::store

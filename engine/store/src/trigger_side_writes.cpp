@@ -123,6 +123,9 @@ class WritePass {
     results_[k].error = why;
   }
   bool writes_drifted_column(std::size_t k, const config::SideMapping& m);
+  // The columns and types of the mapping's table, read once per attempt: the drift check and
+  // the writes take them from the same catalog read.
+  const ColumnTypes& types_of(const config::SideMapping& m);
   void resolve_lookup(const std::string& entity, const std::string& field,
                       const std::set<std::string>& wanted, bool within_round);
   std::map<std::size_t, std::vector<core::Value>> lookup_context(const config::EntityConfig& entity,
@@ -149,6 +152,7 @@ class WritePass {
   std::vector<Prepared> prepared_;
   std::vector<bool> skip_;  // failed before anything was written (fail)
   std::map<std::string, std::set<std::string>> drifted_;  // entity -> its mapped columns gone
+  std::map<std::string, ColumnTypes> types_;              // by quoted table name
   // Lookups to resolve: (entity, field) -> side values wanted.
   std::map<std::pair<std::string, std::string>, std::set<std::string>> lookups_;
 };
@@ -240,7 +244,8 @@ void WritePass::to_side_terms() {
 bool WritePass::writes_drifted_column(std::size_t k, const config::SideMapping& m) {
   const WriteRequest& req = requests_[k];
   auto gone = drifted_.find(req.entity);
-  if (gone == drifted_.end()) gone = drifted_.emplace(req.entity, drifted_columns(tx_, m)).first;
+  if (gone == drifted_.end())
+    gone = drifted_.emplace(req.entity, drifted_columns(types_of(m), m)).first;
   for (const auto& [field, value] : prepared_[k].side) {
     (void)value;
     const std::string* column = m.column_of(field);
@@ -439,14 +444,15 @@ std::vector<WriteGroup> WritePass::group() {
   return groups;
 }
 
+const ColumnTypes& WritePass::types_of(const config::SideMapping& m) {
+  const std::string table = table_name(c_, m);
+  auto t = types_.find(table);
+  if (t == types_.end()) t = types_.emplace(table, column_types(tx_, table)).first;
+  return t->second;
+}
+
 void WritePass::write(const std::vector<WriteGroup>& groups) {
-  std::map<std::string, ColumnTypes> types;  // by table, read once per batch
-  for (const WriteGroup& g : groups) {
-    const std::string table = table_name(c_, *g.mapping);
-    auto t = types.find(table);
-    if (t == types.end()) t = types.emplace(table, column_types(tx_, table)).first;
-    write_group(g, t->second);
-  }
+  for (const WriteGroup& g : groups) write_group(g, types_of(*g.mapping));
 }
 
 // The group a chunk at a time, each chunk in one apply_chunk (a savepoint); a chunk the side
