@@ -35,6 +35,18 @@ void mark_reconciled(pqxx::transaction_base& tx, const std::string& side, const 
       side, epoch, pg_bigint_array(seqs));
 }
 
+void mark_reconciled_now(pqxx::transaction_base& tx, const std::string& side,
+                         const std::string& epoch, const std::vector<std::int64_t>& seqs) {
+  if (seqs.empty()) return;
+  // The two tables have nothing to do with each other: one statement, one round trip.
+  tx.exec_params(
+      "WITH done AS (INSERT INTO mdsync.capture_done (side, epoch, seq)"
+      " SELECT $1, $2, unnest($3::bigint[]) ON CONFLICT DO NOTHING)"
+      " INSERT INTO mdsync.side_state (side, last_capture_at) VALUES ($1, now())"
+      " ON CONFLICT (side) DO UPDATE SET last_capture_at = now()",
+      side, epoch, pg_bigint_array(seqs));
+}
+
 void in_capture_order(
     const std::vector<SideRows>& sides,
     const std::function<void(const SideRows& side, const CapturedRow& row)>& decide) {

@@ -28,6 +28,10 @@ std::set<std::int64_t> reconciled_before(pqxx::transaction_base& tx, const std::
 void mark_reconciled(pqxx::transaction_base& tx, const std::string& side, const std::string& epoch,
                      const std::vector<std::int64_t>& seqs);
 
+// The same, and the side's last capture time set to now (the service's batches).
+void mark_reconciled_now(pqxx::transaction_base& tx, const std::string& side,
+                         const std::string& epoch, const std::vector<std::int64_t>& seqs);
+
 // One side's rows to decide, in its own sequence order.
 struct SideRows {
   std::string side;

@@ -43,11 +43,4 @@ std::vector<std::string> resume_sides(pqxx::connection_base& control,
   return changed;
 }
 
-std::set<std::string> paused_sides(pqxx::transaction_base& tx) {
-  std::set<std::string> out;
-  for (const auto& r : tx.exec("SELECT side FROM mdsync.side_state WHERE paused_at IS NOT NULL"))
-    out.insert(r[0].as<std::string>());
-  return out;
-}
-
 }  // namespace mdsync::store

@@ -120,12 +120,6 @@ void notify_engine(pqxx::transaction_base& tx, const std::string& what) {
   tx.exec_params("SELECT pg_notify($1, $2)", std::string(kStewardChannel), what);
 }
 
-bool steward_actions_pending(pqxx::connection_base& control) {
-  pqxx::nontransaction tx(control);  // asked every pass: one statement, one round trip
-  return tx.exec1("SELECT EXISTS (SELECT 1 FROM mdsync.steward_action WHERE status = 'pending')")[0]
-      .as<bool>();
-}
-
 int apply_steward_actions(pqxx::connection_base& control, const config::Config& config,
                           const core::Ruleset& rs) {
   std::vector<std::int64_t> pending;

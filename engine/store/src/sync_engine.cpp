@@ -392,9 +392,7 @@ PassResult SyncEngine::run_pass(Clock::time_point now) {
         log::error("ruleset_rejected", {{"error", std::string(e.what())}});
       }
     }
-    if (store::steward_actions_pending(control()))
-      r.steward_actions = apply_steward_actions(control(), config_, ruleset());
-    read_paused_sides();
+    if (read_pass_start()) r.steward_actions = apply_steward_actions(control(), config_, ruleset());
     r += apply_writebacks(now);
     // A backlog is reconciled before more is written back (up to kBacklogBatches batches a
     // pass): a write to a row whose later changes are still captured would only wait for them.
@@ -472,17 +470,29 @@ std::int64_t SyncEngine::queued_writebacks(bool for_paused_sides) {
       .as<std::int64_t>();
 }
 
-void SyncEngine::read_paused_sides() {
+bool SyncEngine::read_pass_start() {
+  // One statement: the sides paused now (nothing is written to them) and, as a NULL row,
+  // whether any steward action waits.
   std::set<std::string> now;
+  bool steward_actions = false;
   {
     pqxx::nontransaction tx(control());
-    now = paused_sides(tx);
+    for (const auto& row :
+         tx.exec("SELECT side FROM mdsync.side_state WHERE paused_at IS NOT NULL"
+                 " UNION ALL SELECT NULL"
+                 " WHERE EXISTS (SELECT 1 FROM mdsync.steward_action WHERE status = 'pending')")) {
+      if (row[0].is_null())
+        steward_actions = true;
+      else
+        now.insert(row[0].as<std::string>());
+    }
   }
   for (const std::string& side : now)
     if (!paused_.count(side)) log::info("side_paused", {{"side", side}});
   for (const std::string& side : paused_)
     if (!now.count(side)) log::info("side_resumed", {{"side", side}});
   paused_ = std::move(now);
+  return steward_actions;
 }
 
 void SyncEngine::decide_captured(const std::vector<CaptureBatch>& captured,
@@ -519,11 +529,7 @@ void SyncEngine::decide_captured(const std::vector<CaptureBatch>& captured,
   batch.finish();
   for (std::size_t i = 0; i < sides_.size(); ++i) {
     if (read_seqs[i].empty()) continue;
-    mark_reconciled(tx, sides_[i]->name(), captured[i].epoch, read_seqs[i]);
-    tx.exec_params(
-        "INSERT INTO mdsync.side_state (side, last_capture_at) VALUES ($1, now())"
-        " ON CONFLICT (side) DO UPDATE SET last_capture_at = now()",
-        sides_[i]->name());
+    mark_reconciled_now(tx, sides_[i]->name(), captured[i].epoch, read_seqs[i]);
   }
   crash_point("batch.before_commit");
   tx.commit();

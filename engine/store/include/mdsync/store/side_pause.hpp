@@ -4,13 +4,11 @@
 // running service sees it at its next pass, and the command wakes it.
 #pragma once
 
-#include <set>
 #include <string>
 #include <vector>
 
 namespace pqxx {
 class connection_base;
-class transaction_base;
 }  // namespace pqxx
 
 namespace mdsync::store {
@@ -23,7 +21,5 @@ std::vector<std::string> pause_sides(pqxx::connection_base& control,
 // Resumes `sides`; returns those that were paused.
 std::vector<std::string> resume_sides(pqxx::connection_base& control,
                                       const std::vector<std::string>& sides);
-// The sides paused now.
-std::set<std::string> paused_sides(pqxx::transaction_base& tx);
 
 }  // namespace mdsync::store

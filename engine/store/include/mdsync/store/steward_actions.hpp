@@ -58,11 +58,10 @@ StewardActionState wait_for_steward_action(pqxx::connection_base& conn, std::int
 // for the engine's next pass. Nothing is sent if `tx` rolls back. `what` is the payload.
 void notify_engine(pqxx::transaction_base& tx, const std::string& what);
 
-// The engine's part: whether any action waits (one cheap statement), and applying the pending
-// ones in the order they were asked under ruleset `rs`, each in a control transaction of its
-// own that also marks it applied or refused (a refusal changes nothing else). Returns how many
-// it handled.
-bool steward_actions_pending(pqxx::connection_base& control);
+// The engine's part: applying the pending actions in the order they were asked under ruleset
+// `rs`, each in a control transaction of its own that also marks it applied or refused (a
+// refusal changes nothing else). Returns how many it handled. (Whether any waits is read with
+// the paused sides, at the start of each pass: SyncEngine::read_pass_start.)
 int apply_steward_actions(pqxx::connection_base& control, const config::Config& config,
                           const core::Ruleset& rs);
 

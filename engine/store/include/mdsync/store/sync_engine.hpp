@@ -199,8 +199,9 @@ class SyncEngine {
   void tally_results(const Side& side, const QueuedWrites& sent,
                      const std::vector<WriteResult>& results, PassResult& result);
   std::int64_t queued_writebacks(bool for_paused_sides);
-  // Reads which sides are paused (nothing is written to them), logging each change.
-  void read_paused_sides();
+  // The pass's first read: which sides are paused (logging each change) and whether steward
+  // actions wait (returned).
+  bool read_pass_start();
 
   const config::Config& config_;
   PgConnection control_;
