@@ -200,6 +200,47 @@ TEST(PropertyRegression, APropagatedDeleteWaitsForTheRowsCapturedChanges) {
   EXPECT_TRUE(m.sides().at("crm").has_row) << failure_text(m);
 }
 
+// Found by SyncProperties.ConvergesOnceChangesStop (seed 16240641151259760376): shop's delete
+// propagated; crm's user deleted crm's row too; erp's delete guard vetoed the delete, so the
+// record was restored on crm and shop meanwhile, with a foreign_delete conflict for crm. The
+// restore reached crm; then the steward accepted crm's delete, whose rule deactivates (active =
+// false elsewhere). crm was detached although it held the restored row again, linked, so that
+// row kept its old values for good. Now a deleting side that holds a linked row again is
+// deactivated with the others.
+TEST(PropertyRegression, AcceptingADeactivatingDeleteAfterTheRestoreReachedTheSideConverges) {
+  Spec spec = deletes_spec(3, kErp, true);
+  UnitSpec active;
+  active.name = "active";
+  active.members = {{"active", FieldType::kBoolean}};
+  spec.units.push_back(active);
+  spec.del.sides = {DeleteSpec::kDeletes, DeleteSpec::kDeactivates, DeleteSpec::kDeletes};
+  Action take_crm;
+  take_crm.kind = Action::Kind::kResolve;
+  take_crm.side = kCrm;
+  take_crm.pick = 0;
+  for (const bool restore_delivered_first : {true, false}) {
+    std::vector<Action> actions = {step(Action::Kind::kGuard, kErp), delete_row(kShop),
+                                   delete_row(kCrm), step(Action::Kind::kProcessBatch, kErp),
+                                   deliver(kErp)};
+    if (restore_delivered_first) actions.push_back(deliver(kCrm));
+    actions.push_back(take_crm);
+    SyncModel m = run(spec, actions);
+    SCOPED_TRACE(restore_delivered_first ? "the restore reached crm before the resolution"
+                                         : "the restore was still queued at the resolution");
+    ASSERT_NE(m.trace().find("accepted crm's delete"), std::string::npos) << failure_text(m);
+    expect_converges(m);
+    EXPECT_FALSE(m.state().deleted) << failure_text(m);
+    EXPECT_EQ(m.state().golden.at("active"), Value{"false"}) << failure_text(m);
+    EXPECT_EQ(m.sides().at("erp").row.at("active"), Value{"false"}) << failure_text(m);
+    if (restore_delivered_first) {
+      EXPECT_TRUE(m.sides().at("crm").has_row) << failure_text(m);
+      EXPECT_EQ(m.sides().at("crm").row.at("active"), Value{"false"}) << failure_text(m);
+    } else {
+      EXPECT_FALSE(m.sides().at("crm").has_row) << failure_text(m);
+    }
+  }
+}
+
 // DESIGN.md: a resolution is written back even when a capture of the unit, reconciled after
 // it, opens a new conflict (the write is conditional on the base, so the newer side value is
 // not overwritten): erp gets the steward's value; crm keeps its newer one, held by the new

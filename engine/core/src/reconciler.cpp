@@ -728,13 +728,20 @@ Reconciliation resolve_record(const EntityRules& rules, std::int64_t version,
              who + " accepted " + conflict.side + "'s delete; it propagates" + note);
     return out;
   }
-  if (std::find(out.after.detached.begin(), out.after.detached.end(), conflict.side) ==
-      out.after.detached.end())
+  // The deleting side is detached (nothing more is written there), unless it holds a linked
+  // row again: the row its vetoed delete had the engine restore meanwhile. A detached side with
+  // a linked row would keep that row out of sync for good; it is deactivated with the others.
+  const bool restored = state.bases.count(conflict.side) != 0;
+  if (!restored && std::find(out.after.detached.begin(), out.after.detached.end(), conflict.side) ==
+                       out.after.detached.end())
     out.after.detached.push_back(conflict.side);
   const FieldValues before = unit_values(*flag, out.after.golden);
   d.set_golden(*flag, {{flag_field, "false"}}, Provenance{"", who, r.time_us});
-  d.decide(*flag, Outcome::kResolve, before, {{flag_field, "false"}},
-           who + " accepted " + conflict.side + "'s delete; other sides are deactivated" + note);
+  d.decide(
+      *flag, Outcome::kResolve, before, {{flag_field, "false"}},
+      who + " accepted " + conflict.side + "'s delete; other sides are deactivated" +
+          (restored ? ", and the row restored on " + conflict.side + " meanwhile with them" : "") +
+          note);
   return out;
 }
 
