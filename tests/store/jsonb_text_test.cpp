@@ -99,9 +99,6 @@ TEST(JsonbText, ReadsJsonbsOwnTextForm) {
   EXPECT_EQ(prov.at("email").steward, "alice");
   EXPECT_EQ(prov.at("email").time_us, -5);
   EXPECT_TRUE(prov.at("email").seeded);
-  const auto bases = bases_from_json_text(R"({"crm": {"email": "a@b"}, "erp": {}})");
-  EXPECT_EQ(bases.at("crm"), (core::FieldValues{{"email", "a@b"}}));
-  EXPECT_TRUE(bases.at("erp").empty());
 }
 
 TEST(JsonbText, WritesEveryControlCharacterEscaped) {

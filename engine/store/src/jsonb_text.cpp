@@ -321,12 +321,4 @@ std::map<std::string, core::Provenance> provenance_from_json_text(std::string_vi
   return out;
 }
 
-std::map<std::string, core::FieldValues> bases_from_json_text(std::string_view text) {
-  Cursor in(text);
-  std::map<std::string, core::FieldValues> out;
-  in.object([&](std::string side) { out[std::move(side)] = values_at(in); });
-  in.end();
-  return out;
-}
-
 }  // namespace mdsync::store

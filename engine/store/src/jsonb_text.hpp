@@ -30,7 +30,4 @@ void append_json_string(std::string& out, std::string_view s);
 std::string provenance_json_text(const std::map<std::string, core::Provenance>& prov);
 std::map<std::string, core::Provenance> provenance_from_json_text(std::string_view text);
 
-// {side: {field: text or null}}, as load_many gathers a record's bases.
-std::map<std::string, core::FieldValues> bases_from_json_text(std::string_view text);
-
 }  // namespace mdsync::store

@@ -94,40 +94,65 @@ std::map<std::int64_t, core::RecordState> RecordRepository::load_many(
   flush();
   std::map<std::int64_t, core::RecordState> out;
   if (ids.empty()) return out;
-  // One row per record, its bases and open conflicts gathered as jsonb by subqueries, so a
-  // batch's records cost one statement. Locked in id order, the order every batch uses, so
-  // two transactions that lock several records do not deadlock on each other.
+  // One statement for the batch's records: part 0 is a record (locked in id order, the order
+  // every batch uses, so two transactions that lock several records do not deadlock on each
+  // other), part 1 a base, part 2 an open conflict. Bases as rows of their own, not gathered
+  // per record into a jsonb object by a subquery: that cost half the statement's time.
   const pqxx::result rows = tx_.exec_params(
-      "SELECT g.id, g.\"values\"::text, g.provenance::text, g.deleted, g.detached,"
-      " (SELECT coalesce(jsonb_object_agg(x.side, x.base), '{}') FROM mdsync.crosswalk x"
-      "   WHERE x.golden_id = g.id AND x.state = 'linked')::text,"
-      " (SELECT coalesce(jsonb_agg(jsonb_build_array(c.id, c.unit, c.kind, c.side,"
-      "   coalesce(c.vetoed_by, ''))"
-      "   ORDER BY c.id), '[]') FROM mdsync.conflict c"
-      "   WHERE c.golden_id = g.id AND c.status = 'open')::text"
-      " FROM mdsync.golden g WHERE g.id = ANY($1::bigint[]) ORDER BY g.id FOR UPDATE OF g",
+      "WITH g AS (SELECT g.id, g.\"values\", g.provenance, g.deleted, g.detached"
+      "  FROM mdsync.golden g WHERE g.id = ANY($1::bigint[]) ORDER BY g.id FOR UPDATE OF g)"
+      " SELECT 0, g.id, g.deleted, g.\"values\"::text, g.provenance::text, g.detached::text,"
+      "  NULL::text, NULL::text FROM g"
+      " UNION ALL SELECT 1, x.golden_id, NULL, x.side::text, x.base::text, NULL, NULL, NULL"
+      "  FROM mdsync.crosswalk x WHERE x.golden_id = ANY($1::bigint[]) AND x.state = 'linked'"
+      " UNION ALL SELECT 2, c.golden_id, NULL, c.id::text, c.unit::text, c.kind::text, "
+      "c.side::text,"
+      "  coalesce(c.vetoed_by, '') FROM mdsync.conflict c"
+      "  WHERE c.golden_id = ANY($1::bigint[]) AND c.status = 'open'",
       pg_bigint_array(ids));
-  for (const auto& g : rows) {
-    core::RecordState s;
-    s.exists = true;
-    s.golden = values_from_json(std::string_view(g[1].c_str(), g[1].size()));
-    s.provenance = provenance_from_json_text(std::string_view(g[2].c_str(), g[2].size()));
-    s.deleted = g[3].as<bool>();
-    auto arr = g[4].as_array();
-    for (auto item = arr.get_next(); item.first != pqxx::array_parser::done; item = arr.get_next())
-      if (item.first == pqxx::array_parser::string_value) s.detached.push_back(item.second);
-    s.bases = bases_from_json_text(std::string_view(g[5].c_str(), g[5].size()));
-    for (const json& c : json::parse(g[6].as<std::string>())) {
-      core::OpenConflict oc;
-      oc.id = c[0].get<std::int64_t>();
-      oc.unit = c[1].get<std::string>();
-      oc.kind = core::conflict_kind_from_string(c[2].get<std::string>())
-                    .value_or(core::ConflictKind::kConcurrentEdit);
-      oc.side = c[3].get<std::string>();
-      oc.vetoed_by = c[4].get<std::string>();
-      s.open_conflicts.push_back(std::move(oc));
+  auto text = [](const pqxx::field& f) { return std::string_view(f.c_str(), f.size()); };
+  std::map<std::int64_t, std::map<std::string, core::FieldValues>> bases;
+  std::map<std::int64_t, std::vector<core::OpenConflict>> conflicts;
+  for (const auto& row : rows) {
+    const auto id = row[1].as<std::int64_t>();
+    switch (row[0].as<int>()) {
+      case 0: {
+        core::RecordState s;
+        s.exists = true;
+        s.deleted = row[2].as<bool>();
+        s.golden = values_from_json(text(row[3]));
+        s.provenance = provenance_from_json_text(text(row[4]));
+        auto arr = row[5].as_array();
+        for (auto item = arr.get_next(); item.first != pqxx::array_parser::done;
+             item = arr.get_next())
+          if (item.first == pqxx::array_parser::string_value) s.detached.push_back(item.second);
+        out.emplace(id, std::move(s));
+        break;
+      }
+      case 1:
+        bases[id].emplace(row[3].as<std::string>(), values_from_json(text(row[4])));
+        break;
+      default: {
+        core::OpenConflict oc;
+        oc.id = row[3].as<std::int64_t>();
+        oc.unit = row[4].as<std::string>();
+        oc.kind = core::conflict_kind_from_string(row[5].as<std::string>())
+                      .value_or(core::ConflictKind::kConcurrentEdit);
+        oc.side = row[6].as<std::string>();
+        oc.vetoed_by = row[7].as<std::string>();
+        conflicts[id].push_back(std::move(oc));
+      }
     }
-    out.emplace(g[0].as<std::int64_t>(), std::move(s));
+  }
+  // A base or conflict of a record that is gone is no record's.
+  for (auto& [id, state] : out) {
+    if (auto b = bases.find(id); b != bases.end()) state.bases = std::move(b->second);
+    if (auto c = conflicts.find(id); c != conflicts.end()) {
+      std::sort(
+          c->second.begin(), c->second.end(),
+          [](const core::OpenConflict& a, const core::OpenConflict& b) { return a.id < b.id; });
+      state.open_conflicts = std::move(c->second);
+    }
   }
   return out;
 }
