@@ -101,6 +101,10 @@ TEST(ErrorsTest, ChangeKeptAsErrorIsRetriedFromTheRowAsItIsNowAndAudited) {
   RunResult st = s.mdsync({"status", "--json"});
   EXPECT_EQ(st.exit_code, 1) << st.err;
   EXPECT_EQ(json::parse(st.out)["sides"]["erp"]["capture_errors"], 2) << st.out;
+  // The batch recorded when it took the ERP's captures in (with its done markers, one
+  // statement); the CRM captured nothing.
+  EXPECT_TRUE(json::parse(st.out)["sides"]["erp"]["last_capture_at"].is_string()) << st.out;
+  EXPECT_TRUE(json::parse(st.out)["sides"]["crm"]["last_capture_at"].is_null()) << st.out;
   EXPECT_NE(st.err.find("side erp: 2 change(s) kept as errors"), std::string::npos) << st.err;
   EXPECT_EQ(json::parse(st.out)["problems"][0]["check"], "errors") << st.out;
   EXPECT_EQ(s.mdsync({"status", "--check", "errors=2"}).exit_code, 0);
