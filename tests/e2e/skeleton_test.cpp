@@ -307,6 +307,14 @@ TEST_F(SkeletonTest, CreateOnCrmGetsErpKeyAndCrosswalkLink) {
   EXPECT_EQ(s_.crm("SELECT credit_limit FROM crm.accounts"), "0.0000");
   const json same = json::parse(s_.mdsync_ok({"records", "show", "customer", "erp:501", "--json"}));
   EXPECT_EQ(same["golden_id"], rec["golden_id"]);
+  // Provenance is stored without its defaults (no steward here) and shown in full.
+  const json name = rec["provenance"]["name"];
+  EXPECT_EQ(name["side"], "crm") << rec.dump(2);
+  EXPECT_EQ(name["steward"], "") << rec.dump(2);
+  ASSERT_TRUE(name["time_us"].is_number_integer()) << rec.dump(2);
+  EXPECT_GT(name["time_us"].get<std::int64_t>(), 0) << rec.dump(2);
+  EXPECT_FALSE(name.contains("seeded")) << rec.dump(2);
+  EXPECT_EQ(s_.control("SELECT provenance->'name' ? 'steward' FROM mdsync.golden"), "f");
 }
 
 // Guarantee 7 (text): hostile text is data, stored and propagated byte for byte.

@@ -75,10 +75,32 @@ RC_GTEST_PROP(JsonbText, ProvenanceRoundTrips, ()) {
     RC_ASSERT(q.steward == p.steward);
     RC_ASSERT(q.time_us == p.time_us);
     RC_ASSERT(q.seeded == p.seeded);
+    // A member holding its default is left out.
     const json o = json::parse(text).at(unit);
-    RC_ASSERT(o.at("time_us").get<std::int64_t>() == p.time_us);
+    RC_ASSERT(o.contains("side") == !p.side.empty());
+    RC_ASSERT(o.contains("steward") == !p.steward.empty());
+    RC_ASSERT(o.contains("time_us") == (p.time_us != 0));
+    if (p.time_us != 0) RC_ASSERT(o.at("time_us").get<std::int64_t>() == p.time_us);
     RC_ASSERT(o.contains("seeded") == p.seeded);
   }
+}
+
+TEST(JsonbText, ProvenanceLeavesDefaultsOut) {
+  std::map<std::string, core::Provenance> units;
+  units["city"] = core::Provenance{"erp", "", 0};
+  units["email"] = core::Provenance{"", "alice", 1700000000000001};
+  units["email"].seeded = true;
+  units["zip"] = core::Provenance{};
+  EXPECT_EQ(provenance_json_text(units),
+            R"({"city":{"side":"erp"},"email":{"steward":"alice","time_us":1700000000000001,)"
+            R"("seeded":true},"zip":{}})");
+  // Written in full (before), it reads the same.
+  const auto full = provenance_from_json_text(
+      R"({"city": {"side": "erp", "steward": "", "time_us": 0}, "zip": {}})");
+  EXPECT_EQ(full.at("city").side, "erp");
+  EXPECT_EQ(full.at("city").steward, "");
+  EXPECT_EQ(full.at("city").time_us, 0);
+  EXPECT_EQ(full.at("zip").side, "");
 }
 
 TEST(JsonbText, ReadsJsonbsOwnTextForm) {

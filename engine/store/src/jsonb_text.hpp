@@ -27,6 +27,9 @@ void append_json_string(std::string& out, std::string_view s);
 // Value maps: values_to_json and values_from_json (mdsync/store/record_repository.hpp),
 // defined in jsonb_text.cpp.
 
+// Provenance: {unit: {"side", "steward", "time_us", "seeded"}}, each member written only when
+// it is not its default ("", "", 0, false), and read back as its default when absent (records
+// written in full before read alike).
 std::string provenance_json_text(const std::map<std::string, core::Provenance>& prov);
 std::map<std::string, core::Provenance> provenance_from_json_text(std::string_view text);
 

@@ -2,6 +2,7 @@
 
 #include <pqxx/pqxx>
 
+#include "jsonb_text.hpp"
 #include "mdsync/store/conflict_queue.hpp"
 #include "mdsync/store/pg_arrays.hpp"
 #include "mdsync/store/side.hpp"
@@ -78,7 +79,15 @@ json show_record(pqxx::connection_base& conn, const config::Config& config,
   j["entity"] = entity;
   j["golden_id"] = *gid;
   j["values"] = json::parse(g[0][0].as<std::string>());
-  j["provenance"] = json::parse(g[0][1].as<std::string>());
+  // In full, whatever the stored form (defaults are left out of it): unit -> {side, steward,
+  // time_us}, and seeded when true.
+  j["provenance"] = json::object();
+  for (const auto& [unit, p] :
+       provenance_from_json_text(std::string_view(g[0][1].c_str(), g[0][1].size()))) {
+    json u = {{"side", p.side}, {"steward", p.steward}, {"time_us", p.time_us}};
+    if (p.seeded) u["seeded"] = true;
+    j["provenance"][unit] = std::move(u);
+  }
   j["deleted"] = g[0][2].as<bool>();
   j["created_at"] = g[0][3].as<std::string>();
   j["updated_at"] = g[0][4].as<std::string>();
