@@ -421,6 +421,48 @@ TEST_F(MatchTest, RecordCreatedOnBothSidesDuringRunningIsLinkedNotDuplicated) {
   EXPECT_NE(taken.err.find("is already linked to crm row"), std::string::npos) << taken.err;
 }
 
+// The ERP's delete deactivates the record elsewhere and detaches the ERP (its row is gone). A
+// new ERP row with the same customer number is linked to the record by the key: the ERP holds
+// a row of it again and is synced again, not left detached with a row nothing is written to.
+TEST_F(MatchTest, ARowLinkedByItsKeyAfterItsSidesDeactivatingDeleteIsSyncedAgain) {
+  load_fixtures();
+  s_.crm_exec("ALTER TABLE \"Workspace\".company ADD COLUMN active boolean");
+  s_.write_config_entities(R"({"company": {
+    "fields": {"name": "text", "customer_no": "text", "active": "boolean"},
+    "match": {"keys": [{"field": "customer_no", "normalize": ["trim"]}]},
+    "sides": {
+      "erp": {"schema": "erp", "table": "res_partner", "key": "id", "columns": {
+        "name": "name", "customer_no": "ref", "active": "active"}},
+      "crm": {"schema": "Workspace", "table": "company", "key": "id", "columns": {
+        "name": "name", "customer_no": "customerNumber", "active": "active"}}}}})",
+                           {{"company", R"({
+    "entity": "company", "priority": ["erp", "crm"], "create": ["erp", "crm"],
+    "delete": {"owner": "erp", "propagate": "deactivate:active"},
+    "default": {"owner": "shared", "on_conflict": "priority"},
+    "fields": {"customer_no": {"owner": "erp"}, "active": {"owner": "erp"}}})"}});
+  s_.mdsync_ok({"init"});
+  erp_company("Acme", "", "C-1");
+  s_.mdsync_ok({"run", "--once"});
+  ASSERT_EQ(crm_names(), "Acme");
+  s_.erp_exec("DELETE FROM erp.res_partner WHERE ref = 'C-1'");
+  s_.mdsync_ok({"run", "--once"});
+  ASSERT_EQ(s_.control("SELECT detached::text FROM mdsync.golden"), "{erp}");
+  ASSERT_EQ(s_.crm("SELECT active FROM \"Workspace\".company"), "f");
+
+  erp_company("Acme Again", "", "C-1");
+  s_.mdsync_ok({"run", "--once"});
+  const std::string again = s_.erp("SELECT id FROM erp.res_partner WHERE ref = 'C-1'");
+  const std::string crm_row =
+      s_.crm("SELECT id FROM \"Workspace\".company WHERE \"customerNumber\" = 'C-1'");
+  EXPECT_EQ(golden_of("erp", again), golden_of("crm", crm_row));
+  EXPECT_EQ(s_.control("SELECT detached::text FROM mdsync.golden"), "{}");
+  s_.crm_exec("UPDATE \"Workspace\".company SET name = 'Acme Renamed' WHERE id = '" + crm_row +
+              "'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(s_.erp("SELECT name FROM erp.res_partner WHERE id = " + again), "Acme Renamed");
+  EXPECT_EQ(open_conflicts(), "");
+}
+
 // A record's keys are built from golden and from what each side holds: once a new website is
 // written back to the other side, no side holds the old one and it finds the record no more.
 // A write that names no key field leaves the keys as they are.

@@ -329,6 +329,8 @@ void BatchReconciler::reconcile(const std::string& side, const std::string& epoc
           // row is read against golden, so a formatting-only difference (a URL and its host
           // under a normalizer) is agreement, not a change.
           state.bases[side] = {};
+          // A side whose deactivating delete detached it holds a row of the record again.
+          detach(false);
           change = to_change(row, side, *entity, transforms_, state.golden);
           repo_.cancel_pending(*gid, side, {"insert"}, kLinkedNotInserted);
           linked_by_match = true;

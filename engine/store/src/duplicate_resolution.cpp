@@ -112,6 +112,9 @@ core::Plan link_row(RecordRepository& repo, const FieldTransforms& transforms,
                     const core::EntityRules& rules, std::int64_t version, const HeldConflict& c,
                     std::int64_t gid, core::RecordState& state) {
   state.bases[c.side] = {};
+  // A side whose deactivating delete detached it holds a row of the record again.
+  state.detached.erase(std::remove(state.detached.begin(), state.detached.end(), c.side),
+                       state.detached.end());
   core::Change change = held_change(c);
   change.values = read_against(transforms, c.entity, c.side, c.held, state.golden);
   core::Plan plan = core::reconcile_in_place(rules, version, state, change);
