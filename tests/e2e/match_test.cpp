@@ -424,12 +424,14 @@ TEST_F(MatchTest, RecordCreatedOnBothSidesDuringRunningIsLinkedNotDuplicated) {
 // The ERP's delete deactivates the record elsewhere and detaches the ERP (its row is gone). A
 // new ERP row with the same customer number is linked to the record by the key: the ERP holds
 // a row of it again and is synced again, not left detached with a row nothing is written to.
+// The same when a steward links a held row to the record.
 TEST_F(MatchTest, ARowLinkedByItsKeyAfterItsSidesDeactivatingDeleteIsSyncedAgain) {
   load_fixtures();
   s_.crm_exec("ALTER TABLE \"Workspace\".company ADD COLUMN active boolean");
   s_.write_config_entities(R"({"company": {
     "fields": {"name": "text", "customer_no": "text", "active": "boolean"},
-    "match": {"keys": [{"field": "customer_no", "normalize": ["trim"]}]},
+    "match": {"keys": [{"field": "customer_no", "normalize": ["trim"]}],
+              "fuzzy": [{"field": "name", "normalize": ["company_name"]}]},
     "sides": {
       "erp": {"schema": "erp", "table": "res_partner", "key": "id", "columns": {
         "name": "name", "customer_no": "ref", "active": "active"}},
@@ -460,6 +462,25 @@ TEST_F(MatchTest, ARowLinkedByItsKeyAfterItsSidesDeactivatingDeleteIsSyncedAgain
               "'");
   s_.mdsync_ok({"run", "--once"});
   EXPECT_EQ(s_.erp("SELECT name FROM erp.res_partner WHERE id = " + again), "Acme Renamed");
+  EXPECT_EQ(open_conflicts(), "");
+
+  // The same through a steward's --link: a new ERP row only the name finds is held as a
+  // possible duplicate, and linked to the record by the steward.
+  s_.erp_exec("DELETE FROM erp.res_partner WHERE id = " + again);
+  s_.mdsync_ok({"run", "--once"});
+  ASSERT_EQ(s_.control("SELECT detached::text FROM mdsync.golden"), "{erp}");
+  erp_company("Acme Renamed", "", "");
+  s_.mdsync_ok({"run", "--once"});
+  ASSERT_EQ(open_conflicts(), "possible_duplicate *record* erp");
+  const std::string cid = s_.control("SELECT id FROM mdsync.conflict WHERE status = 'open'");
+  s_.mdsync_ok({"conflicts", "resolve", cid, "--link", "crm:" + crm_row});
+  s_.mdsync_ok({"run", "--once"});
+  const std::string third = s_.erp("SELECT id FROM erp.res_partner WHERE name = 'Acme Renamed'");
+  EXPECT_EQ(golden_of("erp", third), golden_of("crm", crm_row));
+  EXPECT_EQ(s_.control("SELECT detached::text FROM mdsync.golden"), "{}");
+  s_.crm_exec("UPDATE \"Workspace\".company SET name = 'Acme Final' WHERE id = '" + crm_row + "'");
+  s_.mdsync_ok({"run", "--once"});
+  EXPECT_EQ(s_.erp("SELECT name FROM erp.res_partner WHERE id = " + third), "Acme Final");
   EXPECT_EQ(open_conflicts(), "");
 }
 
