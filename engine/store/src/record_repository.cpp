@@ -105,9 +105,8 @@ std::map<std::int64_t, core::RecordState> RecordRepository::load_many(
       "  NULL::text, NULL::text FROM g"
       " UNION ALL SELECT 1, x.golden_id, NULL, x.side::text, x.base::text, NULL, NULL, NULL"
       "  FROM mdsync.crosswalk x WHERE x.golden_id = ANY($1::bigint[]) AND x.state = 'linked'"
-      " UNION ALL SELECT 2, c.golden_id, NULL, c.id::text, c.unit::text, c.kind::text, "
-      "c.side::text,"
-      "  coalesce(c.vetoed_by, '') FROM mdsync.conflict c"
+      " UNION ALL SELECT 2, c.golden_id, NULL, c.id::text, c.unit::text, c.kind::text,"
+      "  c.side::text, coalesce(c.vetoed_by, '') FROM mdsync.conflict c"
       "  WHERE c.golden_id = ANY($1::bigint[]) AND c.status = 'open'",
       pg_bigint_array(ids));
   auto text = [](const pqxx::field& f) { return std::string_view(f.c_str(), f.size()); };
@@ -144,7 +143,7 @@ std::map<std::int64_t, core::RecordState> RecordRepository::load_many(
       }
     }
   }
-  // A base or conflict of a record that is gone is no record's.
+  // Bases and conflicts go to the records found; those of an id with no golden row are dropped.
   for (auto& [id, state] : out) {
     if (auto b = bases.find(id); b != bases.end()) state.bases = std::move(b->second);
     if (auto c = conflicts.find(id); c != conflicts.end()) {
