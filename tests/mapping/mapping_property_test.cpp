@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "mdsync/core/utf8.hpp"
 #include "mdsync/mapping/decimal_scale.hpp"
 #include "mdsync/mapping/field_transform.hpp"
 #include "mdsync/mapping/match_keys.hpp"
@@ -36,23 +37,7 @@ const std::vector<char32_t> kCodePoints = {
 
 std::string utf8(const std::u32string& cps) {
   std::string out;
-  for (char32_t c : cps) {
-    if (c < 0x80) {
-      out += static_cast<char>(c);
-    } else if (c < 0x800) {
-      out += static_cast<char>(0xC0 | (c >> 6));
-      out += static_cast<char>(0x80 | (c & 0x3F));
-    } else if (c < 0x10000) {
-      out += static_cast<char>(0xE0 | (c >> 12));
-      out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (c & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (c >> 18));
-      out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (c & 0x3F));
-    }
-  }
+  for (char32_t c : cps) core::append_utf8(out, static_cast<std::uint32_t>(c));
   return out;
 }
 

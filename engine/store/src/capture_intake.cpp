@@ -26,25 +26,30 @@ std::set<std::int64_t> reconciled_before(pqxx::transaction_base& tx, const std::
   return done;
 }
 
+namespace {
+
+// The done markers of $3 (seq[]) read from side $1's capture table $2 (epoch).
+constexpr const char* kMarkDone =
+    "INSERT INTO mdsync.capture_done (side, epoch, seq) SELECT $1, $2, unnest($3::bigint[])"
+    " ON CONFLICT DO NOTHING";
+
+}  // namespace
+
 void mark_reconciled(pqxx::transaction_base& tx, const std::string& side, const std::string& epoch,
                      const std::vector<std::int64_t>& seqs) {
   if (seqs.empty()) return;
-  tx.exec_params(
-      "INSERT INTO mdsync.capture_done (side, epoch, seq) SELECT $1, $2, unnest($3::bigint[])"
-      " ON CONFLICT DO NOTHING",
-      side, epoch, pg_bigint_array(seqs));
+  tx.exec_params(kMarkDone, side, epoch, pg_bigint_array(seqs));
 }
 
 void mark_reconciled_now(pqxx::transaction_base& tx, const std::string& side,
                          const std::string& epoch, const std::vector<std::int64_t>& seqs) {
   if (seqs.empty()) return;
   // The two tables have nothing to do with each other: one statement, one round trip.
-  tx.exec_params(
-      "WITH done AS (INSERT INTO mdsync.capture_done (side, epoch, seq)"
-      " SELECT $1, $2, unnest($3::bigint[]) ON CONFLICT DO NOTHING)"
-      " INSERT INTO mdsync.side_state (side, last_capture_at) VALUES ($1, now())"
-      " ON CONFLICT (side) DO UPDATE SET last_capture_at = now()",
-      side, epoch, pg_bigint_array(seqs));
+  const std::string sql = std::string("WITH done AS (") + kMarkDone +
+                          ") INSERT INTO mdsync.side_state (side, last_capture_at)"
+                          " VALUES ($1, now()) ON CONFLICT (side) DO UPDATE"
+                          " SET last_capture_at = now()";
+  tx.exec_params(sql, side, epoch, pg_bigint_array(seqs));
 }
 
 void in_capture_order(
